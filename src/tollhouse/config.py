@@ -1,0 +1,55 @@
+"""Settings from the environment (prefix `TOLLHOUSE_`) or a `.env` file, via pydantic-settings.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| `TOLLHOUSE_DATABASE_URL` | `sqlite+aiosqlite:///./tollhouse.db` | SQLAlchemy async URL; `postgresql+asyncpg://...` in production |
+| `TOLLHOUSE_REDIS_URL` | unset | unset = in-process rate limiter and caches; `redis://...` shares them across processes |
+| `TOLLHOUSE_CATALOG` | unset | path of the catalog YAML; unset = the built-in catalog |
+| `TOLLHOUSE_BOOTSTRAP_KEY` | unset | an operator key to install on first start instead of generating one |
+| `TOLLHOUSE_KEY_SECRET` | empty | HMAC-SHA256 secret for API key digests (empty = plain HMAC with an empty key) |
+| `TOLLHOUSE_KEY_ENV` | `live` | the `<env>` part of new keys: `th_<env>_...` |
+| `TOLLHOUSE_HOST`, `TOLLHOUSE_PORT` | `127.0.0.1`, `8080` | where `tollhouse serve` listens |
+| `TOLLHOUSE_UPSTREAM_TIMEOUT_SECONDS` | `300` | total time allowed for one upstream call |
+| `TOLLHOUSE_MAX_BODY_BYTES` | `4194304` | larger request bodies are refused with 413 |
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Process-wide settings; build one with `get_settings()` or directly in tests."""
+
+    model_config = SettingsConfigDict(env_prefix="TOLLHOUSE_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./tollhouse.db"
+    """SQLAlchemy async URL of the system of record."""
+    redis_url: str | None = None
+    """Redis for shared rate limits; None = in-process."""
+    catalog: Path | None = None
+    """Catalog YAML path; None = the built-in catalog."""
+    bootstrap_key: SecretStr | None = None
+    """Operator key to install on first start (must be a well-formed `th_` key)."""
+    key_secret: SecretStr = SecretStr("")
+    """HMAC secret for API key digests. Changing it invalidates every key."""
+    key_env: str = Field(default="live", pattern=r"^[a-z0-9]{1,12}$")
+    """The `<env>` label of new keys."""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    upstream_timeout_seconds: float = Field(default=300.0, gt=0)
+    """Total seconds one upstream call may take before the gateway answers 504."""
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    """Largest accepted request body in bytes; larger gets 413."""
+    hold_timeout_seconds: int = Field(default=3600, gt=0)
+    """An open hold older than this is voided by the sweeper (a crashed request's reservation)."""
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, read once."""
+    return Settings()

@@ -1,0 +1,98 @@
+"""The error tree. Every failure a caller can act on is a `TollhouseError` subclass.
+
+Each class carries the HTTP `status` it maps to and a stable `code`; only `api/problems.py`
+(and the gateway's OpenAI-shaped variant of it) turns them into responses, as RFC 9457
+problem+json with `type = https://tollhouse.dev/problems/<code>`.
+
+```
+TollhouseError (500 internal)
+├── BadRequest (400 bad-request)
+│   └── InvalidInput (422 invalid-input)
+├── Unauthenticated (401 unauthenticated)           keys: bad, expired or revoked key
+├── Forbidden (403 forbidden)                        keys: scope, model or customer not allowed
+├── NotFound (404 not-found)
+├── Conflict (409 conflict)
+├── PayloadTooLarge (413 payload-too-large)
+├── CatalogError (500 catalog-invalid)               catalog/errors.py
+├── LedgerError                                      ledger/errors.py
+│   ├── InsufficientCredit (402 insufficient-credit)
+│   ├── HoldNotFound (404 hold-not-found)
+│   ├── HoldNotOpen (409 hold-not-open)
+│   └── CaptureExceedsHold (409 capture-exceeds-hold)
+├── RateLimited (429 rate-limited)                   ratelimit/errors.py
+│   └── RateLimitStorageError (503 rate-limit-unavailable)
+└── UpstreamError (502 upstream-error)               gateway/errors.py
+    └── UpstreamTimeout (504 upstream-timeout)
+```
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+PROBLEM_BASE_URI = "https://tollhouse.dev/problems/"
+
+
+class TollhouseError(Exception):
+    """Base of every error tollhouse raises on purpose.
+
+    `detail` is a human sentence about this occurrence; `extra` are machine-readable
+    members added to the problem body (e.g. `balance_micros`, `retry_after_seconds`).
+    """
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    @property
+    def type_uri(self) -> str:
+        """The problem `type` URI: stable, one per class."""
+        return PROBLEM_BASE_URI + self.code
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        """The RFC 9457 body: `type`, `title`, `status`, `detail`, `instance` and the extras."""
+        body: dict[str, Any] = {
+            "type": self.type_uri,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance is not None:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body
+
+
+class BadRequest(TollhouseError):
+    status, code, title = 400, "bad-request", "Bad request"
+
+
+class InvalidInput(BadRequest):
+    """Well-formed but invalid input; `errors` lists `{loc, msg}` per offending field."""
+
+    status, code, title = 422, "invalid-input", "Invalid input"
+
+
+class Unauthenticated(TollhouseError):
+    status, code, title = 401, "unauthenticated", "Missing or invalid API key"
+
+
+class Forbidden(TollhouseError):
+    status, code, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(TollhouseError):
+    status, code, title = 404, "not-found", "Not found"
+
+
+class Conflict(TollhouseError):
+    status, code, title = 409, "conflict", "Conflict with the current state"
+
+
+class PayloadTooLarge(TollhouseError):
+    status, code, title = 413, "payload-too-large", "Request body too large"

@@ -1,0 +1,48 @@
+"""Bring a database's schema up to date with Alembic (`tollhouse db upgrade`).
+
+The migration scripts live in `storage/migrations/versions`; they run the same on SQLite
+(batch mode for ALTERs) and PostgreSQL. `MODEL_MODULES` names the modules whose tables the
+migrations cover; Alembic's autogenerate and the schema-drift test import them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+MODEL_MODULES = (
+    "tollhouse.customers.models",
+    "tollhouse.keys.models",
+    "tollhouse.ledger.models",
+    "tollhouse.metering.models",
+)
+
+
+def load_models() -> None:
+    """Import every model module so `Base.metadata` knows all tables."""
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic config for `url` that uses the packaged migration scripts."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["url"] = url
+    return config
+
+
+def upgrade(url: str, revision: str = "heads") -> None:
+    """Apply migrations up to `revision`. Synchronous: call from outside an event loop."""
+    command.upgrade(alembic_config(url), revision)
+
+
+async def upgrade_async(url: str, revision: str = "heads") -> None:
+    """`upgrade` from inside a running event loop (runs Alembic in a worker thread)."""
+    await asyncio.to_thread(upgrade, url, revision)
