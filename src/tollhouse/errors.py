@@ -13,7 +13,10 @@ TollhouseError (500 internal)
 ├── NotFound (404 not-found)
 ├── Conflict (409 conflict)
 ├── PayloadTooLarge (413 payload-too-large)
-├── CatalogError (500 catalog-invalid)               catalog/errors.py
+├── CatalogError (500 catalog-error)                 catalog/errors.py
+│   ├── CatalogInvalid (422 catalog-invalid)
+│   ├── ModelNotFound, PlanNotFound, ... (404 <kind>-not-found)
+│   └── ModelNotInPlan (403 model-not-in-plan)
 ├── LedgerError                                      ledger/errors.py
 │   ├── InsufficientCredit (402 insufficient-credit)
 │   ├── HoldNotFound (404 hold-not-found)

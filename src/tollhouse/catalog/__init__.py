@@ -1,0 +1,80 @@
+"""The catalog: plans, model categories, meters, upstreams and models, loaded from YAML.
+
+Invariants:
+- A `Catalog` is immutable (frozen objects, read-only mappings in YAML order) and valid:
+  every model's `category`, `upstream` and `min_plan` exist, `default_plan` exists, plan
+  ranks are unique. Anything else is rejected at load time with `CatalogInvalid`, whose
+  `errors` name each offending key path (`models.gpt-4o.price.input_per_1m_tokens`).
+- Money in the YAML is dollars; in a `Catalog` it is integer micros (`price_micros`,
+  `included_credits_micros`, `per_request_micros`) or exact `Decimal` micros-per-unit rates.
+  No float ever holds money; YAML numbers are converted from their source text.
+- `Price.cost` sums every component exactly and rounds once, up, to a whole micro.
+- A plan may use a model when its rank is >= the rank of the model's `min_plan`.
+- Limits are a category's base limits times the plan's multiplier, rounded down, at least 1;
+  a `None` multiplier means unlimited.
+
+No database tables: the catalog is configuration, loaded once per process.
+"""
+
+from tollhouse.catalog.catalog import (
+    Aggregation,
+    Catalog,
+    Category,
+    CategoryLimits,
+    Interval,
+    Meter,
+    Model,
+    Plan,
+    Protocol,
+    Upstream,
+)
+from tollhouse.catalog.errors import (
+    CatalogError,
+    CatalogInvalid,
+    CategoryNotFound,
+    ModelNotFound,
+    ModelNotInPlan,
+    PlanNotFound,
+    UpstreamNotFound,
+)
+from tollhouse.catalog.loader import (
+    STANDARD_METERS,
+    builtin_catalog,
+    builtin_catalog_text,
+    load_catalog,
+    load_catalog_data,
+    load_catalog_text,
+    starter_catalog_text,
+    validate_catalog_file,
+)
+from tollhouse.catalog.pricing import Price, Usage
+
+__all__ = [
+    "STANDARD_METERS",
+    "Aggregation",
+    "Catalog",
+    "CatalogError",
+    "CatalogInvalid",
+    "Category",
+    "CategoryLimits",
+    "CategoryNotFound",
+    "Interval",
+    "Meter",
+    "Model",
+    "ModelNotFound",
+    "ModelNotInPlan",
+    "Plan",
+    "PlanNotFound",
+    "Price",
+    "Protocol",
+    "Upstream",
+    "UpstreamNotFound",
+    "Usage",
+    "builtin_catalog",
+    "builtin_catalog_text",
+    "load_catalog",
+    "load_catalog_data",
+    "load_catalog_text",
+    "starter_catalog_text",
+    "validate_catalog_file",
+]

@@ -1,0 +1,271 @@
+"""The loaded catalog: immutable plans, categories, meters, upstreams and models.
+
+Everything here is frozen; the mappings are read-only views (`types.MappingProxyType`) in
+the order of the YAML. Build one with `tollhouse.catalog.load_catalog`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+from tollhouse.catalog.errors import (
+    CategoryNotFound,
+    ModelNotFound,
+    ModelNotInPlan,
+    PlanNotFound,
+    UpstreamNotFound,
+)
+from tollhouse.catalog.pricing import Price
+
+Aggregation = Literal["sum", "count", "max"]
+"""How a meter's events combine over a period: SUM(value), COUNT(*) or MAX(value)."""
+
+Interval = Literal["month", "year", "once"]
+"""A plan's billing interval; `once` is a one-off purchase (lifetime)."""
+
+Protocol = Literal["openai", "http"]
+"""How the gateway talks to an upstream: OpenAI-compatible API, or a plain HTTP endpoint."""
+
+
+@dataclass(frozen=True, slots=True)
+class Meter:
+    """A named usage quantity (`input_tokens`) and its aggregation over a period."""
+
+    name: str
+    aggregation: Aggregation
+    unit: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """A model category and its base limits, per minute, for a plan with multiplier 1.
+
+    `tokens_per_minute` is `None` when the category has no token limit.
+    """
+
+    name: str
+    requests_per_minute: int
+    tokens_per_minute: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryLimits:
+    """A plan's limits in one category, per minute; `None` = unlimited."""
+
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+
+    @property
+    def is_unlimited(self) -> bool:
+        """True when neither requests nor tokens are limited."""
+        return self.requests_per_minute is None and self.tokens_per_minute is None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A tier. Money in micros of the catalog currency.
+
+    `price_micros` is charged per `interval` (`once` for lifetime); `included_credits_micros`
+    are granted each period (once for `once`). `rate_limit_multiplier` scales every
+    category's base limits; `None` = unlimited. Higher `rank` includes lower ranks' models.
+    """
+
+    name: str
+    rank: int
+    price_micros: int
+    interval: Interval
+    trial_days: int
+    rate_limit_multiplier: Decimal | None
+    included_credits_micros: int
+    features: frozenset[str] = frozenset()
+    description: str = ""
+
+    def has_feature(self, feature: str) -> bool:
+        """True when the plan lists `feature` (e.g. `batch_generation`)."""
+        return feature in self.features
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where a model's requests go. The API key is read from `api_key_env` at call time."""
+
+    name: str
+    base_url: str
+    api_key_env: str | None = None
+    protocol: Protocol = "openai"
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """A registry entry: `id` as clients send it, `upstream_model` as the upstream knows it."""
+
+    id: str
+    category: str
+    upstream: str
+    upstream_model: str
+    price: Price
+    min_plan: str
+    max_output_tokens: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Catalog:
+    """Plans, categories, meters, upstreams and models; cross-references are valid.
+
+    Compared and hashed by identity (one loaded catalog per process, usable as a cache key).
+
+    Invariants (checked by the loader): every model's `category`, `upstream` and `min_plan`
+    exist; `default_plan` exists; plan ranks are unique.
+    """
+
+    version: str
+    currency: str
+    default_plan: str
+    meters: Mapping[str, Meter]
+    categories: Mapping[str, Category]
+    plans: Mapping[str, Plan]
+    upstreams: Mapping[str, Upstream]
+    models: Mapping[str, Model]
+    _plans_by_rank: tuple[Plan, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ranked = tuple(sorted(self.plans.values(), key=lambda plan: plan.rank))
+        object.__setattr__(self, "_plans_by_rank", ranked)
+
+    def model(self, model_id: str) -> Model:
+        """The model `model_id`.
+
+        Raises:
+            ModelNotFound: no such model.
+        """
+        try:
+            return self.models[model_id]
+        except KeyError:
+            raise ModelNotFound(f"model {model_id!r} does not exist", model=model_id) from None
+
+    def plan(self, name: str) -> Plan:
+        """The plan `name`.
+
+        Raises:
+            PlanNotFound: no such plan.
+        """
+        try:
+            return self.plans[name]
+        except KeyError:
+            raise PlanNotFound(f"plan {name!r} does not exist", plan=name) from None
+
+    def category(self, name: str) -> Category:
+        """The model category `name`.
+
+        Raises:
+            CategoryNotFound: no such category.
+        """
+        try:
+            return self.categories[name]
+        except KeyError:
+            raise CategoryNotFound(
+                f"model category {name!r} does not exist", category=name
+            ) from None
+
+    def upstream(self, name: str) -> Upstream:
+        """The upstream `name`.
+
+        Raises:
+            UpstreamNotFound: no such upstream.
+        """
+        try:
+            return self.upstreams[name]
+        except KeyError:
+            raise UpstreamNotFound(f"upstream {name!r} does not exist", upstream=name) from None
+
+    @property
+    def plans_by_rank(self) -> tuple[Plan, ...]:
+        """All plans, lowest rank first."""
+        return self._plans_by_rank
+
+    def limits_for(self, plan: str, category: str) -> CategoryLimits:
+        """The per-minute limits of `plan` in `category`.
+
+        Each base limit times the plan's multiplier, rounded down, at least 1. A plan with
+        multiplier `None` is unlimited (both `None`); a category without a token limit gives
+        `tokens_per_minute=None`.
+
+        Raises:
+            PlanNotFound, CategoryNotFound: unknown name.
+        """
+        multiplier = self.plan(plan).rate_limit_multiplier
+        base = self.category(category)
+        if multiplier is None:
+            return CategoryLimits(requests_per_minute=None, tokens_per_minute=None)
+        tokens = base.tokens_per_minute
+        return CategoryLimits(
+            requests_per_minute=_scaled(base.requests_per_minute, multiplier),
+            tokens_per_minute=None if tokens is None else _scaled(tokens, multiplier),
+        )
+
+    def can_use(self, plan: str, model_id: str) -> bool:
+        """True when `plan` ranks at or above the model's `min_plan`.
+
+        Raises:
+            PlanNotFound, ModelNotFound: unknown name.
+        """
+        required = self.plans[self.model(model_id).min_plan]
+        return self.plan(plan).rank >= required.rank
+
+    def require_model(self, plan: str, model_id: str) -> Model:
+        """The model, if `plan` may use it: the gateway's access check in one call.
+
+        Raises:
+            ModelNotFound: no such model.
+            PlanNotFound: no such plan.
+            ModelNotInPlan: the plan ranks below the model's `min_plan`.
+        """
+        model = self.model(model_id)
+        if not self.can_use(plan, model_id):
+            raise ModelNotInPlan(
+                f"model {model_id!r} needs plan {model.min_plan!r} or higher; "
+                f"the current plan is {plan!r}",
+                model=model_id,
+                required_plan=model.min_plan,
+                plan=plan,
+            )
+        return model
+
+    def models_for_plan(self, plan: str) -> list[Model]:
+        """The models `plan` may use, in catalog order (for `/v1/models`).
+
+        Raises:
+            PlanNotFound: unknown plan.
+        """
+        rank = self.plan(plan).rank
+        return [m for m in self.models.values() if self.plans[m.min_plan].rank <= rank]
+
+    def upstream_api_key(
+        self, upstream_name: str, *, environ: Mapping[str, str] | None = None
+    ) -> str | None:
+        """The upstream's API key from the environment (`os.environ` unless `environ`).
+
+        `None` when the upstream needs no key (`api_key_env` unset) or the variable is unset
+        or empty.
+
+        Raises:
+            UpstreamNotFound: unknown upstream.
+        """
+        variable = self.upstream(upstream_name).api_key_env
+        if variable is None:
+            return None
+        value = (os.environ if environ is None else environ).get(variable)
+        return value or None
+
+
+def _scaled(base: int, multiplier: Decimal) -> int:
+    """`base * multiplier`, rounded down, at least 1."""
+    return max(1, int(Decimal(base) * multiplier))

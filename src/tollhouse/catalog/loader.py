@@ -1,0 +1,366 @@
+"""Load a catalog YAML into a `Catalog`, reporting every problem with its key path.
+
+Steps: read the file, parse YAML (floats keep their source text exactly, duplicate keys are
+errors), validate against `CatalogSpec` (unknown keys are errors), check cross-references,
+then convert dollars to micros. Any failure raises one `CatalogInvalid` whose `errors` list
+every problem as `{"loc": "models.gpt-4o.price.per_image", "msg": "..."}` and whose `detail`
+has one line per problem, `<loc>: <msg> (line N)`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, NoReturn, TypeVar
+
+import yaml
+from pydantic import ValidationError
+
+from tollhouse import money
+from tollhouse.catalog.catalog import Catalog, Category, Meter, Model, Plan, Upstream
+from tollhouse.catalog.errors import CatalogInvalid
+from tollhouse.catalog.pricing import Price
+from tollhouse.catalog.schemas import CatalogSpec, MeterSpec, PriceSpec
+
+BUILTIN_RESOURCE = "builtin.yaml"
+STARTER_RESOURCE = "starter.yaml"
+
+STANDARD_METERS: Mapping[str, MeterSpec] = MappingProxyType(
+    {
+        "api_calls": MeterSpec(aggregation="count", unit="requests"),
+        "input_tokens": MeterSpec(aggregation="sum", unit="tokens"),
+        "output_tokens": MeterSpec(aggregation="sum", unit="tokens"),
+        "images": MeterSpec(aggregation="sum", unit="images"),
+        "audio_seconds": MeterSpec(aggregation="sum", unit="seconds"),
+        "characters": MeterSpec(aggregation="sum", unit="characters"),
+        "compute_seconds": MeterSpec(aggregation="sum", unit="seconds"),
+        "jobs": MeterSpec(aggregation="count", unit="jobs"),
+        "storage_bytes": MeterSpec(aggregation="max", unit="bytes"),
+    }
+)
+"""The meters a catalog gets when its YAML has no `meters` key."""
+
+Loc = tuple[str | int, ...]
+T = TypeVar("T")
+
+
+class _Problems:
+    """Collected `(loc, msg)` pairs, rendered into one `CatalogInvalid`."""
+
+    def __init__(self, source: str, root: yaml.Node | None = None) -> None:
+        self.source = source
+        self.root = root
+        self.items: list[tuple[Loc, str, int | None]] = []
+
+    def add(self, loc: Loc, msg: str, *, line: int | None = None) -> None:
+        """Record a problem; `line` (1-based) defaults to where `loc` is in the document."""
+        self.items.append((loc, msg, line))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise self.error()
+
+    def error(self) -> CatalogInvalid:
+        errors: list[dict[str, str]] = []
+        lines: list[str] = []
+        for loc, msg, known_line in self.items:
+            path = ".".join(str(part) for part in loc)
+            errors.append({"loc": path, "msg": msg})
+            line = known_line
+            if line is None and self.root is not None:
+                line = _line_of(self.root, loc)
+            where = f" (line {line})" if line is not None and loc else ""
+            lines.append(f"  {path or '<file>'}: {msg}{where}")
+        count = f"{len(errors)} error" + ("s" if len(errors) != 1 else "")
+        detail = f"catalog {self.source} is invalid ({count}):\n" + "\n".join(lines)
+        return CatalogInvalid(detail, errors=errors, source=self.source)
+
+
+class _CatalogLoader(yaml.SafeLoader):
+    """SafeLoader whose floats are exact `Decimal`s taken from the source text."""
+
+
+def _construct_exact_float(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    assert isinstance(node, yaml.ScalarNode)
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return loader.construct_yaml_float(node)  # .inf, .nan, 1:30.5: not exact decimals
+    return value if value.is_finite() else loader.construct_yaml_float(node)
+
+
+_CatalogLoader.add_constructor("tag:yaml.org,2002:float", _construct_exact_float)
+
+
+def _line_of(root: yaml.Node, loc: Loc) -> int | None:
+    """1-based line of the deepest node on `loc` (the key itself when it is the last part)."""
+    node = root
+    line: int | None = node.start_mark.line + 1
+    for part in loc:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                line = key.start_mark.line + 1
+                node = value
+                break
+        else:
+            break
+    return line
+
+
+def _duplicate_keys(node: yaml.Node, loc: Loc, problems: _Problems, seen: set[int]) -> None:
+    """Report mapping keys given twice (YAML loaders silently keep the last one)."""
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        keys: dict[str, int] = {}
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                if key.value in keys:
+                    problems.add(
+                        (*loc, key.value),
+                        f"duplicate key (first defined at line {keys[key.value]})",
+                        line=key.start_mark.line + 1,
+                    )
+                else:
+                    keys[key.value] = key.start_mark.line + 1
+                _duplicate_keys(value, (*loc, key.value), problems, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _duplicate_keys(item, (*loc, index), problems, seen)
+
+
+def _parse(text: str, source: str) -> tuple[Any, yaml.Node | None]:
+    """YAML text -> (python data, node tree). Raises CatalogInvalid on syntax errors."""
+    loader = _CatalogLoader(text)
+    try:
+        root = loader.get_single_node()
+        problems = _Problems(source, root)
+        if root is not None:
+            _duplicate_keys(root, (), problems, set())
+        problems.raise_if_any()
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        syntax = _Problems(source)
+        syntax.add((), f"YAML syntax error: {where}{problem}")
+        raise syntax.error() from exc
+    except yaml.YAMLError as exc:
+        syntax = _Problems(source)
+        syntax.add((), f"YAML error: {exc}")
+        raise syntax.error() from exc
+    finally:
+        loader.dispose()
+    return data, root
+
+
+def _validate(data: Any, source: str, root: yaml.Node | None) -> CatalogSpec:
+    problems = _Problems(source, root)
+    if data is None:
+        problems.add((), "the catalog is empty")
+    elif not isinstance(data, dict):
+        problems.add((), f"the catalog must be a mapping of keys, not {type(data).__name__}")
+    problems.raise_if_any()
+    try:
+        spec = CatalogSpec.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            problems.add(tuple(error["loc"]), error["msg"])
+        raise problems.error() from exc
+    _check_references(spec, problems)
+    problems.raise_if_any()
+    return spec
+
+
+def _check_references(spec: CatalogSpec, problems: _Problems) -> None:
+    """Cross-references the schema cannot see: names that must exist, unique ranks."""
+    if not spec.plans:
+        problems.add(("plans",), "at least one plan is required")
+    elif spec.default_plan not in spec.plans:
+        problems.add(("default_plan",), _unknown("plan", spec.default_plan, spec.plans))
+    ranks: dict[int, str] = {}
+    for name, plan in spec.plans.items():
+        if plan.rank in ranks:
+            problems.add(
+                ("plans", name, "rank"),
+                f"rank {plan.rank} is also used by plan {ranks[plan.rank]!r}",
+            )
+        else:
+            ranks[plan.rank] = name
+    for model_id, model in spec.models.items():
+        if model.category not in spec.categories:
+            problems.add(
+                ("models", model_id, "category"),
+                _unknown("category", model.category, spec.categories),
+            )
+        if model.upstream not in spec.upstreams:
+            problems.add(
+                ("models", model_id, "upstream"),
+                _unknown("upstream", model.upstream, spec.upstreams),
+            )
+        if model.min_plan is not None and model.min_plan not in spec.plans:
+            problems.add(
+                ("models", model_id, "min_plan"), _unknown("plan", model.min_plan, spec.plans)
+            )
+
+
+def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
+    names = ", ".join(sorted(known)) or "none"
+    return f"unknown {kind} {name!r} (known: {names})"
+
+
+def _frozen(items: dict[str, T]) -> Mapping[str, T]:
+    return MappingProxyType(items)
+
+
+def _price(spec: PriceSpec) -> Price:
+    return Price.from_dollars(
+        per_request=spec.per_request,
+        input_per_1m_tokens=spec.input_per_1m_tokens,
+        output_per_1m_tokens=spec.output_per_1m_tokens,
+        per_image=spec.per_image,
+        per_audio_second=spec.per_audio_second,
+        per_1m_characters=spec.per_1m_characters,
+    )
+
+
+def _build(spec: CatalogSpec) -> Catalog:
+    """A validated spec -> the immutable catalog (dollars -> micros)."""
+    meters = STANDARD_METERS if spec.meters is None else spec.meters
+    return Catalog(
+        version=spec.version,
+        currency=spec.currency,
+        default_plan=spec.default_plan,
+        meters=_frozen(
+            {
+                name: Meter(name, m.aggregation, unit=m.unit, description=m.description)
+                for name, m in meters.items()
+            }
+        ),
+        categories=_frozen(
+            {
+                name: Category(name, c.requests_per_minute, c.tokens_per_minute, c.description)
+                for name, c in spec.categories.items()
+            }
+        ),
+        plans=_frozen(
+            {
+                name: Plan(
+                    name=name,
+                    rank=p.rank,
+                    price_micros=money.to_micros(p.price),
+                    interval=p.interval,
+                    trial_days=p.trial_days,
+                    rate_limit_multiplier=p.rate_limit_multiplier,
+                    included_credits_micros=money.to_micros(p.included_credits),
+                    features=frozenset(p.features),
+                    description=p.description,
+                )
+                for name, p in spec.plans.items()
+            }
+        ),
+        upstreams=_frozen(
+            {
+                name: Upstream(name, u.base_url, u.api_key_env, u.protocol, u.description)
+                for name, u in spec.upstreams.items()
+            }
+        ),
+        models=_frozen(
+            {
+                model_id: Model(
+                    id=model_id,
+                    category=m.category,
+                    upstream=m.upstream,
+                    upstream_model=m.upstream_model or model_id,
+                    price=_price(m.price),
+                    min_plan=m.min_plan or spec.default_plan,
+                    max_output_tokens=m.max_output_tokens,
+                    description=m.description,
+                )
+                for model_id, m in spec.models.items()
+            }
+        ),
+    )
+
+
+def load_catalog_text(text: str, *, source: str = "<string>") -> Catalog:
+    """Parse, validate and build a catalog from YAML text; `source` names it in errors.
+
+    Raises:
+        CatalogInvalid: syntax, schema or cross-reference errors (all of them, with `loc`).
+    """
+    data, root = _parse(text, source)
+    return _build(_validate(data, source, root))
+
+
+def load_catalog_data(data: Mapping[str, Any], *, source: str = "<data>") -> Catalog:
+    """Validate and build a catalog from already-parsed data (a dict shaped like the YAML).
+
+    Float values are converted through `str()`, so `0.1` is exactly 0.1.
+
+    Raises:
+        CatalogInvalid: schema or cross-reference errors.
+    """
+    return _build(_validate(dict(data), source, None))
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    """Load the catalog at `path`, or the built-in one when `path` is `None`.
+
+    Raises:
+        CatalogInvalid: unreadable file (missing, a directory, not UTF-8) or invalid catalog.
+    """
+    if path is None:
+        return builtin_catalog()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        _fail_file(path, "file not found")
+    except IsADirectoryError:
+        _fail_file(path, "is a directory, not a file")
+    except UnicodeDecodeError as exc:
+        _fail_file(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})")
+    except OSError as exc:
+        _fail_file(path, f"cannot read: {exc.strerror or exc}")
+    return load_catalog_text(text, source=str(path))
+
+
+def _fail_file(path: Path, msg: str) -> NoReturn:
+    problems = _Problems(str(path))
+    problems.add((), f"{path}: {msg}")
+    raise problems.error()
+
+
+def validate_catalog_file(path: Path | str) -> Catalog:
+    """Load and validate the catalog file at `path` (for the CLI's `validate`).
+
+    Raises:
+        CatalogInvalid: as `load_catalog`.
+    """
+    return load_catalog(Path(path))
+
+
+def builtin_catalog_text() -> str:
+    """The built-in catalog's YAML, shipped as package data."""
+    return resources.files("tollhouse.catalog").joinpath(BUILTIN_RESOURCE).read_text("utf-8")
+
+
+@functools.cache
+def builtin_catalog() -> Catalog:
+    """The built-in catalog, loaded once per process (it is immutable)."""
+    return load_catalog_text(builtin_catalog_text(), source="builtin.yaml")
+
+
+def starter_catalog_text() -> str:
+    """The small commented catalog that `tollhouse init` writes as `tollhouse.yaml`."""
+    return resources.files("tollhouse.catalog").joinpath(STARTER_RESOURCE).read_text("utf-8")

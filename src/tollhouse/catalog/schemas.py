@@ -1,0 +1,174 @@
+"""The catalog YAML's shape, as strict pydantic models (unknown keys are errors).
+
+These are the *file* format: money in dollars (strings preferred, numbers accepted and
+converted through `str()`), names as mapping keys. `tollhouse.catalog.loader` validates a
+document against `CatalogSpec`, checks cross-references and turns it into the immutable
+`Catalog` (micros, `Decimal` rates, frozen objects).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+from pydantic_core import PydanticCustomError
+
+from tollhouse import money
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+"""Plan, category, upstream and feature names: lowercase, digits, `-` and `_`."""
+
+METER_PATTERN = r"^[a-z][a-z0-9_]*$"
+"""Meter names: snake_case."""
+
+MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
+"""Model ids as clients send them (`gpt-4o`, `flux.1-schnell`, `llama3.2`)."""
+
+ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+"""Environment variable names."""
+
+
+def _exact_number(value: Any) -> Any:
+    """Convert YAML numbers to `Decimal` through `str()` (so `0.1` stays 0.1); reject bools."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("decimal_type", "Input should be a number, not a boolean")
+    if isinstance(value, float | int):
+        return Decimal(str(value))
+    return value
+
+
+def _whole_micros(value: Decimal) -> Decimal:
+    """Reject amounts finer than a micro (more than 6 decimal places of a dollar)."""
+    try:
+        money.to_micros(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "whole_micros", "Input should have at most 6 decimal places (whole micros)"
+        ) from None
+    return value
+
+
+def _version_text(value: Any) -> Any:
+    """Accept `version: 3`, `version: 2026.1` or `version: 2026-03-15` as text."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Dollars = Annotated[
+    Decimal,
+    BeforeValidator(_exact_number),
+    Field(ge=0, allow_inf_nan=False),
+]
+"""A non-negative dollar rate, any precision (`"0.0000111"` per audio second)."""
+
+WholeDollars = Annotated[
+    Decimal,
+    BeforeValidator(_exact_number),
+    Field(ge=0, allow_inf_nan=False),
+    AfterValidator(_whole_micros),
+]
+"""A non-negative dollar amount with at most 6 decimals (a whole number of micros)."""
+
+Multiplier = Annotated[  # > 0, any precision (`1.5`)
+    Decimal,
+    BeforeValidator(_exact_number),
+    Field(gt=0, allow_inf_nan=False),
+]
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+MeterName = Annotated[str, StringConstraints(pattern=METER_PATTERN)]
+ModelId = Annotated[str, StringConstraints(pattern=MODEL_ID_PATTERN)]
+EnvName = Annotated[str, StringConstraints(pattern=ENV_PATTERN)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True)]
+Interval = Literal["month", "year", "once"]
+"""Billing interval of a plan; `once` = a one-off purchase (lifetime)."""
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MeterSpec(_Spec):
+    """`meters.<name>`: a usage quantity and how a period aggregates it."""
+
+    aggregation: Literal["sum", "count", "max"]
+    unit: Text = ""
+    description: Text = ""
+
+
+class CategorySpec(_Spec):
+    """`categories.<name>`: base limits of a model category for a multiplier-1 plan."""
+
+    requests_per_minute: int = Field(ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+    description: Text = ""
+
+
+class PlanSpec(_Spec):
+    """`plans.<name>`. `rate_limit_multiplier: null` means unlimited."""
+
+    rank: int = Field(ge=0)
+    price: WholeDollars = Decimal(0)
+    interval: Interval = "month"
+    trial_days: int = Field(default=0, ge=0)
+    rate_limit_multiplier: Multiplier | None = Decimal(1)
+    included_credits: WholeDollars = Decimal(0)
+    features: list[Name] = Field(default_factory=list)
+    description: Text = ""
+
+
+class UpstreamSpec(_Spec):
+    """`upstreams.<name>`: where requests for its models are forwarded."""
+
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+\S*$")]
+    api_key_env: EnvName | None = None
+    protocol: Literal["openai", "http"] = "openai"
+    description: Text = ""
+
+
+class PriceSpec(_Spec):
+    """`models.<id>.price`: dollars; every component optional (absent = not charged)."""
+
+    per_request: WholeDollars | None = None
+    input_per_1m_tokens: Dollars | None = None
+    output_per_1m_tokens: Dollars | None = None
+    per_image: Dollars | None = None
+    per_audio_second: Dollars | None = None
+    per_1m_characters: Dollars | None = None
+
+
+class ModelSpec(_Spec):
+    """`models.<id>`: one registry entry. `upstream_model` defaults to the id,
+    `min_plan` to the catalog's `default_plan`."""
+
+    category: Name
+    upstream: Name
+    upstream_model: Annotated[str, StringConstraints(min_length=1)] | None = None
+    price: PriceSpec = Field(default_factory=PriceSpec)
+    min_plan: Name | None = None
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    description: Text = ""
+
+
+class CatalogSpec(_Spec):
+    """The whole file. `meters` defaults to the standard set when the key is absent."""
+
+    version: Annotated[str, BeforeValidator(_version_text), StringConstraints(min_length=1)]
+    currency: Annotated[str, StringConstraints(pattern=r"^[a-z]{3}$")] = "usd"
+    default_plan: Name = "free"
+    meters: dict[MeterName, MeterSpec] | None = None
+    categories: dict[Name, CategorySpec] = Field(default_factory=dict)
+    plans: dict[Name, PlanSpec]
+    upstreams: dict[Name, UpstreamSpec] = Field(default_factory=dict)
+    models: dict[ModelId, ModelSpec] = Field(default_factory=dict)
