@@ -1,0 +1,318 @@
+"""Group-commit writer of usage events.
+
+Callers `await record(events)` (or fire-and-forget `record_later(events)`); one background task
+takes everything queued so far (whole calls, up to `max_batch` events), writes it in ONE
+transaction with `INSERT ... ON CONFLICT (customer_id, event_id) DO NOTHING RETURNING ...`,
+commits, and only then resolves each caller's future with its own accepted/duplicate counts.
+While a batch is being written new calls queue up and share the next transaction, so the
+commit rate of the store bounds batches, not events; an idle recorder writes a lone event at
+once (no timer, no added latency).
+
+Correctness under concurrency:
+- within a batch, an id seen earlier (in queue order) is a duplicate without reaching SQL;
+- across transactions and processes, the unique constraint decides: PostgreSQL makes a
+  concurrent inserter of the same key wait for the first one's commit, then skip it;
+- rows are inserted sorted by `(customer_id, event_id)`, so two processes' batches lock keys
+  in the same order and cannot deadlock; a deadlock or serialization failure is retried anyway;
+- one call's events always share one transaction; if a multi-call batch fails for a reason
+  other than a transient conflict, each call is retried alone, so one caller's bad data never
+  fails another caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Insert, Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tollhouse.clock import Clock
+from tollhouse.metering.errors import RecorderClosed, UnknownMeter
+from tollhouse.metering.models import UsageEvent
+from tollhouse.metering.schemas import RecordResult, UsageEventIn
+from tollhouse.storage import Database
+
+log = logging.getLogger("tollhouse.metering")
+
+DEFAULT_MAX_BATCH = 2000
+"""Most events one transaction takes (a single larger call still goes in whole)."""
+
+RETRY_SQLSTATES = frozenset({"40001", "40P01"})
+"""PostgreSQL serialization failure and deadlock: safe to retry the whole transaction."""
+
+MAX_ATTEMPTS = 3
+
+
+@dataclass(eq=False)
+class _Pending:
+    """One record() call waiting for its batch."""
+
+    events: Sequence[UsageEventIn]
+    future: asyncio.Future[RecordResult]
+
+
+@dataclass
+class RecorderStats:
+    """Counters since start, for metrics and tests."""
+
+    batches: int = 0
+    """Transactions committed."""
+    accepted: int = 0
+    """Events inserted."""
+    duplicates: int = 0
+    """Events skipped as already recorded."""
+    failed: int = 0
+    """Events whose call failed."""
+
+
+class UsageRecorder:
+    """Records usage events idempotently, many callers per transaction.
+
+    `known_meters`: when given, an event naming another meter fails the whole call with
+    `UnknownMeter` before anything is queued. `max_batch` caps the events of one transaction.
+
+    The writer task starts on first use (or `start()`); `stop()` writes everything queued,
+    then refuses new events with `RecorderClosed`.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Clock,
+        known_meters: Collection[str] | None = None,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be >= 1")
+        self.db = db
+        self.clock = clock
+        self.known_meters = frozenset(known_meters) if known_meters is not None else None
+        self.max_batch = max_batch
+        self.stats = RecorderStats()
+        self._queue: deque[_Pending] = deque()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def pending(self) -> int:
+        """Events queued and not yet being written."""
+        return sum(len(item.events) for item in self._queue)
+
+    async def start(self) -> None:
+        """Start the writer task (idempotent; the first `record()` also starts it).
+
+        Raises:
+            RecorderClosed: `stop()` was called.
+        """
+        if self._closed:
+            raise RecorderClosed("the usage recorder was stopped")
+        self._ensure_started()
+
+    def _ensure_started(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="metering.record")
+
+    async def stop(self) -> None:
+        """Write every queued event, then stop the writer. Later calls raise `RecorderClosed`."""
+        self._closed = True
+        self._wakeup.set()
+        if self._task is not None and not self._task.done():
+            await self._task
+        # Anything still queued (the task never ran, or died) is failed, not lost silently.
+        self._fail_all(self._queue, RecorderClosed("the usage recorder was stopped"))
+        self._queue.clear()
+
+    async def record(self, events: Sequence[UsageEventIn]) -> RecordResult:
+        """Write `events` (together, in one transaction) and wait until they are committed.
+
+        Returns the accepted and duplicate counts of THIS call. Cancelling the caller does not
+        withdraw queued events. On SQLite (one pooled connection) do not hold a session open
+        while awaiting this: the writer needs that connection.
+
+        Raises:
+            UnknownMeter: an event's meter is not in `known_meters` (nothing is written).
+            RecorderClosed: `stop()` was called.
+            sqlalchemy errors: the transaction failed (nothing of this call is written).
+        """
+        return await self._enqueue(events)
+
+    def record_later(self, events: Sequence[UsageEventIn]) -> asyncio.Future[RecordResult]:
+        """Queue `events` without waiting; the returned future may be ignored.
+
+        Validation errors (`UnknownMeter`, `RecorderClosed`) raise here, at once; a failure to
+        write is logged on the `tollhouse.metering` logger (and set on the future).
+        """
+        future = self._enqueue(events)
+        future.add_done_callback(_log_failure)
+        return future
+
+    def _enqueue(self, events: Sequence[UsageEventIn]) -> asyncio.Future[RecordResult]:
+        if self._closed:
+            raise RecorderClosed("the usage recorder was stopped")
+        for event in events:
+            if not isinstance(event, UsageEventIn):
+                raise TypeError(f"expected UsageEventIn, got {type(event).__name__}")
+            if self.known_meters is not None and event.meter not in self.known_meters:
+                raise UnknownMeter(f"no meter named {event.meter!r}", meter=event.meter)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[RecordResult] = loop.create_future()
+        if not events:
+            future.set_result(RecordResult(accepted=0, duplicates=0))
+            return future
+        self._queue.append(_Pending(events=tuple(events), future=future))
+        self._ensure_started()
+        self._wakeup.set()
+        return future
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closed:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch = self._take_batch()
+            try:
+                await self._write_isolated(batch)
+            except asyncio.CancelledError:
+                self._fail_all(batch, RecorderClosed("the usage recorder was cancelled"))
+                self._fail_all(self._queue, RecorderClosed("the usage recorder was cancelled"))
+                self._queue.clear()
+                raise
+
+    def _take_batch(self) -> list[_Pending]:
+        batch = [self._queue.popleft()]
+        size = len(batch[0].events)
+        while self._queue and size + len(self._queue[0].events) <= self.max_batch:
+            item = self._queue.popleft()
+            batch.append(item)
+            size += len(item.events)
+        return batch
+
+    async def _write_isolated(self, batch: list[_Pending]) -> None:
+        """Write `batch`; if it fails and holds several calls, write each call alone."""
+        try:
+            await self._write(batch)
+        except Exception as exc:  # noqa: BLE001 - any failure is reported to the callers
+            if len(batch) == 1:
+                self._fail_all(batch, exc)
+                return
+            log.warning("metering batch of %d calls failed (%r); retrying each", len(batch), exc)
+            for item in batch:
+                try:
+                    await self._write([item])
+                except Exception as item_exc:  # noqa: BLE001
+                    self._fail_all([item], item_exc)
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        """One transaction for `batch`; resolves its futures only after the commit."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                results = await self._insert(batch)
+                break
+            except DBAPIError as exc:
+                if attempt == MAX_ATTEMPTS or _sqlstate(exc) not in RETRY_SQLSTATES:
+                    raise
+                log.info("metering batch retried after %s", _sqlstate(exc))
+        self.stats.batches += 1
+        for item, result in zip(batch, results, strict=True):
+            self.stats.accepted += result.accepted
+            self.stats.duplicates += result.duplicates
+            if not item.future.done():
+                item.future.set_result(result)
+
+    async def _insert(self, batch: list[_Pending]) -> list[RecordResult]:
+        recorded_at = self.clock.now()
+        first: dict[tuple[str, str], dict[str, Any]] = {}
+        for item in batch:
+            for event in item.events:
+                pair = (event.customer_id, event.id)
+                if pair not in first:
+                    first[pair] = _row(event, recorded_at)
+        rows = [first[pair] for pair in sorted(first)]
+        async with self.db.transaction() as session:
+            inserted = await _insert_rows(session, rows, dialect=self.db.engine.dialect.name)
+        # Attribute each inserted pair to the first call (in queue order) that carried it.
+        results: list[RecordResult] = []
+        for item in batch:
+            accepted = 0
+            for event in item.events:
+                pair = (event.customer_id, event.id)
+                if pair in inserted:
+                    inserted.discard(pair)
+                    accepted += 1
+            results.append(RecordResult(accepted=accepted, duplicates=len(item.events) - accepted))
+        return results
+
+    def _fail_all(self, items: Collection[_Pending], exc: BaseException) -> None:
+        for item in items:
+            self.stats.failed += len(item.events)
+            if not item.future.done():
+                item.future.set_exception(exc)
+
+
+async def _insert_rows(
+    session: AsyncSession, rows: list[dict[str, Any]], *, dialect: str
+) -> set[tuple[str, str]]:
+    """INSERT ... ON CONFLICT DO NOTHING (executemany); the `(customer_id, event_id)` inserted.
+
+    SQLAlchemy sends the rows as multi-row INSERTs ("insertmanyvalues" pages of 1000) and
+    collects the RETURNING rows of every page: only rows actually inserted come back.
+    """
+    if not rows:
+        return set()
+    table = cast(Table, UsageEvent.__table__)
+    stmt: Insert
+    if dialect == "postgresql":
+        stmt = (
+            postgresql.insert(table)
+            .on_conflict_do_nothing(index_elements=["customer_id", "event_id"])
+            .returning(table.c.customer_id, table.c.event_id)
+        )
+    else:
+        stmt = (
+            sqlite.insert(table)
+            .on_conflict_do_nothing(index_elements=["customer_id", "event_id"])
+            .returning(table.c.customer_id, table.c.event_id)
+        )
+    result = await session.execute(stmt, rows)
+    return {(customer_id, event_id) for customer_id, event_id in result}
+
+
+def _row(event: UsageEventIn, recorded_at: datetime) -> dict[str, Any]:
+    return {
+        "event_id": event.id,
+        "customer_id": event.customer_id,
+        "meter": event.meter,
+        "value": event.value,
+        "occurred_at": event.occurred_at,
+        "recorded_at": recorded_at,
+        "key_id": event.key_id,
+        "model": event.model,
+        "properties": dict(event.properties),
+    }
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return code if isinstance(code, str) else None
+
+
+def _log_failure(future: asyncio.Future[RecordResult]) -> None:
+    if future.cancelled():
+        return
+    exc = future.exception()
+    if exc is not None:
+        log.error("usage events were not recorded", exc_info=exc)

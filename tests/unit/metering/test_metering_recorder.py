@@ -1,0 +1,329 @@
+"""UsageRecorder: idempotent group-commit writes of usage events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from tollhouse.clock import FrozenClock
+from tollhouse.metering import (
+    RecorderClosed,
+    RecordResult,
+    UnknownMeter,
+    UsageEvent,
+    UsageEventIn,
+    UsageRecorder,
+)
+from tollhouse.storage import Database
+
+EventFactory = Callable[..., UsageEventIn]
+RecorderFactory = Callable[..., UsageRecorder]
+StoredEvents = Callable[[Database], Awaitable[list[UsageEvent]]]
+
+
+class TestRecord:
+    async def test_single_event_is_stored_with_every_field(
+        self,
+        sqlite_db: Database,
+        recorders: RecorderFactory,
+        make_event: EventFactory,
+        stored: StoredEvents,
+        clock: FrozenClock,
+    ) -> None:
+        occurred = datetime(2026, 3, 15, 13, 30, tzinfo=timezone(timedelta(hours=2)))
+        event = make_event(
+            "req_1:in",
+            value=812,
+            occurred_at=occurred,
+            key_id="key_1",
+            model="gpt-4o",
+            properties={"region": "eu", "cached": False},
+        )
+        clock.advance(5)
+
+        result = await recorders(sqlite_db).record([event])
+
+        assert result == RecordResult(accepted=1, duplicates=0)
+        [row] = await stored(sqlite_db)
+        assert (row.customer_id, row.event_id, row.meter, row.value) == (
+            "cus_a",
+            "req_1:in",
+            "input_tokens",
+            812,
+        )
+        assert row.occurred_at == datetime(2026, 3, 15, 11, 30, tzinfo=UTC)
+        assert row.occurred_at.tzinfo is not None
+        assert row.recorded_at == clock.now()
+        assert (row.key_id, row.model) == ("key_1", "gpt-4o")
+        assert row.properties == {"region": "eu", "cached": False}
+
+    async def test_same_id_twice_in_one_call_counts_once(
+        self,
+        sqlite_db: Database,
+        recorders: RecorderFactory,
+        make_event: EventFactory,
+        stored: StoredEvents,
+    ) -> None:
+        result = await recorders(sqlite_db).record(
+            [make_event("e1", value=3), make_event("e1", value=3), make_event("e2")]
+        )
+
+        assert result == RecordResult(accepted=2, duplicates=1)
+        assert [(r.event_id, r.value) for r in await stored(sqlite_db)] == [("e1", 3), ("e2", 1)]
+
+    async def test_same_id_in_a_later_call_is_a_duplicate_and_first_value_wins(
+        self,
+        sqlite_db: Database,
+        recorders: RecorderFactory,
+        make_event: EventFactory,
+        stored: StoredEvents,
+    ) -> None:
+        recorder = recorders(sqlite_db)
+        await recorder.record([make_event("e1", value=10)])
+
+        again = await recorder.record([make_event("e1", value=99), make_event("e2")])
+
+        assert again == RecordResult(accepted=1, duplicates=1)
+        assert [(r.event_id, r.value) for r in await stored(sqlite_db)] == [("e1", 10), ("e2", 1)]
+
+    async def test_same_id_for_two_customers_counts_for_each(
+        self,
+        sqlite_db: Database,
+        recorders: RecorderFactory,
+        make_event: EventFactory,
+        stored: StoredEvents,
+    ) -> None:
+        result = await recorders(sqlite_db).record(
+            [make_event("e1", customer_id="cus_a"), make_event("e1", customer_id="cus_b")]
+        )
+
+        assert result == RecordResult(accepted=2, duplicates=0)
+        assert len(await stored(sqlite_db)) == 2
+
+    async def test_empty_call_returns_zero(
+        self, sqlite_db: Database, recorders: RecorderFactory
+    ) -> None:
+        recorder = recorders(sqlite_db)
+
+        assert await recorder.record([]) == RecordResult(accepted=0, duplicates=0)
+        assert recorder.stats.batches == 0
+
+    async def test_concurrent_overlapping_calls_store_each_id_once(
+        self,
+        db: Database,
+        recorders: RecorderFactory,
+        make_event: EventFactory,
+        stored: StoredEvents,
+    ) -> None:
+        recorder = recorders(db)
+        calls = [[make_event(f"e{n}") for n in range(i, i + 10)] for i in range(50)]
+
+        results = await asyncio.gather(*(recorder.record(events) for events in calls))
+
+        unique = 59  # ids e0..e58
+        assert sum(r.accepted for r in results) == unique
+        assert sum(r.duplicates for r in results) == 500 - unique
+        assert all(r.accepted + r.duplicates == 10 for r in results)
+        assert sorted(r.event_id for r in await stored(db)) == sorted(f"e{n}" for n in range(59))
+        assert recorder.stats.batches < 50  # concurrent callers shared transactions
+
+    async def test_a_duplicate_across_calls_of_one_batch_is_charged_to_the_later_call(
+        self, sqlite_db: Database, recorders: RecorderFactory, make_event: EventFactory
+    ) -> None:
+        recorder = recorders(sqlite_db)
+
+        first, second = await asyncio.gather(
+            recorder.record([make_event("e1"), make_event("e2")]),
+            recorder.record([make_event("e2"), make_event("e3")]),
+        )
+
+        assert recorder.stats.batches == 1
+        assert first == RecordResult(accepted=2, duplicates=0)
+        assert second == RecordResult(accepted=1, duplicates=1)
+
+    async def test_batches_hold_at_most_max_batch_events_of_whole_calls(
+        self,
+        sqlite_db: Database,
+        recorders: RecorderFactory,
+        make_event: EventFactory,
+        stored: StoredEvents,
+    ) -> None:
+        recorder = recorders(sqlite_db, max_batch=6)
+        calls = [[make_event(f"c{c}e{n}") for n in range(3)] for c in range(4)]
+
+        results = await asyncio.gather(*(recorder.record(events) for events in calls))
+
+        assert recorder.stats.batches == 2
+        assert all(r == RecordResult(accepted=3, duplicates=0) for r in results)
+        assert len(await stored(sqlite_db)) == 12
+
+    async def test_a_call_larger_than_max_batch_is_written_whole(
+        self,
+        sqlite_db: Database,
+        recorders: RecorderFactory,
+        make_event: EventFactory,
+    ) -> None:
+        recorder = recorders(sqlite_db, max_batch=2)
+
+        result = await recorder.record([make_event(f"e{n}") for n in range(5)])
+
+        assert result == RecordResult(accepted=5, duplicates=0)
+        assert recorder.stats.batches == 1
+
+    async def test_a_failing_call_does_not_fail_the_others_in_its_batch(
+        self,
+        db: Database,
+        recorders: RecorderFactory,
+        make_event: EventFactory,
+        stored: StoredEvents,
+    ) -> None:
+        recorder = recorders(db)
+        # model_construct skips validation: only the database's CHECK (value >= 0) stops it.
+        bad = UsageEventIn.model_construct(**{**make_event("bad").model_dump(), "value": -1})
+
+        good1, failed, good2 = await asyncio.gather(
+            recorder.record([make_event("g1")]),
+            recorder.record([make_event("b0"), bad]),
+            recorder.record([make_event("g2")]),
+            return_exceptions=True,
+        )
+
+        assert isinstance(failed, IntegrityError)
+        assert good1 == good2 == RecordResult(accepted=1, duplicates=0)
+        assert [r.event_id for r in await stored(db)] == ["g1", "g2"]  # b0 rolled back too
+        assert recorder.stats.failed == 2
+
+
+class TestValidation:
+    async def test_unknown_meter_raises_and_writes_nothing(
+        self,
+        sqlite_db: Database,
+        recorders: RecorderFactory,
+        make_event: EventFactory,
+        stored: StoredEvents,
+    ) -> None:
+        recorder = recorders(sqlite_db, known_meters={"input_tokens", "images"})
+
+        with pytest.raises(UnknownMeter) as caught:
+            await recorder.record([make_event("e1"), make_event("e2", meter="gpu_hours")])
+
+        assert (caught.value.status, caught.value.code) == (422, "unknown-meter")
+        assert caught.value.extra == {"meter": "gpu_hours"}
+        assert await stored(sqlite_db) == []
+
+    async def test_known_meter_is_accepted(
+        self, sqlite_db: Database, recorders: RecorderFactory, make_event: EventFactory
+    ) -> None:
+        recorder = recorders(sqlite_db, known_meters={"images"})
+
+        result = await recorder.record([make_event("e1", meter="images")])
+
+        assert result.accepted == 1
+
+    async def test_a_non_event_raises_type_error(
+        self, sqlite_db: Database, recorders: RecorderFactory
+    ) -> None:
+        with pytest.raises(TypeError):
+            await recorders(sqlite_db).record([{"id": "e1"}])  # type: ignore[list-item]
+
+
+class TestLifecycle:
+    async def test_start_is_idempotent_and_refused_after_stop(
+        self, sqlite_db: Database, clock: FrozenClock, make_event: EventFactory
+    ) -> None:
+        recorder = UsageRecorder(sqlite_db, clock=clock)
+        await recorder.start()
+        await recorder.start()
+
+        assert (await recorder.record([make_event("e1")])).accepted == 1
+        await recorder.stop()
+        with pytest.raises(RecorderClosed):
+            await recorder.start()
+
+    async def test_stop_drains_queued_events(
+        self,
+        sqlite_db: Database,
+        clock: FrozenClock,
+        make_event: EventFactory,
+        stored: StoredEvents,
+    ) -> None:
+        recorder = UsageRecorder(sqlite_db, clock=clock, max_batch=3)
+        futures = [recorder.record_later([make_event(f"e{n}")]) for n in range(10)]
+        assert recorder.pending == 10
+
+        await recorder.stop()
+
+        assert all(f.done() and f.result().accepted == 1 for f in futures)
+        assert len(await stored(sqlite_db)) == 10
+        assert recorder.pending == 0
+
+    async def test_record_after_stop_raises_recorder_closed(
+        self, sqlite_db: Database, clock: FrozenClock, make_event: EventFactory
+    ) -> None:
+        recorder = UsageRecorder(sqlite_db, clock=clock)
+        await recorder.stop()
+
+        with pytest.raises(RecorderClosed) as caught:
+            await recorder.record([make_event("e1")])
+        with pytest.raises(RecorderClosed):
+            recorder.record_later([make_event("e1")])
+        assert caught.value.status == 503
+
+    async def test_record_later_persists_without_being_awaited(
+        self,
+        sqlite_db: Database,
+        recorders: RecorderFactory,
+        make_event: EventFactory,
+        stored: StoredEvents,
+    ) -> None:
+        recorder = recorders(sqlite_db)
+
+        future = recorder.record_later([make_event("e1"), make_event("e1")])
+        assert not future.done()  # queued; the caller went on without waiting
+
+        assert await asyncio.wait_for(future, timeout=10) == RecordResult(1, 1)
+        assert [r.event_id for r in await stored(sqlite_db)] == ["e1"]
+
+    async def test_record_later_failure_is_logged(
+        self,
+        tmp_path: Path,
+        clock: FrozenClock,
+        make_event: EventFactory,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        unmigrated = Database(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+        recorder = UsageRecorder(unmigrated, clock=clock)
+        try:
+            with caplog.at_level(logging.ERROR, logger="tollhouse.metering"):
+                future = recorder.record_later([make_event("e1")])
+                await recorder.stop()
+        finally:
+            await unmigrated.dispose()
+
+        assert future.exception() is not None
+        assert "usage events were not recorded" in caplog.text
+        assert recorder.stats.failed == 1
+
+    async def test_a_cancelled_caller_still_gets_its_events_written(
+        self,
+        sqlite_db: Database,
+        clock: FrozenClock,
+        make_event: EventFactory,
+        stored: StoredEvents,
+    ) -> None:
+        recorder = UsageRecorder(sqlite_db, clock=clock)
+        caller = asyncio.create_task(recorder.record([make_event("e1")]))
+        while recorder.pending == 0:  # let the caller enqueue
+            await asyncio.sleep(0)
+
+        caller.cancel()
+        await recorder.stop()
+
+        assert caller.cancelled()
+        assert [r.event_id for r in await stored(sqlite_db)] == ["e1"]
