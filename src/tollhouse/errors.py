@@ -22,8 +22,10 @@ TollhouseError (500 internal)
 │   ├── HoldNotFound (404 hold-not-found)
 │   ├── HoldNotOpen (409 hold-not-open)
 │   └── CaptureExceedsHold (409 capture-exceeds-hold)
-├── RateLimited (429 rate-limited)                   ratelimit/errors.py
-│   └── RateLimitStorageError (503 rate-limit-unavailable)
+├── RateLimitError                                   ratelimit/errors.py
+│   ├── RateLimited (429 rate-limited)
+│   ├── RateLimitStorageError (503 rate-limit-unavailable)
+│   └── RateLimitCostTooLarge (422 rate-limit-cost-too-large)
 └── UpstreamError (502 upstream-error)               gateway/errors.py
     └── UpstreamTimeout (504 upstream-timeout)
 ```

@@ -1,0 +1,56 @@
+"""Rate-limit errors.
+
+```
+TollhouseError
+└── RateLimitError (500 rate-limit-error)              base of this family, never raised itself
+    ├── RateLimited (429 rate-limited)                 a request was denied; raised by callers
+    │                                                  through `Decision.raise_if_denied()`
+    ├── RateLimitStorageError (503 rate-limit-unavailable)
+    │                                                  the backend (Redis) failed or is unreachable
+    └── RateLimitCostTooLarge (422 rate-limit-cost-too-large)   also an `InvalidInput`
+                                                       cost > limit.amount: can never pass
+```
+
+`RateLimitStorageError` is deliberately *not* a `RateLimited`: an outage is not the client's
+fault, and `except RateLimited` must not turn a dead Redis into a 429. The caller (gateway/API)
+decides whether to fail open or closed on it.
+"""
+
+from __future__ import annotations
+
+from tollhouse.errors import InvalidInput, TollhouseError
+
+
+class RateLimitError(TollhouseError):
+    """Base of every rate-limit error."""
+
+    status, code, title = 500, "rate-limit-error", "Rate limit error"
+
+
+class RateLimited(RateLimitError):
+    """The request exceeds a rate limit; nothing was consumed.
+
+    Extras (problem+json members): `retry_after_seconds` (int, ceil, >= 1: the wait after which
+    the same request would pass), `limit` (int, the `amount` of the most restrictive window),
+    `remaining` (int, its remaining cost units now), `reset_seconds` (int, ceil: seconds until
+    that window is fully replenished). The same numbers go into the `Retry-After` and
+    `RateLimit-*` headers (see `tollhouse.ratelimit.headers`).
+    """
+
+    status, code, title = 429, "rate-limited", "Rate limit exceeded"
+
+
+class RateLimitStorageError(RateLimitError):
+    """The rate-limit backend failed (Redis down, timeout, script error); `backend` extra names it."""
+
+    status, code, title = 503, "rate-limit-unavailable", "Rate limiting unavailable"
+
+
+class RateLimitCostTooLarge(RateLimitError, InvalidInput):
+    """A request's cost exceeds its limit's `amount`, so it could never pass, even after waiting.
+
+    Extras: `cost` (int) and `limit` (int, the amount). Example: `max_tokens=50_000` against a
+    40,000 tokens-per-minute limit.
+    """
+
+    status, code, title = 422, "rate-limit-cost-too-large", "Request larger than the rate limit"

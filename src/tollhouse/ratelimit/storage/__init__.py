@@ -1,0 +1,96 @@
+"""Where GCRA state lives: one integer per key, its theoretical arrival time (TAT).
+
+A backend implements `Storage.gcra`, the whole check-and-act of one decision in one atomic
+step, over integer microseconds:
+
+    now      = the backend's clock (MemoryStorage: the injected Clock; Redis: server TIME)
+    tat_i    = max(stored TAT of key i, now)                     (a missing key reads as now)
+    conforms = tat_i + increment_i - now <= window_i   for every i
+    mode "hit":   if all conform, store tat_i + increment_i for every i; else store nothing
+    mode "test":  store nothing
+    mode "force": store tat_i + increment_i for every i, conforming or not (debt)
+
+and returns `Outcome(allowed=all conform, now_us, tats_us=[tat_i ...])` (the TATs *before*
+this call's increments, already raised to `now`). `strategies.py` turns those into
+`WindowStats`. A stored TAT at or before `now` carries no information (it reads as `now`), so
+backends may drop such keys (MemoryStorage prunes, Redis keys expire at their TAT).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, NamedTuple, Protocol
+
+from tollhouse.clock import Clock
+
+Mode = Literal["hit", "test", "force"]
+"""`hit`: all-or-nothing consume; `test`: check only; `force`: consume regardless (debt)."""
+
+
+class Cell(NamedTuple):
+    """One key of a decision, in backend units (a NamedTuple: built on every decision)."""
+
+    key: str
+    """The caller's key, without the backend namespace (Redis prefixes `th:rl:`)."""
+    increment_us: int
+    """cost * emission interval, in whole microseconds (rounded down), >= 0."""
+    window_us: int
+    """tolerance + emission interval = the limit's period, in microseconds, > 0."""
+
+
+class Outcome(NamedTuple):
+    """What a backend saw: see the module docstring."""
+
+    allowed: bool
+    now_us: int
+    """Backend time, microseconds since the Unix epoch."""
+    tats_us: list[int]
+    """Per cell, max(stored TAT, now) before this call's increment; same order as the cells."""
+
+
+class Storage(Protocol):
+    """A GCRA backend. Implementations: `MemoryStorage`, `RedisStorage`."""
+
+    async def gcra(self, cells: Sequence[Cell], mode: Mode) -> Outcome:
+        """Run one atomic decision over `cells` (distinct keys, at least one).
+
+        Raises:
+            RateLimitStorageError: the backend failed; nothing is known to be consumed.
+        """
+        ...
+
+    async def clear(self, key: str) -> None:
+        """Forget `key` (an operator reset): its next request sees a full burst."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections. The storage is unusable afterwards."""
+        ...
+
+
+def storage_from_url(url: str, *, clock: Clock | None = None) -> Storage:
+    """Pick a backend from a URL.
+
+    `memory://` -> `MemoryStorage(clock)`: one process only (the embedded default).
+    `redis://host:port/db`, `rediss://...` (TLS), `unix://path?db=N` -> `RedisStorage(url)`:
+    shared by every process; time comes from the Redis server, `clock` is ignored.
+
+    Raises:
+        ValueError: any other scheme.
+    """
+    scheme = url.partition("://")[0].lower()
+    if scheme == "memory":
+        from tollhouse.ratelimit.storage.memory import MemoryStorage
+
+        return MemoryStorage(clock=clock)
+    if scheme in ("redis", "rediss", "unix"):
+        from tollhouse.ratelimit.storage.redis import RedisStorage
+
+        return RedisStorage(url)
+    raise ValueError(
+        f"unsupported rate-limit storage URL scheme {scheme!r}: "
+        "use memory://, redis://, rediss:// or unix://"
+    )
+
+
+__all__ = ["Cell", "Mode", "Outcome", "Storage", "storage_from_url"]
