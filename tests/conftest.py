@@ -26,7 +26,9 @@ from tollhouse.storage.migrate import upgrade_async
 POSTGRES_URL = os.environ.get(
     "TOLLHOUSE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
-REDIS_URL = os.environ.get("TOLLHOUSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+REDIS_URL = os.environ.get("TOLLHOUSE_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{15 - _WORKER % 8}")
+"""One Redis database per xdist worker (15, 14, ...), so workers never flush each other's keys."""
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 

@@ -1,0 +1,59 @@
+"""The ASGI application: control API + gateway routes over one `Runtime`.
+
+`create_app()` builds everything from the environment (`tollhouse serve` uses it); tests pass
+their own `Runtime`. The runtime starts and stops with the app's lifespan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from tollhouse.api import problems
+from tollhouse.api.middleware import BodyLimit
+from tollhouse.api.routes import catalog, credits, customers, gateway, keys, sidecar, usage
+from tollhouse.config import get_settings
+from tollhouse.server.runtime import Runtime
+
+DESCRIPTION = """\
+tollhouse: API keys, rate limits, credits and usage in front of AI models.
+
+Authenticate with `Authorization: Bearer th_...`. Errors are RFC 9457 problem+json with a
+stable `type`. Money is integer micros (1 USD = 1,000,000). The OpenAI-compatible gateway
+routes (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
+`/v1/images/generations`, `/v1/audio/speech`, `/v1/models`) are described in the README.
+"""
+
+
+def create_app(runtime: Runtime | None = None) -> FastAPI:
+    """The app over `runtime` (default: one built from the environment's settings)."""
+    runtime = runtime or Runtime(get_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="tollhouse",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    problems.install(app)
+    for module in (customers, keys, credits, usage, sidecar, catalog):
+        app.include_router(module.router)
+    app.router.routes.extend(gateway.routes)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(BodyLimit, max_bytes=runtime.settings.max_body_bytes)
+    return app

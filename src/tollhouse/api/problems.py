@@ -1,0 +1,133 @@
+"""The one place where errors become HTTP responses (RFC 9457 problem+json).
+
+Control API routes answer `application/problem+json`; gateway routes answer OpenAI's error
+object with the problem members beside it (`gateway/errors.py`). Rate-limit errors carry
+`Retry-After` and the `RateLimit-Limit`/`-Remaining`/`-Reset` headers (IETF httpapi
+ratelimit-headers draft). Unexpected exceptions answer 500 with no internals in the body.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from tollhouse.errors import (
+    BadRequest,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    TollhouseError,
+)
+from tollhouse.gateway.errors import openai_error_body
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class MethodNotAllowed(TollhouseError):
+    status, code, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class Internal(TollhouseError):
+    status, code, title = 500, "internal", "Internal error"
+
+
+def problem_headers(error: TollhouseError) -> dict[str, str]:
+    """`Retry-After` and `RateLimit-*` for errors that carry rate-limit figures."""
+    headers: dict[str, str] = {}
+    retry = error.extra.get("retry_after_seconds")
+    if isinstance(retry, (int, float)):
+        headers["Retry-After"] = str(max(1, math.ceil(retry)))
+    if "limit" in error.extra and "remaining" in error.extra:
+        headers["RateLimit-Limit"] = str(error.extra["limit"])
+        headers["RateLimit-Remaining"] = str(error.extra["remaining"])
+        reset = error.extra.get("reset_seconds", 0)
+        headers["RateLimit-Reset"] = str(max(0, math.ceil(float(reset))))
+    return headers
+
+
+def problem_response(
+    error: TollhouseError, *, instance: str | None = None, openai_shape: bool = False
+) -> Response:
+    """Render `error` as problem+json (or the gateway's OpenAI-compatible variant)."""
+    if openai_shape:
+        body: dict[str, Any] = openai_error_body(error, instance)
+        media_type = "application/json"
+    else:
+        body = error.to_problem(instance)
+        media_type = PROBLEM_JSON
+    return Response(
+        orjson.dumps(body, default=str),
+        status_code=error.status,
+        media_type=media_type,
+        headers=problem_headers(error),
+    )
+
+
+def is_gateway_path(path: str) -> bool:
+    from tollhouse.gateway.proxy import ROUTES
+
+    return path == "/v1/models" or any(route.path == path for route in ROUTES)
+
+
+def _respond(request: Request, error: TollhouseError) -> Response:
+    return problem_response(
+        error, instance=request.url.path, openai_shape=is_gateway_path(request.url.path)
+    )
+
+
+async def _tollhouse_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TollhouseError)
+    return _respond(request, exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "loc": ".".join(str(part) for part in err.get("loc", ())),
+            "msg": str(err.get("msg", "")),
+        }
+        for err in exc.errors()
+    ]
+    if any(err.get("type") == "json_invalid" for err in exc.errors()):
+        return _respond(request, BadRequest("the request body is not valid JSON", errors=errors))
+    detail = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors) or "invalid input"
+    return _respond(request, InvalidInput(detail, errors=errors))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    error: TollhouseError
+    if exc.status_code == 404:
+        error = NotFound(f"no route {request.method} {request.url.path}")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+    elif exc.status_code == 413:
+        error = PayloadTooLarge(str(exc.detail))
+    elif exc.status_code == 400:
+        error = BadRequest(str(exc.detail))
+    else:
+        error = Internal(str(exc.detail))
+    return _respond(request, error)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _respond(request, Internal("an internal error occurred; it has been logged"))
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on `app`."""
+    app.add_exception_handler(TollhouseError, _tollhouse_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,88 @@
+"""`/v1/customers`: create (operator), list (operator), read (operator or the customer)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from tollhouse.api.deps import Reader, RuntimeDep, SessionDep, customer_of, require_operator
+from tollhouse.customers import Customer
+from tollhouse.customers import service as customers
+
+router = APIRouter(prefix="/v1/customers", tags=["customers"])
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or invalid API key"},
+    403: {"description": "scope or operator rights missing"},
+}
+
+
+class CustomerCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    external_id: str | None = Field(default=None, min_length=1, max_length=128)
+    """Your own id for this customer (unique)."""
+    plan: str | None = None
+    """Catalog plan name; default: the catalog's default plan."""
+
+
+class CustomerOut(BaseModel):
+    id: str
+    name: str
+    email: str | None
+    external_id: str | None
+    plan: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, customer: Customer) -> CustomerOut:
+        return cls(
+            id=customer.id,
+            name=customer.name,
+            email=customer.email,
+            external_id=customer.external_id,
+            plan=customer.plan,
+            created_at=customer.created_at,
+        )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=PROBLEMS)
+async def create_customer(
+    body: CustomerCreate, principal: Reader, runtime: RuntimeDep, session: SessionDep
+) -> CustomerOut:
+    """Create a customer (operator keys only). The plan must exist in the catalog."""
+    require_operator(principal)
+    plan = runtime.catalog.plan(body.plan or runtime.catalog.default_plan).name
+    customer = await customers.create(
+        session,
+        name=body.name,
+        email=body.email,
+        external_id=body.external_id,
+        plan=plan,
+        clock=runtime.clock,
+    )
+    return CustomerOut.of(customer)
+
+
+@router.get("", responses=PROBLEMS)
+async def list_customers(
+    principal: Reader,
+    session: SessionDep,
+    limit: int = Query(default=100, ge=1, le=1000),
+    after: str | None = Query(default=None, description="id of the last customer of the previous page"),
+) -> list[CustomerOut]:
+    """Customers in id order, `limit` per page (operator keys only)."""
+    require_operator(principal)
+    found = await customers.list_customers(session, limit=limit, after=after)
+    return [CustomerOut.of(c) for c in found]
+
+
+@router.get("/{customer_id}", responses={**PROBLEMS, 404: {"description": "no such customer"}})
+async def get_customer(customer_id: str, principal: Reader, session: SessionDep) -> CustomerOut:
+    """One customer; `me` is the caller's own."""
+    return CustomerOut.of(await customers.get(session, customer_of(principal, customer_id)))

@@ -1,0 +1,160 @@
+"""API keys: issue (secret shown once), list, read, revoke, per-key usage."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from tollhouse.api.deps import Admin, Reader, RuntimeDep, SessionDep, customer_of
+from tollhouse.api.routes.usage import aggregations
+from tollhouse.customers import service as customers
+from tollhouse.errors import InvalidInput, NotFound
+from tollhouse.keys import ApiKey, Principal
+from tollhouse.keys import service as keys
+from tollhouse.metering import service as metering
+
+router = APIRouter(tags=["keys"])
+
+Scope = Literal["read", "write", "admin"]
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default="default", min_length=1, max_length=100)
+    scopes: list[Scope] = Field(default=["read", "write"], min_length=1)
+    expires_at: datetime | None = None
+    """UTC-aware expiry; the key stops working at this instant."""
+    allowed_models: list[str] | None = None
+    """Model ids this key may call; null = every model the plan allows."""
+    rate_limit_rpm: int | None = Field(default=None, ge=1, le=10_000_000)
+    """This key's own requests-per-minute cap, on top of the plan's limits."""
+
+
+class KeyOut(BaseModel):
+    id: str
+    customer_id: str | None
+    name: str
+    prefix: str
+    """The visible start of the key, to recognise it in lists."""
+    scopes: list[str]
+    allowed_models: list[str] | None
+    rate_limit_rpm: int | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyOut:
+        return cls(
+            id=key.id,
+            customer_id=key.customer_id,
+            name=key.name,
+            prefix=key.prefix,
+            scopes=list(key.scopes),
+            allowed_models=list(key.allowed_models) if key.allowed_models is not None else None,
+            rate_limit_rpm=key.rate_limit_rpm,
+            expires_at=key.expires_at,
+            revoked_at=key.revoked_at,
+            last_used_at=key.last_used_at,
+            created_at=key.created_at,
+        )
+
+
+class IssuedKeyOut(KeyOut):
+    key: str
+    """The secret key. Shown only in this response: store it now."""
+
+
+class KeyUsageOut(BaseModel):
+    key_id: str
+    start: datetime
+    end: datetime
+    usage: dict[str, int]
+
+
+async def _visible_key(session: Any, principal: Principal, key_id: str) -> ApiKey:
+    key = await keys.get_key(session, key_id)
+    if not principal.is_operator and key.customer_id != principal.customer_id:
+        raise NotFound(f"key '{key_id}' not found")
+    return key
+
+
+@router.post("/v1/customers/{customer_id}/keys", status_code=status.HTTP_201_CREATED)
+async def create_key(
+    customer_id: str, body: KeyCreate, principal: Admin, runtime: RuntimeDep, session: SessionDep
+) -> IssuedKeyOut:
+    """Issue a key for a customer (operator, or the customer's own `admin` key)."""
+    owner = customer_of(principal, customer_id)
+    if body.allowed_models is not None:
+        unknown = [m for m in body.allowed_models if m not in runtime.catalog.models]
+        if unknown:
+            raise InvalidInput(
+                f"unknown models: {', '.join(unknown)}",
+                errors=[{"loc": "allowed_models", "msg": f"unknown model '{m}'"} for m in unknown],
+            )
+    if body.expires_at is not None and body.expires_at.tzinfo is None:
+        raise InvalidInput(
+            "expires_at needs a time zone",
+            errors=[{"loc": "expires_at", "msg": "naive datetime"}],
+        )
+    await customers.get(session, owner)
+    issued = await keys.create_key(
+        session,
+        customer_id=owner,
+        name=body.name,
+        scopes=body.scopes,
+        expires_at=body.expires_at,
+        allowed_models=body.allowed_models,
+        rate_limit_rpm=body.rate_limit_rpm,
+        env=runtime.settings.key_env,
+        secret=runtime.key_secret,
+        clock=runtime.clock,
+    )
+    return IssuedKeyOut(**KeyOut.of(issued.key).model_dump(), key=issued.secret)
+
+
+@router.get("/v1/customers/{customer_id}/keys")
+async def list_keys(customer_id: str, principal: Reader, session: SessionDep) -> list[KeyOut]:
+    """The customer's keys, revoked ones included (secrets are never shown again)."""
+    owner = customer_of(principal, customer_id)
+    return [KeyOut.of(k) for k in await keys.list_keys(session, customer_id=owner)]
+
+
+@router.get("/v1/keys/{key_id}")
+async def get_key(key_id: str, principal: Reader, session: SessionDep) -> KeyOut:
+    return KeyOut.of(await _visible_key(session, principal, key_id))
+
+
+@router.delete("/v1/keys/{key_id}")
+async def revoke_key(
+    key_id: str, principal: Admin, runtime: RuntimeDep, session: SessionDep
+) -> KeyOut:
+    """Revoke a key at once in this process (other processes within the 30 s cache TTL)."""
+    key = await _visible_key(session, principal, key_id)
+    revoked = await keys.revoke_key(session, key.id, clock=runtime.clock)
+    runtime.authenticator.invalidate(key.id)
+    return KeyOut.of(revoked)
+
+
+@router.get("/v1/keys/{key_id}/usage")
+async def key_usage(
+    key_id: str,
+    principal: Reader,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    start: datetime | None = Query(default=None, description="default: 30 days ago"),
+    end: datetime | None = Query(default=None, description="default: now"),
+) -> KeyUsageOut:
+    """Totals per meter of the calls made with this key in `[start, end)`."""
+    key = await _visible_key(session, principal, key_id)
+    end = end or runtime.clock.now()
+    start = start or end - timedelta(days=30)
+    usage = await metering.usage_by_key(
+        session, key_id=key.id, meters=aggregations(runtime.catalog), start=start, end=end
+    )
+    return KeyUsageOut(key_id=key.id, start=start, end=end, usage=usage)

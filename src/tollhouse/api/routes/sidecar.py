@@ -1,0 +1,158 @@
+"""The sidecar trio for apps that call their models themselves.
+
+`POST /v1/authorize` asks "may this customer make this call?" and, if so, holds its price;
+`POST /v1/holds/{id}/capture` settles the real cost (the rest is released) and
+`POST /v1/holds/{id}/void` releases it all. Usage is reported with `POST /v1/usage/events`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from tollhouse.api.deps import Reader, RuntimeDep, Writer
+from tollhouse.catalog import Usage
+from tollhouse.customers import service as customers
+from tollhouse.errors import InvalidInput
+from tollhouse.gateway.admission import admit
+from tollhouse.ids import new_id
+from tollhouse.keys import Principal
+from tollhouse.ledger import HoldView
+from tollhouse.ledger import service as ledger
+from tollhouse.ratelimit import headers as rate_headers
+from tollhouse.server.runtime import Runtime
+
+router = APIRouter(prefix="/v1", tags=["sidecar"])
+
+
+class UsageEstimate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requests: StrictInt = Field(default=1, ge=0, le=1_000_000)
+    input_tokens: StrictInt = Field(default=0, ge=0, le=10**12)
+    output_tokens: StrictInt = Field(default=0, ge=0, le=10**12)
+    images: StrictInt = Field(default=0, ge=0, le=10**6)
+    characters: StrictInt = Field(default=0, ge=0, le=10**12)
+
+
+class AuthorizeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    """A catalog model id: decides the rate-limit category, plan access and price."""
+    usage: UsageEstimate = Field(default_factory=UsageEstimate)
+    """The most the call will use; its price is held."""
+    customer_id: str | None = None
+    """Operator keys name the customer; customer keys act for themselves."""
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=128)
+    """The same key again returns the same hold instead of a second one."""
+
+
+class HoldOut(BaseModel):
+    id: str
+    customer_id: str
+    amount_micros: int
+    captured_micros: int
+    status: str
+    created_at: datetime
+    expires_at: datetime | None
+
+    @classmethod
+    def of(cls, hold: HoldView) -> HoldOut:
+        return cls(
+            id=hold.id,
+            customer_id=hold.customer_id,
+            amount_micros=hold.amount,
+            captured_micros=hold.captured_amount,
+            status=hold.status,
+            created_at=hold.created_at,
+            expires_at=hold.expires_at,
+        )
+
+
+class AuthorizeOut(BaseModel):
+    allowed: bool
+    customer_id: str
+    model: str
+    amount_micros: int
+    """Price of the estimate: held now, settled by capture."""
+    hold: HoldOut | None
+    """None when the estimate costs nothing."""
+
+
+class CaptureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount_micros: StrictInt = Field(ge=0, le=2**62)
+    """The real cost, at most the held amount; the rest is released."""
+
+
+async def _acting_principal(runtime: Runtime, principal: Principal, customer_id: str | None) -> Principal:
+    """The principal to admit: the caller, or for an operator the named customer's view."""
+    if principal.customer_id is not None:
+        if customer_id not in (None, "me", principal.customer_id):
+            raise InvalidInput(
+                "a customer key authorizes only its own calls",
+                errors=[{"loc": "customer_id", "msg": "not your customer"}],
+            )
+        return principal
+    if customer_id is None:
+        raise InvalidInput(
+            "operator keys must name the customer_id",
+            errors=[{"loc": "customer_id", "msg": "required with an operator key"}],
+        )
+    async with runtime.db.transaction() as session:
+        customer = await customers.get(session, customer_id)
+    return dataclasses.replace(principal, customer_id=customer.id, plan=customer.plan)
+
+
+@router.post("/authorize")
+async def authorize(
+    body: AuthorizeIn, principal: Writer, runtime: RuntimeDep, response: Response
+) -> AuthorizeOut:
+    """Decide and reserve: 200 with a hold, or 402/403/429 problem+json (nothing reserved)."""
+    acting = await _acting_principal(runtime, principal, body.customer_id)
+    model = runtime.catalog.model(body.model)
+    usage = Usage(**body.usage.model_dump())
+    admission = await admit(
+        runtime,
+        acting,
+        model=model,
+        usage=usage,
+        request_id=body.idempotency_key or new_id("auth"),
+    )
+    response.headers.update(rate_headers(admission.rate.stats))
+    return AuthorizeOut(
+        allowed=True,
+        customer_id=admission.customer_id,
+        model=model.id,
+        amount_micros=admission.estimate_micros,
+        hold=HoldOut.of(admission.hold) if admission.hold is not None else None,
+    )
+
+
+@router.get("/holds/{hold_id}")
+async def get_hold(hold_id: str, principal: Reader, runtime: RuntimeDep) -> HoldOut:
+    async with runtime.db.transaction() as session:
+        hold = await ledger.get_hold(session, hold_id, customer_id=principal.customer_id)
+    return HoldOut.of(hold)
+
+
+@router.post("/holds/{hold_id}/capture")
+async def capture(hold_id: str, body: CaptureIn, principal: Writer, runtime: RuntimeDep) -> HoldOut:
+    """Settle at `amount_micros` (<= held); capturing again with the same amount is a no-op."""
+    hold = await runtime.ledger.capture(
+        hold_id, body.amount_micros, customer_id=principal.customer_id
+    )
+    return HoldOut.of(hold)
+
+
+@router.post("/holds/{hold_id}/void")
+async def void(hold_id: str, principal: Writer, runtime: RuntimeDep) -> HoldOut:
+    """Release the whole hold; voiding twice is a no-op."""
+    return HoldOut.of(await runtime.ledger.void(hold_id, customer_id=principal.customer_id))
+
+

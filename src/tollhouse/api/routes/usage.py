@@ -1,0 +1,169 @@
+"""Usage: query aggregates by meter, window and group; record usage events (sidecar)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from tollhouse.api.deps import ME, Reader, RuntimeDep, SessionDep, Writer, customer_of
+from tollhouse.catalog import Catalog
+from tollhouse.customers import service as customers
+from tollhouse.errors import InvalidInput
+from tollhouse.metering import Aggregation, UsageEventIn
+from tollhouse.metering import service as metering
+from tollhouse.server.runtime import Runtime
+
+router = APIRouter(prefix="/v1/usage", tags=["usage"])
+
+MAX_EVENTS_PER_BATCH = 1000
+
+
+def aggregations(catalog: Catalog, names: list[str] | None = None) -> dict[str, Aggregation]:
+    """`{meter: aggregation}` for `names` (default: every catalog meter).
+
+    Raises:
+        InvalidInput: a name is not a catalog meter.
+    """
+    if names is None:
+        return {name: meter.aggregation for name, meter in catalog.meters.items()}
+    unknown = [name for name in names if name not in catalog.meters]
+    if unknown:
+        raise InvalidInput(
+            f"unknown meters: {', '.join(unknown)}",
+            errors=[{"loc": "meter", "msg": f"unknown meter '{name}'"} for name in unknown],
+        )
+    return {name: catalog.meters[name].aggregation for name in names}
+
+
+class BucketOut(BaseModel):
+    meter: str
+    window_start: datetime | None
+    group: str | None
+    value: int
+
+
+class UsageOut(BaseModel):
+    customer_id: str | None
+    start: datetime
+    end: datetime
+    window: str | None
+    group_by: str | None
+    buckets: list[BucketOut]
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=128)
+    """Idempotency: the same id for the same customer counts once."""
+    customer_id: str | None = None
+    """Operator keys must name the customer; customer keys may omit it."""
+    meter: str
+    value: StrictInt = Field(ge=0, le=2**62)
+    occurred_at: datetime | None = None
+    """UTC-aware; default: when tollhouse receives it."""
+    model: str | None = Field(default=None, max_length=128)
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS_PER_BATCH)
+
+
+class RecordOut(BaseModel):
+    accepted: int
+    """New events stored."""
+    duplicates: int
+    """Events whose id was already recorded (counted once)."""
+
+
+@router.get("")
+async def query_usage(
+    principal: Reader,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    customer_id: str = Query(default=ME, description="`me`, or any customer for operator keys"),
+    meter: list[str] | None = Query(default=None, description="repeat for several; default all"),
+    start: datetime | None = Query(default=None, description="default: 30 days before end"),
+    end: datetime | None = Query(default=None, description="default: now"),
+    window: Literal["hour", "day", "month"] | None = None,
+    group_by: Literal["model", "key"] | None = None,
+    key_id: str | None = None,
+) -> UsageOut:
+    """Aggregates of usage events in `[start, end)`, per meter, window (UTC) and group."""
+    owner = customer_of(principal, customer_id)
+    end = end or runtime.clock.now()
+    start = start or end - timedelta(days=30)
+    for name, moment in (("start", start), ("end", end)):
+        if moment.tzinfo is None:
+            raise InvalidInput(f"{name} needs a time zone", errors=[{"loc": name, "msg": "naive"}])
+    buckets = await metering.query_usage(
+        session,
+        customer_id=owner,
+        meters=aggregations(runtime.catalog, meter),
+        start=start,
+        end=end,
+        window=window,
+        group_by=group_by,
+        key_id=key_id,
+    )
+    return UsageOut(
+        customer_id=owner,
+        start=start,
+        end=end,
+        window=window,
+        group_by=group_by,
+        buckets=[
+            BucketOut(meter=b.meter, window_start=b.window_start, group=b.group, value=b.value)
+            for b in buckets
+        ],
+    )
+
+
+@router.post("/events")
+async def record_events(body: EventBatch, principal: Writer, runtime: RuntimeDep) -> RecordOut:
+    """Record up to 1,000 usage events; ids already seen count once (idempotent retries)."""
+    events = await _events(body, principal.customer_id, runtime)
+    result = await runtime.recorder.record(events)
+    return RecordOut(accepted=result.accepted, duplicates=result.duplicates)
+
+
+async def _events(body: EventBatch, own: str | None, runtime: Runtime) -> list[UsageEventIn]:
+    errors: list[dict[str, str]] = []
+    wanted: set[str] = set()
+    for index, event in enumerate(body.events):
+        if own is None and event.customer_id is None:
+            errors.append({"loc": f"events.{index}.customer_id", "msg": "required with an operator key"})
+        elif own is not None and event.customer_id not in (None, own, ME):
+            errors.append({"loc": f"events.{index}.customer_id", "msg": "not your customer"})
+        if event.meter not in runtime.catalog.meters:
+            errors.append({"loc": f"events.{index}.meter", "msg": f"unknown meter '{event.meter}'"})
+        if event.occurred_at is not None and event.occurred_at.tzinfo is None:
+            errors.append({"loc": f"events.{index}.occurred_at", "msg": "needs a time zone"})
+        wanted.add(own or event.customer_id or "")
+    if errors:
+        raise InvalidInput(f"{len(errors)} invalid events; nothing was recorded", errors=errors)
+    async with runtime.db.transaction() as session:
+        for customer_id in wanted:
+            await customers.get(session, customer_id)
+    now = runtime.clock.now()
+    try:
+        return [
+            UsageEventIn(
+                id=event.id,
+                customer_id=own or event.customer_id or "",
+                meter=event.meter,
+                value=event.value,
+                occurred_at=event.occurred_at or now,
+                model=event.model,
+                properties=event.properties,
+            )
+            for event in body.events
+        ]
+    except ValueError as exc:
+        raise InvalidInput(f"invalid event: {exc}", errors=[{"loc": "events", "msg": str(exc)}]) from None

@@ -1,0 +1,138 @@
+"""May this principal make this call? Decide, and reserve its cost, before any work is done.
+
+One function serves the gateway and the sidecar `POST /v1/authorize`:
+
+```
+principal -> scope -> model access (key, plan) -> rate limit (one decision for requests and
+tokens) -> price of the estimate -> hold on the wallet
+```
+
+A denial raises before anything is reserved (the rate limiter is all-or-nothing, and a hold
+that fails stores nothing), so a refused call costs the customer nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from tollhouse.catalog import Catalog, Model, ModelNotInPlan, Usage
+from tollhouse.gateway.deps import GatewayDeps
+from tollhouse.gateway.errors import ModelNotAllowedForKey, OperatorKeyNotBillable
+from tollhouse.keys import Principal
+from tollhouse.ledger import HoldView
+from tollhouse.ratelimit import Decision, Limit
+
+MINUTE_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """An admitted call: its customer, reserved amount and the limits' state.
+
+    `hold` is None when the estimate costs nothing (nothing to reserve).
+    """
+
+    customer_id: str
+    model: Model
+    estimate: Usage
+    estimate_micros: int
+    hold: HoldView | None
+    rate: Decision
+    token_limit: tuple[Limit, str] | None
+
+
+def check_model_access(catalog: Catalog, principal: Principal, model: Model) -> None:
+    """Raise unless this key and this customer's plan may use `model`.
+
+    Raises:
+        ModelNotAllowedForKey: the key's `allowed_models` excludes it (403).
+        ModelNotInPlan: the plan's rank is below the model's `min_plan` (403).
+    """
+    if not principal.can_use_model(model.id):
+        raise ModelNotAllowedForKey(
+            f"this API key may not use model '{model.id}'", model=model.id, param="model"
+        )
+    if not catalog.can_use(principal.plan, model.id):
+        raise ModelNotInPlan(
+            f"model '{model.id}' needs plan '{model.min_plan}' or higher; "
+            f"this customer is on '{principal.plan}'",
+            model=model.id,
+            required_plan=model.min_plan,
+            param="model",
+        )
+
+
+def rate_requests(
+    catalog: Catalog, principal: Principal, customer_id: str, model: Model, usage: Usage
+) -> tuple[list[tuple[Limit, str, int]], tuple[Limit, str] | None]:
+    """The `(limit, key, cost)` triples of one call, and the tokens-per-minute window if any.
+
+    Limits are the category's base limits times the plan's multiplier (catalog.limits_for),
+    per customer and category; a key with `rate_limit_rpm` adds its own window. The token
+    window is charged the prompt estimate now (capped at the window size so a huge prompt
+    waits instead of failing forever) and the rest of the real usage after the call.
+    """
+    limits = catalog.limits_for(principal.plan, model.category)
+    requests: list[tuple[Limit, str, int]] = []
+    token_limit: tuple[Limit, str] | None = None
+    subject = f"{customer_id}:{model.category}"
+    if limits.requests_per_minute is not None:
+        requests.append((Limit(limits.requests_per_minute, MINUTE_SECONDS), subject + ":rpm", 1))
+    if limits.tokens_per_minute is not None and (usage.input_tokens or usage.output_tokens):
+        limit = Limit(limits.tokens_per_minute, MINUTE_SECONDS)
+        cost = max(1, min(usage.input_tokens, limits.tokens_per_minute))
+        requests.append((limit, subject + ":tpm", cost))
+        token_limit = (limit, subject + ":tpm")
+    if principal.rate_limit_rpm is not None:
+        requests.append(
+            (Limit(principal.rate_limit_rpm, MINUTE_SECONDS), f"{principal.key_id}:rpm", 1)
+        )
+    return requests, token_limit
+
+
+async def admit(
+    deps: GatewayDeps,
+    principal: Principal,
+    *,
+    model: Model,
+    usage: Usage,
+    request_id: str,
+) -> Admission:
+    """Authorize one call of `model` expected to use at most `usage`, and hold its price.
+
+    `principal` must act for a customer (an operator acting for one passes that customer's
+    principal, see `api/routes/sidecar.py`). The hold expires after the upstream timeout plus
+    a minute, so a crashed process never keeps credits reserved for long.
+
+    Raises:
+        InsufficientScope: the key lacks `write`.
+        OperatorKeyNotBillable: an operator key without a customer.
+        ModelNotAllowedForKey, ModelNotInPlan: see `check_model_access`.
+        RateLimited: a window is exhausted (429, `retry_after_seconds`).
+        InsufficientCredit: the wallet cannot cover the estimate (402).
+    """
+    principal.require("write")
+    customer_id = principal.customer_id
+    if customer_id is None:
+        raise OperatorKeyNotBillable(
+            "operator keys cannot call models: use a key of the customer to bill"
+        )
+    check_model_access(deps.catalog, principal, model)
+    requests, token_limit = rate_requests(deps.catalog, principal, customer_id, model, usage)
+    decision = await deps.limiter.hit_all(requests) if requests else Decision(True, [])
+    decision.raise_if_denied(f"rate limit reached for '{model.category}' models")
+    price = model.price.cost(usage)
+    hold = None
+    if price > 0:
+        timeout = deps.settings.upstream_timeout_seconds + MINUTE_SECONDS
+        hold = await deps.ledger.hold(
+            customer_id,
+            price,
+            idempotency_key=request_id,
+            currency=deps.catalog.currency,
+            expires_at=deps.clock.now() + timedelta(seconds=timeout),
+            metadata={"model": model.id, "key_id": principal.key_id},
+        )
+    return Admission(customer_id, model, usage, price, hold, decision, token_limit)
+

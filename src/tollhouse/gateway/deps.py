@@ -1,0 +1,31 @@
+"""What the gateway needs from the process around it (the server's `Runtime` provides it)."""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+import aiohttp
+
+from tollhouse.catalog import Catalog
+from tollhouse.clock import Clock
+from tollhouse.config import Settings
+from tollhouse.keys import KeyAuthenticator
+from tollhouse.ledger import Ledger
+from tollhouse.metering import UsageRecorder
+from tollhouse.ratelimit import RateLimiter
+
+
+class GatewayDeps(Protocol):
+    settings: Settings
+    clock: Clock
+    catalog: Catalog
+    authenticator: KeyAuthenticator
+    limiter: RateLimiter
+    ledger: Ledger
+    recorder: UsageRecorder
+    http: aiohttp.ClientSession
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> None:
+        """Run `coro` in the background; the server waits for it at shutdown."""
+        ...

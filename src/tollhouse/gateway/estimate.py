@@ -1,0 +1,110 @@
+"""What a gateway call will cost at most, from its request body, before the upstream is called.
+
+| route | estimate |
+| --- | --- |
+| chat completions | prompt tokens counted locally + `max_completion_tokens`/`max_tokens` (else the model's `max_output_tokens`, else 4,096) output tokens, times `n` |
+| completions | same, prompt from `prompt` |
+| embeddings | input tokens counted locally |
+| images | `n` images (default 1) |
+| audio speech | characters of `input` |
+
+The hold is the model's price of this estimate; the capture is the price of the real usage,
+capped at the hold (see `gateway/proxy.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from tollhouse.catalog import Model, Usage
+from tollhouse.gateway.errors import InvalidRequest
+from tollhouse.gateway.tokens import count_chat_tokens, count_tokens
+
+Kind = Literal["chat", "completion", "embedding", "image", "speech"]
+
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+MAX_CHOICES = 16
+MAX_IMAGES = 10
+MAX_SPEECH_CHARACTERS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """The usage a call may reach, and whether the client asked for a stream."""
+
+    usage: Usage
+    stream: bool
+
+
+def _int_field(body: dict[str, Any], name: str, *, low: int, high: int) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidRequest(f"'{name}' must be an integer from {low} to {high}", param=name)
+    return value
+
+
+def _stream_flag(body: dict[str, Any]) -> bool:
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean", param="stream")
+    return stream
+
+
+def _text_input(value: Any, name: str) -> int:
+    """Tokens in a `prompt`/`input` that is a string or a list of strings."""
+    if isinstance(value, str):
+        return count_tokens(value)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return sum(count_tokens(v) for v in value)
+    if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+        return len(value)  # already tokenised
+    raise InvalidRequest(f"'{name}' must be a string or a non-empty list of strings", param=name)
+
+
+def _output_tokens(body: dict[str, Any], model: Model) -> int:
+    cap = model.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS
+    requested = _int_field(body, "max_completion_tokens", low=1, high=10_000_000)
+    if requested is None:
+        requested = _int_field(body, "max_tokens", low=1, high=10_000_000)
+    return min(requested, cap) if requested is not None else cap
+
+
+def estimate(kind: Kind, body: dict[str, Any], model: Model) -> Estimate:
+    """The most this call can use.
+
+    Raises:
+        InvalidRequest: a required field is missing or has the wrong type.
+    """
+    if kind == "chat":
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise InvalidRequest("'messages' must be a non-empty list", param="messages")
+        n = _int_field(body, "n", low=1, high=MAX_CHOICES) or 1
+        usage = Usage(
+            input_tokens=count_chat_tokens(messages),
+            output_tokens=_output_tokens(body, model) * n,
+        )
+        return Estimate(usage, _stream_flag(body))
+    if kind == "completion":
+        n = _int_field(body, "n", low=1, high=MAX_CHOICES) or 1
+        usage = Usage(
+            input_tokens=_text_input(body.get("prompt"), "prompt"),
+            output_tokens=_output_tokens(body, model) * n,
+        )
+        return Estimate(usage, _stream_flag(body))
+    if kind == "embedding":
+        return Estimate(Usage(input_tokens=_text_input(body.get("input"), "input")), False)
+    if kind == "image":
+        if not isinstance(body.get("prompt"), str) or not body["prompt"]:
+            raise InvalidRequest("'prompt' must be a non-empty string", param="prompt")
+        n = _int_field(body, "n", low=1, high=MAX_IMAGES) or 1
+        return Estimate(Usage(images=n), False)
+    text = body.get("input")
+    if not isinstance(text, str) or not text or len(text) > MAX_SPEECH_CHARACTERS:
+        raise InvalidRequest(
+            f"'input' must be a string of 1 to {MAX_SPEECH_CHARACTERS} characters", param="input"
+        )
+    return Estimate(Usage(characters=len(text)), False)

@@ -1,0 +1,276 @@
+"""Forward an admitted call upstream, pass the answer through, and settle what it really used.
+
+Settlement (after the answer, in the background so the client never waits for it):
+capture the price of the real usage (see `settle` for usage above the hold), record the usage
+events, charge the token window the tokens beyond the prompt estimate, and mark the key used.
+
+What is charged when things go wrong:
+
+| case | charge |
+| --- | --- |
+| upstream unreachable / 5xx | nothing: hold voided, 502 |
+| upstream timeout before the answer starts | nothing: hold voided, 504 |
+| upstream 4xx (bad request to the model) | nothing: hold voided, the upstream's status and body passed through |
+| stream ends without a usage chunk | prompt estimate + delivered text counted locally, `usage_source = counted` |
+| client disconnects mid-stream | same: prompt + text received from upstream until the disconnect |
+| upstream breaks mid-stream | same, and the stream ends where it broke |
+| process dies before settling | the hold expires and is voided by the sweeper: nothing charged |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import orjson
+
+from tollhouse.catalog import Usage
+from tollhouse.gateway.admission import Admission
+from tollhouse.gateway.deps import GatewayDeps
+from tollhouse.gateway.errors import UpstreamError, UpstreamTimeout
+from tollhouse.gateway.estimate import Kind
+from tollhouse.gateway.usage import StreamMeter, UsageSource, usage_from_body
+from tollhouse.keys import Principal
+from tollhouse.ledger import InsufficientCredit
+from tollhouse.metering import UsageEventIn
+
+log = logging.getLogger(__name__)
+
+STREAM_CHUNK_TIMEOUT_SECONDS = 120.0
+"""Longest silence tolerated between two chunks of a stream before it is treated as broken."""
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One OpenAI-compatible route: its path here, its path under the upstream's base URL."""
+
+    path: str
+    upstream_path: str
+    kind: Kind
+
+ROUTES = (
+    Route("/v1/chat/completions", "/chat/completions", "chat"),
+    Route("/v1/completions", "/completions", "completion"),
+    Route("/v1/embeddings", "/embeddings", "embedding"),
+    Route("/v1/images/generations", "/images/generations", "image"),
+    Route("/v1/audio/speech", "/audio/speech", "speech"),
+)
+
+@dataclass(slots=True)
+class Call:
+    """Everything known about one admitted gateway call."""
+
+    request_id: str
+    route: Route
+    principal: Principal
+    admission: Admission
+    started_at: datetime
+    body: dict[str, Any]
+    raw: bytes
+    stream: bool
+
+@dataclass(slots=True)
+class Forwarded:
+    """The upstream's answer to pass to the client: whole `content`, or a `stream` of bytes."""
+
+    status: int
+    content_type: str
+    content: bytes = b""
+    stream: AsyncIterator[bytes] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+def upstream_payload(call: Call) -> bytes:
+    """The body to send upstream: the client's, with the upstream's model name, and usage
+    requested in streams (`stream_options.include_usage`). Unchanged bytes when possible."""
+    model = call.admission.model
+    if model.upstream_model == model.id and not call.stream:
+        return call.raw
+    body = dict(call.body)
+    body["model"] = model.upstream_model
+    if call.stream:
+        options = body.get("stream_options")
+        body["stream_options"] = {**(options if isinstance(options, dict) else {})}
+        body["stream_options"]["include_usage"] = True
+    return orjson.dumps(body)
+
+async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
+    """Send `call` upstream and return its answer; settlement is scheduled, never awaited.
+
+    Raises (after voiding the hold):
+        UpstreamTimeout: no answer within `upstream_timeout_seconds` (504).
+        UpstreamError: connection failure or a 5xx from the upstream (502).
+    """
+    model = call.admission.model
+    upstream = deps.catalog.upstreams[model.upstream]
+    headers = {"Content-Type": "application/json"}
+    api_key = deps.catalog.upstream_api_key(upstream.name)
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    url = upstream.base_url.rstrip("/") + call.route.upstream_path
+    timeout = aiohttp.ClientTimeout(
+        total=None if call.stream else deps.settings.upstream_timeout_seconds,
+        sock_connect=10.0,
+        sock_read=STREAM_CHUNK_TIMEOUT_SECONDS if call.stream else None,
+    )
+    try:
+        response = await asyncio.wait_for(
+            deps.http.post(url, data=upstream_payload(call), headers=headers, timeout=timeout),
+            deps.settings.upstream_timeout_seconds,
+        )
+    except asyncio.TimeoutError:
+        await _void(deps, call)
+        raise UpstreamTimeout(f"upstream '{upstream.name}' did not answer in time") from None
+    except aiohttp.ClientError as exc:
+        await _void(deps, call)
+        raise UpstreamError(f"upstream '{upstream.name}' failed: {type(exc).__name__}") from None
+    content_type = response.headers.get("Content-Type", "application/json")
+    if response.status >= 400:
+        content = await _read_quietly(response)
+        await _void(deps, call)
+        if response.status >= 500:
+            raise UpstreamError(
+                f"upstream '{upstream.name}' answered {response.status}",
+                upstream_status=response.status,
+            )
+        return Forwarded(response.status, content_type, content)
+    if call.stream and content_type.startswith("text/event-stream"):
+        return Forwarded(200, content_type, stream=_stream_through(deps, call, response))
+    try:
+        content = await asyncio.wait_for(response.read(), deps.settings.upstream_timeout_seconds)
+    except asyncio.TimeoutError:
+        await _void(deps, call)
+        raise UpstreamTimeout(f"upstream '{upstream.name}' did not finish in time") from None
+    except aiohttp.ClientError as exc:
+        await _void(deps, call)
+        raise UpstreamError(f"upstream '{upstream.name}' failed: {type(exc).__name__}") from None
+    finally:
+        response.release()
+    parsed: Any = None
+    if content_type.startswith("application/json"):
+        try:
+            parsed = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            parsed = None
+    usage, source = usage_from_body(call.route.kind, parsed, call.admission.estimate)
+    deps.spawn(settle(deps, call, usage, source), name=f"settle {call.request_id}")
+    return Forwarded(response.status, content_type, content)
+
+async def _stream_through(
+    deps: GatewayDeps, call: Call, response: aiohttp.ClientResponse
+) -> AsyncIterator[bytes]:
+    """Yield the upstream's bytes unchanged while metering them; settle when it ends, however."""
+    meter = StreamMeter()
+    interrupted = False
+    try:
+        async for chunk in response.content.iter_any():
+            meter.feed(chunk)
+            yield chunk
+    except (asyncio.TimeoutError, aiohttp.ClientError):
+        interrupted = True
+    finally:
+        response.close()
+        usage, source = meter.result(call.admission.estimate)
+        deps.spawn(
+            settle(deps, call, usage, source, interrupted=interrupted or not meter.done),
+            name=f"settle {call.request_id}",
+        )
+
+async def _read_quietly(response: aiohttp.ClientResponse) -> bytes:
+    try:
+        return await asyncio.wait_for(response.read(), 10.0)
+    except (asyncio.TimeoutError, aiohttp.ClientError):
+        return b""
+    finally:
+        response.release()
+
+async def _void(deps: GatewayDeps, call: Call) -> None:
+    hold = call.admission.hold
+    if hold is not None:
+        await deps.ledger.void(hold.id)
+
+def usage_events(
+    call: Call, usage: Usage, *, cost_micros: int, properties: dict[str, Any]
+) -> list[UsageEventIn]:
+    """The usage events of one call: `api_calls` = 1 plus each nonzero quantity."""
+    quantities = {
+        "api_calls": 1,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "images": usage.images,
+        "characters": usage.characters,
+    }
+    props = {**properties, "cost_micros": cost_micros, "route": call.route.kind}
+    return [
+        UsageEventIn(
+            id=f"{call.request_id}:{meter}",
+            customer_id=call.admission.customer_id,
+            meter=meter,
+            value=value,
+            occurred_at=call.started_at,
+            key_id=call.principal.key_id,
+            model=call.admission.model.id,
+            properties=props,
+        )
+        for meter, value in quantities.items()
+        if value or meter == "api_calls"
+    ]
+
+async def settle(
+    deps: GatewayDeps,
+    call: Call,
+    usage: Usage,
+    source: UsageSource,
+    *,
+    interrupted: bool = False,
+) -> None:
+    """Charge the real price, record usage, charge the token window, mark the key used.
+
+    The hold is captured up to the real price. When the real price is above the hold (the
+    upstream's tokenizer counted more than the local estimate, or it ignored `max_tokens`),
+    the excess is charged with a second hold captured at once; if the wallet cannot cover it,
+    the shortfall is recorded as `uncaptured_micros` on the usage events, never as an overdraft.
+    """
+    admission = call.admission
+    cost = admission.model.price.cost(usage)
+    properties: dict[str, Any] = {"usage_source": source}
+    captured = 0
+    if admission.hold is not None:
+        properties["hold_id"] = admission.hold.id
+        captured = min(cost, admission.hold.amount)
+        await deps.ledger.capture(admission.hold.id, captured)
+    if cost > captured:
+        captured += await _charge_excess(deps, call, cost - captured, properties)
+    if interrupted:
+        properties["interrupted"] = True
+    await deps.recorder.record(usage_events(call, usage, cost_micros=captured, properties=properties))
+    if admission.token_limit is not None:
+        limit, key = admission.token_limit
+        charged = max(1, min(admission.estimate.input_tokens, limit.amount))
+        extra = usage.input_tokens + usage.output_tokens - charged
+        if extra > 0:
+            await deps.limiter.consume(limit, key, extra)
+    deps.authenticator.touch(call.principal.key_id)
+
+
+async def _charge_excess(
+    deps: GatewayDeps, call: Call, excess: int, properties: dict[str, Any]
+) -> int:
+    """Charge `excess` micros beyond the hold; returns what was charged (0 or `excess`)."""
+    try:
+        extra = await deps.ledger.hold(
+            call.admission.customer_id,
+            excess,
+            idempotency_key=f"{call.request_id}:excess",
+            currency=deps.catalog.currency,
+            metadata={"model": call.admission.model.id, "excess_of": call.request_id},
+        )
+    except InsufficientCredit:
+        properties["uncaptured_micros"] = excess
+        return 0
+    await deps.ledger.capture(extra.id, excess)
+    properties["excess_hold_id"] = extra.id
+    return excess

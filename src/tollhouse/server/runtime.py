@@ -1,0 +1,126 @@
+"""One process's services, built from settings, started and stopped together.
+
+`Runtime` owns the database engine, the catalog, the key authenticator, the rate limiter, the
+group-committing ledger and usage writers, the pooled upstream HTTP client (aiohttp: its pool
+costs ~0.05-0.1 ms of CPU a request where httpx's costs ~2 ms, see bench/), and the background
+jobs (hold and grant expiry sweeps, last-used flushes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+import aiohttp
+
+from tollhouse.catalog import Catalog, load_catalog
+from tollhouse.clock import SYSTEM_CLOCK, Clock
+from tollhouse.config import Settings
+from tollhouse.gateway.tokens import warm_up
+from tollhouse.keys import KeyAuthenticator
+from tollhouse.ledger import Ledger
+from tollhouse.metering import UsageRecorder
+from tollhouse.ratelimit import RateLimiter, storage_from_url
+from tollhouse.storage import Database
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_SECONDS = 30.0
+
+
+class Runtime:
+    """Every long-lived object of one tollhouse process.
+
+    Build with `Runtime(settings)`, then `await start()`; `await stop()` drains background
+    work (settlements, batched writes) before closing connections.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        catalog: Catalog | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.catalog = catalog or load_catalog(settings.catalog)
+        self.db = Database(settings.database_url)
+        self.authenticator = KeyAuthenticator(
+            self.db, secret=self.key_secret, clock=clock, cache_ttl_seconds=30.0
+        )
+        self.limiter = RateLimiter(storage_from_url(settings.redis_url or "memory://", clock=clock))
+        self.ledger = Ledger(self.db, clock=clock)
+        self.recorder = UsageRecorder(self.db, clock=clock, known_meters=set(self.catalog.meters))
+        self._http: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def key_secret(self) -> bytes:
+        return self.settings.key_secret.get_secret_value().encode()
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The pooled upstream client (exists between start and stop)."""
+        if self._http is None:
+            raise RuntimeError("Runtime not started")
+        return self._http
+
+    async def start(self) -> None:
+        """Open connections and start the background writers and sweeper."""
+        warm_up()
+        connector = aiohttp.TCPConnector(limit=512, limit_per_host=256, keepalive_timeout=60)
+        self._http = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        await self.ledger.start()
+        await self.recorder.start()
+        self.authenticator.start()
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweeper")
+
+    async def stop(self) -> None:
+        """Finish background work, then close everything. Safe to call twice."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        await self.drain()
+        await self.authenticator.stop()
+        await self.recorder.stop()
+        await self.ledger.stop()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        await self.limiter.close()
+        await self.db.dispose()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> None:
+        """Run `coro` in the background, keep a reference, log its failure."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def drain(self) -> None:
+        """Wait until every background task spawned so far (and those they spawn) is done."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def sweep(self) -> None:
+        """Expire grants and void stale holds now (the sweeper does this every 30 s)."""
+        await self.ledger.sweep(self.clock.now())
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
+            try:
+                await self.sweep()
+            except Exception:  # noqa: BLE001 - keep sweeping; the failure is logged
+                log.exception("ledger sweep failed")

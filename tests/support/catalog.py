@@ -1,0 +1,93 @@
+"""The catalog the end-to-end tests run with: every model points at the local FakeUpstream.
+
+Prices are chosen so charges are easy to check by hand: `test-chat` costs 1 micro per input
+token and 2 micros per output token, so the upstream's usage (12 in, 7 out) costs 26 micros.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TEXT_RPM_FREE = 5
+"""Requests per minute on the `text` category for the free plan (multiplier 1)."""
+PRO_MULTIPLIER = 3
+CHAT_MAX_OUTPUT_TOKENS = 100
+INPUT_MICROS_PER_TOKEN = 1
+OUTPUT_MICROS_PER_TOKEN = 2
+IMAGE_MICROS = 40_000
+TTS_MICROS_PER_CHARACTER = 15
+
+
+def catalog_text(upstream_base_url: str, *, text_rpm: int = TEXT_RPM_FREE) -> str:
+    return f"""
+version: "test"
+currency: usd
+default_plan: free
+plans:
+  free: {{rank: 0, price: "0", rate_limit_multiplier: 1}}
+  pro: {{rank: 10, price: "29.00", rate_limit_multiplier: {PRO_MULTIPLIER}}}
+  lifetime: {{rank: 20, price: "499.00", interval: once, rate_limit_multiplier: null}}
+categories:
+  text: {{requests_per_minute: {text_rpm}, tokens_per_minute: 1000000}}
+  embeddings: {{requests_per_minute: 60}}
+  text-to-image: {{requests_per_minute: 10}}
+  text-to-speech: {{requests_per_minute: 10}}
+upstreams:
+  fake: {{base_url: "{upstream_base_url}", api_key_env: TOLLHOUSE_TEST_UPSTREAM_KEY}}
+models:
+  test-chat:
+    category: text
+    upstream: fake
+    upstream_model: echo
+    max_output_tokens: {CHAT_MAX_OUTPUT_TOKENS}
+    price: {{input_per_1m_tokens: "1", output_per_1m_tokens: "2"}}
+  test-chat-nousage:
+    category: text
+    upstream: fake
+    upstream_model: no-usage
+    max_output_tokens: {CHAT_MAX_OUTPUT_TOKENS}
+    price: {{input_per_1m_tokens: "1", output_per_1m_tokens: "2"}}
+  test-chat-500: {{category: text, upstream: fake, upstream_model: error-500, price: {{per_request: "0.01"}}}}
+  test-chat-400: {{category: text, upstream: fake, upstream_model: error-400, price: {{per_request: "0.01"}}}}
+  test-chat-slow: {{category: text, upstream: fake, upstream_model: slow, price: {{per_request: "0.01"}}}}
+  test-chat-slow-stream:
+    category: text
+    upstream: fake
+    upstream_model: slow-stream
+    max_output_tokens: {CHAT_MAX_OUTPUT_TOKENS}
+    price: {{input_per_1m_tokens: "1", output_per_1m_tokens: "2"}}
+  test-chat-broken:
+    category: text
+    upstream: fake
+    upstream_model: broken-stream
+    max_output_tokens: {CHAT_MAX_OUTPUT_TOKENS}
+    price: {{input_per_1m_tokens: "1", output_per_1m_tokens: "2"}}
+  test-chat-pro:
+    category: text
+    upstream: fake
+    upstream_model: echo
+    min_plan: pro
+    max_output_tokens: {CHAT_MAX_OUTPUT_TOKENS}
+    price: {{input_per_1m_tokens: "1", output_per_1m_tokens: "2"}}
+  test-embed:
+    category: embeddings
+    upstream: fake
+    upstream_model: echo
+    price: {{input_per_1m_tokens: "1"}}
+  test-image:
+    category: text-to-image
+    upstream: fake
+    upstream_model: echo
+    price: {{per_image: "0.04"}}
+  test-tts:
+    category: text-to-speech
+    upstream: fake
+    upstream_model: echo
+    price: {{per_1m_characters: "15"}}
+"""
+
+
+def write_catalog(directory: Path, upstream_base_url: str, **options: int) -> Path:
+    path = directory / "catalog.yaml"
+    path.write_text(catalog_text(upstream_base_url, **options))
+    return path

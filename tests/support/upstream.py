@@ -1,0 +1,192 @@
+"""A local OpenAI-compatible upstream for end-to-end tests (the real upstream cannot run here).
+
+Behaviour is chosen by the upstream model name the gateway sends:
+
+| upstream model | behaviour |
+| --- | --- |
+| `echo` | answers normally; usage `prompt_tokens=PROMPT_TOKENS`, `completion_tokens=COMPLETION_TOKENS` |
+| `no-usage` | answers without any usage (streams without the usage chunk) |
+| `error-500` / `error-400` | answers that status with an OpenAI error body |
+| `slow` | waits `slow_seconds` before answering |
+| `broken-stream` | streams two chunks, then drops the connection |
+| `slow-stream` | streams one chunk every `slow_seconds / 10` |
+
+Every request is kept in `requests` (path, headers, JSON body) so tests can assert what the
+gateway forwarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+PROMPT_TOKENS = 12
+COMPLETION_TOKENS = 7
+STREAM_PIECES = ["Hello", " from", " the", " upstream", "."]
+ANSWER = "".join(STREAM_PIECES)
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeUpstream:
+    """Start with `await start()`; `base_url` ends with `/v1`."""
+
+    slow_seconds: float = 5.0
+    requests: list[Seen] = field(default_factory=list)
+    _runner: web.AppRunner | None = None
+    port: int = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/completions", self._completion)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/images/generations", self._images)
+        app.router.add_post("/v1/audio/speech", self._speech)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        site = web.SockSite(self._runner, sock)
+        await site.start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _seen(self, request: web.Request) -> dict[str, Any]:
+        body = await request.json()
+        self.requests.append(Seen(request.path, dict(request.headers), body))
+        return body  # type: ignore[no-any-return]
+
+    async def _special(self, body: dict[str, Any]) -> web.Response | None:
+        model = body.get("model")
+        if model == "slow":
+            await asyncio.sleep(self.slow_seconds)
+        if isinstance(model, str) and model.startswith("error-"):
+            status = int(model.split("-")[1])
+            return web.json_response(
+                {"error": {"message": f"upstream says {status}", "type": "server_error"}},
+                status=status,
+            )
+        return None
+
+    @staticmethod
+    def _usage(body: dict[str, Any]) -> dict[str, int] | None:
+        if body.get("model") == "no-usage":
+            return None
+        return {
+            "prompt_tokens": PROMPT_TOKENS,
+            "completion_tokens": COMPLETION_TOKENS,
+            "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
+        }
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await self._seen(request)
+        special = await self._special(body)
+        if special is not None:
+            return special
+        if body.get("stream"):
+            return await self._stream(request, body)
+        answer: dict[str, Any] = {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "created": 1,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": ANSWER},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+        usage = self._usage(body)
+        if usage is not None:
+            answer["usage"] = usage
+        return web.json_response(answer)
+
+    async def _stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1,
+                "model": body["model"]}
+        for index, piece in enumerate(STREAM_PIECES):
+            chunk = {**base, "choices": [{"index": 0, "delta": {"content": piece},
+                                          "finish_reason": None}]}
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            if body.get("model") == "slow-stream":
+                await asyncio.sleep(self.slow_seconds / 10)
+            if body.get("model") == "broken-stream" and index == 1:
+                assert request.transport is not None
+                request.transport.close()
+                return response
+        final = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        await response.write(f"data: {json.dumps(final)}\n\n".encode())
+        usage = self._usage(body)
+        include = (body.get("stream_options") or {}).get("include_usage")
+        if usage is not None and include:
+            await response.write(
+                f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n".encode()
+            )
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    async def _completion(self, request: web.Request) -> web.Response:
+        body = await self._seen(request)
+        special = await self._special(body)
+        if special is not None:
+            return special
+        answer: dict[str, Any] = {
+            "id": "cmpl-test",
+            "object": "text_completion",
+            "created": 1,
+            "model": body["model"],
+            "choices": [{"index": 0, "text": ANSWER, "finish_reason": "stop"}],
+        }
+        usage = self._usage(body)
+        if usage is not None:
+            answer["usage"] = usage
+        return web.json_response(answer)
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = await self._seen(request)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        return web.json_response({
+            "object": "list",
+            "model": body["model"],
+            "data": [
+                {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
+                for i in range(len(inputs))
+            ],
+            "usage": {"prompt_tokens": PROMPT_TOKENS, "total_tokens": PROMPT_TOKENS},
+        })
+
+    async def _images(self, request: web.Request) -> web.Response:
+        body = await self._seen(request)
+        count = int(body.get("n") or 1)
+        return web.json_response({
+            "created": 1,
+            "data": [{"url": f"https://images.invalid/{i}.png"} for i in range(count)],
+        })
+
+    async def _speech(self, request: web.Request) -> web.Response:
+        await self._seen(request)
+        return web.Response(body=b"ID3fake-mp3-bytes", content_type="audio/mpeg")
