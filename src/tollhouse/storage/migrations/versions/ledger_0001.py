@@ -98,7 +98,12 @@ def upgrade() -> None:
         ),
     )
     op.create_index(
-        op.f("ix_ledger_holds_status"), "ledger_holds", ["status", "expires_at"], unique=False
+        op.f("ix_ledger_holds_expires_at"),
+        "ledger_holds",
+        ["expires_at"],
+        unique=False,
+        postgresql_where=sa.text("status = 'open'"),
+        sqlite_where=sa.text("status = 'open'"),
     )
 
     op.create_table(
@@ -113,7 +118,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("ledger_hold_allocations")
-    op.drop_index(op.f("ix_ledger_holds_status"), table_name="ledger_holds")
+    op.drop_index(op.f("ix_ledger_holds_expires_at"), table_name="ledger_holds")
     op.drop_table("ledger_holds")
     op.drop_index(op.f("ix_ledger_entries_customer_id"), table_name="ledger_entries")
     op.drop_index(op.f("ix_ledger_entries_account_id"), table_name="ledger_entries")

@@ -1,0 +1,52 @@
+"""The credit ledger: double-entry wallets in integer micros, grants, two-phase charges.
+
+Invariants (checked by `service.check_invariants`):
+- Every movement is a transfer: exactly two entries sharing a `transfer_id`, summing to zero.
+  Entries are append-only (never updated, never deleted); balances over all accounts sum to 0.
+- An account's `balance` always equals the sum of its entries (a cached projection).
+- A grant is a lot account funded issuance -> lot. Lots and escrow never go below 0; the
+  overdraft account never goes below -limit through a draw; so a wallet never goes below zero
+  unless an overdraft is configured, also with many writers in several processes (row locks).
+- A customer's escrow balance equals the sum of its open holds; a hold's allocations sum to its
+  amount; a settled hold moved `captured_amount` to revenue and the rest back to its lots.
+- Holds, captures, voids and grants are idempotent (hold/grant by the caller's key, capture and
+  void by the hold's state); a failed operation stores nothing.
+- Every answer from the writer is durable: it is given after the COMMIT.
+
+Writes: `Ledger` (one per process; group commit). Reads: `tollhouse.ledger.service`.
+"""
+
+from tollhouse.ledger.errors import (
+    CaptureExceedsHold,
+    GrantNotFound,
+    HoldNotFound,
+    HoldNotOpen,
+    IdempotencyKeyReused,
+    InsufficientCredit,
+    LedgerClosed,
+    LedgerError,
+)
+from tollhouse.ledger.models import AccountKind, EntryKind, GrantSource, HoldStatus
+from tollhouse.ledger.schemas import Balance, GrantView, HoldView, SweepResult, TransactionView
+from tollhouse.ledger.writer import Ledger
+
+__all__ = [
+    "AccountKind",
+    "Balance",
+    "CaptureExceedsHold",
+    "EntryKind",
+    "GrantNotFound",
+    "GrantSource",
+    "GrantView",
+    "HoldNotFound",
+    "HoldNotOpen",
+    "HoldStatus",
+    "HoldView",
+    "IdempotencyKeyReused",
+    "InsufficientCredit",
+    "Ledger",
+    "LedgerClosed",
+    "LedgerError",
+    "SweepResult",
+    "TransactionView",
+]

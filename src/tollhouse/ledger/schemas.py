@@ -1,0 +1,113 @@
+"""Read-only views the ledger hands out (frozen; never ORM objects). Money in int micros."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class GrantView:
+    """A grant lot. `remaining` excludes what open holds took from it (that sits in escrow)."""
+
+    id: str
+    amount: int
+    """Micros granted."""
+    remaining: int
+    """Micros left in the lot now (>= 0)."""
+    expires_at: datetime | None
+    priority: int
+    source: str
+    customer_id: str
+    currency: str
+    description: str
+    created_at: datetime
+    revoked_at: datetime | None
+    idempotency_key: str | None
+
+    def is_live(self, now: datetime) -> bool:
+        """Spendable: not revoked and not expired at `now` (whatever `remaining` is)."""
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+@dataclass(frozen=True, slots=True)
+class HoldView:
+    """A hold. `status` is `open`, `captured`, `voided` or `expired`."""
+
+    id: str
+    customer_id: str
+    currency: str
+    amount: int
+    """Micros held."""
+    captured_amount: int
+    """Micros captured (0 unless captured)."""
+    status: str
+    created_at: datetime
+    expires_at: datetime
+    settled_at: datetime | None
+    idempotency_key: str | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def released_amount(self) -> int:
+        """Micros given back: all of it once voided or expired, the rest once captured."""
+        if self.status == "open":
+            return 0
+        return self.amount - self.captured_amount
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """A customer's wallet in one currency at one instant."""
+
+    available_micros: int
+    """Sum of the live grant lots (spendable without overdraft)."""
+    held_micros: int
+    """Micros in escrow under open holds."""
+    overdraft_limit_micros: int
+    """Configured credit line (0 = none)."""
+    grants: list[GrantView]
+    """Live lots with money left, in spend order."""
+    overdraft_used_micros: int = 0
+    """Micros drawn on the credit line (held or owed)."""
+    customer_id: str = ""
+    currency: str = "usd"
+
+    @property
+    def spendable_micros(self) -> int:
+        """What a new hold may take now: available plus unused overdraft."""
+        return self.available_micros + self.overdraft_limit_micros - self.overdraft_used_micros
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionView:
+    """One entry on one of the customer's accounts (grant lots, escrow, overdraft)."""
+
+    id: int
+    """Entry id: increasing; pass the last one as `before_id` for the next page."""
+    transfer_id: str
+    kind: str
+    """An `EntryKind` value: grant, hold, capture, release, void, expire, revoke, overdraft."""
+    amount: int
+    """Signed micros on `account_kind`'s account: positive credits it."""
+    account_kind: str
+    hold_id: str | None
+    created_at: datetime
+    description: str
+    account_id: str = ""
+    currency: str = "usd"
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    """What one `sweep` did."""
+
+    expired_grants: int = 0
+    """Lots whose rest moved to the expired account."""
+    expired_micros: int = 0
+    """Micros expired."""
+    expired_holds: int = 0
+    """Open holds past their expiry, released back (status `expired`)."""
+    revoked_micros: int = 0
+    """Micros released into revoked lots and sent back to issuance."""

@@ -1,0 +1,84 @@
+"""One batch = one transaction: load (locked), apply each op in order, flush, commit.
+
+`run_batch` returns each op's outcome (result or business error) only after the commit, so a
+caller never sees an answer that is not durable. Unexpected errors (database, guard failure)
+propagate: the writer then retries the ops one by one so a bad op cannot fail its neighbours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tollhouse.errors import TollhouseError
+from tollhouse.ledger.writer.apply import apply
+from tollhouse.ledger.writer.flush import flush
+from tollhouse.ledger.writer.load import load
+from tollhouse.ledger.writer.ops import Op
+from tollhouse.ledger.writer.state import BatchState, HoldCache
+
+
+class CommitFailed(Exception):
+    """The COMMIT itself failed: the outcome is unknown, so the batch must not be retried."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"commit failed: {cause!r}")
+        self.cause = cause
+
+
+Outcome = tuple[bool, Any]
+"""(True, result) or (False, exception) per op."""
+
+
+async def run_batch(
+    engine: AsyncEngine,
+    ops: Sequence[Op],
+    *,
+    now: datetime,
+    hold_ttl: timedelta,
+    known_accounts: set[str],
+    hold_cache: HoldCache,
+) -> list[Outcome]:
+    """Apply `ops` in one transaction and commit. Returns outcomes in `ops` order.
+
+    Raises:
+        CommitFailed: COMMIT raised; nothing can be said about the outcome.
+        Exception: any other database or internal error (nothing was committed).
+    """
+    is_postgres = engine.dialect.name == "postgresql"
+    state = BatchState(now)
+    outcomes: list[Outcome] = []
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            ensured = await load(
+                conn,
+                ops,
+                state,
+                is_postgres=is_postgres,
+                known_accounts=known_accounts,
+                hold_cache=hold_cache,
+            )
+            for op in ops:
+                state.begin()
+                try:
+                    outcomes.append((True, apply(state, op, hold_ttl)))
+                except TollhouseError as exc:
+                    state.rollback()
+                    outcomes.append((False, exc))
+            await flush(conn, state, is_postgres=is_postgres)
+        except BaseException:
+            await transaction.rollback()
+            hold_cache.forget(state.holds)
+            raise
+        try:
+            await transaction.commit()
+        except Exception as exc:
+            hold_cache.forget(state.holds)
+            raise CommitFailed(exc) from exc
+    known_accounts.update(ensured)
+    hold_cache.remember(state.holds.values())
+    return outcomes

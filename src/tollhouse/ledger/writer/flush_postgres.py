@@ -1,0 +1,119 @@
+"""PostgreSQL writes: one statement of data-modifying CTEs over array parameters.
+
+Entries, new holds, allocations, guarded customer balances, guarded hold settlements and (when
+there is just one) the system account go in ONE round trip; the statement returns how many rows
+each guarded UPDATE matched. Rare writes (new accounts, metadata, several system accounts) are
+separate statements; several system accounts are updated in id order so two processes never
+deadlock on them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, insert, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tollhouse.ledger.models import accounts_table
+from tollhouse.ledger.writer.flush import Changes, account_row, check
+from tollhouse.storage.base import UTCDateTime
+
+A = accounts_table.c
+
+_WRITE = text(
+    "WITH "
+    "entries AS (INSERT INTO ledger_entries "
+    "(transfer_id, account_id, customer_id, amount, kind, hold_id, description, created_at) "
+    "SELECT t, a, c, m, k, h, d, CAST(:now AS TIMESTAMPTZ) FROM unnest("
+    "CAST(:e_transfer AS VARCHAR[]), CAST(:e_account AS VARCHAR[]), "
+    "CAST(:e_customer AS VARCHAR[]), CAST(:e_amount AS BIGINT[]), CAST(:e_kind AS VARCHAR[]), "
+    "CAST(:e_hold AS VARCHAR[]), CAST(:e_description AS TEXT[])) AS u(t, a, c, m, k, h, d)), "
+    "holds AS (INSERT INTO ledger_holds (id, customer_id, currency, amount, captured_amount, "
+    "status, idempotency_key, created_at, expires_at, settled_at, metadata) "
+    "SELECT * FROM unnest(CAST(:h_id AS VARCHAR[]), CAST(:h_customer AS VARCHAR[]), "
+    "CAST(:h_currency AS VARCHAR[]), CAST(:h_amount AS BIGINT[]), "
+    "CAST(:h_captured AS BIGINT[]), CAST(:h_status AS VARCHAR[]), CAST(:h_key AS VARCHAR[]), "
+    "CAST(:h_created AS TIMESTAMPTZ[]), CAST(:h_expires AS TIMESTAMPTZ[]), "
+    "CAST(:h_settled AS TIMESTAMPTZ[]), CAST(:h_metadata AS JSON[]))), "
+    "allocations AS (INSERT INTO ledger_hold_allocations (hold_id, seq, account_id, amount) "
+    "SELECT * FROM unnest(CAST(:l_hold AS VARCHAR[]), CAST(:l_seq AS INTEGER[]), "
+    "CAST(:l_account AS VARCHAR[]), CAST(:l_amount AS BIGINT[]))), "
+    "balances AS (UPDATE ledger_accounts AS x SET balance = x.balance + u.delta "
+    "FROM unnest(CAST(:b_id AS VARCHAR[]), CAST(:b_delta AS BIGINT[])) AS u(id, delta) "
+    "WHERE x.id = u.id AND (x.lower_bound IS NULL OR u.delta >= 0 "
+    "OR x.balance + u.delta >= x.lower_bound) RETURNING 1), "
+    "settled AS (UPDATE ledger_holds AS x SET status = u.status, captured_amount = u.captured, "
+    "settled_at = u.settled FROM unnest(CAST(:s_id AS VARCHAR[]), CAST(:s_status AS VARCHAR[]), "
+    "CAST(:s_captured AS BIGINT[]), CAST(:s_settled AS TIMESTAMPTZ[])) "
+    "AS u(id, status, captured, settled) WHERE x.id = u.id AND x.status = 'open' RETURNING 1) "
+    "SELECT (SELECT count(*) FROM balances), (SELECT count(*) FROM settled)"
+)
+_SYSTEM_BALANCE = text("UPDATE ledger_accounts SET balance = balance + :delta WHERE id = :id")
+_ACCOUNT_META = (
+    update(accounts_table)
+    .where(A.id == bindparam("b_id"))
+    .values(
+        lower_bound=bindparam("b_lower_bound"),
+        revoked_at=bindparam("b_revoked_at", type_=UTCDateTime()),
+    )
+)
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Transpose rows into `width` column lists (empty lists for no rows)."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+async def write(conn: AsyncConnection, changes: Changes, now: datetime) -> None:
+    """Write `changes`. Raises `ConcurrentUpdate` if a guarded UPDATE missed a row."""
+    if changes.new_accounts:
+        await conn.execute(insert(accounts_table), [account_row(a) for a in changes.new_accounts])
+    if changes.meta:
+        await conn.execute(
+            _ACCOUNT_META,
+            [{"b_id": a.id, "b_lower_bound": a.lower_bound, "b_revoked_at": a.revoked_at}
+             for a in changes.meta],
+        )
+    balances = list(changes.balances)
+    late_system = changes.system
+    if len(changes.system) == 1:  # one shared row: no lock-order question, write it inline
+        balances += changes.system
+        late_system = []
+    e = _columns(changes.entries, 7)
+    holds = changes.new_holds
+    l_ = _columns(changes.allocations, 4)
+    b = _columns(balances, 2)
+    settled = changes.settled
+    params: dict[str, Any] = {
+        "now": now,
+        "e_transfer": e[0], "e_account": e[1], "e_customer": e[2], "e_amount": e[3],
+        "e_kind": e[4], "e_hold": e[5], "e_description": e[6],
+        "h_id": [h.id for h in holds],
+        "h_customer": [h.customer_id for h in holds],
+        "h_currency": [h.currency for h in holds],
+        "h_amount": [h.amount for h in holds],
+        "h_captured": [h.captured_amount for h in holds],
+        "h_status": [h.status for h in holds],
+        "h_key": [h.idempotency_key for h in holds],
+        "h_created": [h.created_at for h in holds],
+        "h_expires": [h.expires_at for h in holds],
+        "h_settled": [h.settled_at for h in holds],
+        "h_metadata": [json.dumps(h.metadata) for h in holds],
+        "l_hold": l_[0], "l_seq": l_[1], "l_account": l_[2], "l_amount": l_[3],
+        "b_id": b[0], "b_delta": b[1],
+        "s_id": [h.id for h in settled],
+        "s_status": [h.status for h in settled],
+        "s_captured": [h.captured_amount for h in settled],
+        "s_settled": [h.settled_at for h in settled],
+    }
+    matched_balances, matched_holds = (await conn.execute(_WRITE, params)).one()
+    check("balance", len(balances), matched_balances)
+    check("hold", len(settled), matched_holds)
+    if late_system:
+        await conn.execute(
+            _SYSTEM_BALANCE, [{"id": id_, "delta": delta} for id_, delta in late_system]
+        )

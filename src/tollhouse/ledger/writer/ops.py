@@ -1,0 +1,80 @@
+"""Queued operations: validated arguments plus the future the caller awaits.
+
+Every operation names the customers it touches (`customer_id`) or a hold/grant id that the
+batch resolves to a customer before locking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(slots=True, eq=False)
+class Op:
+    """Base: the caller's future, resolved after the batch's commit."""
+
+    future: asyncio.Future[Any]
+
+
+@dataclass(slots=True, eq=False)
+class GrantOp(Op):
+    customer_id: str
+    amount: int
+    idempotency_key: str
+    currency: str
+    expires_at: datetime | None
+    priority: int
+    source: str
+    description: str
+
+
+@dataclass(slots=True, eq=False)
+class HoldOp(Op):
+    customer_id: str
+    amount: int
+    currency: str
+    idempotency_key: str | None
+    expires_at: datetime | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class CaptureOp(Op):
+    hold_id: str
+    amount: int
+    customer_id: str | None
+    """Tenancy check: when set, a hold of another customer is `HoldNotFound`."""
+
+
+@dataclass(slots=True, eq=False)
+class VoidOp(Op):
+    hold_id: str
+    customer_id: str | None
+
+
+@dataclass(slots=True, eq=False)
+class RevokeOp(Op):
+    grant_id: str
+    customer_id: str | None
+
+
+@dataclass(slots=True, eq=False)
+class OverdraftOp(Op):
+    customer_id: str
+    limit: int
+    currency: str
+
+
+@dataclass(slots=True, eq=False)
+class SweepCustomerOp(Op):
+    """Expire one customer's stale holds and expired (or revoked) lots in one currency."""
+
+    customer_id: str
+    currency: str
+    now: datetime
+
+
+HOLD_REF_OPS = (CaptureOp, VoidOp)

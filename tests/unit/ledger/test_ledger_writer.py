@@ -1,0 +1,169 @@
+"""The group-commit writer: batching, isolation of failures, durability, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from tollhouse.clock import FrozenClock
+from tollhouse.ledger import GrantView, HoldNotOpen, InsufficientCredit, Ledger, LedgerClosed
+from tollhouse.ledger import service as ledger_service
+from tollhouse.ledger.writer import apply as apply_module
+from tollhouse.ledger.writer.ops import GrantOp
+from tollhouse.ledger.writer.state import BatchState
+from tollhouse.ledger.writer.state import fast_id as real_fast_id
+from tollhouse.storage import Database
+
+from .conftest import Check, Wallet
+
+
+class TestGroupCommit:
+    async def test_concurrent_ops_share_commits(
+        self, ledger: Ledger, wallet: Wallet, consistent: Check
+    ) -> None:
+        await ledger.grant("cus_a", 10_000, idempotency_key="g")
+        batches_before = ledger.batches
+
+        holds = await asyncio.gather(*(ledger.hold("cus_a", 10) for _ in range(100)))
+
+        assert len({h.id for h in holds}) == 100
+        assert ledger.batches - batches_before <= 3  # one op, then everything queued meanwhile
+        assert (await wallet("cus_a")).held_micros == 1_000
+        await consistent()
+
+    async def test_max_batch_bounds_ops_per_commit(
+        self, sqlite_db: Database, clock: FrozenClock
+    ) -> None:
+        async with Ledger(sqlite_db, clock=clock, max_batch=4) as small:
+            await asyncio.gather(
+                *(small.grant(f"cus_{n}", 1, idempotency_key="g") for n in range(20))
+            )
+            assert small.batches >= 5
+            assert small.ops == 20
+
+    async def test_a_business_failure_fails_only_its_op(
+        self, ledger: Ledger, wallet: Wallet, consistent: Check
+    ) -> None:
+        await ledger.grant("cus_a", 100, idempotency_key="g")
+
+        results = await asyncio.gather(
+            ledger.hold("cus_a", 60),
+            ledger.hold("cus_a", 60),  # fails: only 40 left after the first
+            ledger.hold("cus_a", 40),
+            return_exceptions=True,
+        )
+
+        assert isinstance(results[1], InsufficientCredit)
+        assert not isinstance(results[0], BaseException)
+        assert not isinstance(results[2], BaseException)
+        assert (await wallet("cus_a")).held_micros == 100
+        await consistent()
+
+    async def test_a_database_error_fails_only_its_op(
+        self, ledger: Ledger, wallet: Wallet, consistent: Check,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        taken = await ledger.grant("cus_x", 1, idempotency_key="first")
+        await ledger.grant("cus_a", 100, idempotency_key="g")
+        real_grant = apply_module.apply_grant
+
+        def grant_reusing_an_account_id(state: BatchState, op: GrantOp) -> GrantView:
+            if op.customer_id != "cus_bad":
+                return real_grant(state, op)
+            monkeypatch.setattr(apply_module, "fast_id", lambda prefix: taken.id)
+            try:
+                return real_grant(state, op)  # its INSERT will hit the primary key
+            finally:
+                monkeypatch.setattr(apply_module, "fast_id", real_fast_id)
+
+        monkeypatch.setattr(apply_module, "apply_grant", grant_reusing_an_account_id)
+
+        bad, good, hold = await asyncio.gather(
+            ledger.grant("cus_bad", 5, idempotency_key="g"),
+            ledger.grant("cus_c", 5, idempotency_key="g"),
+            ledger.hold("cus_a", 30),
+            return_exceptions=True,
+        )
+
+        assert isinstance(bad, IntegrityError)
+        assert not isinstance(good, BaseException)
+        assert not isinstance(hold, BaseException)
+        assert (await wallet("cus_bad")).available_micros == 0
+        assert (await wallet("cus_c")).available_micros == 5
+        assert (await wallet("cus_a")).held_micros == 30
+        await consistent()
+
+    async def test_answers_are_durable_before_they_are_returned(
+        self, ledger: Ledger, db: Database, clock: FrozenClock
+    ) -> None:
+        await ledger.grant("cus_a", 100, idempotency_key="g")
+        hold = await ledger.hold("cus_a", 10)
+
+        other = Database(db.url)  # a fresh engine sees only committed data
+        try:
+            async with other.sessions() as session:
+                stored = await ledger_service.get_hold(session, hold.id)
+        finally:
+            await other.dispose()
+        assert stored == hold
+
+
+class TestLifecycle:
+    async def test_stop_drains_queued_ops(self, sqlite_db: Database, clock: FrozenClock,
+                                          wallet: Wallet) -> None:
+        ledger = Ledger(sqlite_db, clock=clock)
+        await ledger.start()
+        calls = [asyncio.create_task(ledger.grant(f"cus_{n}", 7, idempotency_key="g"))
+                 for n in range(30)]
+        await asyncio.sleep(0)  # let every call enqueue
+
+        await ledger.stop()
+
+        assert all(task.done() and task.exception() is None for task in calls)
+        assert (await wallet("cus_29")).available_micros == 7
+
+    async def test_calls_after_stop_raise_closed(
+        self, sqlite_db: Database, clock: FrozenClock
+    ) -> None:
+        ledger = Ledger(sqlite_db, clock=clock)
+        await ledger.start()
+        await ledger.stop()
+
+        with pytest.raises(LedgerClosed) as raised:
+            await ledger.hold("cus_a", 1)
+        assert raised.value.status == 503
+
+    async def test_calls_start_the_writer_lazily(
+        self, sqlite_db: Database, clock: FrozenClock
+    ) -> None:
+        ledger = Ledger(sqlite_db, clock=clock)
+        try:
+            grant = await ledger.grant("cus_a", 1, idempotency_key="g")
+        finally:
+            await ledger.stop()
+        assert grant.remaining == 1
+
+
+class TestSeveralWriters:
+    async def test_a_hold_settled_by_another_writer_is_reread_not_trusted(
+        self, ledger: Ledger, db: Database, clock: FrozenClock, wallet: Wallet,
+        consistent: Check,
+    ) -> None:
+        await ledger.grant("cus_a", 1_000, idempotency_key="g")
+        hold = await ledger.hold("cus_a", 500)  # cached as open by `ledger`
+        other_db = Database(db.url)
+        try:
+            async with Ledger(other_db, clock=clock) as other:
+                await other.capture(hold.id, 200)
+
+            again = await ledger.capture(hold.id, 200)  # same amount: idempotent
+            with pytest.raises(HoldNotOpen):
+                await ledger.void(hold.id)
+        finally:
+            await other_db.dispose()
+
+        assert (again.status, again.captured_amount) == ("captured", 200)
+        assert (await wallet("cus_a")).available_micros == 800
+        await consistent()
