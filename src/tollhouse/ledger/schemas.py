@@ -48,6 +48,9 @@ class HoldView:
     settled_at: datetime | None
     idempotency_key: str | None
     metadata: dict[str, Any] = field(default_factory=dict)
+    available_after_micros: int | None = None
+    """Set on the answer to a new hold: the wallet's live lots after this hold, in micros
+    (negative when the hold drew on the overdraft). None on every other read."""
 
     @property
     def released_amount(self) -> int:

@@ -53,7 +53,8 @@ def _headers(request_id: str, admission: Admission) -> dict[str, str]:
     headers.update(rate_headers(admission.rate.stats))
     if admission.hold is not None:
         headers["x-tollhouse-hold-id"] = admission.hold.id
-        pass  # BALANCE-HEADER
+        if admission.hold.available_after_micros is not None:
+            headers["x-tollhouse-balance-micros"] = str(admission.hold.available_after_micros)
     return headers
 
 
