@@ -10,6 +10,9 @@ Invariants:
   No float ever holds money; YAML numbers are converted from their source text.
 - `Price.cost` sums every component exactly and rounds once, up, to a whole micro.
 - A plan may use a model when its rank is >= the rank of the model's `min_plan`.
+- Plan quotas name existing meters; a plan's `session_rates` price only tiers in its
+  `resource_tiers`. Entitlement checks (`require_model`, `require_feature`, `require_tier`)
+  raise 403 errors whose `required_plan` is the lowest-rank plan that has what is missing.
 - Limits are a category's base limits times the plan's multiplier, rounded down, at least 1;
   a `None` multiplier means unlimited.
 
@@ -17,6 +20,7 @@ No database tables: the catalog is configuration, loaded once per process.
 """
 
 from tollhouse.catalog.catalog import (
+    RESOURCE_TIERS,
     Aggregation,
     Catalog,
     Category,
@@ -26,15 +30,19 @@ from tollhouse.catalog.catalog import (
     Model,
     Plan,
     Protocol,
+    ResourceTier,
+    RolloverPolicy,
     Upstream,
 )
 from tollhouse.catalog.errors import (
     CatalogError,
     CatalogInvalid,
     CategoryNotFound,
+    FeatureNotInPlan,
     ModelNotFound,
     ModelNotInPlan,
     PlanNotFound,
+    ResourceTierNotInPlan,
     UpstreamNotFound,
 )
 from tollhouse.catalog.loader import (
@@ -50,6 +58,7 @@ from tollhouse.catalog.loader import (
 from tollhouse.catalog.pricing import Price, Usage
 
 __all__ = [
+    "RESOURCE_TIERS",
     "STANDARD_METERS",
     "Aggregation",
     "Catalog",
@@ -58,6 +67,7 @@ __all__ = [
     "Category",
     "CategoryLimits",
     "CategoryNotFound",
+    "FeatureNotInPlan",
     "Interval",
     "Meter",
     "Model",
@@ -67,6 +77,9 @@ __all__ = [
     "PlanNotFound",
     "Price",
     "Protocol",
+    "ResourceTier",
+    "ResourceTierNotInPlan",
+    "RolloverPolicy",
     "Upstream",
     "UpstreamNotFound",
     "Usage",

@@ -10,13 +10,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Literal
 
 from tollhouse.catalog.errors import (
     CategoryNotFound,
+    FeatureNotInPlan,
     ModelNotFound,
     ModelNotInPlan,
     PlanNotFound,
+    ResourceTierNotInPlan,
     UpstreamNotFound,
 )
 from tollhouse.catalog.pricing import Price
@@ -26,6 +29,12 @@ Aggregation = Literal["sum", "count", "max"]
 
 Interval = Literal["month", "year", "once"]
 """A plan's billing interval; `once` is a one-off purchase (lifetime)."""
+
+ResourceTier = Literal["small", "medium", "large", "xlarge"]
+"""Compute sizes a metered session can run on."""
+
+RESOURCE_TIERS: tuple[ResourceTier, ...] = ("small", "medium", "large", "xlarge")
+"""Every resource tier, smallest first."""
 
 Protocol = Literal["openai", "http"]
 """How the gateway talks to an upstream: OpenAI-compatible API, or a plain HTTP endpoint."""
@@ -68,12 +77,34 @@ class CategoryLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class RolloverPolicy:
+    """Unused included credits of a period carry into the next one, at most `cap_micros`
+    (`None` = no cap)."""
+
+    cap_micros: int | None = None
+
+    def carried(self, unused_micros: int) -> int:
+        """What carries over from `unused_micros` left at the end of a period."""
+        unused = max(0, unused_micros)
+        return unused if self.cap_micros is None else min(unused, self.cap_micros)
+
+
+def _no_limits() -> Mapping[str, int]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """A tier. Money in micros of the catalog currency.
 
     `price_micros` is charged per `interval` (`once` for lifetime); `included_credits_micros`
     are granted each period (once for `once`). `rate_limit_multiplier` scales every
     category's base limits; `None` = unlimited. Higher `rank` includes lower ranks' models.
+
+    `quotas` caps meters per billing period (meter -> amount in the meter's unit; a meter
+    not listed is uncapped). `resource_tiers` are the session sizes the plan may use and
+    `session_rates` their price in micros per hour. `rollover` lets unused included credits
+    carry into the next period (`None`: they expire at period end).
     """
 
     name: str
@@ -85,10 +116,31 @@ class Plan:
     included_credits_micros: int
     features: frozenset[str] = frozenset()
     description: str = ""
+    quotas: Mapping[str, int] = field(default_factory=_no_limits, hash=False)
+    resource_tiers: frozenset[str] = frozenset()
+    session_rates: Mapping[str, int] = field(default_factory=_no_limits, hash=False)
+    rollover: RolloverPolicy | None = None
 
     def has_feature(self, feature: str) -> bool:
         """True when the plan lists `feature` (e.g. `batch_generation`)."""
         return feature in self.features
+
+    def has_tier(self, tier: str) -> bool:
+        """True when the plan may run sessions on resource tier `tier` (e.g. `large`)."""
+        return tier in self.resource_tiers
+
+    def quota(self, meter: str) -> int | None:
+        """The cap on `meter` per billing period, in the meter's unit; `None` = uncapped."""
+        return self.quotas.get(meter)
+
+    def session_rate_micros(self, tier: str) -> int | None:
+        """Micros per hour of a metered session on `tier`; `None` when not offered."""
+        return self.session_rates.get(tier)
+
+    @property
+    def is_recurring(self) -> bool:
+        """True for `month` and `year` plans (charged each period), False for `once`."""
+        return self.interval != "once"
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +290,62 @@ class Catalog:
                 plan=plan,
             )
         return model
+
+    def plan_with_feature(self, feature: str) -> Plan | None:
+        """The lowest-rank plan that has `feature`, or `None` when no plan has it."""
+        return next((p for p in self._plans_by_rank if feature in p.features), None)
+
+    def plan_with_tier(self, tier: str) -> Plan | None:
+        """The lowest-rank plan that offers resource tier `tier`, or `None`."""
+        return next((p for p in self._plans_by_rank if tier in p.resource_tiers), None)
+
+    def lowest_plan_for_model(self, model_id: str) -> Plan:
+        """The lowest-rank plan that may use the model (its `min_plan`).
+
+        Raises:
+            ModelNotFound: no such model.
+        """
+        return self.plans[self.model(model_id).min_plan]
+
+    def require_feature(self, plan: str, feature: str) -> Plan:
+        """The plan, if it has `feature`: the entitlement check in one call.
+
+        Raises:
+            PlanNotFound: no such plan.
+            FeatureNotInPlan: the plan lacks the feature; `required_plan` names the lowest
+                plan that has it (`None` when none does).
+        """
+        current = self.plan(plan)
+        if feature not in current.features:
+            required = self.plan_with_feature(feature)
+            needed = f"plan {required.name!r} or higher" if required else "a plan that has it"
+            raise FeatureNotInPlan(
+                f"feature {feature!r} needs {needed}; the current plan is {plan!r}",
+                feature=feature,
+                required_plan=required.name if required else None,
+                plan=plan,
+            )
+        return current
+
+    def require_tier(self, plan: str, tier: str) -> Plan:
+        """The plan, if it offers resource tier `tier`.
+
+        Raises:
+            PlanNotFound: no such plan.
+            ResourceTierNotInPlan: the plan lacks the tier; `required_plan` names the lowest
+                plan that offers it (`None` when none does).
+        """
+        current = self.plan(plan)
+        if tier not in current.resource_tiers:
+            required = self.plan_with_tier(tier)
+            needed = f"plan {required.name!r} or higher" if required else "a plan that has it"
+            raise ResourceTierNotInPlan(
+                f"resource tier {tier!r} needs {needed}; the current plan is {plan!r}",
+                tier=tier,
+                required_plan=required.name if required else None,
+                plan=plan,
+            )
+        return current
 
     def models_for_plan(self, plan: str) -> list[Model]:
         """The models `plan` may use, in catalog order (for `/v1/models`).

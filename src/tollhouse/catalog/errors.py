@@ -8,8 +8,13 @@ TollhouseError
     ├── PlanNotFound (404 plan-not-found)             plan
     ├── CategoryNotFound (404 category-not-found)     category
     ├── UpstreamNotFound (404 upstream-not-found)     upstream
-    └── ModelNotInPlan (403 model-not-in-plan)        model, required_plan, plan
+    ├── ModelNotInPlan (403 model-not-in-plan)        model, required_plan, plan
+    ├── FeatureNotInPlan (403 feature-not-in-plan)    feature, required_plan, plan
+    └── ResourceTierNotInPlan (403 resource-tier-not-in-plan)  tier, required_plan, plan
 ```
+
+`required_plan` is the lowest-rank plan that has what is missing (`None` when no plan has
+it), so a client can say "upgrade to pro".
 """
 
 from __future__ import annotations
@@ -79,3 +84,31 @@ class ModelNotInPlan(CatalogError):
 
     def __init__(self, detail: str, *, model: str, required_plan: str, **extra: Any) -> None:
         super().__init__(detail, model=model, required_plan=required_plan, **extra)
+
+
+class FeatureNotInPlan(CatalogError):
+    """The customer's plan lacks a boolean feature (e.g. `lora_training`).
+
+    Extra: `feature`, `required_plan` (lowest plan with it, or `None`), and whatever else the
+    raiser adds (the catalog adds `plan`).
+    """
+
+    status, code, title = 403, "feature-not-in-plan", "Feature not included in plan"
+
+    def __init__(
+        self, detail: str, *, feature: str, required_plan: str | None, **extra: Any
+    ) -> None:
+        super().__init__(detail, feature=feature, required_plan=required_plan, **extra)
+
+
+class ResourceTierNotInPlan(CatalogError):
+    """The customer's plan does not offer a resource tier (e.g. `xlarge`).
+
+    Extra: `tier`, `required_plan` (lowest plan with it, or `None`), and whatever else the
+    raiser adds (the catalog adds `plan`).
+    """
+
+    status, code, title = 403, "resource-tier-not-in-plan", "Resource tier not included in plan"
+
+    def __init__(self, detail: str, *, tier: str, required_plan: str | None, **extra: Any) -> None:
+        super().__init__(detail, tier=tier, required_plan=required_plan, **extra)

@@ -21,10 +21,18 @@ import yaml
 from pydantic import ValidationError
 
 from tollhouse import money
-from tollhouse.catalog.catalog import Catalog, Category, Meter, Model, Plan, Upstream
+from tollhouse.catalog.catalog import (
+    Catalog,
+    Category,
+    Meter,
+    Model,
+    Plan,
+    RolloverPolicy,
+    Upstream,
+)
 from tollhouse.catalog.errors import CatalogInvalid
 from tollhouse.catalog.pricing import Price
-from tollhouse.catalog.schemas import CatalogSpec, MeterSpec, PriceSpec
+from tollhouse.catalog.schemas import CatalogSpec, MeterSpec, PlanSpec, PriceSpec
 
 BUILTIN_RESOURCE = "builtin.yaml"
 STARTER_RESOURCE = "starter.yaml"
@@ -188,7 +196,17 @@ def _check_references(spec: CatalogSpec, problems: _Problems) -> None:
     elif spec.default_plan not in spec.plans:
         problems.add(("default_plan",), _unknown("plan", spec.default_plan, spec.plans))
     ranks: dict[int, str] = {}
+    meters = STANDARD_METERS if spec.meters is None else spec.meters
     for name, plan in spec.plans.items():
+        for meter in plan.quotas:
+            if meter not in meters:
+                problems.add(("plans", name, "quotas", meter), _unknown("meter", meter, meters))
+        for tier in plan.session_rates:
+            if tier not in plan.resource_tiers:
+                problems.add(
+                    ("plans", name, "session_rates", tier),
+                    f"resource tier {tier!r} is not in the plan's resource_tiers",
+                )
         if plan.rank in ranks:
             problems.add(
                 ("plans", name, "rank"),
@@ -233,6 +251,28 @@ def _price(spec: PriceSpec) -> Price:
     )
 
 
+def _plan(name: str, p: PlanSpec) -> Plan:
+    return Plan(
+        name=name,
+        rank=p.rank,
+        price_micros=money.to_micros(p.price),
+        interval=p.interval,
+        trial_days=p.trial_days,
+        rate_limit_multiplier=p.rate_limit_multiplier,
+        included_credits_micros=money.to_micros(p.included_credits),
+        features=frozenset(p.features),
+        description=p.description,
+        quotas=_frozen(dict(p.quotas)),
+        resource_tiers=frozenset(p.resource_tiers),
+        session_rates=_frozen({tier: money.to_micros(r) for tier, r in p.session_rates.items()}),
+        rollover=None
+        if p.rollover is None
+        else RolloverPolicy(
+            cap_micros=None if p.rollover.cap is None else money.to_micros(p.rollover.cap)
+        ),
+    )
+
+
 def _build(spec: CatalogSpec) -> Catalog:
     """A validated spec -> the immutable catalog (dollars -> micros)."""
     meters = STANDARD_METERS if spec.meters is None else spec.meters
@@ -252,22 +292,7 @@ def _build(spec: CatalogSpec) -> Catalog:
                 for name, c in spec.categories.items()
             }
         ),
-        plans=_frozen(
-            {
-                name: Plan(
-                    name=name,
-                    rank=p.rank,
-                    price_micros=money.to_micros(p.price),
-                    interval=p.interval,
-                    trial_days=p.trial_days,
-                    rate_limit_multiplier=p.rate_limit_multiplier,
-                    included_credits_micros=money.to_micros(p.included_credits),
-                    features=frozenset(p.features),
-                    description=p.description,
-                )
-                for name, p in spec.plans.items()
-            }
-        ),
+        plans=_frozen({name: _plan(name, p) for name, p in spec.plans.items()}),
         upstreams=_frozen(
             {
                 name: Upstream(name, u.base_url, u.api_key_env, u.protocol, u.description)

@@ -93,6 +93,8 @@ EnvName = Annotated[str, StringConstraints(pattern=ENV_PATTERN)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True)]
 Interval = Literal["month", "year", "once"]
 """Billing interval of a plan; `once` = a one-off purchase (lifetime)."""
+ResourceTier = Literal["small", "medium", "large", "xlarge"]
+"""Compute sizes a metered session can run on."""
 
 
 class _Spec(BaseModel):
@@ -115,8 +117,23 @@ class CategorySpec(_Spec):
     description: Text = ""
 
 
+class RolloverSpec(_Spec):
+    """`plans.<name>.rollover`: unused included credits carry into the next period.
+
+    `cap` (dollars) bounds what carries over; `null` = no cap.
+    """
+
+    cap: WholeDollars | None = None
+
+
 class PlanSpec(_Spec):
-    """`plans.<name>`. `rate_limit_multiplier: null` means unlimited."""
+    """`plans.<name>`. `rate_limit_multiplier: null` means unlimited.
+
+    `quotas` caps meters per billing period (meter -> amount in the meter's unit);
+    `resource_tiers` lists the session sizes the plan may use and `session_rates` their
+    hourly price in dollars; `rollover` (absent = none) lets unused included credits carry
+    over into the next period.
+    """
 
     rank: int = Field(ge=0)
     price: WholeDollars = Decimal(0)
@@ -125,6 +142,10 @@ class PlanSpec(_Spec):
     rate_limit_multiplier: Multiplier | None = Decimal(1)
     included_credits: WholeDollars = Decimal(0)
     features: list[Name] = Field(default_factory=list)
+    quotas: dict[MeterName, Annotated[int, Field(ge=0, strict=True)]] = Field(default_factory=dict)
+    resource_tiers: list[ResourceTier] = Field(default_factory=list)
+    session_rates: dict[ResourceTier, WholeDollars] = Field(default_factory=dict)
+    rollover: RolloverSpec | None = None
     description: Text = ""
 
 

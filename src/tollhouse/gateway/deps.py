@@ -24,7 +24,11 @@ class GatewayDeps(Protocol):
     limiter: RateLimiter
     ledger: Ledger
     recorder: UsageRecorder
-    http: aiohttp.ClientSession
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The pooled upstream client."""
+        ...
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> None:
         """Run `coro` in the background; the server waits for it at shutdown."""

@@ -21,6 +21,7 @@ MODEL_MODULES = (
     "tollhouse.keys.models",
     "tollhouse.ledger.models",
     "tollhouse.metering.models",
+    "tollhouse.subscriptions.models",
 )
 
 

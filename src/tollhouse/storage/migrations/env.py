@@ -36,4 +36,6 @@ async def _main(url: str) -> None:
 
 
 url = context.config.attributes.get("url") or context.config.get_main_option("sqlalchemy.url")
-asyncio.run(_main(url))
+if not url:
+    raise RuntimeError("no database URL: pass it as the config attribute 'url'")
+asyncio.run(_main(str(url)))

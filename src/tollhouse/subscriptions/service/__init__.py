@@ -1,0 +1,59 @@
+"""Subscription services. Lifecycle functions take the caller's `AsyncSession` and never
+commit or call the ledger (credits go to an outbox); `roll_over` and `deliver_grants` take
+the `Database` and a `Ledger` and run their own short transactions.
+
+```python
+from tollhouse.subscriptions import service as subscriptions
+
+async with db.transaction() as session:
+    change = await subscriptions.change_plan(session, customer_id, "pro",
+                                             catalog=catalog, clock=clock)
+await subscriptions.deliver_grants(db, ledger=ledger, clock=clock, customer_id=customer_id)
+```
+"""
+
+from tollhouse.subscriptions.service.lifecycle import (
+    ChangeKind,
+    PlanChange,
+    cancel,
+    change_plan,
+    ensure_subscription,
+    get_subscription,
+    history,
+    resume,
+    set_payment_method,
+)
+from tollhouse.subscriptions.service.quotas import (
+    QuotaStatus,
+    check_quota,
+    current_period,
+    enforce_quota,
+    quota_usage,
+)
+from tollhouse.subscriptions.service.rollover import (
+    DeliveryReport,
+    RolloverReport,
+    deliver_grants,
+    roll_over,
+)
+
+__all__ = [
+    "ChangeKind",
+    "DeliveryReport",
+    "PlanChange",
+    "QuotaStatus",
+    "RolloverReport",
+    "cancel",
+    "change_plan",
+    "check_quota",
+    "current_period",
+    "deliver_grants",
+    "enforce_quota",
+    "ensure_subscription",
+    "get_subscription",
+    "history",
+    "quota_usage",
+    "resume",
+    "roll_over",
+    "set_payment_method",
+]
