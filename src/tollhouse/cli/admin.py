@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from tollhouse.catalog import validate_catalog_file
-from tollhouse.cli.common import JsonOption, Services, emit, errors, run
+from tollhouse.cli.common import JsonOption, Services, emit, errors, print_error, run
 from tollhouse.customers import Customer
 from tollhouse.customers import service as customers
 from tollhouse.errors import InvalidInput, TollhouseError
@@ -166,7 +166,7 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-@credits_app.command("grant")
+@credits_app.command("grant", context_settings={"ignore_unknown_options": True})
 def credits_grant(
     customer: str,
     amount: str = typer.Argument(..., help="Amount in currency units, e.g. 10 or 2.50 (dollars)."),
@@ -306,9 +306,7 @@ def catalog_validate(path: Path, as_json: bool = JsonOption) -> None:
         if as_json:
             emit(error.to_problem(), True)
         else:
-            errors.print(f"[red]invalid catalog[/red] {path}: {error.detail}")
-            for item in error.extra.get("errors", []):
-                errors.print(f"  {item['loc']}: {item['msg']}")
+            print_error("invalid catalog", error)
         raise typer.Exit(1) from None
     summary = {
         "path": str(path),

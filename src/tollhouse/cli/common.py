@@ -13,7 +13,9 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError
 
 from tollhouse.catalog import Catalog, load_catalog
 from tollhouse.clock import SYSTEM_CLOCK, Clock
@@ -69,10 +71,28 @@ def run(job: Callable[[Services], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except TollhouseError as error:
-        errors.print(f"[red]error[/red] ({error.code}): {error.detail}")
-        for item in error.extra.get("errors", []) or []:
-            errors.print(f"  {item.get('loc')}: {item.get('msg')}")
+        print_error(f"error ({error.code})", error)
         raise typer.Exit(1) from None
+    except DBAPIError as error:
+        errors.print(
+            f"[red]database error[/red]: {escape(str(error.orig))}\n"
+            "  is TOLLHOUSE_DATABASE_URL right, and migrated (`tollhouse db upgrade`)?",
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+
+
+def print_error(headline: str, error: TollhouseError) -> None:
+    """Print `headline: detail` on stderr, then each listed problem the detail does not show.
+
+    User input (ids, amounts, file names) reaches the detail, so it is printed as plain
+    text, never as Rich markup.
+    """
+    errors.print(f"[red]{escape(headline)}[/red]: {escape(error.detail)}", highlight=False)
+    for item in error.extra.get("errors", []) or []:
+        line = f"{item.get('loc')}: {item.get('msg')}"
+        if line not in error.detail:
+            errors.print(f"  {escape(line)}", highlight=False)
 
 
 def _plain(value: Any) -> Any:

@@ -9,7 +9,7 @@ import typer
 
 from tollhouse.catalog import starter_catalog_text
 from tollhouse.cli.admin import catalog_app, credits_app, customers_app, keys_app, usage
-from tollhouse.cli.common import console, errors
+from tollhouse.cli.common import console, errors, print_error
 from tollhouse.config import get_settings
 from tollhouse.errors import TollhouseError
 from tollhouse.server.bootstrap import bootstrap
@@ -46,7 +46,7 @@ def serve(
     try:
         secret = asyncio.run(bootstrap(settings))
     except TollhouseError as error:
-        errors.print(f"[red]error[/red] ({error.code}): {error.detail}")
+        print_error(f"error ({error.code})", error)
         raise typer.Exit(1) from None
     if secret is not None:
         console.print("[bold]Operator key (shown once, store it now):[/bold]")

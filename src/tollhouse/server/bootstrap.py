@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from sqlalchemy import text
+
 from tollhouse.clock import SYSTEM_CLOCK, Clock
 from tollhouse.config import Settings
 from tollhouse.keys import service as keys
 from tollhouse.storage import Database
 from tollhouse.storage.migrate import upgrade_async
+
+BOOTSTRAP_LOCK_ID = 0x7011_4005
+"""PostgreSQL advisory lock held while checking for and creating the operator key."""
 
 
 async def bootstrap(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> str | None:
@@ -23,6 +28,11 @@ async def bootstrap(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> str |
     db = Database(settings.database_url)
     try:
         async with db.transaction() as session:
+            if not db.is_sqlite:
+                # Processes starting together: one creates the key, the others then see it.
+                await session.execute(
+                    text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": BOOTSTRAP_LOCK_ID}
+                )
             if await keys.has_operator_key(session):
                 return None
             raw = settings.bootstrap_key.get_secret_value() if settings.bootstrap_key else None

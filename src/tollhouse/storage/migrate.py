@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -39,9 +40,18 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+_ALEMBIC = threading.Lock()
+"""Alembic keeps its migration context in a module global: one upgrade at a time per process."""
+
+
 def upgrade(url: str, revision: str = "heads") -> None:
-    """Apply migrations up to `revision`. Synchronous: call from outside an event loop."""
-    command.upgrade(alembic_config(url), revision)
+    """Apply migrations up to `revision`. Synchronous: call from outside an event loop.
+
+    Serialised within the process (Alembic's context is global); several processes may
+    upgrade one database at once on PostgreSQL (DDL runs in one transaction each).
+    """
+    with _ALEMBIC:
+        command.upgrade(alembic_config(url), revision)
 
 
 async def upgrade_async(url: str, revision: str = "heads") -> None:
