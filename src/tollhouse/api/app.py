@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from tollhouse.api import problems
 from tollhouse.api.middleware import BodyLimit
@@ -27,6 +29,27 @@ routes (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
 """
 
 
+class TollhouseApp(FastAPI):
+    """FastAPI, except that the gateway's POST routes skip its middleware stack and routing:
+    they are dispatched by exact path to `routes.gateway.call_model`, a raw ASGI handler that
+    applies the body limit itself and answers the same bytes the route would."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gateway_paths = frozenset(gateway.ROUTE_BY_PATH)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] in self.gateway_paths
+        ):
+            scope["app"] = self
+            await gateway.call_model(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(runtime: Runtime | None = None) -> FastAPI:
     """The app over `runtime` (default: one built from the environment's settings)."""
     runtime = runtime or Runtime(get_settings())
@@ -39,7 +62,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         finally:
             await runtime.stop()
 
-    app = FastAPI(
+    app = TollhouseApp(
         title="tollhouse",
         version="0.1.0",
         description=DESCRIPTION,

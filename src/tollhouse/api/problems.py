@@ -120,9 +120,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _respond(request, error)
 
 
+def unexpected_response(method: str, path: str, exc: BaseException) -> Response:
+    """Log an unhandled error; the 500 answer, with no internals in it."""
+    log.exception("unhandled error on %s %s", method, path, exc_info=exc)
+    error = Internal("an internal error occurred; it has been logged")
+    return problem_response(error, instance=path, openai_shape=is_gateway_path(path))
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _respond(request, Internal("an internal error occurred; it has been logged"))
+    return unexpected_response(request.method, request.url.path, exc)
 
 
 def install(app: FastAPI) -> None:

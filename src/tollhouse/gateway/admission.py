@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 
 from tollhouse.catalog import Catalog, Model, ModelNotInPlan, Usage
 from tollhouse.gateway.deps import GatewayDeps
@@ -63,6 +64,13 @@ def check_model_access(catalog: Catalog, principal: Principal, model: Model) -> 
         )
 
 
+@lru_cache(maxsize=1024)
+def per_minute(amount: int) -> Limit:
+    """`Limit(amount, 60 s)`, built (and validated) once per amount: immutable, and made for
+    every call otherwise."""
+    return Limit(amount, MINUTE_SECONDS)
+
+
 def rate_requests(
     catalog: Catalog, principal: Principal, customer_id: str, model: Model, usage: Usage
 ) -> tuple[list[tuple[Limit, str, int]], tuple[Limit, str] | None]:
@@ -78,15 +86,15 @@ def rate_requests(
     token_limit: tuple[Limit, str] | None = None
     subject = f"{customer_id}:{model.category}"
     if limits.requests_per_minute is not None:
-        requests.append((Limit(limits.requests_per_minute, MINUTE_SECONDS), subject + ":rpm", 1))
+        requests.append((per_minute(limits.requests_per_minute), subject + ":rpm", 1))
     if limits.tokens_per_minute is not None and (usage.input_tokens or usage.output_tokens):
-        limit = Limit(limits.tokens_per_minute, MINUTE_SECONDS)
+        limit = per_minute(limits.tokens_per_minute)
         cost = max(1, min(usage.input_tokens, limits.tokens_per_minute))
         requests.append((limit, subject + ":tpm", cost))
         token_limit = (limit, subject + ":tpm")
     if principal.rate_limit_rpm is not None:
         requests.append(
-            (Limit(principal.rate_limit_rpm, MINUTE_SECONDS), f"{principal.key_id}:rpm", 1)
+            (per_minute(principal.rate_limit_rpm), f"{principal.key_id}:rpm", 1)
         )
     return requests, token_limit
 

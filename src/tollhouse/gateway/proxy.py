@@ -23,7 +23,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -38,6 +38,7 @@ from tollhouse.gateway.usage import StreamMeter, UsageSource, usage_from_body
 from tollhouse.keys import Principal
 from tollhouse.ledger import InsufficientCredit
 from tollhouse.metering import UsageEventIn
+from tollhouse.metering.schemas import MAX_VALUE
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +117,16 @@ async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
         sock_connect=10.0,
         sock_read=STREAM_CHUNK_TIMEOUT_SECONDS if call.stream else None,
     )
+    request = deps.http.post(url, data=upstream_payload(call), headers=headers, timeout=timeout)
     try:
-        response = await asyncio.wait_for(
-            deps.http.post(url, data=upstream_payload(call), headers=headers, timeout=timeout),
-            deps.settings.upstream_timeout_seconds,
+        # aiohttp's `total` bounds a whole call (headers and body); a stream has none, so the
+        # wait for its headers is bounded here.
+        response = await (
+            asyncio.wait_for(request, deps.settings.upstream_timeout_seconds)
+            if call.stream
+            else request
         )
-    except asyncio.TimeoutError:
+    except TimeoutError:
         await _void(deps, call)
         raise UpstreamTimeout(f"upstream '{upstream.name}' did not answer in time") from None
     except aiohttp.ClientError as exc:
@@ -140,8 +145,12 @@ async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
     if call.stream and content_type.startswith("text/event-stream"):
         return Forwarded(200, content_type, stream=_stream_through(deps, call, response))
     try:
-        content = await asyncio.wait_for(response.read(), deps.settings.upstream_timeout_seconds)
-    except asyncio.TimeoutError:
+        content = await (
+            asyncio.wait_for(response.read(), deps.settings.upstream_timeout_seconds)
+            if call.stream  # a stream call answered without events: no `total` to bound it
+            else response.read()
+        )
+    except TimeoutError:
         await _void(deps, call)
         raise UpstreamTimeout(f"upstream '{upstream.name}' did not finish in time") from None
     except aiohttp.ClientError as exc:
@@ -169,7 +178,7 @@ async def _stream_through(
         async for chunk in response.content.iter_any():
             meter.feed(chunk)
             yield chunk
-    except (asyncio.TimeoutError, aiohttp.ClientError):
+    except (TimeoutError, aiohttp.ClientError):
         interrupted = True
     finally:
         response.close()
@@ -182,7 +191,7 @@ async def _stream_through(
 async def _read_quietly(response: aiohttp.ClientResponse) -> bytes:
     try:
         return await asyncio.wait_for(response.read(), 10.0)
-    except (asyncio.TimeoutError, aiohttp.ClientError):
+    except (TimeoutError, aiohttp.ClientError):
         return b""
     finally:
         response.release()
@@ -195,7 +204,13 @@ async def _void(deps: GatewayDeps, call: Call) -> None:
 def usage_events(
     call: Call, usage: Usage, *, cost_micros: int, properties: dict[str, Any]
 ) -> list[UsageEventIn]:
-    """The usage events of one call: `api_calls` = 1 plus each nonzero quantity."""
+    """The usage events of one call: `api_calls` = 1 plus each nonzero quantity.
+
+    Built without pydantic's validation (`model_construct`, most of the cost of building
+    them): every field comes from values made or checked here (ids, the admitted customer and
+    key, catalog meters and model, an aware UTC time, scalar properties). A quantity beyond
+    what an event may carry is still validated, and refused.
+    """
     quantities = {
         "api_calls": 1,
         "input_tokens": usage.input_tokens,
@@ -204,13 +219,14 @@ def usage_events(
         "characters": usage.characters,
     }
     props = {**properties, "cost_micros": cost_micros, "route": call.route.kind}
+    occurred_at = call.started_at.astimezone(UTC)
     return [
-        UsageEventIn(
+        (UsageEventIn.model_construct if value <= MAX_VALUE else UsageEventIn)(
             id=f"{call.request_id}:{meter}",
             customer_id=call.admission.customer_id,
             meter=meter,
             value=value,
-            occurred_at=call.started_at,
+            occurred_at=occurred_at,
             key_id=call.principal.key_id,
             model=call.admission.model.id,
             properties=props,

@@ -66,7 +66,7 @@ class StreamMeter:
     the delivered text, to count when no usage arrives.
     """
 
-    __slots__ = ("_buffer", "_text", "usage", "done")
+    __slots__ = ("_buffer", "_text", "done", "usage")
 
     def __init__(self) -> None:
         self._buffer = b""

@@ -14,6 +14,9 @@ Invariants (checked by `service.check_invariants`):
 - Every answer from the writer is durable: it is given after the COMMIT.
 
 Writes: `Ledger` (one per process; group commit). Reads: `tollhouse.ledger.service`.
+On SQLite the `Ledger` is the database's only writer: it keeps accounts cached across batches
+and runs hot batches whole on the driver's thread (`writer/cached.py`, checked against
+`PRAGMA data_version`); PostgreSQL always reads under row locks.
 """
 
 from tollhouse.ledger.errors import (

@@ -4,6 +4,8 @@ Callers `await record(events)` (or fire-and-forget `record_later(events)`); one 
 takes everything queued so far (whole calls, up to `max_batch` events), writes it in ONE
 transaction with `INSERT ... ON CONFLICT (customer_id, event_id) DO NOTHING RETURNING ...`,
 commits, and only then resolves each caller's future with its own accepted/duplicate counts.
+On SQLite the whole transaction is one call on the driver's thread (`storage.driver`): one row
+INSERT ... ON CONFLICT DO NOTHING after another, each counted by its rowcount.
 While a batch is being written new calls queue up and share the next transaction, so the
 commit rate of the store bounds batches, not events; an idle recorder writes a lone event at
 once (no timer, no added latency).
@@ -22,23 +24,27 @@ Correctness under concurrency:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import sqlite3
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table
-from sqlalchemy.dialects import postgresql, sqlite
+import orjson
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tollhouse.clock import Clock
 from tollhouse.metering.errors import RecorderClosed, UnknownMeter
 from tollhouse.metering.models import UsageEvent
 from tollhouse.metering.schemas import RecordResult, UsageEventIn
 from tollhouse.storage import Database
+from tollhouse.storage.driver import datetime_to_db, run_transaction
 
 log = logging.getLogger("tollhouse.metering")
 
@@ -234,15 +240,17 @@ class UsageRecorder:
 
     async def _insert(self, batch: list[_Pending]) -> list[RecordResult]:
         recorded_at = self.clock.now()
-        first: dict[tuple[str, str], dict[str, Any]] = {}
+        first: dict[tuple[str, str], UsageEventIn] = {}
         for item in batch:
             for event in item.events:
-                pair = (event.customer_id, event.id)
-                if pair not in first:
-                    first[pair] = _row(event, recorded_at)
-        rows = [first[pair] for pair in sorted(first)]
-        async with self.db.transaction() as session:
-            inserted = await _insert_rows(session, rows, dialect=self.db.engine.dialect.name)
+                first.setdefault((event.customer_id, event.id), event)
+        events = [first[pair] for pair in sorted(first)]
+        if self.db.is_sqlite:
+            inserted = await self._insert_on_driver(events, recorded_at)
+        else:
+            rows = [_row(event, recorded_at) for event in events]
+            async with self.db.engine.begin() as conn:
+                inserted = await _insert_rows(conn, rows)
         # Attribute each inserted pair to the first call (in queue order) that carried it.
         results: list[RecordResult] = []
         for item in batch:
@@ -255,6 +263,41 @@ class UsageRecorder:
             results.append(RecordResult(accepted=accepted, duplicates=len(item.events) - accepted))
         return results
 
+    async def _insert_on_driver(
+        self, events: list[UsageEventIn], recorded_at: datetime
+    ) -> set[tuple[str, str]]:
+        """SQLite: the same INSERTs in ONE call on the driver's thread (`storage.driver`); a
+        row counts as inserted when its INSERT changed a row. Times are converted by the
+        column's own bind processor, properties by orjson (they hold only validated scalars:
+        no NaN, which orjson would write as null), each once per distinct value or object
+        (the events of one call share both)."""
+        to_db = datetime_to_db(self.db.engine.dialect)
+        times: dict[datetime, Any] = {recorded_at: to_db(recorded_at)}
+        texts: dict[int, Any] = {}
+        params = []
+        for event in events:
+            occurred_at = times.get(event.occurred_at)
+            if occurred_at is None:
+                occurred_at = times[event.occurred_at] = to_db(event.occurred_at)
+            properties = texts.get(id(event.properties))
+            if properties is None:
+                properties = texts[id(event.properties)] = _json(event.properties)
+            params.append((
+                event.id, event.customer_id, event.meter, event.value, occurred_at,
+                times[recorded_at], event.key_id, event.model, properties,
+            ))
+
+        def work(connection: sqlite3.Connection) -> set[tuple[str, str]]:
+            inserted: set[tuple[str, str]] = set()
+            cursor = connection.cursor()
+            for values in params:
+                cursor.execute(_SQLITE_INSERT, values)
+                if cursor.rowcount == 1:
+                    inserted.add((values[1], values[0]))
+            return inserted
+
+        return await run_transaction(self.db.engine, work)
+
     def _fail_all(self, items: Collection[_Pending], exc: BaseException) -> None:
         for item in items:
             self.stats.failed += len(item.events)
@@ -262,32 +305,37 @@ class UsageRecorder:
                 item.future.set_exception(exc)
 
 
-async def _insert_rows(
-    session: AsyncSession, rows: list[dict[str, Any]], *, dialect: str
-) -> set[tuple[str, str]]:
-    """INSERT ... ON CONFLICT DO NOTHING (executemany); the `(customer_id, event_id)` inserted.
+async def _insert_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """PostgreSQL: INSERT ... ON CONFLICT DO NOTHING (executemany); the `(customer_id,
+    event_id)` inserted.
 
     SQLAlchemy sends the rows as multi-row INSERTs ("insertmanyvalues" pages of 1000) and
     collects the RETURNING rows of every page: only rows actually inserted come back.
     """
     if not rows:
         return set()
-    table = cast(Table, UsageEvent.__table__)
-    stmt: Insert
-    if dialect == "postgresql":
-        stmt = (
-            postgresql.insert(table)
-            .on_conflict_do_nothing(index_elements=["customer_id", "event_id"])
-            .returning(table.c.customer_id, table.c.event_id)
-        )
-    else:
-        stmt = (
-            sqlite.insert(table)
-            .on_conflict_do_nothing(index_elements=["customer_id", "event_id"])
-            .returning(table.c.customer_id, table.c.event_id)
-        )
-    result = await session.execute(stmt, rows)
+    result = await conn.execute(_PG_INSERT, rows)
     return {(customer_id, event_id) for customer_id, event_id in result}
+
+
+_TABLE = cast(Table, UsageEvent.__table__)
+_PG_INSERT = (
+    postgresql.insert(_TABLE)
+    .on_conflict_do_nothing(index_elements=["customer_id", "event_id"])
+    .returning(_TABLE.c.customer_id, _TABLE.c.event_id)
+)
+_SQLITE_INSERT = (
+    "INSERT INTO usage_events (event_id, customer_id, meter, value, occurred_at, recorded_at, "
+    "key_id, model, properties) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (customer_id, event_id) DO NOTHING"
+)
+
+
+def _json(properties: Mapping[str, Any]) -> str:
+    try:
+        return orjson.dumps(properties).decode()
+    except TypeError:  # an integer beyond 64 bits
+        return json.dumps(dict(properties))
 
 
 def _row(event: UsageEventIn, recorded_at: datetime) -> dict[str, Any]:

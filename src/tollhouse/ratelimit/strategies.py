@@ -39,6 +39,7 @@ header fields for HTTP" (draft-ietf-httpapi-ratelimit-headers-06): `RateLimit-Li
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -170,6 +171,25 @@ def key_for(*identifiers: str) -> str:
     return "/".join(identifiers)
 
 
+class _Debt:
+    """Costs queued by `consume` for one (limit, key), and the callers waiting for them."""
+
+    __slots__ = ("cost", "waiters")
+
+    def __init__(self) -> None:
+        self.cost = 0
+        self.waiters: list[asyncio.Future[WindowStats]] = []
+
+    def settle(self, outcome: WindowStats | BaseException) -> None:
+        for waiter in self.waiters:
+            if waiter.done():
+                continue
+            if isinstance(outcome, BaseException):
+                waiter.set_exception(outcome)
+            else:
+                waiter.set_result(outcome)
+
+
 class RateLimiter:
     """GCRA over a `Storage` (`storage_from_url("memory://" | "redis://...")`).
 
@@ -179,6 +199,8 @@ class RateLimiter:
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
+        self._debts: dict[tuple[Limit, str], _Debt] = {}
+        self._flusher: asyncio.Task[None] | None = None
 
     async def hit_all(self, requests: Sequence[Request]) -> Decision:
         """Consume every request's cost if all fit, none otherwise; one storage round trip.
@@ -209,17 +231,70 @@ class RateLimiter:
         Used after a response to charge the actual tokens. Returns the key's state afterwards
         (`retry_after_seconds` is 0: the cost was taken).
 
+        Concurrent calls share storage round trips, like a group commit: while one round is
+        being written, new costs queue up, and the next round takes them all in one call
+        (costs for the same limit and key are added up: GCRA takes `a + b` at one instant
+        exactly as `a` then `b`). Each caller gets its key's state after its round. A queued
+        cost is taken even if its caller is cancelled.
+
         Raises:
             ValueError: a negative cost or an empty key.
         """
-        decision = await self._decide([(limit, key, cost)], "force")
-        return decision.stats[0]
+        if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
+            raise ValueError(f"rate-limit cost must be an int >= 0, got {cost!r}")
+        if not key:
+            raise ValueError("rate-limit keys must be non-empty")
+        debt = self._debts.get((limit, key))
+        if debt is None:
+            debt = self._debts[(limit, key)] = _Debt()
+        debt.cost += cost
+        future: asyncio.Future[WindowStats] = asyncio.get_running_loop().create_future()
+        debt.waiters.append(future)
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_debts(), name="ratelimit.consume")
+        return await future
+
+    async def _flush_debts(self) -> None:
+        """Take the queued costs, one storage call per round, until none are left."""
+        batch: list[tuple[Limit, str, _Debt]] = []
+        try:
+            while self._debts:
+                debts, self._debts = self._debts, {}
+                batch, keys = [], set()
+                for (limit, key), debt in debts.items():
+                    if key in keys:  # one key under two limits: the second waits a round
+                        self._debts[(limit, key)] = debt
+                    else:
+                        keys.add(key)
+                        batch.append((limit, key, debt))
+                try:
+                    decision = await self._decide(
+                        [(limit, key, debt.cost) for limit, key, debt in batch], "force"
+                    )
+                except Exception as exc:  # noqa: BLE001 - every caller of the round gets it
+                    for _, _, debt in batch:
+                        debt.settle(exc)
+                    continue
+                for (_, _, debt), stats in zip(batch, decision.stats, strict=True):
+                    debt.settle(stats)
+        except BaseException as exc:  # cancelled: nobody may wait forever
+            for _, _, debt in batch:
+                debt.settle(exc)
+            for debt in self._debts.values():
+                debt.settle(exc)
+            self._debts.clear()
+            raise
+        finally:
+            self._flusher = None
 
     async def clear(self, key: str) -> None:
         """Forget `key`: it starts again with a full burst."""
         await self.storage.clear(key)
 
     async def close(self) -> None:
+        """Finish the queued `consume` calls, then close the storage."""
+        if self._flusher is not None:
+            await asyncio.shield(self._flusher)
         await self.storage.close()
 
     async def _decide(self, requests: Sequence[Request], mode: Mode) -> Decision:

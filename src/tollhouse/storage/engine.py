@@ -15,17 +15,32 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine for `url` (`sqlite+aiosqlite:///file.db` or `postgresql+asyncpg://...`)."""
+    """An async engine for `url` (`sqlite+aiosqlite:///file.db` or `postgresql+asyncpg://...`).
+
+    SQLite's one pooled connection is not rolled back when it returns to the pool: every user
+    ends its own transaction (SQLAlchemy's `Connection`, or `storage.driver`), and that reset
+    would cost one more trip to the driver's thread per checkout.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database in (None, "", ":memory:"):
             raise ValueError("use a SQLite file, not an in-memory database (one per connection)")
         engine = create_async_engine(
-            url, pool_size=1, max_overflow=0, pool_timeout=60, **kwargs
+            url,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
+            pool_reset_on_return=None,
+            **kwargs,
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

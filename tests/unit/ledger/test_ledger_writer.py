@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import asyncio
+from dataclasses import replace
 
 import pytest
 from sqlalchemy.exc import IntegrityError
 
 from tollhouse.clock import FrozenClock
+from tollhouse.ids import new_id as real_new_id
 from tollhouse.ledger import GrantView, HoldNotOpen, InsufficientCredit, Ledger, LedgerClosed
 from tollhouse.ledger import service as ledger_service
 from tollhouse.ledger.writer import apply as apply_module
 from tollhouse.ledger.writer.ops import GrantOp
 from tollhouse.ledger.writer.state import BatchState
-from tollhouse.ledger.writer.state import fast_id as real_fast_id
 from tollhouse.storage import Database
 
 from .conftest import Check, Wallet
@@ -74,11 +73,11 @@ class TestGroupCommit:
         def grant_reusing_an_account_id(state: BatchState, op: GrantOp) -> GrantView:
             if op.customer_id != "cus_bad":
                 return real_grant(state, op)
-            monkeypatch.setattr(apply_module, "fast_id", lambda prefix: taken.id)
+            monkeypatch.setattr(apply_module, "new_id", lambda prefix: taken.id)
             try:
                 return real_grant(state, op)  # its INSERT will hit the primary key
             finally:
-                monkeypatch.setattr(apply_module, "fast_id", real_fast_id)
+                monkeypatch.setattr(apply_module, "new_id", real_new_id)
 
         monkeypatch.setattr(apply_module, "apply_grant", grant_reusing_an_account_id)
 
@@ -168,4 +167,56 @@ class TestSeveralWriters:
 
         assert (again.status, again.captured_amount) == ("captured", 200)
         assert (await wallet("cus_a")).available_micros == 800
+        await consistent()
+
+
+class TestSqliteAccountCache:
+    async def test_credit_granted_through_another_connection_is_seen(
+        self, sqlite_ledger: Ledger, sqlite_db: Database, clock: FrozenClock,
+        wallet: Wallet, consistent: Check,
+    ) -> None:
+        await sqlite_ledger.grant("cus_a", 100, idempotency_key="g")
+        await sqlite_ledger.hold("cus_a", 60)  # cus_a's accounts are now cached
+        other_db = Database(sqlite_db.url)
+        try:
+            async with Ledger(other_db, clock=clock) as other:
+                await other.grant("cus_a", 100, idempotency_key="g2")
+        finally:
+            await other_db.dispose()
+
+        hold = await sqlite_ledger.hold("cus_a", 120)  # needs the other process's grant
+
+        assert hold.available_after_micros == 20
+        assert (await wallet("cus_a")).held_micros == 180
+        await consistent()
+
+    async def test_a_reused_hold_key_returns_the_first_hold(
+        self, sqlite_ledger: Ledger, wallet: Wallet, consistent: Check
+    ) -> None:
+        await sqlite_ledger.grant("cus_a", 100, idempotency_key="g")
+        first = await sqlite_ledger.hold("cus_a", 10, idempotency_key="k")
+
+        again, other = await asyncio.gather(
+            sqlite_ledger.hold("cus_a", 10, idempotency_key="k"),
+            sqlite_ledger.hold("cus_a", 5),
+        )
+
+        assert again.id == first.id
+        assert other.id != first.id
+        assert (await wallet("cus_a")).held_micros == 15
+        await consistent()
+
+    async def test_captures_and_voids_of_cached_holds_settle_them(
+        self, sqlite_ledger: Ledger, wallet: Wallet, consistent: Check
+    ) -> None:
+        await sqlite_ledger.grant("cus_a", 100, idempotency_key="g")
+        holds = await asyncio.gather(*(sqlite_ledger.hold("cus_a", 10) for _ in range(6)))
+
+        await asyncio.gather(
+            *(sqlite_ledger.capture(h.id, 4) for h in holds[:3]),
+            *(sqlite_ledger.void(h.id) for h in holds[3:]),
+        )
+
+        balance = await wallet("cus_a")
+        assert (balance.available_micros, balance.held_micros) == (88, 0)
         await consistent()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
@@ -159,6 +160,33 @@ class TestFormulas:
 
         assert full.allowed and full.remaining == 0
         assert not in_debt.allowed
+
+
+class TestConsumeRounds:
+    async def test_concurrent_consumes_share_storage_calls_and_all_count(
+        self, limiter: RateLimiter, storage: MemoryStorage, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        limit, other = Limit(100, 60.0), Limit(50, 60.0)
+        calls: list[int] = []
+        real_gcra = storage.gcra
+
+        async def counted(cells, mode):  # type: ignore[no-untyped-def]
+            calls.append(len(cells))
+            return await real_gcra(cells, mode)
+
+        monkeypatch.setattr(storage, "gcra", counted)
+
+        results = await asyncio.gather(
+            *(limiter.consume(limit, "k", 3) for _ in range(10)),
+            limiter.consume(limit, "j", 5),
+            limiter.consume(other, "k", 1),  # the same key under another limit: next round
+        )
+
+        assert calls == [2, 1]  # all queued before the first round ran; then the other limit
+        assert results[9].reset_after_seconds == pytest.approx(30 * 0.6)
+        assert results[10].reset_after_seconds == pytest.approx(5 * 0.6)
+        left = await limiter.test(limit, "k")  # 10 x 3 at 0.6 s, then 1 at 1.2 s
+        assert left.reset_after_seconds == pytest.approx(30 * 0.6 + 1.2)
 
 
 class TestValidation:

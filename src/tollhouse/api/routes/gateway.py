@@ -1,4 +1,4 @@
-"""The OpenAI-compatible gateway routes (plain Starlette endpoints: the hot path).
+"""The OpenAI-compatible gateway routes (the hot path: `call_model` is a raw ASGI handler).
 
 Each call: authenticate -> parse -> model -> estimate -> admit (scope, access, rate limit,
 hold) -> forward -> answer; settlement runs after the answer (gateway/proxy.py). Denials come
@@ -16,10 +16,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route as StarletteRoute
+from starlette.types import Receive, Scope, Send
 
 from tollhouse.api.deps import bearer_token
-from tollhouse.api.problems import problem_response
-from tollhouse.errors import TollhouseError
+from tollhouse.api.problems import problem_response, unexpected_response
+from tollhouse.errors import PayloadTooLarge, TollhouseError, Unauthenticated
 from tollhouse.gateway.admission import Admission, admit
 from tollhouse.gateway.errors import InvalidRequest
 from tollhouse.gateway.estimate import estimate
@@ -48,25 +49,87 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _headers(request_id: str, admission: Admission) -> dict[str, str]:
-    headers = {"x-tollhouse-request-id": request_id}
-    headers.update(rate_headers(admission.rate.stats))
-    if admission.hold is not None:
-        headers["x-tollhouse-hold-id"] = admission.hold.id
-        if admission.hold.available_after_micros is not None:
-            headers["x-tollhouse-balance-micros"] = str(admission.hold.available_after_micros)
+def _headers(request_id: str, admission: Admission) -> list[tuple[bytes, bytes]]:
+    headers = [(b"x-tollhouse-request-id", request_id.encode())]
+    headers.extend(
+        (name.lower().encode(), value.encode())
+        for name, value in rate_headers(admission.rate.stats).items()
+    )
+    hold = admission.hold
+    if hold is not None:
+        headers.append((b"x-tollhouse-hold-id", hold.id.encode()))
+        if hold.available_after_micros is not None:
+            headers.append(
+                (b"x-tollhouse-balance-micros", str(hold.available_after_micros).encode())
+            )
     return headers
 
 
-async def call_model(request: Request) -> Response:
-    """Any of the metered OpenAI-compatible POST routes."""
-    runtime: Runtime = request.app.state.runtime
-    route: Route = ROUTE_BY_PATH[request.url.path]
+def _bearer_token(authorization: bytes | None) -> str:
+    """The API key of `Authorization: Bearer <key>` (as `api.deps.bearer_token`).
+
+    Raises:
+        Unauthenticated: no such header, or another scheme.
+    """
+    scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("send your API key as 'Authorization: Bearer th_...'")
+    return token.strip()
+
+
+async def _read_body(receive: Receive, limit: int | None) -> bytes | None:
+    """The whole request body (None if the client left); `limit` bytes at most when set.
+
+    Raises:
+        PayloadTooLarge: more than `limit` bytes arrived.
+    """
+    chunks: list[bytes] = []
+    seen = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        if chunk:
+            seen += len(chunk)
+            if limit is not None and seen > limit:
+                raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
+    """Any of the metered OpenAI-compatible POST routes, as a raw ASGI app.
+
+    `create_app`'s app dispatches these POSTs here before FastAPI's middleware and routing
+    (the hot path: they cost more than the rest of the call); unexpected errors are answered
+    and re-raised the same way. A declared `Content-Length` above
+    `max_body_bytes` is refused before anything else (as `api.middleware.BodyLimit`), a
+    longer chunked body while it is read.
+    """
+    runtime: Runtime = scope["app"].state.runtime
+    path: str = scope["path"]
+    route: Route = ROUTE_BY_PATH[path]
+    limit = runtime.settings.max_body_bytes
+    authorization = declared = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            if authorization is None:
+                authorization = value
+        elif name == b"content-length" and declared is None:
+            declared = value
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        error = PayloadTooLarge(f"request body is larger than {limit} bytes")
+        await problem_response(error, instance=path, openai_shape=True)(scope, receive, send)
+        return
     request_id = new_id("req")
     started_at = runtime.clock.now()
     try:
-        principal = await runtime.authenticator.authenticate(bearer_token(request))
-        raw = await request.body()
+        principal = await runtime.authenticator.authenticate(_bearer_token(authorization))
+        raw = await _read_body(receive, None if declared is not None else limit)
+        if raw is None:
+            return
         body = parse_body(raw)
         model = runtime.catalog.model(body["model"])
         expected = estimate(route.kind, body, model)
@@ -78,21 +141,27 @@ async def call_model(request: Request) -> Response:
         )
         forwarded = await forward(runtime, call)
     except TollhouseError as error:
-        response = problem_response(error, instance=request.url.path, openai_shape=True)
+        response = problem_response(error, instance=path, openai_shape=True)
         response.headers["x-tollhouse-request-id"] = request_id
-        return response
+        await response(scope, receive, send)
+        return
+    except Exception as exc:  # answered 500 and re-raised, as FastAPI's outer layer does
+        await unexpected_response("POST", path, exc)(scope, receive, send)
+        raise
     headers = _headers(request_id, admission)
     if forwarded.stream is not None:
-        headers["Cache-Control"] = "no-cache"
-        return StreamingResponse(
-            forwarded.stream, media_type=forwarded.content_type, headers=headers
-        )
-    return Response(
-        forwarded.content,
-        status_code=forwarded.status,
-        media_type=forwarded.content_type,
-        headers=headers,
-    )
+        stream = StreamingResponse(forwarded.stream, media_type=forwarded.content_type)
+        stream.raw_headers[:0] = [*headers, (b"cache-control", b"no-cache")]
+        await stream(scope, receive, send)
+        return
+    content_type = forwarded.content_type.encode("latin-1")
+    if content_type.startswith(b"text/") and b"charset=" not in content_type.lower():
+        content_type += b"; charset=utf-8"
+    if forwarded.status >= 200 and forwarded.status not in (204, 304):
+        headers.append((b"content-length", str(len(forwarded.content)).encode()))
+    headers.append((b"content-type", content_type))  # the same headers as Starlette's Response
+    await send({"type": "http.response.start", "status": forwarded.status, "headers": headers})
+    await send({"type": "http.response.body", "body": forwarded.content})
 
 
 async def list_models(request: Request) -> Response:
@@ -121,5 +190,14 @@ async def list_models(request: Request) -> Response:
     )
 
 
-routes = [StarletteRoute(route.path, call_model, methods=["POST"]) for route in ROUTES]
+class _CallModel:
+    """`call_model` as a route endpoint (Starlette calls an endpoint that is not a function
+    as a raw ASGI app)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await call_model(scope, receive, send)
+
+
+routes = [StarletteRoute(route.path, _CallModel(), methods=["POST"]) for route in ROUTES]
+"""Mounted too (`TollhouseApp` dispatches their POSTs first): other methods get FastAPI's 405."""
 routes.append(StarletteRoute("/v1/models", list_models, methods=["GET"]))

@@ -7,10 +7,10 @@ operation's partial changes anyway (`BatchState.rollback`). No I/O here.
 from __future__ import annotations
 
 from dataclasses import replace
-
 from datetime import timedelta
 from typing import Any
 
+from tollhouse.ids import new_id
 from tollhouse.ledger.errors import (
     CaptureExceedsHold,
     GrantNotFound,
@@ -31,7 +31,7 @@ from tollhouse.ledger.writer.ops import (
     SweepCustomerOp,
     VoidOp,
 )
-from tollhouse.ledger.writer.state import Account, BatchState, Hold, fast_id
+from tollhouse.ledger.writer.state import Account, BatchState, Hold
 
 
 def apply(state: BatchState, op: Op, hold_ttl: timedelta) -> Any:
@@ -86,7 +86,7 @@ def apply_hold(state: BatchState, op: HoldOp, hold_ttl: timedelta) -> HoldView:
     now = state.now
     hold = state.create_hold(
         Hold(
-            id=fast_id("hold"),
+            id=new_id("hold"),
             customer_id=op.customer_id,
             currency=op.currency,
             amount=op.amount,
@@ -203,7 +203,7 @@ def apply_grant(state: BatchState, op: GrantOp) -> GrantView:
         return existing.grant_view()
     lot = state.create_account(
         Account(
-            id=fast_id("acct"),
+            id=new_id("acct"),
             customer_id=op.customer_id,
             currency=op.currency,
             kind=AccountKind.GRANT.value,

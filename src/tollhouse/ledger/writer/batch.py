@@ -18,7 +18,8 @@ from tollhouse.ledger.writer.apply import apply
 from tollhouse.ledger.writer.flush import flush
 from tollhouse.ledger.writer.load import load
 from tollhouse.ledger.writer.ops import Op
-from tollhouse.ledger.writer.state import BatchState, HoldCache
+from tollhouse.ledger.writer.state import AccountCache, BatchState, HoldCache
+from tollhouse.storage.driver import sqlite_connection
 
 
 class CommitFailed(Exception):
@@ -41,8 +42,12 @@ async def run_batch(
     hold_ttl: timedelta,
     known_accounts: set[str],
     hold_cache: HoldCache,
+    accounts: AccountCache | None = None,
 ) -> list[Outcome]:
     """Apply `ops` in one transaction and commit. Returns outcomes in `ops` order.
+
+    With `accounts` (SQLite), the batch's customers are cached after the commit, at the
+    `PRAGMA data_version` read before loading them (see `writer/cached.py`).
 
     Raises:
         CommitFailed: COMMIT raised; nothing can be said about the outcome.
@@ -53,7 +58,13 @@ async def run_batch(
     outcomes: list[Outcome] = []
     async with engine.connect() as conn:
         transaction = await conn.begin()
+        version = None
         try:
+            if accounts is not None:
+                version = (
+                    await sqlite_connection(conn),
+                    (await conn.exec_driver_sql("PRAGMA data_version")).scalar_one(),
+                )
             ensured = await load(
                 conn,
                 ops,
@@ -78,7 +89,11 @@ async def run_batch(
             await transaction.commit()
         except Exception as exc:
             hold_cache.forget(state.holds)
+            if accounts is not None:
+                accounts.clear()
             raise CommitFailed(exc) from exc
     known_accounts.update(ensured)
     hold_cache.remember(state.holds.values())
+    if accounts is not None and version is not None:
+        accounts.remember(state, *version)
     return outcomes

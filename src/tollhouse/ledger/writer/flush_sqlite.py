@@ -1,5 +1,9 @@
 """SQLite writes: a few `executemany` calls on the one connection (no other writer exists).
 
+`write` runs them through SQLAlchemy (one thread hop each); `write_on_driver` runs the same
+statements on the raw connection, for a batch that runs whole on the driver's thread
+(`writer/cached.py`).
+
 Values go to the driver already converted by the dialect's own processors (datetimes, JSON),
 skipping SQLAlchemy's per-row parameter processing on the hot path. Customer and system balance
 updates share one guarded statement (system accounts have no bound); SQLite reports a reliable
@@ -9,6 +13,7 @@ total rowcount for `executemany`.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -19,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tollhouse.ledger.models import accounts_table
 from tollhouse.ledger.writer.flush import Changes, account_row, check
 from tollhouse.storage.base import UTCDateTime
+from tollhouse.storage.driver import datetime_to_db
 
 A = accounts_table.c
 
@@ -52,24 +58,23 @@ _ACCOUNT_META = (
 )
 
 
-def _datetime_processor(conn: AsyncConnection) -> Callable[[datetime | None], Any]:
-    """The dialect's own bind conversion of `UTCDateTime` (a string on SQLite)."""
-    dialect = conn.dialect
-    processor = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
-    assert processor is not None
-    return processor
+Write = tuple[str, list[tuple[Any, ...]], str | None]
+"""(SQL, rows for `executemany`, name of the guard its rowcount must satisfy, if any)."""
 
 
-async def write(conn: AsyncConnection, changes: Changes, now: datetime) -> None:
-    """Write `changes`. Raises `ConcurrentUpdate` if a guarded UPDATE missed a row."""
-    to_db = _datetime_processor(conn)
-    if changes.new_accounts:
-        await conn.execute(insert(accounts_table), [account_row(a) for a in changes.new_accounts])
+def driver_writes(
+    changes: Changes, now: datetime, to_db: Callable[[datetime | None], Any]
+) -> list[Write]:
+    """The raw statements for everything but new accounts and account metadata, in order.
+
+    `to_db` converts datetimes as the dialect does (`storage.driver.datetime_to_db`).
+    """
+    writes: list[Write] = []
     if changes.entries:
         created_at = to_db(now)
-        await conn.exec_driver_sql(_ENTRIES, [(*row, created_at) for row in changes.entries])
+        writes.append((_ENTRIES, [(*row, created_at) for row in changes.entries], None))
     if changes.new_holds:
-        await conn.exec_driver_sql(
+        writes.append((
             _HOLDS,
             [
                 (h.id, h.customer_id, h.currency, h.amount, h.captured_amount, h.status,
@@ -77,18 +82,44 @@ async def write(conn: AsyncConnection, changes: Changes, now: datetime) -> None:
                  to_db(h.settled_at), json.dumps(h.metadata))
                 for h in changes.new_holds
             ],
-        )
-        await conn.exec_driver_sql(_ALLOCATIONS, changes.allocations)
+            None,
+        ))
+        writes.append((_ALLOCATIONS, list(changes.allocations), None))
     balances = changes.balances + changes.system
     if balances:
-        result = await conn.exec_driver_sql(_BALANCE, [(d, i) for i, d in balances])
-        check("balance", len(balances), result.rowcount)
+        writes.append((_BALANCE, [(d, i) for i, d in balances], "balance"))
     if changes.settled:
-        result = await conn.exec_driver_sql(
+        writes.append((
             _SETTLE,
             [(h.status, h.captured_amount, to_db(h.settled_at), h.id) for h in changes.settled],
-        )
-        check("hold", len(changes.settled), result.rowcount)
+            "hold",
+        ))
+    return writes
+
+
+def write_on_driver(
+    connection: sqlite3.Connection, changes: Changes, now: datetime,
+    to_db: Callable[[datetime | None], Any],
+) -> None:
+    """`driver_writes` on a raw connection (on its own thread, inside a transaction).
+
+    Raises `ConcurrentUpdate` if a guarded UPDATE missed a row.
+    """
+    assert not changes.new_accounts and not changes.meta, "not writable on the driver"
+    for sql, rows, guard in driver_writes(changes, now, to_db):
+        cursor = connection.executemany(sql, rows)
+        if guard is not None:
+            check(guard, len(rows), cursor.rowcount)
+
+
+async def write(conn: AsyncConnection, changes: Changes, now: datetime) -> None:
+    """Write `changes`. Raises `ConcurrentUpdate` if a guarded UPDATE missed a row."""
+    if changes.new_accounts:
+        await conn.execute(insert(accounts_table), [account_row(a) for a in changes.new_accounts])
+    for sql, rows, guard in driver_writes(changes, now, datetime_to_db(conn.dialect)):
+        result = await conn.exec_driver_sql(sql, rows)
+        if guard is not None:
+            check(guard, len(rows), result.rowcount)
     if changes.meta:
         await conn.execute(
             _ACCOUNT_META,

@@ -15,7 +15,9 @@ that error (no blind retry of a possibly committed batch).
 
 An op whose caller is cancelled before its batch starts is dropped; once started it completes.
 Several processes may each run a `Ledger` on one PostgreSQL database (row locks, see `load`);
-on SQLite run one per database (one connection serialises everything).
+on SQLite run one per database (one connection serialises everything). On SQLite, batches of
+holds, captures and voids run whole on the driver's thread over accounts cached across batches
+(`cached`); everything else, and any batch the caches cannot serve, runs the general way.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from tollhouse.ledger.errors import LedgerClosed
 from tollhouse.ledger.models import AccountKind, HoldStatus, accounts_table, holds_table
 from tollhouse.ledger.schemas import GrantView, HoldView, SweepResult
 from tollhouse.ledger.writer.batch import CommitFailed, run_batch
+from tollhouse.ledger.writer.cached import prepare, run_cached_batch
 from tollhouse.ledger.writer.ops import (
     CaptureOp,
     GrantOp,
@@ -45,8 +48,9 @@ from tollhouse.ledger.writer.ops import (
     SweepCustomerOp,
     VoidOp,
 )
-from tollhouse.ledger.writer.state import HoldCache, StaleState
+from tollhouse.ledger.writer.state import AccountCache, HoldCache, StaleState
 from tollhouse.storage import Database
+from tollhouse.storage.driver import datetime_to_db
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +98,8 @@ class Ledger:
         self._closed = False
         self._known_accounts: set[str] = set()
         self._hold_cache = HoldCache()
+        self._accounts = AccountCache() if db.is_sqlite else None
+        self._to_db = datetime_to_db(db.engine.dialect)
         self.batches = 0
         """Transactions committed so far (for metrics and tests)."""
         self.ops = 0
@@ -335,13 +341,35 @@ class Ledger:
                         _resolve(op, False, exc)
 
     async def _run_batch(self, ops: list[Op]) -> list[tuple[bool, Any]]:
+        now = self._clock.now()
+        if self._accounts is not None:
+            state = prepare(
+                ops,
+                now,
+                accounts=self._accounts,
+                hold_cache=self._hold_cache,
+                known_accounts=self._known_accounts,
+            )
+            if state is not None:
+                outcomes = await run_cached_batch(
+                    self._db.engine,
+                    ops,
+                    state,
+                    hold_ttl=self._hold_ttl,
+                    accounts=self._accounts,
+                    hold_cache=self._hold_cache,
+                    to_db=self._to_db,
+                )
+                if outcomes is not None:
+                    return outcomes
         return await run_batch(
             self._db.engine,
             ops,
-            now=self._clock.now(),
+            now=now,
             hold_ttl=self._hold_ttl,
             known_accounts=self._known_accounts,
             hold_cache=self._hold_cache,
+            accounts=self._accounts,
         )
 
     async def _execute(self, batch: list[Op]) -> None:

@@ -132,7 +132,7 @@ _SQLITE_ACCOUNTS = select(accounts_table).where(
 """Every non-lot account of the customers, and their lots that hold money (prebuilt: hot)."""
 
 
-def _copy_hold(hold: Hold) -> Hold:
+def copy_hold(hold: Hold) -> Hold:
     """A batch-private copy of a cached hold (allocations never change once written)."""
     return Hold(
         id=hold.id,
@@ -185,7 +185,7 @@ async def load(
         if cached is None:
             uncached.add(hold_id)
         else:
-            state.add_hold(_copy_hold(cached))
+            state.add_hold(copy_hold(cached))
     if uncached:
         await _read_holds(conn, state, _any(H.id, uncached, is_postgres))
     pairs.update((h.customer_id, h.currency) for h in state.holds.values())

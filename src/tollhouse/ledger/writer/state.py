@@ -8,30 +8,15 @@ the database.
 
 from __future__ import annotations
 
-import os
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tollhouse.ids import BASE62
+from tollhouse.ids import new_id
 from tollhouse.ledger.models import AccountKind, HoldStatus, account_id_for
 from tollhouse.ledger.schemas import GrantView, HoldView
-
-_UNBIASED = 62 * 4  # bytes below 248 map uniformly onto 62 symbols (b % 62)
-_TO_BASE62 = bytes(ord(BASE62[b % 62]) if b < _UNBIASED else 0 for b in range(256))
-_REJECTED = bytes(range(_UNBIASED, 256))
-
-
-def fast_id(prefix: str) -> str:
-    """`<prefix>_<22 base62>`, uniformly random like `ids.new_id`, in C-speed byte ops.
-
-    Random bytes >= 248 are dropped (rejection sampling keeps every symbol equally likely).
-    """
-    while True:
-        symbols = os.urandom(32).translate(_TO_BASE62, _REJECTED)
-        if len(symbols) >= 22:
-            return prefix + "_" + symbols[:22].decode()
 
 
 class StaleState(Exception):
@@ -282,7 +267,7 @@ class BatchState:
             raise StaleState(f"{source.kind} account {source.id} would go below its bound")
         self.set(source, "balance", new_source)
         self.set(target, "balance", target.balance + amount)
-        transfer_id = fast_id("tr")
+        transfer_id = new_id("tr")
         self.entries.append(
             (transfer_id, source.id, source.customer_id, -amount, kind, hold_id, description)
         )
@@ -333,3 +318,46 @@ class HoldCache:
 
     def __len__(self) -> int:
         return len(self._holds)
+
+
+class AccountCache:
+    """SQLite only: each customer's accounts as this process last committed them.
+
+    Sound because on SQLite the process's `Ledger` is the file's only writer (see
+    `writer/cached.py`), and checked anyway: `version` is the `PRAGMA data_version` of
+    `connection` read before the accounts were loaded; another connection's COMMIT changes it,
+    and a batch that sees another value (or runs on another pooled connection) drops the
+    cache. Per customer: every account the general load read (non-lot accounts, lots holding
+    money) and every one created since.
+    """
+
+    def __init__(self) -> None:
+        self.customers: dict[str, list[Account]] = {}
+        self.connection: sqlite3.Connection | None = None
+        self.version: int | None = None
+
+    def remember(self, state: BatchState, connection: sqlite3.Connection, version: int) -> None:
+        """After a COMMIT: the batch's customers as now stored (read at `version`)."""
+        if connection is not self.connection or version != self.version:
+            self.customers.clear()
+            self.connection, self.version = connection, version
+        for customer_id, accounts in state.by_customer.items():
+            for account in accounts:
+                committed(account)
+            self.customers[customer_id] = list(accounts)
+
+    def is_current(self, connection: sqlite3.Connection, version: int) -> bool:
+        """Nobody else committed since the cache was loaded (call inside the transaction)."""
+        return connection is self.connection and version == self.version
+
+    def clear(self) -> None:
+        """Trust nothing cached any more (a failed batch, another writer)."""
+        self.customers.clear()
+        self.connection = self.version = None
+
+
+def committed(account: Account) -> None:
+    """Mark `account` as stored: its balance is the new start, nothing is pending."""
+    account.start_balance = account.balance
+    account.is_new = False
+    account.meta_dirty = False

@@ -2,8 +2,8 @@
 
 The script (`lua/gcra.lua`, loaded with `importlib.resources`) reads the server's `TIME`, so
 all processes agree on time whatever their own clocks say, and does the all-or-nothing check
-and the writes atomically. It is registered once per storage (`register_script`: EVALSHA,
-with a SCRIPT LOAD and one retry on NOSCRIPT, e.g. after a Redis restart).
+and the writes atomically. It is called by its SHA1 (EVALSHA), with a SCRIPT LOAD and one
+retry on NOSCRIPT (the first call, or after a Redis restart).
 
 Keys are `th:rl:<caller key>`, holding the TAT as integer microseconds since the Unix epoch,
 with a PEXPIRE at that TAT: a key disappears exactly when it stops carrying information.
@@ -19,6 +19,7 @@ script may already have run. Socket timeouts default to 1 s (override in the URL
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from typing import TypeVar
@@ -27,7 +28,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from tollhouse.ratelimit.errors import RateLimitStorageError
 from tollhouse.ratelimit.storage import Cell, Mode, Outcome
@@ -65,7 +66,7 @@ class RedisStorage:
             socket_connect_timeout=socket_timeout_seconds,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
-        self._script = self._client.register_script(GCRA_SCRIPT)
+        self._sha = hashlib.sha1(GCRA_SCRIPT.encode()).hexdigest()
 
     @property
     def client(self) -> aioredis.Redis:
@@ -88,7 +89,7 @@ class RedisStorage:
         for cell in cells:
             args.append(cell.increment_us)
             args.append(cell.window_us)
-        reply = await self._run(lambda: self._script(keys=keys, args=args))
+        reply = await self._run(lambda: self._evalsha(keys, args))
         if not isinstance(reply, list) or len(reply) != len(cells) + 2:
             raise RateLimitStorageError(f"rate-limit script returned {reply!r}", backend="redis")
         return Outcome(
@@ -96,6 +97,15 @@ class RedisStorage:
             now_us=int(reply[1]),
             tats_us=[int(value) for value in reply[2:]],
         )
+
+    async def _evalsha(self, keys: list[str], args: list[str | int]) -> object:
+        """EVALSHA; on NOSCRIPT load the script and retry once (what `register_script` does,
+        without its per-call `isinstance` check against a Protocol-derived class)."""
+        try:
+            return await self._client.evalsha(self._sha, len(keys), *keys, *args)
+        except NoScriptError:
+            self._sha = await self._client.script_load(GCRA_SCRIPT)
+            return await self._client.evalsha(self._sha, len(keys), *keys, *args)
 
     async def clear(self, key: str) -> None:
         await self._run(lambda: self._client.delete(self._prefix + key))

@@ -1,0 +1,99 @@
+"""SQLite: run a whole transaction on the driver's own thread, in one hop.
+
+aiosqlite runs every call on one worker thread; SQLAlchemy's async layer makes one round trip
+to it per statement, fetch, BEGIN and COMMIT, and each costs far more (GIL hand-offs, a wake-up
+of the event loop) than SQLite's own work on small rows. The group-commit writers (ledger,
+metering) write a whole batch with ONE call instead: `run_transaction` checks the pooled
+connection out (so nothing else uses it meanwhile), then runs `work(connection)` between
+`BEGIN IMMEDIATE` and `COMMIT` on the driver's thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from tollhouse.storage.base import UTCDateTime
+
+T = TypeVar("T")
+
+
+class CommitError(Exception):
+    """COMMIT itself failed: whether the transaction is durable is unknown."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"commit failed: {cause!r}")
+        self.cause = cause
+
+
+def datetime_to_db(dialect: Dialect) -> Callable[[datetime | None], Any]:
+    """The dialect's own bind conversion of `UTCDateTime` (an ISO string on SQLite)."""
+    processor = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert processor is not None
+    return processor
+
+
+async def sqlite_connection(conn: AsyncConnection) -> sqlite3.Connection:
+    """The driver's own connection under `conn` (to tell pooled connections apart)."""
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    connection: sqlite3.Connection = driver._conn
+    return connection
+
+
+async def run_transaction(engine: AsyncEngine, work: Callable[[sqlite3.Connection], T]) -> T:
+    """`work(connection)` in one transaction on the aiosqlite thread; its result after COMMIT.
+
+    `work` must not commit or roll back itself. Any exception it raises rolls the transaction
+    back and propagates; driver errors (`sqlite3.Error`) become SQLAlchemy's classes
+    (`IntegrityError`, `OperationalError`, ...), as they would through the engine.
+
+    Raises:
+        CommitError: COMMIT failed (outcome unknown).
+    """
+    # A bare pool checkout (no `Connection` around it): SQLite's pool does not reset a
+    # connection on return (`engine.create_engine`), so checking in is a plain queue put.
+    raw = await engine.raw_connection()
+    try:
+        driver = raw.driver_connection
+        assert driver is not None
+
+        def transaction() -> T:
+            connection: sqlite3.Connection = driver._conn
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(connection)
+            except BaseException:
+                connection.rollback()
+                raise
+            try:
+                connection.commit()
+            except Exception as exc:
+                if connection.in_transaction:
+                    connection.rollback()
+                raise CommitError(exc) from exc
+            return result
+
+        # aiosqlite's one entry point for running a function on its thread (stable since 0.17).
+        try:
+            result: T = await driver._execute(transaction)
+        except sqlite3.Error as exc:
+            raise _translated(exc) from exc
+        except CommitError as exc:
+            if isinstance(exc.cause, sqlite3.Error):
+                raise CommitError(_translated(exc.cause)) from exc.cause
+            raise
+        return result
+    finally:
+        raw.close()
+
+
+def _translated(error: sqlite3.Error) -> BaseException:
+    return DBAPIError.instance(None, None, error, sqlite3.Error)
