@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 import tollhouse.catalog
+from tests.support.catalog import write_catalog
 from tollhouse.cli.main import app
 from tollhouse.clock import SystemClock
 from tollhouse.config import get_settings
@@ -86,13 +87,17 @@ class Cli:
 
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
-    """A CLI whose only setting is a database file in an empty working directory."""
+    """A CLI whose only settings are a database file in an empty working directory and the
+    test catalog (its free plan includes no credits, so balances are exactly the grants)."""
     monkeypatch.chdir(tmp_path)
     for name in list(os.environ):
         if name.startswith("TOLLHOUSE_"):
             monkeypatch.delenv(name)
     runner = Cli(tmp_path)
     monkeypatch.setenv("TOLLHOUSE_DATABASE_URL", runner.url)
+    (tmp_path / "settings").mkdir()
+    catalog = write_catalog(tmp_path / "settings", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("TOLLHOUSE_CATALOG", str(catalog))
     get_settings.cache_clear()
     yield runner
     get_settings.cache_clear()
@@ -484,3 +489,54 @@ class TestErrors:
         assert result.exception is None or isinstance(result.exception, SystemExit)
         assert "tollhouse db upgrade" in result.stderr
         assert result.stdout == ""
+
+
+class TestSubscriptions:
+    def test_plans_are_listed_by_rank(self, migrated: Cli) -> None:
+        plans = migrated.json("plans", "list")
+
+        assert [p["name"] for p in plans] == ["free", "capped", "pro", "lifetime"]
+        assert plans[1]["quotas"] == {"api_calls": 3}
+
+    def test_a_new_customer_is_subscribed_to_free(self, migrated: Cli) -> None:
+        customer_id = migrated.customer()
+
+        shown = migrated.json("subscriptions", "show", customer_id)
+
+        assert (shown["plan"], shown["status"]) == ("free", "active")
+
+    def test_upgrade_is_immediate_and_grants_the_prorated_included_credits(
+        self, migrated: Cli
+    ) -> None:
+        customer_id = migrated.customer()
+
+        changed = migrated.json("subscriptions", "change", customer_id, "pro")
+
+        assert (changed["plan"], changed["change"]) == ("pro", "upgraded")
+        balance = migrated.json("credits", "balance", customer_id)
+        assert balance["available_micros"] == changed["credits_granted_micros"] > 0
+
+    def test_downgrade_is_scheduled_and_resume_undoes_it(self, migrated: Cli) -> None:
+        customer_id = migrated.customer()
+        migrated.json("subscriptions", "change", customer_id, "pro")
+
+        scheduled = migrated.json("subscriptions", "change", customer_id, "free")
+        resumed = migrated.json("subscriptions", "resume", customer_id)
+
+        assert (scheduled["plan"], scheduled["scheduled_plan"]) == ("pro", "free")
+        assert resumed["scheduled_plan"] is None
+
+    def test_rollover_with_nothing_due_rolls_nothing(self, migrated: Cli) -> None:
+        migrated.customer()
+
+        report = migrated.json("subscriptions", "rollover")
+
+        assert report["periods_rolled"] == 0
+
+    def test_unknown_plan_exits_1_naming_it(self, migrated: Cli) -> None:
+        customer_id = migrated.customer()
+
+        result = migrated.invoke("subscriptions", "change", customer_id, "platinum")
+
+        assert result.exit_code == 1
+        assert "platinum" in result.stderr

@@ -11,6 +11,10 @@ from pathlib import Path
 TEXT_RPM_FREE = 5
 """Requests per minute on the `text` category for the free plan (multiplier 1)."""
 PRO_MULTIPLIER = 3
+PRO_INCLUDED_DOLLARS = "2.00"
+"""Credits the pro plan includes each period (granted on upgrade, prorated)."""
+CAPPED_API_CALLS = 3
+"""The `capped` plan's quota of API calls per billing period."""
 CHAT_MAX_OUTPUT_TOKENS = 100
 INPUT_MICROS_PER_TOKEN = 1
 OUTPUT_MICROS_PER_TOKEN = 2
@@ -24,8 +28,15 @@ version: "test"
 currency: usd
 default_plan: free
 plans:
-  free: {{rank: 0, price: "0", rate_limit_multiplier: 1}}
-  pro: {{rank: 10, price: "29.00", rate_limit_multiplier: {PRO_MULTIPLIER}}}
+  free: {{rank: 0, price: "0", rate_limit_multiplier: 1, resource_tiers: [small]}}
+  capped: {{rank: 5, price: "0", rate_limit_multiplier: 1, quotas: {{api_calls: {CAPPED_API_CALLS}}}}}
+  pro:
+    rank: 10
+    price: "29.00"
+    rate_limit_multiplier: {PRO_MULTIPLIER}
+    included_credits: "{PRO_INCLUDED_DOLLARS}"
+    features: [batch_generation]
+    resource_tiers: [small, large]
   lifetime: {{rank: 20, price: "499.00", interval: once, rate_limit_multiplier: null}}
 categories:
   text: {{requests_per_minute: {text_rpm}, tokens_per_minute: 1000000}}

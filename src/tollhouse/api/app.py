@@ -15,7 +15,16 @@ from starlette.types import Receive, Scope, Send
 
 from tollhouse.api import problems
 from tollhouse.api.middleware import BodyLimit
-from tollhouse.api.routes import catalog, credits, customers, gateway, keys, sidecar, usage
+from tollhouse.api.routes import (
+    catalog,
+    credits,
+    customers,
+    gateway,
+    keys,
+    sidecar,
+    subscriptions,
+    usage,
+)
 from tollhouse.config import get_settings
 from tollhouse.server.runtime import Runtime
 
@@ -70,7 +79,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     problems.install(app)
-    for module in (customers, keys, credits, usage, sidecar, catalog):
+    for module in (customers, keys, credits, usage, sidecar, catalog, subscriptions):
         app.include_router(module.router)
     app.router.routes.extend(gateway.routes)
 

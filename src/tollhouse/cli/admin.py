@@ -19,6 +19,7 @@ from tollhouse.keys import service as keys
 from tollhouse.ledger import service as ledger
 from tollhouse.metering import service as metering
 from tollhouse.money import format_micros, to_micros
+from tollhouse.subscriptions import service as subscriptions
 
 customers_app = typer.Typer(help="Create and list customers.", no_args_is_help=True)
 keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
@@ -59,9 +60,10 @@ def customers_create(
     email: str | None = typer.Option(None),
     external_id: str | None = typer.Option(None, help="Your own unique id for this customer."),
     plan: str | None = typer.Option(None, help="Catalog plan; default: the catalog's default."),
+    timezone: str = typer.Option("UTC", help="IANA time zone: billing periods start at its midnight."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Create a customer."""
+    """Create a customer, subscribed at once to its plan (included credits granted)."""
 
     async def job(svc: Services) -> dict[str, Any]:
         plan_name = svc.catalog.plan(plan or svc.catalog.default_plan).name
@@ -70,6 +72,13 @@ def customers_create(
                 session, name=name, email=email, external_id=external_id, plan=plan_name,
                 clock=svc.clock,
             )
+            await subscriptions.ensure_subscription(
+                session, customer.id, catalog=svc.catalog, clock=svc.clock,
+                timezone=timezone, plan=plan_name,
+            )
+        await subscriptions.deliver_grants(
+            svc.db, ledger=svc.ledger, clock=svc.clock, customer_id=customer.id
+        )
         return customer_dict(customer)
 
     emit(run(job), as_json, columns=["id", "name", "plan", "email"], title="customer created")

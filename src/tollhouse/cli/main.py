@@ -9,6 +9,7 @@ import typer
 
 from tollhouse.catalog import starter_catalog_text
 from tollhouse.cli.admin import catalog_app, credits_app, customers_app, keys_app, usage
+from tollhouse.cli.subscriptions import plans_app, subscriptions_app
 from tollhouse.cli.common import console, errors, print_error
 from tollhouse.config import get_settings
 from tollhouse.errors import TollhouseError
@@ -27,6 +28,8 @@ app.add_typer(customers_app, name="customers")
 app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(plans_app, name="plans")
+app.add_typer(subscriptions_app, name="subscriptions")
 app.command("usage")(usage)
 
 

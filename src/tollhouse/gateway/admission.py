@@ -13,12 +13,14 @@ that fails stores nothing), so a refused call costs the customer nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 
 from tollhouse.catalog import Catalog, Model, ModelNotInPlan, Usage
 from tollhouse.gateway.deps import GatewayDeps
+from tollhouse.gateway.quotas import Reservation
 from tollhouse.gateway.errors import ModelNotAllowedForKey, OperatorKeyNotBillable
 from tollhouse.keys import Principal
 from tollhouse.ledger import HoldView
@@ -41,6 +43,8 @@ class Admission:
     hold: HoldView | None
     rate: Decision
     token_limit: tuple[Limit, str] | None
+    quota: Reservation | None = None
+    """What this call reserved against its plan's quotas (None: nothing capped)."""
 
 
 def check_model_access(catalog: Catalog, principal: Principal, model: Model) -> None:
@@ -106,8 +110,14 @@ async def admit(
     model: Model,
     usage: Usage,
     request_id: str,
+    features: Sequence[str] = (),
+    resource_tier: str | None = None,
 ) -> Admission:
     """Authorize one call of `model` expected to use at most `usage`, and hold its price.
+
+    Order: scope, model access, entitlements (`features`, `resource_tier`), quotas (the
+    estimate is reserved), rate limit, hold. A later refusal releases what an earlier step
+    reserved, so a refused call costs nothing and counts against nothing.
 
     `principal` must act for a customer (an operator acting for one passes that customer's
     principal, see `api/routes/sidecar.py`). The hold expires after the upstream timeout plus
@@ -117,6 +127,8 @@ async def admit(
         InsufficientScope: the key lacks `write`.
         OperatorKeyNotBillable: an operator key without a customer.
         ModelNotAllowedForKey, ModelNotInPlan: see `check_model_access`.
+        FeatureNotInPlan, ResourceTierNotInPlan: the plan lacks them (403, `required_plan`).
+        QuotaExceeded: a per-period cap would be passed (429, `resets_at`).
         RateLimited: a window is exhausted (429, `retry_after_seconds`).
         InsufficientCredit: the wallet cannot cover the estimate (402).
     """
@@ -127,20 +139,29 @@ async def admit(
             "operator keys cannot call models: use a key of the customer to bill"
         )
     check_model_access(deps.catalog, principal, model)
-    requests, token_limit = rate_requests(deps.catalog, principal, customer_id, model, usage)
-    decision = await deps.limiter.hit_all(requests) if requests else Decision(True, [])
-    decision.raise_if_denied(f"rate limit reached for '{model.category}' models")
-    price = model.price.cost(usage)
-    hold = None
-    if price > 0:
-        timeout = deps.settings.upstream_timeout_seconds + MINUTE_SECONDS
-        hold = await deps.ledger.hold(
-            customer_id,
-            price,
-            idempotency_key=request_id,
-            currency=deps.catalog.currency,
-            expires_at=deps.clock.now() + timedelta(seconds=timeout),
-            metadata={"model": model.id, "key_id": principal.key_id},
-        )
-    return Admission(customer_id, model, usage, price, hold, decision, token_limit)
+    for feature in features:
+        deps.catalog.require_feature(principal.plan, feature)
+    if resource_tier is not None:
+        deps.catalog.require_tier(principal.plan, resource_tier)
+    quota = await deps.quotas.reserve(customer_id, principal.plan, usage)
+    try:
+        requests, token_limit = rate_requests(deps.catalog, principal, customer_id, model, usage)
+        decision = await deps.limiter.hit_all(requests) if requests else Decision(True, [])
+        decision.raise_if_denied(f"rate limit reached for '{model.category}' models")
+        price = model.price.cost(usage)
+        hold = None
+        if price > 0:
+            timeout = deps.settings.upstream_timeout_seconds + MINUTE_SECONDS
+            hold = await deps.ledger.hold(
+                customer_id,
+                price,
+                idempotency_key=request_id,
+                currency=deps.catalog.currency,
+                expires_at=deps.clock.now() + timedelta(seconds=timeout),
+                metadata={"model": model.id, "key_id": principal.key_id},
+            )
+    except BaseException:
+        deps.quotas.settle(quota, None)
+        raise
+    return Admission(customer_id, model, usage, price, hold, decision, token_limit, quota)
 

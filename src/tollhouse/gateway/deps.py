@@ -12,6 +12,7 @@ from tollhouse.clock import Clock
 from tollhouse.config import Settings
 from tollhouse.keys import KeyAuthenticator
 from tollhouse.ledger import Ledger
+from tollhouse.gateway.quotas import QuotaGuard
 from tollhouse.metering import UsageRecorder
 from tollhouse.ratelimit import RateLimiter
 
@@ -24,6 +25,7 @@ class GatewayDeps(Protocol):
     limiter: RateLimiter
     ledger: Ledger
     recorder: UsageRecorder
+    quotas: QuotaGuard
 
     @property
     def http(self) -> aiohttp.ClientSession:

@@ -197,6 +197,7 @@ async def _read_quietly(response: aiohttp.ClientResponse) -> bytes:
         response.release()
 
 async def _void(deps: GatewayDeps, call: Call) -> None:
+    deps.quotas.settle(call.admission.quota, None)
     hold = call.admission.hold
     if hold is not None:
         await deps.ledger.void(hold.id)
@@ -263,6 +264,7 @@ async def settle(
     if interrupted:
         properties["interrupted"] = True
     await deps.recorder.record(usage_events(call, usage, cost_micros=captured, properties=properties))
+    deps.quotas.settle(admission.quota, usage)
     if admission.token_limit is not None:
         limit, key = admission.token_limit
         charged = max(1, min(admission.estimate.input_tokens, limit.amount))

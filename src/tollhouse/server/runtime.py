@@ -3,7 +3,7 @@
 `Runtime` owns the database engine, the catalog, the key authenticator, the rate limiter, the
 group-committing ledger and usage writers, the pooled upstream HTTP client (aiohttp: its pool
 costs ~0.05-0.1 ms of CPU a request where httpx's costs ~2 ms, see bench/), and the background
-jobs (hold and grant expiry sweeps, last-used flushes).
+jobs (hold and grant expiry sweeps, subscription rollover, last-used flushes).
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ import aiohttp
 from tollhouse.catalog import Catalog, load_catalog
 from tollhouse.clock import SYSTEM_CLOCK, Clock
 from tollhouse.config import Settings
+from tollhouse.gateway.quotas import QuotaGuard
 from tollhouse.gateway.tokens import warm_up
 from tollhouse.keys import KeyAuthenticator
 from tollhouse.ledger import Ledger
 from tollhouse.metering import UsageRecorder
 from tollhouse.ratelimit import RateLimiter, storage_from_url
 from tollhouse.storage import Database
+from tollhouse.subscriptions import service as subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ class Runtime:
         self.limiter = RateLimiter(storage_from_url(settings.redis_url or "memory://", clock=clock))
         self.ledger = Ledger(self.db, clock=clock)
         self.recorder = UsageRecorder(self.db, clock=clock, known_meters=set(self.catalog.meters))
+        self.quotas = QuotaGuard(self.db, catalog=self.catalog, clock=clock)
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -114,8 +117,14 @@ class Runtime:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def sweep(self) -> None:
-        """Expire grants and void stale holds now (the sweeper does this every 30 s)."""
+        """The periodic jobs, every 30 s: expire grants, void stale holds, roll subscriptions
+        whose billing period ended (idempotent; catches up after downtime) and deliver the
+        credits they owe."""
         await self.ledger.sweep(self.clock.now())
+        await subscriptions.roll_over(
+            self.db, catalog=self.catalog, clock=self.clock, ledger=self.ledger
+        )
+        await subscriptions.deliver_grants(self.db, ledger=self.ledger, clock=self.clock)
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -123,4 +132,4 @@ class Runtime:
             try:
                 await self.sweep()
             except Exception:  # noqa: BLE001 - keep sweeping; the failure is logged
-                log.exception("ledger sweep failed")
+                log.exception("periodic sweep failed")

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from tollhouse.api.deps import Reader, RuntimeDep
-from tollhouse.catalog import Model
+from tollhouse.catalog import Model, Plan
 
 router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
 
@@ -60,6 +60,31 @@ class PlanOut(BaseModel):
     """None = unlimited."""
     included_credits_micros: int
     features: list[str]
+    quotas: dict[str, int]
+    """Meter -> cap per billing period, in the meter's unit."""
+    resource_tiers: list[str]
+    session_rates_micros_per_hour: dict[str, int]
+    rollover_cap_micros: int | None
+    """Unused included credits carried into the next period, at most this; None = no rollover."""
+    description: str
+
+    @classmethod
+    def of(cls, plan: Plan) -> PlanOut:
+        return cls(
+            name=plan.name,
+            rank=plan.rank,
+            price_micros=plan.price_micros,
+            interval=plan.interval,
+            trial_days=plan.trial_days,
+            rate_limit_multiplier=plan.rate_limit_multiplier,
+            included_credits_micros=plan.included_credits_micros,
+            features=sorted(plan.features),
+            quotas=dict(plan.quotas),
+            resource_tiers=sorted(plan.resource_tiers),
+            session_rates_micros_per_hour=dict(plan.session_rates),
+            rollover_cap_micros=plan.rollover.cap_micros if plan.rollover else None,
+            description=plan.description,
+        )
 
 
 class CategoryOut(BaseModel):
@@ -86,21 +111,13 @@ async def get_catalog(_: Reader, runtime: RuntimeDep) -> CatalogOut:
         version=catalog.version,
         currency=catalog.currency,
         default_plan=catalog.default_plan,
-        plans=[
-            PlanOut(
-                name=p.name,
-                rank=p.rank,
-                price_micros=p.price_micros,
-                interval=p.interval,
-                trial_days=p.trial_days,
-                rate_limit_multiplier=p.rate_limit_multiplier,
-                included_credits_micros=p.included_credits_micros,
-                features=sorted(p.features),
-            )
-            for p in sorted(catalog.plans.values(), key=lambda p: p.rank)
-        ],
+        plans=[PlanOut.of(p) for p in sorted(catalog.plans.values(), key=lambda p: p.rank)],
         categories=[
-            CategoryOut(name=c.name, requests_per_minute=c.requests_per_minute, tokens_per_minute=c.tokens_per_minute)
+            CategoryOut(
+                name=c.name,
+                requests_per_minute=c.requests_per_minute,
+                tokens_per_minute=c.tokens_per_minute,
+            )
             for c in catalog.categories.values()
         ],
         models=[ModelOut.of(m) for m in catalog.models.values()],

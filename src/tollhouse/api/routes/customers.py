@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tollhouse.api.deps import Reader, RuntimeDep, SessionDep, customer_of, require_operator
 from tollhouse.customers import Customer
 from tollhouse.customers import service as customers
+from tollhouse.subscriptions import service as subscriptions
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
@@ -29,6 +31,17 @@ class CustomerCreate(BaseModel):
     """Your own id for this customer (unique)."""
     plan: str | None = None
     """Catalog plan name; default: the catalog's default plan."""
+    timezone: str = Field(default="UTC", max_length=64)
+    """IANA time zone of the customer: billing periods start at its local midnight."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
 
 
 class CustomerOut(BaseModel):
@@ -53,18 +66,27 @@ class CustomerOut(BaseModel):
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=PROBLEMS)
 async def create_customer(
-    body: CustomerCreate, principal: Reader, runtime: RuntimeDep, session: SessionDep
+    body: CustomerCreate, principal: Reader, runtime: RuntimeDep
 ) -> CustomerOut:
-    """Create a customer (operator keys only). The plan must exist in the catalog."""
+    """Create a customer (operator keys only), subscribed at once to `plan` (default: the
+    catalog's default plan) in `timezone`; the plan's included credits are granted."""
     require_operator(principal)
     plan = runtime.catalog.plan(body.plan or runtime.catalog.default_plan).name
-    customer = await customers.create(
-        session,
-        name=body.name,
-        email=body.email,
-        external_id=body.external_id,
-        plan=plan,
-        clock=runtime.clock,
+    async with runtime.db.transaction() as session:
+        customer = await customers.create(
+            session,
+            name=body.name,
+            email=body.email,
+            external_id=body.external_id,
+            plan=plan,
+            clock=runtime.clock,
+        )
+        await subscriptions.ensure_subscription(
+            session, customer.id, catalog=runtime.catalog, clock=runtime.clock,
+            timezone=body.timezone, plan=plan,
+        )
+    await subscriptions.deliver_grants(
+        runtime.db, ledger=runtime.ledger, clock=runtime.clock, customer_id=customer.id
     )
     return CustomerOut.of(customer)
 

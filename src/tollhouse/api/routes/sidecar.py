@@ -49,6 +49,10 @@ class AuthorizeIn(BaseModel):
     """Operator keys name the customer; customer keys act for themselves."""
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=128)
     """The same key again returns the same hold instead of a second one."""
+    features: list[str] = Field(default_factory=list, max_length=32)
+    """Plan features the call needs (e.g. `batch_generation`): 403 when the plan lacks one."""
+    resource_tier: str | None = Field(default=None, max_length=32)
+    """Resource tier the call runs on (small, medium, large, xlarge): 403 when not in the plan."""
 
 
 class HoldOut(BaseModel):
@@ -113,7 +117,11 @@ async def _acting_principal(runtime: Runtime, principal: Principal, customer_id:
 async def authorize(
     body: AuthorizeIn, principal: Writer, runtime: RuntimeDep, response: Response
 ) -> AuthorizeOut:
-    """Decide and reserve: 200 with a hold, or 402/403/429 problem+json (nothing reserved)."""
+    """Decide and reserve: 200 with a hold, or 402/403/429 problem+json (nothing reserved).
+
+    Checks scope, model access, `features` and `resource_tier` against the plan, the plan's
+    quotas (usage recorded so far this period plus `usage`), the rate limit and the wallet.
+    """
     acting = await _acting_principal(runtime, principal, body.customer_id)
     model = runtime.catalog.model(body.model)
     usage = Usage(**body.usage.model_dump())
@@ -123,7 +131,11 @@ async def authorize(
         model=model,
         usage=usage,
         request_id=body.idempotency_key or new_id("auth"),
+        features=body.features,
+        resource_tier=body.resource_tier,
     )
+    # The app reports what it used with POST /v1/usage/events: the quota check is all here.
+    runtime.quotas.settle(admission.quota, None)
     response.headers.update(rate_headers(admission.rate.stats))
     return AuthorizeOut(
         allowed=True,

@@ -130,6 +130,8 @@ async def record_events(body: EventBatch, principal: Writer, runtime: RuntimeDep
     """Record up to 1,000 usage events; ids already seen count once (idempotent retries)."""
     events = await _events(body, principal.customer_id, runtime)
     result = await runtime.recorder.record(events)
+    for customer_id in {event.customer_id for event in events}:
+        runtime.quotas.invalidate(customer_id)
     return RecordOut(accepted=result.accepted, duplicates=result.duplicates)
 
 
