@@ -43,7 +43,10 @@ class Forwarder:
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
-            limit=256, limit_per_host=256, keepalive_timeout=60.0, ttl_dns_cache=None,
+            limit=256,
+            limit_per_host=256,
+            keepalive_timeout=60.0,
+            ttl_dns_cache=None,
             enable_cleanup_closed=False,
         )
         self.session = aiohttp.ClientSession(
@@ -84,7 +87,9 @@ class Forwarder:
         ctype = upstream.headers.get("Content-Type", "application/json")
         if ctype.startswith("text/event-stream"):
             return StreamingResponse(
-                _relay(upstream), status_code=upstream.status, media_type=ctype,
+                _relay(upstream),
+                status_code=upstream.status,
+                media_type=ctype,
                 headers={"Cache-Control": "no-cache"},
             )
         try:
@@ -140,16 +145,40 @@ def main(argv: list[str] | None = None) -> int:
     if args.server == "granian":
         # granian imports the target itself in its worker process: hand it over by name.
         here = Path(__file__).resolve().parent
-        cmd = [sys.executable, "-m", "granian",
-               "--interface", "asgi", "--loop", "uvloop", "--workers", "1",
-               "--host", args.host, "--port", str(args.port), "--no-access-log",
-               "--log-level", "warning", "--working-dir", str(here), "bare_proxy:app"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--loop",
+            "uvloop",
+            "--workers",
+            "1",
+            "--host",
+            args.host,
+            "--port",
+            str(args.port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--working-dir",
+            str(here),
+            "bare_proxy:app",
+        ]
         os.execv(sys.executable, cmd)
     import uvicorn
 
     uvicorn.run(
-        create_app(args.upstream), host=args.host, port=args.port, loop="uvloop",
-        http="httptools", workers=1, access_log=False, log_level="warning", lifespan="on",
+        create_app(args.upstream),
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        workers=1,
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
     )
     return 0
 

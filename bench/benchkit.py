@@ -32,8 +32,9 @@ class Proc:
     which also ends worker processes it forked; it never touches any other process.
     """
 
-    def __init__(self, name: str, argv: list[str], *, env: dict[str, str], cwd: Path,
-                 log_dir: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], *, env: dict[str, str], cwd: Path, log_dir: Path
+    ) -> None:
         self.name = name
         self.argv = argv
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -42,8 +43,13 @@ class Proc:
         self._out = self.stdout_path.open("wb")
         self._err = self.stderr_path.open("wb")
         self.popen = subprocess.Popen(
-            argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=self._out,
-            stderr=self._err, start_new_session=True,
+            argv,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=self._err,
+            start_new_session=True,
         )
         self.pgid = self.popen.pid  # start_new_session: the child leads a new group
 
@@ -103,7 +109,7 @@ def _stat_fields(pid: int) -> list[str] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return raw[raw.rindex(")") + 2:].split()
+    return raw[raw.rindex(")") + 2 :].split()
 
 
 def group_cpu_seconds(pgid: int) -> float:
@@ -121,7 +127,7 @@ def group_cpu_seconds(pgid: int) -> float:
 def machine_busy_seconds() -> float:
     """CPU seconds all cores spent not idle since boot (from /proc/stat)."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-    user, nice, system, idle, iowait, irq, softirq, steal = values
+    user, nice, system, _idle, _iowait, irq, softirq, steal = values
     return (user + nice + system + irq + softirq + steal) / CLK_TCK
 
 
@@ -131,8 +137,14 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def http_request(url: str, *, method: str = "GET", body: bytes | None = None,
-                 headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
+def http_request(
+    url: str,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> tuple[int, bytes]:
     """One HTTP request; returns (status, body). Raises OSError when nothing answers."""
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
@@ -164,6 +176,7 @@ def wait_ready(proc: Proc, url: str, timeout: float) -> tuple[bool, str]:
 
 
 # --- wrk ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class WrkResult:
@@ -202,8 +215,12 @@ class WrkResult:
     def as_dict(self) -> dict[str, Any]:
         return {
             "requests_per_s": round(self.requests_per_s, 1),
-            "p50_ms": self.p50_ms, "p75_ms": self.p75_ms, "p90_ms": self.p90_ms,
-            "p99_ms": self.p99_ms, "requests": self.requests, "non_2xx": self.non_2xx,
+            "p50_ms": self.p50_ms,
+            "p75_ms": self.p75_ms,
+            "p90_ms": self.p90_ms,
+            "p99_ms": self.p99_ms,
+            "requests": self.requests,
+            "non_2xx": self.non_2xx,
             "socket_errors": self.socket_errors,
             "server_cpu_s": round(self.server_cpu_s, 3),
             "server_cpu_ms_per_request": _round(self.server_cpu_ms_per_request, 4),
@@ -231,41 +248,72 @@ def _to_ms(text: str) -> float:
 
 def parse_wrk(output: str) -> WrkResult:
     """Parse `wrk --latency` output. Raises ValueError when it has no result."""
-    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE)
     if rps is None:
         raise ValueError("wrk printed no Requests/sec line")
     percentiles: dict[str, float] = {}
-    for pct, value in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", output, re.M):
+    for pct, value in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", output, re.MULTILINE):
         percentiles[pct] = _to_ms(value)
-    total = re.search(r"^\s*(\d+) requests in", output, re.M)
+    total = re.search(r"^\s*(\d+) requests in", output, re.MULTILINE)
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     sock = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
     )
     socket_errors = {}
     if sock is not None:
-        socket_errors = dict(zip(("connect", "read", "write", "timeout"),
-                                 (int(g) for g in sock.groups()), strict=True))
+        socket_errors = dict(
+            zip(
+                ("connect", "read", "write", "timeout"),
+                (int(g) for g in sock.groups()),
+                strict=True,
+            )
+        )
     if "50" not in percentiles or "99" not in percentiles:
         raise ValueError("wrk printed no latency distribution (was --latency given?)")
     return WrkResult(
-        requests_per_s=float(rps.group(1)), p50_ms=percentiles["50"],
-        p75_ms=percentiles.get("75"), p90_ms=percentiles.get("90"), p99_ms=percentiles["99"],
+        requests_per_s=float(rps.group(1)),
+        p50_ms=percentiles["50"],
+        p75_ms=percentiles.get("75"),
+        p90_ms=percentiles.get("90"),
+        p99_ms=percentiles["99"],
         requests=int(total.group(1)) if total else 0,
-        non_2xx=int(non_2xx.group(1)) if non_2xx else 0, socket_errors=socket_errors, raw=output,
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=socket_errors,
+        raw=output,
     )
 
 
-def run_wrk(url: str, script: Path, *, duration: float, connections: int, threads: int,
-            env: dict[str, str], server_pgid: int | None = None,
-            upstream_pgid: int | None = None) -> WrkResult:
+def run_wrk(
+    url: str,
+    script: Path,
+    *,
+    duration: float,
+    connections: int,
+    threads: int,
+    env: dict[str, str],
+    server_pgid: int | None = None,
+    upstream_pgid: int | None = None,
+) -> WrkResult:
     """Run wrk once against `url` and measure the CPU the server, upstream, wrk and the rest
     of the machine used meanwhile. Raises RuntimeError when wrk fails."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise RuntimeError(WRK_INSTALL_HINT)
-    argv = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{duration:g}s",
-            "--timeout", "10s", "--latency", "-s", str(script), url]
+    argv = [
+        wrk,
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{duration:g}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
     _last_child_cpu()  # children reaped before this run are not wrk
     server0 = group_cpu_seconds(server_pgid) if server_pgid else 0.0
     upstream0 = group_cpu_seconds(upstream_pgid) if upstream_pgid else 0.0
@@ -316,6 +364,7 @@ def wrk_version() -> str:
 
 # --- machine -----------------------------------------------------------------------------------
 
+
 def machine_info(python: Path, extra_pythons: dict[str, Path] | None = None) -> dict[str, Any]:
     """nproc, CPU model, memory, kernel, Python and package versions of the server venvs."""
     cpu_model = "?"
@@ -343,8 +392,19 @@ def machine_info(python: Path, extra_pythons: dict[str, Path] | None = None) -> 
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "wrk": wrk_version(),
         "harness_python": platform.python_version(),
-        "server_python": package_versions(python, ["uvicorn", "starlette", "fastapi", "aiohttp",
-                                                   "uvloop", "httptools", "granian", "tollhouse"]),
+        "server_python": package_versions(
+            python,
+            [
+                "uvicorn",
+                "starlette",
+                "fastapi",
+                "aiohttp",
+                "uvloop",
+                "httptools",
+                "granian",
+                "tollhouse",
+            ],
+        ),
     }
     for name, py in (extra_pythons or {}).items():
         info[name] = package_versions(py, ["litellm"])
@@ -372,8 +432,9 @@ def package_versions(python: Path, packages: list[str]) -> dict[str, str]:
         "print(json.dumps(out))\n"
     )
     try:
-        res = subprocess.run([str(python), "-c", code], capture_output=True, text=True,
-                             timeout=60, check=False)
+        res = subprocess.run(
+            [str(python), "-c", code], capture_output=True, text=True, timeout=60, check=False
+        )
         return dict(json.loads(res.stdout))
     except (OSError, ValueError, subprocess.TimeoutExpired):
         return {"python": "unavailable"}

@@ -100,14 +100,41 @@ def _stream_events() -> list[bytes]:
         "system_fingerprint": "fp_bench",
     }
     events: list[bytes] = []
-    first = dict(base, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                 "logprobs": None, "finish_reason": None}])
+    first = dict(
+        base,
+        choices=[
+            {
+                "index": 0,
+                "delta": {"role": "assistant", "content": ""},
+                "logprobs": None,
+                "finish_reason": None,
+            }
+        ],
+    )
     events.append(_dumps(first))
     for piece in _STREAM_PIECES:
-        events.append(_dumps(dict(base, choices=[{"index": 0, "delta": {"content": piece},
-                                                  "logprobs": None, "finish_reason": None}])))
-    events.append(_dumps(dict(base, choices=[{"index": 0, "delta": {}, "logprobs": None,
-                                              "finish_reason": "stop"}])))
+        events.append(
+            _dumps(
+                dict(
+                    base,
+                    choices=[
+                        {
+                            "index": 0,
+                            "delta": {"content": piece},
+                            "logprobs": None,
+                            "finish_reason": None,
+                        }
+                    ],
+                )
+            )
+        )
+    events.append(
+        _dumps(
+            dict(
+                base, choices=[{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]
+            )
+        )
+    )
     events.append(_dumps(dict(base, choices=[], usage=_usage())))
     return [b"data: " + e + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
 
@@ -127,8 +154,22 @@ EMBEDDINGS_RESPONSE: Final = _response(
     _dumps(
         {
             "object": "list",
-            "data": [{"object": "embedding", "index": 0,
-                      "embedding": [0.0023, -0.0093, 0.0158, -0.0041, 0.0127, 0.0031, -0.0088, 0.0042]}],
+            "data": [
+                {
+                    "object": "embedding",
+                    "index": 0,
+                    "embedding": [
+                        0.0023,
+                        -0.0093,
+                        0.0158,
+                        -0.0041,
+                        0.0127,
+                        0.0031,
+                        -0.0088,
+                        0.0042,
+                    ],
+                }
+            ],
             "model": MODEL,
             "usage": {"prompt_tokens": PROMPT_TOKENS, "total_tokens": PROMPT_TOKENS},
         }
@@ -136,19 +177,36 @@ EMBEDDINGS_RESPONSE: Final = _response(
 )
 MODELS_RESPONSE: Final = _response(
     "200 OK",
-    _dumps({"object": "list",
-            "data": [{"id": MODEL, "object": "model", "created": 1767225600, "owned_by": "bench"}]}),
+    _dumps(
+        {
+            "object": "list",
+            "data": [{"id": MODEL, "object": "model", "created": 1767225600, "owned_by": "bench"}],
+        }
+    ),
 )
 HEALTH_RESPONSE: Final = _response("200 OK", b'{"status":"ok"}')
 
 
 def _error(status: str, message: str, code: str) -> bytes:
-    return _response(status, _dumps({"error": {"message": message, "type": "invalid_request_error",
-                                               "param": None, "code": code}}))
+    return _response(
+        status,
+        _dumps(
+            {
+                "error": {
+                    "message": message,
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": code,
+                }
+            }
+        ),
+    )
 
 
 NOT_FOUND: Final = _error("404 Not Found", "Unknown route", "not_found")
-METHOD_NOT_ALLOWED: Final = _error("405 Method Not Allowed", "Method not allowed", "method_not_allowed")
+METHOD_NOT_ALLOWED: Final = _error(
+    "405 Method Not Allowed", "Method not allowed", "method_not_allowed"
+)
 BAD_REQUEST: Final = _error("400 Bad Request", "Malformed HTTP request", "bad_request")
 
 POST_ROUTES: Final = {
@@ -167,7 +225,7 @@ STREAMABLE: Final = frozenset({b"/v1/chat/completions", b"/v1/completions"})
 class UpstreamProtocol(asyncio.Protocol):
     """One HTTP/1.1 connection: parse requests from the buffer, answer each in order."""
 
-    __slots__ = ("transport", "buf", "latency", "loop")
+    __slots__ = ("buf", "latency", "loop", "transport")
 
     def __init__(self, latency: float) -> None:
         self.transport: asyncio.Transport | None = None
@@ -235,11 +293,11 @@ def _parse_one(data: bytes, start: int) -> tuple[bytes, bool, int] | None:
     if len(parts) != 3:
         return BAD_REQUEST, True, len(data)
     method, target, version = parts
-    headers = data[line_end:end + 2].lower()
+    headers = data[line_end : end + 2].lower()
     body_start = end + 4
     # Body framing: chunked wins over Content-Length (RFC 9112 6.3).
     i = headers.find(b"\r\ntransfer-encoding:")
-    if i >= 0 and b"chunked" in headers[i:headers.find(b"\r\n", i + 2)]:
+    if i >= 0 and b"chunked" in headers[i : headers.find(b"\r\n", i + 2)]:
         try:
             decoded = _dechunk(data, body_start)
         except ValueError:
@@ -252,7 +310,7 @@ def _parse_one(data: bytes, start: int) -> tuple[bytes, bool, int] | None:
         i = headers.find(b"\r\ncontent-length:")
         if i >= 0:
             try:
-                length = int(headers[i + 17:headers.find(b"\r\n", i + 17)])
+                length = int(headers[i + 17 : headers.find(b"\r\n", i + 17)])
             except ValueError:
                 return BAD_REQUEST, True, len(data)
             if length < 0 or length > MAX_BODY_BYTES:
@@ -305,7 +363,7 @@ def _dechunk(buf: bytes, start: int) -> tuple[bytes, int] | None:
             return bytes(body), trailer_end + 4
         if len(buf) < pos + size + 2:
             return None
-        body += buf[pos:pos + size]
+        body += buf[pos : pos + size]
         pos += size + 2
         if len(body) > MAX_BODY_BYTES:
             raise ValueError("chunked body too large")
@@ -330,8 +388,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
-    parser.add_argument("--latency-ms", type=float, default=0.0,
-                        help="delay every answer by this many milliseconds (default 0)")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="delay every answer by this many milliseconds (default 0)",
+    )
     args = parser.parse_args(argv)
     try:
         import uvloop

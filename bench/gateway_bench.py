@@ -40,8 +40,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchkit  # noqa: E402
-from benchkit import Proc, WrkResult  # noqa: E402
+import benchkit
+from benchkit import Proc, WrkResult
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -128,8 +128,14 @@ class Harness:
     upstream: Proc | None = None
     procs: list[Proc] = field(default_factory=list)
 
-    def start(self, name: str, argv: list[str], *, env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> Proc:
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> Proc:
         proc = Proc(name, argv, env=env or clean_env(), cwd=cwd or REPO, log_dir=self.log_dir)
         self.procs.append(proc)
         return proc
@@ -146,17 +152,22 @@ class Harness:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This environment minus settings that would change what a server does."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TOLLHOUSE_", "LITELLM_", "BARE_PROXY_"))
-           and k not in ("DATABASE_URL", "REDIS_URL", "VIRTUAL_ENV", "PYTHONPATH")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TOLLHOUSE_", "LITELLM_", "BARE_PROXY_"))
+        and k not in ("DATABASE_URL", "REDIS_URL", "VIRTUAL_ENV", "PYTHONPATH")
+    }
     env.update(extra)
     return env
 
 
 def request_body(stream: bool) -> bytes:
     """The body the wrk scripts send (kept identical to bench/wrk/*.lua)."""
-    body = ('{"model":"' + MODEL + '","messages":[{"role":"user","content":'
-            '"Say hello in five words."}],"max_tokens":16')
+    body = (
+        '{"model":"' + MODEL + '","messages":[{"role":"user","content":'
+        '"Say hello in five words."}],"max_tokens":16'
+    )
     if stream:
         body += ',"stream": true,"stream_options":{"include_usage":true}'
     return (body + "}").encode()
@@ -175,6 +186,7 @@ def ensure_port_free(port: int) -> None:
 
 # --- targets -----------------------------------------------------------------------------------
 
+
 def setup_upstream(h: Harness, target: str) -> Running:
     assert h.upstream is not None
     return Running(url=f"http://{HOST}:{UPSTREAM_PORT}", pgid=h.upstream.pgid)
@@ -183,13 +195,26 @@ def setup_upstream(h: Harness, target: str) -> Running:
 def setup_bare(h: Harness, target: str) -> Running:
     port = BARE_GRANIAN_PORT if target == "bare-granian" else BARE_PORT
     ensure_port_free(port)
-    argv = [str(h.python), str(BENCH / "bare_proxy.py"), "--host", HOST, "--port", str(port),
-            "--upstream", f"http://{HOST}:{UPSTREAM_PORT}",
-            "--server", "granian" if target == "bare-granian" else "uvicorn"]
+    argv = [
+        str(h.python),
+        str(BENCH / "bare_proxy.py"),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--upstream",
+        f"http://{HOST}:{UPSTREAM_PORT}",
+        "--server",
+        "granian" if target == "bare-granian" else "uvicorn",
+    ]
     proc = h.start(target, argv)
     wait_or_fail(proc, f"http://{HOST}:{port}/health", 30)
-    return Running(url=f"http://{HOST}:{port}", pgid=proc.pgid, proc=proc,
-                   key="sk-bare-proxy-passes-this-through")
+    return Running(
+        url=f"http://{HOST}:{port}",
+        pgid=proc.pgid,
+        proc=proc,
+        key="sk-bare-proxy-passes-this-through",
+    )
 
 
 def setup_litellm(h: Harness, target: str) -> Running:
@@ -197,15 +222,26 @@ def setup_litellm(h: Harness, target: str) -> Running:
     if not exe.exists():
         raise TargetFailed(f"LiteLLM is not installed: run bash {BENCH / 'setup_litellm.sh'}")
     ensure_port_free(LITELLM_PORT)
-    env = clean_env(LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="ERROR",
-                    LITELLM_TELEMETRY="False")
-    argv = [str(exe), "--config", str(BENCH / "litellm_config.yaml"), "--host", HOST,
-            "--port", str(LITELLM_PORT), "--num_workers", "1"]
+    env = clean_env(
+        LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="ERROR", LITELLM_TELEMETRY="False"
+    )
+    argv = [
+        str(exe),
+        "--config",
+        str(BENCH / "litellm_config.yaml"),
+        "--host",
+        HOST,
+        "--port",
+        str(LITELLM_PORT),
+        "--num_workers",
+        "1",
+    ]
     proc = h.start(target, argv, env=env)
     # Its cold import takes about 6 s on this kind of machine; allow much more.
     wait_or_fail(proc, f"http://{HOST}:{LITELLM_PORT}/health/liveliness", 180)
-    return Running(url=f"http://{HOST}:{LITELLM_PORT}", pgid=proc.pgid, proc=proc,
-                   key=LITELLM_MASTER_KEY)
+    return Running(
+        url=f"http://{HOST}:{LITELLM_PORT}", pgid=proc.pgid, proc=proc, key=LITELLM_MASTER_KEY
+    )
 
 
 def tollhouse_command(python: Path) -> tuple[list[str], dict[str, str]]:
@@ -217,14 +253,23 @@ def tollhouse_command(python: Path) -> tuple[list[str], dict[str, str]]:
     probe = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('tollhouse.cli.main') else 1)"
     for extra in ({}, {"PYTHONPATH": str(REPO / "src")}):
         try:
-            found = subprocess.run([str(python), "-c", probe], env=clean_env(**extra),
-                                   capture_output=True, timeout=60).returncode == 0
+            found = (
+                subprocess.run(
+                    [str(python), "-c", probe],
+                    env=clean_env(**extra),
+                    capture_output=True,
+                    timeout=60,
+                ).returncode
+                == 0
+            )
         except (OSError, subprocess.TimeoutExpired):
             found = False
         if found:
             return [str(python), "-m", "tollhouse.cli.main"], extra
-    raise TargetFailed("the tollhouse CLI was not found (neither the venv's `tollhouse` script "
-                       "nor the module tollhouse.cli.main): has the gateway landed?")
+    raise TargetFailed(
+        "the tollhouse CLI was not found (neither the venv's `tollhouse` script "
+        "nor the module tollhouse.cli.main): has the gateway landed?"
+    )
 
 
 def run_cli(cli: list[str], args: list[str], env: dict[str, str], cwd: Path) -> Any:
@@ -235,8 +280,10 @@ def run_cli(cli: list[str], args: list[str], env: dict[str, str], cwd: Path) -> 
     except subprocess.TimeoutExpired:
         raise TargetFailed(f"`tollhouse {' '.join(args)}` timed out") from None
     if res.returncode != 0:
-        raise TargetFailed(f"`tollhouse {' '.join(args)}` exited {res.returncode}",
-                           (res.stderr + res.stdout)[-3000:])
+        raise TargetFailed(
+            f"`tollhouse {' '.join(args)}` exited {res.returncode}",
+            (res.stderr + res.stdout)[-3000:],
+        )
     if "--json" not in args:
         return None
     text = res.stdout.strip()
@@ -280,8 +327,9 @@ def setup_tollhouse(h: Harness, target: str) -> Running:
     try:
         catalog = tmp / "catalog.yaml"
         catalog.write_text(CATALOG_YAML)
-        env = clean_env(**cli_env, TOLLHOUSE_CATALOG=str(catalog),
-                        TOLLHOUSE_KEY_SECRET="bench-secret")
+        env = clean_env(
+            **cli_env, TOLLHOUSE_CATALOG=str(catalog), TOLLHOUSE_KEY_SECRET="bench-secret"
+        )
         if target == "tollhouse-pg":
             args = h.args
             pg = ["-h", args.pg_host, "-p", str(args.pg_port), "-U", args.pg_user]
@@ -289,11 +337,15 @@ def setup_tollhouse(h: Harness, target: str) -> Running:
             for tool in ("createdb", "dropdb"):
                 if shutil.which(tool) is None:
                     raise TargetFailed(f"{tool} not found (apt-get install -y postgresql-client)")
-            res = subprocess.run(["createdb", *pg, dbname], capture_output=True, text=True,
-                                 timeout=60)
+            res = subprocess.run(
+                ["createdb", *pg, dbname], capture_output=True, text=True, timeout=60
+            )
             if res.returncode != 0:
-                raise TargetFailed(f"createdb {dbname} failed (is PostgreSQL up on "
-                                   f"{args.pg_host}:{args.pg_port}?)", res.stderr)
+                raise TargetFailed(
+                    f"createdb {dbname} failed (is PostgreSQL up on "
+                    f"{args.pg_host}:{args.pg_port}?)",
+                    res.stderr,
+                )
             running.cleanups.insert(0, lambda: _dropdb(pg, dbname))
             try:
                 redis_flushdb(args.redis_url)
@@ -301,7 +353,8 @@ def setup_tollhouse(h: Harness, target: str) -> Running:
                 raise TargetFailed(f"Redis at {args.redis_url} is not usable: {exc}") from None
             running.cleanups.insert(0, lambda: _try(lambda: redis_flushdb(args.redis_url)))
             env["TOLLHOUSE_DATABASE_URL"] = (
-                f"postgresql+asyncpg://{args.pg_user}@{args.pg_host}:{args.pg_port}/{dbname}")
+                f"postgresql+asyncpg://{args.pg_user}@{args.pg_host}:{args.pg_port}/{dbname}"
+            )
             env["TOLLHOUSE_REDIS_URL"] = args.redis_url
             running.info["database"] = f"postgresql {dbname} (dropped afterwards)"
             running.info["redis"] = args.redis_url
@@ -311,22 +364,33 @@ def setup_tollhouse(h: Harness, target: str) -> Running:
         running.info["catalog"] = CATALOG_YAML
         run_cli(cli, ["catalog", "validate", str(catalog), "--json"], env, tmp)
         run_cli(cli, ["db", "upgrade"], env, tmp)
-        customer = run_cli(cli, ["customers", "create", "--name", "bench", "--plan", BENCH_PLAN,
-                                 "--json"], env, tmp)
+        customer = run_cli(
+            cli,
+            ["customers", "create", "--name", "bench", "--plan", BENCH_PLAN, "--json"],
+            env,
+            tmp,
+        )
         customer_id = _require(customer, "id", "customers create")
-        issued = run_cli(cli, ["keys", "create", "--customer", customer_id, "--name", "bench",
-                               "--json"], env, tmp)
+        issued = run_cli(
+            cli,
+            ["keys", "create", "--customer", customer_id, "--name", "bench", "--json"],
+            env,
+            tmp,
+        )
         running.key = _require(issued, "key", "keys create")
         grant = run_cli(cli, ["credits", "grant", customer_id, "1000000", "--json"], env, tmp)
         running.info.update(customer_id=customer_id, key_id=issued.get("id"), grant=grant)
-        proc = h.start(target, cli + ["serve", "--host", HOST, "--port", str(TOLLHOUSE_PORT)],
-                       env=env, cwd=tmp)
+        proc = h.start(
+            target, cli + ["serve", "--host", HOST, "--port", str(TOLLHOUSE_PORT)], env=env, cwd=tmp
+        )
         running.proc, running.pgid = proc, proc.pgid
         wait_or_fail(proc, f"http://{HOST}:{TOLLHOUSE_PORT}/healthz", 90)
 
         def balance() -> None:
             running.info["balance_after"] = run_cli(
-                cli, ["credits", "balance", customer_id, "--json"], env, tmp)
+                cli, ["credits", "balance", customer_id, "--json"], env, tmp
+            )
+
         running.info["_after_stop"] = balance
         return running
     except BaseException as exc:
@@ -337,14 +401,18 @@ def setup_tollhouse(h: Harness, target: str) -> Running:
 
 
 def _dropdb(pg: list[str], dbname: str) -> None:
-    subprocess.run(["dropdb", *pg, "--if-exists", "--force", dbname], capture_output=True,
-                   timeout=60, check=False)
+    subprocess.run(
+        ["dropdb", *pg, "--if-exists", "--force", dbname],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def _try(fn: Callable[[], None]) -> None:
     try:
         fn()
-    except Exception as exc:  # noqa: BLE001 - cleanup must go on
+    except Exception as exc:
         print(f"  (cleanup: {exc})", file=sys.stderr)
 
 
@@ -366,15 +434,20 @@ SETUP: dict[str, Callable[[Harness, str], Running]] = {
 
 # --- measuring ---------------------------------------------------------------------------------
 
+
 def preflight(running: Running, stream: bool) -> dict[str, Any]:
     """One real request; a target that does not answer 200 with a completion is not measured."""
     headers = {"Content-Type": "application/json"}
     if running.key:
         headers["Authorization"] = f"Bearer {running.key}"
     try:
-        status, body = benchkit.http_request(running.url + CHAT_PATH, method="POST",
-                                             body=request_body(stream), headers=headers,
-                                             timeout=30)
+        status, body = benchkit.http_request(
+            running.url + CHAT_PATH,
+            method="POST",
+            body=request_body(stream),
+            headers=headers,
+            timeout=30,
+        )
     except OSError as exc:
         raise TargetFailed(f"preflight request failed: {exc}") from None
     text = body.decode(errors="replace")
@@ -405,9 +478,13 @@ def measure(h: Harness, target: str) -> dict[str, Any]:
         record["preflight"] = preflight(running, args.stream)
         env = clean_env(BENCH_MODEL=MODEL, BENCH_PATH=CHAT_PATH, BENCH_KEY=running.key or "")
         upstream_pgid = None if target == "upstream" else (h.upstream.pgid if h.upstream else None)
-        kwargs: dict[str, Any] = dict(connections=args.connections, threads=args.threads,
-                                      env=env, server_pgid=running.pgid,
-                                      upstream_pgid=upstream_pgid)
+        kwargs: dict[str, Any] = dict(
+            connections=args.connections,
+            threads=args.threads,
+            env=env,
+            server_pgid=running.pgid,
+            upstream_pgid=upstream_pgid,
+        )
         sent = 1  # the preflight
         if args.warmup > 0:
             print(f"   warm-up {args.warmup:g} s", flush=True)
@@ -417,10 +494,13 @@ def measure(h: Harness, target: str) -> dict[str, Any]:
             run = benchkit.run_wrk(running.url, script, duration=args.duration, **kwargs)
             runs.append(run)
             sent += run.requests
-            print(f"   run {i + 1}: {run.requests_per_s:,.0f} req/s  p50 {run.p50_ms:.2f} ms  "
-                  f"p99 {run.p99_ms:.2f} ms  errors {run.errors}  "
-                  f"server CPU {fmt(run.server_cpu_ms_per_request, 3)} ms/req  "
-                  f"foreign CPU {run.foreign_cpu_percent:.0f}%", flush=True)
+            print(
+                f"   run {i + 1}: {run.requests_per_s:,.0f} req/s  p50 {run.p50_ms:.2f} ms  "
+                f"p99 {run.p99_ms:.2f} ms  errors {run.errors}  "
+                f"server CPU {fmt(run.server_cpu_ms_per_request, 3)} ms/req  "
+                f"foreign CPU {run.foreign_cpu_percent:.0f}%",
+                flush=True,
+            )
         chosen = sorted(runs, key=lambda r: r.requests_per_s)[len(runs) // 2]  # the median run
         record.update(chosen.as_dict())
         record["runs"] = [r.as_dict() for r in runs]
@@ -428,8 +508,9 @@ def measure(h: Harness, target: str) -> dict[str, Any]:
         record["requests_sent_total"] = sent
         record["ok"] = chosen.errors == 0
         if chosen.errors:
-            record["error"] = (f"{chosen.non_2xx} non-2xx answers, socket errors "
-                               f"{chosen.socket_errors}")
+            record["error"] = (
+                f"{chosen.non_2xx} non-2xx answers, socket errors {chosen.socket_errors}"
+            )
             print(f"   !! {record['error']}", flush=True)
     except TargetFailed as exc:
         record["error"] = str(exc)
@@ -475,6 +556,7 @@ def _charged(record: dict[str, Any]) -> None:
 
 # --- report ------------------------------------------------------------------------------------
 
+
 def fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
@@ -488,9 +570,13 @@ def comparisons(records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         row: dict[str, Any] = {"target": name}
         if bare and bare.get("ok"):
-            row["throughput_vs_bare_pct"] = round(th["requests_per_s"] / bare["requests_per_s"] * 100, 1)
+            row["throughput_vs_bare_pct"] = round(
+                th["requests_per_s"] / bare["requests_per_s"] * 100, 1
+            )
             row["p50_delta_vs_bare_ms"] = round(th["p50_ms"] - bare["p50_ms"], 3)
-            row["meets_throughput_goal"] = row["throughput_vs_bare_pct"] >= GOAL_THROUGHPUT_VS_BARE_PCT
+            row["meets_throughput_goal"] = (
+                row["throughput_vs_bare_pct"] >= GOAL_THROUGHPUT_VS_BARE_PCT
+            )
             row["meets_p50_goal"] = row["p50_delta_vs_bare_ms"] <= GOAL_P50_DELTA_MS
         if litellm and litellm.get("ok"):
             row["vs_litellm_x"] = round(th["requests_per_s"] / litellm["requests_per_s"], 1)
@@ -506,59 +592,87 @@ def _note(r: dict[str, Any]) -> str:
     return "; ".join(notes)
 
 
-def print_report(machine: dict[str, Any], records: list[dict[str, Any]],
-                 comps: list[dict[str, Any]], args: argparse.Namespace, path: Path) -> None:
+def print_report(
+    machine: dict[str, Any],
+    records: list[dict[str, Any]],
+    comps: list[dict[str, Any]],
+    args: argparse.Namespace,
+    path: Path,
+) -> None:
     sp = machine.get("server_python", {})
     print("\n" + "=" * 100)
-    print(f"machine: {machine['nproc']} cores ({machine['cpu_model']}), "
-          f"{machine['memory_gib']} GiB, {machine['os']}, kernel {machine['kernel']}, "
-          f"load {machine['load_average']}")
-    print(f"python {sp.get('python')} (servers), uvicorn {sp.get('uvicorn')}, starlette "
-          f"{sp.get('starlette')}, aiohttp {sp.get('aiohttp')}, uvloop {sp.get('uvloop')}, "
-          f"litellm {machine.get('litellm_venv', {}).get('litellm', '-')}, {machine['wrk']}")
-    print(f"load: wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency, "
-          f"{'streaming' if args.stream else 'non-streaming'} chat completion, "
-          f"warm-up {args.warmup:g} s, median of {args.repeat} run(s)")
-    head = (f"{'target':<18}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-            f"{'srv CPU ms/req':>16}{'foreign CPU':>13}  note")
+    print(
+        f"machine: {machine['nproc']} cores ({machine['cpu_model']}), "
+        f"{machine['memory_gib']} GiB, {machine['os']}, kernel {machine['kernel']}, "
+        f"load {machine['load_average']}"
+    )
+    print(
+        f"python {sp.get('python')} (servers), uvicorn {sp.get('uvicorn')}, starlette "
+        f"{sp.get('starlette')}, aiohttp {sp.get('aiohttp')}, uvloop {sp.get('uvloop')}, "
+        f"litellm {machine.get('litellm_venv', {}).get('litellm', '-')}, {machine['wrk']}"
+    )
+    print(
+        f"load: wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency, "
+        f"{'streaming' if args.stream else 'non-streaming'} chat completion, "
+        f"warm-up {args.warmup:g} s, median of {args.repeat} run(s)"
+    )
+    head = (
+        f"{'target':<18}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        f"{'srv CPU ms/req':>16}{'foreign CPU':>13}  note"
+    )
     print("-" * 100 + "\n" + head + "\n" + "-" * 100)
     noisy = False
     for r in records:
         if "requests_per_s" in r:
             foreign = r["foreign_cpu_percent"]
             noisy = noisy or foreign > 15
-            print(f"{r['target']:<18}{r['requests_per_s']:>10,.0f}{r['p50_ms']:>9.2f}"
-                  f"{r['p99_ms']:>9.2f}{r['non_2xx'] + sum(r['socket_errors'].values()):>8}"
-                  f"{fmt(r['server_cpu_ms_per_request'], 3):>16}{foreign:>12.0f}%  "
-                  f"{_note(r)}")
+            print(
+                f"{r['target']:<18}{r['requests_per_s']:>10,.0f}{r['p50_ms']:>9.2f}"
+                f"{r['p99_ms']:>9.2f}{r['non_2xx'] + sum(r['socket_errors'].values()):>8}"
+                f"{fmt(r['server_cpu_ms_per_request'], 3):>16}{foreign:>12.0f}%  "
+                f"{_note(r)}"
+            )
         else:
-            print(f"{r['target']:<18}{'-':>10}{'-':>9}{'-':>9}{'-':>8}{'-':>16}{'-':>13}  "
-                  f"FAILED: {r.get('error', '')}")
+            print(
+                f"{r['target']:<18}{'-':>10}{'-':>9}{'-':>9}{'-':>8}{'-':>16}{'-':>13}  "
+                f"FAILED: {r.get('error', '')}"
+            )
     print("-" * 100)
     for c in comps:
         parts = [c["target"] + ":"]
         if "throughput_vs_bare_pct" in c:
-            parts.append(f"{c['throughput_vs_bare_pct']:.1f}% of bare throughput "
-                         f"(goal >= {GOAL_THROUGHPUT_VS_BARE_PCT:.0f}%: "
-                         f"{'met' if c['meets_throughput_goal'] else 'NOT met'}),")
-            parts.append(f"p50 {c['p50_delta_vs_bare_ms']:+.2f} ms vs bare "
-                         f"(goal <= +{GOAL_P50_DELTA_MS:g} ms: "
-                         f"{'met' if c['meets_p50_goal'] else 'NOT met'}),")
+            parts.append(
+                f"{c['throughput_vs_bare_pct']:.1f}% of bare throughput "
+                f"(goal >= {GOAL_THROUGHPUT_VS_BARE_PCT:.0f}%: "
+                f"{'met' if c['meets_throughput_goal'] else 'NOT met'}),"
+            )
+            parts.append(
+                f"p50 {c['p50_delta_vs_bare_ms']:+.2f} ms vs bare "
+                f"(goal <= +{GOAL_P50_DELTA_MS:g} ms: "
+                f"{'met' if c['meets_p50_goal'] else 'NOT met'}),"
+            )
         if "vs_litellm_x" in c:
-            parts.append(f"{c['vs_litellm_x']:.1f}x LiteLLM (goal >= {GOAL_VS_LITELLM_X:.0f}x: "
-                         f"{'met' if c['meets_litellm_goal'] else 'NOT met'})")
+            parts.append(
+                f"{c['vs_litellm_x']:.1f}x LiteLLM (goal >= {GOAL_VS_LITELLM_X:.0f}x: "
+                f"{'met' if c['meets_litellm_goal'] else 'NOT met'})"
+            )
         print(" ".join(parts))
     by = {r["target"]: r for r in records}
     if by.get("bare", {}).get("ok") and by.get("litellm", {}).get("ok"):
-        print(f"bare proxy = {by['bare']['requests_per_s'] / by['litellm']['requests_per_s']:.1f}x "
-              "LiteLLM")
+        print(
+            f"bare proxy = {by['bare']['requests_per_s'] / by['litellm']['requests_per_s']:.1f}x "
+            "LiteLLM"
+        )
     if noisy:
-        print("WARNING: other processes used more than 15% of a core during some runs "
-              "(foreign CPU column): those figures are low; re-run on a quiet machine.")
+        print(
+            "WARNING: other processes used more than 15% of a core during some runs "
+            "(foreign CPU column): those figures are low; re-run on a quiet machine."
+        )
     print(f"results: {path}")
 
 
 # --- main --------------------------------------------------------------------------------------
+
 
 def default_python() -> Path:
     venv = REPO / ".venv" / "bin" / "python"
@@ -566,28 +680,48 @@ def default_python() -> Path:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 2)[2])
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 2)[2],
+    )
     p.add_argument("--duration", type=float, default=15, help="seconds per measured run (15)")
     p.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
     p.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
     p.add_argument("--warmup", type=float, default=2, help="warm-up seconds before measuring (2)")
-    p.add_argument("--repeat", type=int, default=1, help="measured runs per target; the median "
-                   "run by req/s is reported (1)")
-    p.add_argument("--targets", default=DEFAULT_TARGETS,
-                   help=f"comma-separated, from {','.join(ALL_TARGETS)} ({DEFAULT_TARGETS})")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measured runs per target; the median run by req/s is reported (1)",
+    )
+    p.add_argument(
+        "--targets",
+        default=DEFAULT_TARGETS,
+        help=f"comma-separated, from {','.join(ALL_TARGETS)} ({DEFAULT_TARGETS})",
+    )
     p.add_argument("--stream", action="store_true", help="streaming chat completions")
-    p.add_argument("--python", type=Path, default=default_python(),
-                   help="interpreter for the upstream, the bare proxy and tollhouse "
-                        "(default: the project's .venv)")
+    p.add_argument(
+        "--python",
+        type=Path,
+        default=default_python(),
+        help="interpreter for the upstream, the bare proxy and tollhouse "
+        "(default: the project's .venv)",
+    )
     p.add_argument("--pg-host", default=HOST)
     p.add_argument("--pg-port", type=int, default=5432)
     p.add_argument("--pg-user", default="postgres")
-    p.add_argument("--redis-url", default=f"redis://{HOST}:6379/14",
-                   help="Redis database for tollhouse-pg; FLUSHED before and after (db 14)")
-    p.add_argument("--output", type=Path, default=None,
-                   help="JSON file to write (default bench/results/<timestamp>.json)")
+    p.add_argument(
+        "--redis-url",
+        default=f"redis://{HOST}:6379/14",
+        help="Redis database for tollhouse-pg; FLUSHED before and after (db 14)",
+    )
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="JSON file to write (default bench/results/<timestamp>.json)",
+    )
     args = p.parse_args(argv)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = [t for t in targets if t not in ALL_TARGETS]
@@ -618,16 +752,31 @@ def main(argv: list[str] | None = None) -> int:
     h = Harness(args=args, python=args.python, log_dir=results_dir / f"{stamp}-logs")
     signal.signal(signal.SIGTERM, _interrupt)
     records: list[dict[str, Any]] = []
-    machine = benchkit.machine_info(args.python, {"litellm_venv": LITELLM_VENV / "bin" / "python"}
-                                    if (LITELLM_VENV / "bin" / "python").exists() else None)
+    machine = benchkit.machine_info(
+        args.python,
+        {"litellm_venv": LITELLM_VENV / "bin" / "python"}
+        if (LITELLM_VENV / "bin" / "python").exists()
+        else None,
+    )
     started = time.time()
     try:
         if benchkit.port_in_use(UPSTREAM_PORT):
-            print(f"port {UPSTREAM_PORT} is in use: stop whatever listens there first",
-                  file=sys.stderr)
+            print(
+                f"port {UPSTREAM_PORT} is in use: stop whatever listens there first",
+                file=sys.stderr,
+            )
             return 2
-        h.upstream = h.start("fake-upstream", [str(args.python), str(BENCH / "fake_upstream.py"),
-                                               "--host", HOST, "--port", str(UPSTREAM_PORT)])
+        h.upstream = h.start(
+            "fake-upstream",
+            [
+                str(args.python),
+                str(BENCH / "fake_upstream.py"),
+                "--host",
+                HOST,
+                "--port",
+                str(UPSTREAM_PORT),
+            ],
+        )
         try:
             wait_or_fail(h.upstream, f"http://{HOST}:{UPSTREAM_PORT}/health", 30)
         except TargetFailed as exc:
@@ -645,13 +794,21 @@ def main(argv: list[str] | None = None) -> int:
         "timestamp": stamp,
         "elapsed_s": round(time.time() - started, 1),
         "machine": machine,
-        "settings": {"duration_s": args.duration, "connections": args.connections,
-                     "threads": args.threads, "warmup_s": args.warmup, "repeat": args.repeat,
-                     "stream": args.stream, "targets": args.target_list,
-                     "body": request_body(args.stream).decode()},
-        "goals": {"throughput_vs_bare_pct_min": GOAL_THROUGHPUT_VS_BARE_PCT,
-                  "vs_litellm_x_min": GOAL_VS_LITELLM_X,
-                  "p50_delta_vs_bare_ms_max": GOAL_P50_DELTA_MS},
+        "settings": {
+            "duration_s": args.duration,
+            "connections": args.connections,
+            "threads": args.threads,
+            "warmup_s": args.warmup,
+            "repeat": args.repeat,
+            "stream": args.stream,
+            "targets": args.target_list,
+            "body": request_body(args.stream).decode(),
+        },
+        "goals": {
+            "throughput_vs_bare_pct_min": GOAL_THROUGHPUT_VS_BARE_PCT,
+            "vs_litellm_x_min": GOAL_VS_LITELLM_X,
+            "p50_delta_vs_bare_ms_max": GOAL_P50_DELTA_MS,
+        },
         "results": records,
         "comparisons": comps,
     }

@@ -74,8 +74,9 @@ class Run:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def measure(name: str, concurrency: int, duration: float,
-                  step: Callable[[list[float]], Awaitable[int]]) -> Run:
+async def measure(
+    name: str, concurrency: int, duration: float, step: Callable[[list[float]], Awaitable[int]]
+) -> Run:
     """Run `step` in `concurrency` loops; count what finishes inside the measured window."""
     run = Run(name)
     start = time.perf_counter()
@@ -128,8 +129,9 @@ RAW_UPDATE = "UPDATE bench_wallet SET balance = balance - 1 WHERE id = 1 AND bal
 
 async def prepare_raw(db: Database) -> None:
     async with db.transaction() as session:
-        await session.execute(text(
-            "CREATE TABLE IF NOT EXISTS bench_wallet (id INTEGER PRIMARY KEY, balance BIGINT)"))
+        await session.execute(
+            text("CREATE TABLE IF NOT EXISTS bench_wallet (id INTEGER PRIMARY KEY, balance BIGINT)")
+        )
         await session.execute(text("DELETE FROM bench_wallet"))
         await session.execute(text("INSERT INTO bench_wallet VALUES (1, 1000000000000)"))
 
@@ -147,8 +149,7 @@ async def bench_raw_sqlalchemy(db: Database, concurrency: int, duration: float) 
     return await measure("raw UPDATE, SQLAlchemy", concurrency, duration, commit)
 
 
-async def bench_raw_asyncpg(url: str, concurrency: int, duration: float,
-                            connections: int) -> Run:
+async def bench_raw_asyncpg(url: str, concurrency: int, duration: float, connections: int) -> Run:
     import asyncpg  # type: ignore[import-untyped]
 
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -163,8 +164,7 @@ async def bench_raw_asyncpg(url: str, concurrency: int, duration: float,
         return int(status == "UPDATE 1")
 
     try:
-        return await measure(f"raw UPDATE, asyncpg x{connections}", concurrency, duration,
-                             commit)
+        return await measure(f"raw UPDATE, asyncpg x{connections}", concurrency, duration, commit)
     finally:
         await pool.close()
 
@@ -217,10 +217,14 @@ def report(store: str, runs: list[Run], extra: str) -> None:
     print(f"{'measure':<28}{'per second':>14}{'p50 ms':>10}{'p99 ms':>10}  note")
     for run in runs:
         unit = "pairs" if run is ledger else "commits"
-        print(f"{run.name:<28}{run.rate:>10,.0f} {unit:<4}{run.percentile(0.5):>9.2f}"
-              f"{run.percentile(0.99):>10.2f}  {run.note}")
-    print(f"ratio ledger pairs/s / best raw commits/s ({best_raw.name}): "
-          f"{ledger.rate / best_raw.rate:.2f}   (ledger ops/s = {2 * ledger.rate:,.0f})")
+        print(
+            f"{run.name:<28}{run.rate:>10,.0f} {unit:<4}{run.percentile(0.5):>9.2f}"
+            f"{run.percentile(0.99):>10.2f}  {run.note}"
+        )
+    print(
+        f"ratio ledger pairs/s / best raw commits/s ({best_raw.name}): "
+        f"{ledger.rate / best_raw.rate:.2f}   (ledger ops/s = {2 * ledger.rate:,.0f})"
+    )
     for ref in (r for r in runs if r.name.startswith("ref:")):
         print(f"ratio ledger pairs/s / {ref.name}: {ledger.rate / ref.rate:.2f}")
 
@@ -260,10 +264,10 @@ async def run_postgres(args: argparse.Namespace) -> None:
         finally:
             await db.dispose()
         for connections in (args.concurrency, 16):
-            runs.append(await bench_raw_asyncpg(url, args.concurrency, args.duration,
-                                                connections))
-        report("PostgreSQL", runs, f"server {version}, synchronous_commit={sync}, "
-               "Database pool 20+10")
+            runs.append(await bench_raw_asyncpg(url, args.concurrency, args.duration, connections))
+        report(
+            "PostgreSQL", runs, f"server {version}, synchronous_commit={sync}, Database pool 20+10"
+        )
     finally:
         async with admin.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -280,14 +284,18 @@ def machine_info() -> str:
     except OSError:
         pass
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"nproc {cpus}, CPU {model}, Python {platform.python_version()}, "
-            f"SQLAlchemy {sqlalchemy.__version__}, {platform.system()} {platform.release()}")
+    return (
+        f"nproc {cpus}, CPU {model}, Python {platform.python_version()}, "
+        f"SQLAlchemy {sqlalchemy.__version__}, {platform.system()} {platform.release()}"
+    )
 
 
 async def main(args: argparse.Namespace) -> None:
     print("ledger_bench:", machine_info())
-    print(f"{args.concurrency} concurrent tasks, {args.duration:g} s measured after "
-          f"{WARMUP_SECONDS:g} s warm-up; pair = hold {HOLD_MICROS} + capture {CAPTURE_MICROS}")
+    print(
+        f"{args.concurrency} concurrent tasks, {args.duration:g} s measured after "
+        f"{WARMUP_SECONDS:g} s warm-up; pair = hold {HOLD_MICROS} + capture {CAPTURE_MICROS}"
+    )
     stores = set(args.stores.split(","))
     if "sqlite" in stores:
         await run_sqlite(args)
@@ -300,8 +308,9 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--stores", default="sqlite,postgres")
-    parser.add_argument("--postgres-url",
-                        default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--postgres-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    )
     parser.add_argument("--profile", help="write cProfile stats of the whole run to this file")
     arguments = parser.parse_args()
     if arguments.profile:

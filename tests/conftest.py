@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -42,7 +42,7 @@ def unavailable(service: str, error: BaseException) -> None:
 
 @pytest.fixture
 def clock() -> FrozenClock:
-    return FrozenClock(datetime(2026, 3, 15, 12, 0, tzinfo=timezone.utc))
+    return FrozenClock(datetime(2026, 3, 15, 12, 0, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ async def create_postgres_database() -> str:
     try:
         async with admin.connect() as conn:
             await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any connection failure means "unreachable"
+    except Exception as exc:
         await admin.dispose()
         unavailable("PostgreSQL", exc)
     await admin.dispose()
@@ -112,7 +112,7 @@ async def redis_url() -> AsyncIterator[str]:
     client = redis.Redis.from_url(REDIS_URL)
     try:
         await client.flushdb()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         await client.aclose()
         unavailable("Redis", exc)
     yield REDIS_URL

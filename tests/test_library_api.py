@@ -37,7 +37,13 @@ LIBRARY_API = {
 """Changing the library API is a decision: update this set with it."""
 
 HEAVY_DEPENDENCIES = (
-    "fastapi", "starlette", "uvicorn", "sqlalchemy", "aiohttp", "redis", "alembic"
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "sqlalchemy",
+    "aiohttp",
+    "redis",
+    "alembic",
 )
 
 

@@ -7,7 +7,7 @@ move time with `FrozenClock.advance` instead of sleeping. All datetimes are UTC-
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -25,7 +25,7 @@ class SystemClock:
     """The real wall clock."""
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def timestamp(self) -> float:
         return time.time()
@@ -35,7 +35,7 @@ class FrozenClock:
     """A clock that moves only when told to; for tests."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime(2026, 1, 1, tzinfo=timezone.utc)
+        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
         if self._now.tzinfo is None:
             raise ValueError("FrozenClock needs a timezone-aware start")
 

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.catalog import write_catalog
 from typer.testing import CliRunner, Result
 
 import tollhouse.catalog
-from tests.support.catalog import write_catalog
 from tollhouse.cli.main import app
 from tollhouse.clock import SystemClock
 from tollhouse.config import get_settings
@@ -115,8 +115,15 @@ class TestDbUpgrade:
 
         assert "up to date" in result.stdout
         tables = {name for (name,) in cli.rows("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert {"alembic_version", "customers", "api_keys", "ledger_accounts", "ledger_entries",
-                "ledger_holds", "usage_events"} <= tables
+        assert {
+            "alembic_version",
+            "customers",
+            "api_keys",
+            "ledger_accounts",
+            "ledger_entries",
+            "ledger_holds",
+            "usage_events",
+        } <= tables
 
     def test_upgrade_twice_keeps_the_data(self, migrated: Cli) -> None:
         customer_id = migrated.customer()
@@ -168,7 +175,7 @@ class TestKeys:
         stored = migrated.stored_bytes()
         assert created["prefix"].encode() in stored  # the read sees the key's row...
         assert secret.encode() not in stored  # ...but never the secret
-        assert secret[len(created["prefix"]):].encode() not in stored
+        assert secret[len(created["prefix"]) :].encode() not in stored
 
     def test_list_shows_the_customers_keys_without_secrets(self, migrated: Cli) -> None:
         customer_id = migrated.customer()
@@ -268,7 +275,8 @@ class TestCredits:
         history = migrated.json("credits", "history", customer_id)
 
         assert [(e["kind"], e["amount_micros"]) for e in history] == [
-            ("grant", 1), ("grant", GRANT_MICROS)
+            ("grant", 1),
+            ("grant", GRANT_MICROS),
         ]
 
     def test_grant_with_the_same_idempotency_key_counts_once(self, migrated: Cli) -> None:
@@ -333,12 +341,15 @@ class TestUsage:
     def test_usage_sums_each_meter_over_the_customers_events(self, migrated: Cli) -> None:
         customer_id = migrated.customer()
         other_id = migrated.customer("Grace")
-        record_usage(migrated.url, [
-            (customer_id, "input_tokens", 800),
-            (customer_id, "input_tokens", 200),
-            (customer_id, "images", 3),
-            (other_id, "input_tokens", 5),
-        ])
+        record_usage(
+            migrated.url,
+            [
+                (customer_id, "input_tokens", 800),
+                (customer_id, "input_tokens", 200),
+                (customer_id, "images", 3),
+                (other_id, "input_tokens", 5),
+            ],
+        )
 
         buckets = migrated.json(
             "usage", customer_id, "--meter", "input_tokens", "--meter", "images"
@@ -381,11 +392,14 @@ def record_usage(url: str, events: list[tuple[str, str, int]]) -> None:
         await recorder.start()
         try:
             at = clock.now() - timedelta(hours=1)
-            await recorder.record([
-                UsageEventIn(id=f"e{n}", customer_id=customer, meter=meter, value=value,
-                             occurred_at=at)
-                for n, (customer, meter, value) in enumerate(events)
-            ])
+            await recorder.record(
+                [
+                    UsageEventIn(
+                        id=f"e{n}", customer_id=customer, meter=meter, value=value, occurred_at=at
+                    )
+                    for n, (customer, meter, value) in enumerate(events)
+                ]
+            )
         finally:
             await recorder.stop()
             await db.dispose()

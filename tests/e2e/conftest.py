@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from tests.support.catalog import write_catalog
 from tests.support.server import Api, serve
 from tests.support.upstream import FakeUpstream
+
 from tollhouse.config import Settings
 from tollhouse.server.bootstrap import bootstrap
 from tollhouse.server.runtime import Runtime
@@ -28,7 +28,9 @@ class Stack:
     operator_key: str
     operator: Api
 
-    async def customer(self, *, plan: str = "free", credits_micros: int = 1_000_000) -> tuple[str, str]:
+    async def customer(
+        self, *, plan: str = "free", credits_micros: int = 1_000_000
+    ) -> tuple[str, str]:
         """A new customer on `plan` with `credits_micros` of credits; returns (id, key)."""
         customer = await self.operator.ok("POST", "/v1/customers", json={"name": "c", "plan": plan})
         if credits_micros:

@@ -9,7 +9,6 @@ leaves stored data untouched.
 from __future__ import annotations
 
 import httpx
-
 from tests.e2e.conftest import Stack
 from tests.support.server import Api
 
@@ -17,13 +16,19 @@ PROBLEM_JSON = "application/problem+json"
 
 
 async def raw(
-    stack: Stack, key: str, method: str, url: str, headers: dict[str, str] | None = None,
+    stack: Stack,
+    key: str,
+    method: str,
+    url: str,
+    headers: dict[str, str] | None = None,
     **kwargs: object,
 ) -> httpx.Response:
     """Call without asserting success, to check error answers."""
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
         return await http.request(
-            method, url, headers={"Authorization": f"Bearer {key}", **(headers or {})},
+            method,
+            url,
+            headers={"Authorization": f"Bearer {key}", **(headers or {})},
             **kwargs,  # type: ignore[arg-type]
         )
 
@@ -56,7 +61,10 @@ class TestCustomersAndTenancy:
     async def test_customer_key_cannot_grant_itself_credits(self, stack: Stack) -> None:
         customer_id, key = await stack.customer()
         response = await raw(
-            stack, key, "POST", f"/v1/customers/{customer_id}/credits/grants",
+            stack,
+            key,
+            "POST",
+            f"/v1/customers/{customer_id}/credits/grants",
             json={"amount_micros": 5, "idempotency_key": "x"},
         )
         assert response.status_code == 403
@@ -113,7 +121,10 @@ class TestCredits:
         url = f"/v1/customers/{customer_id}/credits/grants"
         for amount in (-5, 0, 1.5, "10", None, 2**70):
             response = await raw(
-                stack, stack.operator_key, "POST", url,
+                stack,
+                stack.operator_key,
+                "POST",
+                url,
                 json={"amount_micros": amount, "idempotency_key": f"bad-{amount}"},
             )
             assert response.status_code == 422, (amount, response.text)
@@ -123,7 +134,10 @@ class TestCredits:
 
     async def test_grant_to_unknown_customer_is_404(self, stack: Stack) -> None:
         response = await raw(
-            stack, stack.operator_key, "POST", "/v1/customers/cus_nope/credits/grants",
+            stack,
+            stack.operator_key,
+            "POST",
+            "/v1/customers/cus_nope/credits/grants",
             json={"amount_micros": 5, "idempotency_key": "k"},
         )
         assert response.status_code == 404
@@ -134,13 +148,16 @@ class TestSidecar:
         customer_id, key = await stack.customer(credits_micros=10_000)
         async with Api(stack.base_url, key) as app:
             decision = await app.ok(
-                "POST", "/v1/authorize",
+                "POST",
+                "/v1/authorize",
                 json={"model": "test-image", "usage": {"images": 0, "requests": 1}},
             )
             assert decision["allowed"] is True
             assert decision["hold"] is None  # nothing to pay for zero images
             decision = await app.ok(
-                "POST", "/v1/authorize", json={"model": "test-chat", "usage": {"input_tokens": 1000}}
+                "POST",
+                "/v1/authorize",
+                json={"model": "test-chat", "usage": {"input_tokens": 1000}},
             )
             hold = decision["hold"]
             assert hold["amount_micros"] == 1000
@@ -167,7 +184,10 @@ class TestSidecar:
     async def test_authorize_without_credit_is_402(self, stack: Stack) -> None:
         _, key = await stack.customer(credits_micros=10)
         response = await raw(
-            stack, key, "POST", "/v1/authorize",
+            stack,
+            key,
+            "POST",
+            "/v1/authorize",
             json={"model": "test-chat", "usage": {"input_tokens": 1000}},
         )
         assert response.status_code == 402
@@ -181,17 +201,22 @@ class TestSidecar:
                 "POST", "/v1/authorize", json={"model": "test-chat", "usage": {"input_tokens": 5}}
             )
         response = await raw(
-            stack, other_key, "POST", f"/v1/holds/{decision['hold']['id']}/capture",
+            stack,
+            other_key,
+            "POST",
+            f"/v1/holds/{decision['hold']['id']}/capture",
             json={"amount_micros": 1},
         )
         assert response.status_code == 404
 
     async def test_usage_events_count_once_per_id(self, stack: Stack) -> None:
-        customer_id, key = await stack.customer()
-        events = {"events": [
-            {"id": "job-1", "meter": "images", "value": 3},
-            {"id": "job-2", "meter": "images", "value": 4},
-        ]}
+        _customer_id, key = await stack.customer()
+        events = {
+            "events": [
+                {"id": "job-1", "meter": "images", "value": 3},
+                {"id": "job-2", "meter": "images", "value": 4},
+            ]
+        }
         async with Api(stack.base_url, key) as app:
             first = await app.ok("POST", "/v1/usage/events", json=events)
             second = await app.ok("POST", "/v1/usage/events", json=events)
@@ -202,10 +227,12 @@ class TestSidecar:
 
     async def test_usage_event_batch_with_one_bad_event_stores_nothing(self, stack: Stack) -> None:
         _, key = await stack.customer()
-        events = {"events": [
-            {"id": "ok-1", "meter": "images", "value": 3},
-            {"id": "bad", "meter": "no_such_meter", "value": 1},
-        ]}
+        events = {
+            "events": [
+                {"id": "ok-1", "meter": "images", "value": 3},
+                {"id": "bad", "meter": "no_such_meter", "value": 1},
+            ]
+        }
         response = await raw(stack, key, "POST", "/v1/usage/events", json=events)
         assert response.status_code == 422
         async with Api(stack.base_url, key) as app:
@@ -218,7 +245,11 @@ class TestBadInput:
         _, key = await stack.customer()
         for url in ("/v1/chat/completions", "/v1/authorize"):
             response = await raw(
-                stack, key, "POST", url, content=b"{not json",
+                stack,
+                key,
+                "POST",
+                url,
+                content=b"{not json",
                 headers={"content-type": "application/json"},
             )
             assert response.status_code == 400, (url, response.text)
@@ -228,7 +259,11 @@ class TestBadInput:
         bodies = [
             {"model": "test-chat", "messages": "hi"},
             {"model": 5, "messages": []},
-            {"model": "test-chat", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1},
+            {
+                "model": "test-chat",
+                "messages": [{"role": "user", "content": "x"}],
+                "max_tokens": -1,
+            },
             {"model": "test-chat", "messages": [{"role": "user", "content": "x"}], "stream": "yes"},
             [1, 2, 3],
         ]
@@ -243,7 +278,9 @@ class TestBadInput:
         huge = {"model": "test-chat", "messages": [{"role": "user", "content": "x" * 100_000}]}
         response = await raw(stack, key, "POST", "/v1/chat/completions", json=huge)
         assert response.status_code == 413
-        response = await raw(stack, key, "POST", "/v1/usage/events", json={"events": [{"id": "x" * 100_000}]})
+        response = await raw(
+            stack, key, "POST", "/v1/usage/events", json={"events": [{"id": "x" * 100_000}]}
+        )
         assert response.status_code == 413
 
     async def test_unknown_route_is_404_problem(self, stack: Stack) -> None:

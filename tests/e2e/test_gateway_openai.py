@@ -12,7 +12,6 @@ import asyncio
 import httpx
 import openai
 import pytest
-
 from tests.e2e.conftest import Stack
 from tests.support.catalog import (
     IMAGE_MICROS,
@@ -22,9 +21,12 @@ from tests.support.catalog import (
     TTS_MICROS_PER_CHARACTER,
 )
 from tests.support.upstream import ANSWER, COMPLETION_TOKENS, PROMPT_TOKENS
+
 from tollhouse.gateway.tokens import count_tokens
 
-CHAT_COST_MICROS = PROMPT_TOKENS * INPUT_MICROS_PER_TOKEN + COMPLETION_TOKENS * OUTPUT_MICROS_PER_TOKEN
+CHAT_COST_MICROS = (
+    PROMPT_TOKENS * INPUT_MICROS_PER_TOKEN + COMPLETION_TOKENS * OUTPUT_MICROS_PER_TOKEN
+)
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 
 
@@ -132,7 +134,9 @@ class TestChatCompletions:
     async def test_upstream_500_is_502_and_costs_nothing(self, stack: Stack) -> None:
         customer_id, key = await stack.customer()
         with pytest.raises(openai.APIStatusError) as caught:
-            await client(stack, key).chat.completions.create(model="test-chat-500", messages=MESSAGES)
+            await client(stack, key).chat.completions.create(
+                model="test-chat-500", messages=MESSAGES
+            )
         assert caught.value.status_code == 502
         assert caught.value.body["code"] == "upstream-error"  # type: ignore[index]
         assert await stack.available(customer_id) == 1_000_000
@@ -140,14 +144,18 @@ class TestChatCompletions:
     async def test_upstream_timeout_is_504_and_costs_nothing(self, stack: Stack) -> None:
         customer_id, key = await stack.customer()
         with pytest.raises(openai.APIStatusError) as caught:
-            await client(stack, key).chat.completions.create(model="test-chat-slow", messages=MESSAGES)
+            await client(stack, key).chat.completions.create(
+                model="test-chat-slow", messages=MESSAGES
+            )
         assert caught.value.status_code == 504
         assert await stack.available(customer_id) == 1_000_000
 
     async def test_upstream_400_is_passed_through_and_costs_nothing(self, stack: Stack) -> None:
         customer_id, key = await stack.customer()
         with pytest.raises(openai.BadRequestError):
-            await client(stack, key).chat.completions.create(model="test-chat-400", messages=MESSAGES)
+            await client(stack, key).chat.completions.create(
+                model="test-chat-400", messages=MESSAGES
+            )
         assert await stack.available(customer_id) == 1_000_000
 
 
@@ -170,7 +178,9 @@ class TestDenials:
     async def test_model_above_the_plan_is_403_naming_the_plan(self, stack: Stack) -> None:
         _, key = await stack.customer(plan="free")
         with pytest.raises(openai.PermissionDeniedError) as caught:
-            await client(stack, key).chat.completions.create(model="test-chat-pro", messages=MESSAGES)
+            await client(stack, key).chat.completions.create(
+                model="test-chat-pro", messages=MESSAGES
+            )
         body = caught.value.body
         assert isinstance(body, dict)
         assert body["code"] == "model-not-in-plan"
@@ -268,11 +278,12 @@ class TestOtherRoutes:
             model="test-tts", input=text, voice="alloy"
         )
         assert audio.content.startswith(b"ID3")
-        assert await stack.available(customer_id) == 1_000_000 - len(text) * TTS_MICROS_PER_CHARACTER
+        assert (
+            await stack.available(customer_id) == 1_000_000 - len(text) * TTS_MICROS_PER_CHARACTER
+        )
 
     async def test_models_lists_only_what_the_plan_allows(self, stack: Stack) -> None:
         _, key = await stack.customer(plan="free")
         ids = {model.id async for model in client(stack, key).models.list()}
         assert "test-chat" in ids
         assert "test-chat-pro" not in ids
-

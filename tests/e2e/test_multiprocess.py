@@ -132,7 +132,11 @@ def launch(name: str, env: dict[str, str], directory: Path) -> Server:
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", "tollhouse.cli.main", "serve", "--port", str(port)],
-            env=env, cwd=directory, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=directory,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
         )
     return Server(name, process, f"http://127.0.0.1:{port}", stdout, stderr)
 
@@ -229,10 +233,12 @@ async def test_two_processes_share_one_rate_limit(
                 warm = await http.get(f"{c.url(server)}/v1/customers/me")
                 assert warm.status_code == 200, warm.text
 
-            responses = await asyncio.gather(*(
-                http.post(f"{c.url(n)}/v1/chat/completions", json=chat_body())
-                for n in range(3 * TEXT_RPM)
-            ))
+            responses = await asyncio.gather(
+                *(
+                    http.post(f"{c.url(n)}/v1/chat/completions", json=chat_body())
+                    for n in range(3 * TEXT_RPM)
+                )
+            )
 
         statuses = Counter(r.status_code for r in responses)
         assert statuses == {200: TEXT_RPM, 429: 2 * TEXT_RPM}, [r.text for r in responses]
@@ -277,9 +283,9 @@ async def test_two_processes_never_overdraw_one_wallet(
         async with httpx.AsyncClient(timeout=30, headers=headers) as http:
 
             async def authorize_all(count: int) -> list[httpx.Response]:
-                return await asyncio.gather(*(
-                    http.post(f"{c.url(n)}/v1/authorize", json=estimate) for n in range(count)
-                ))
+                return await asyncio.gather(
+                    *(http.post(f"{c.url(n)}/v1/authorize", json=estimate) for n in range(count))
+                )
 
             responses = await authorize_all(AUTHORIZATIONS)
 
@@ -320,10 +326,12 @@ async def test_two_processes_never_overdraw_one_wallet(
             again = await authorize_all(AFFORDABLE_HOLDS)
             granted_again = available // HOLD_MICROS
             assert Counter(r.status_code for r in again) == {
-                200: granted_again, 402: AFFORDABLE_HOLDS - granted_again
+                200: granted_again,
+                402: AFFORDABLE_HOLDS - granted_again,
             }
             assert await c.balance(customer_id) == (
-                available - granted_again * HOLD_MICROS, open_micros + granted_again * HOLD_MICROS
+                available - granted_again * HOLD_MICROS,
+                open_micros + granted_again * HOLD_MICROS,
             )
 
             for hold_id in [hold["id"] for _, hold in still_open] + [

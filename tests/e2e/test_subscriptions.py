@@ -14,7 +14,6 @@ from datetime import datetime
 import httpx
 import openai
 import pytest
-
 from tests.e2e.conftest import Stack
 from tests.support.catalog import CAPPED_API_CALLS
 from tests.support.server import Api
@@ -59,13 +58,19 @@ class TestSubscription:
             usage = {q["meter"]: q for q in await own.ok("GET", "/v1/subscription/usage")}
             subscription = await own.ok("GET", "/v1/subscription/me")
         calls = usage["api_calls"]
-        assert (calls["used"], calls["limit"], calls["remaining"]) == (1, CAPPED_API_CALLS, CAPPED_API_CALLS - 1)
+        assert (calls["used"], calls["limit"], calls["remaining"]) == (
+            1,
+            CAPPED_API_CALLS,
+            CAPPED_API_CALLS - 1,
+        )
         assert calls["resets_at"] == subscription["current_period_end"]
 
     async def test_operator_upgrade_applies_at_once_in_the_gateway(self, stack: Stack) -> None:
         customer_id, key = await stack.customer()
         with pytest.raises(openai.PermissionDeniedError):
-            await client(stack, key).chat.completions.create(model="test-chat-pro", messages=MESSAGES)
+            await client(stack, key).chat.completions.create(
+                model="test-chat-pro", messages=MESSAGES
+            )
         change = await stack.operator.ok(
             "PUT", f"/v1/customers/{customer_id}/subscription", json={"plan": "pro"}
         )
@@ -88,14 +93,17 @@ class TestSubscription:
             assert change["subscription"]["scheduled_plan"] == "free"
             resumed = await admin.ok("POST", "/v1/subscription/resume")
             assert resumed["scheduled_plan"] is None
-            canceled = await admin.ok("POST", "/v1/subscription/cancel", json={"at_period_end": True})
+            canceled = await admin.ok(
+                "POST", "/v1/subscription/cancel", json={"at_period_end": True}
+            )
             assert canceled["cancel_at_period_end"] is True
 
     async def test_read_write_key_cannot_change_the_plan(self, stack: Stack) -> None:
         _, key = await stack.customer()
         async with httpx.AsyncClient(base_url=stack.base_url) as http:
             response = await http.post(
-                "/v1/subscription/change", json={"plan": "pro"},
+                "/v1/subscription/change",
+                json={"plan": "pro"},
                 headers={"Authorization": f"Bearer {key}"},
             )
         assert response.status_code == 403
@@ -106,7 +114,8 @@ class TestSubscription:
         async with httpx.AsyncClient(base_url=stack.base_url) as http:
             for url in (f"/v1/customers/{other_id}/subscription", "/v1/subscription/usage"):
                 response = await http.get(
-                    url, params={"customer_id": other_id},
+                    url,
+                    params={"customer_id": other_id},
                     headers={"Authorization": f"Bearer {key}"},
                 )
                 assert response.status_code == 404, url
@@ -145,16 +154,23 @@ class TestQuota:
         assert sum(results) == CAPPED_API_CALLS
 
     async def test_sidecar_authorize_is_refused_past_the_cap(self, stack: Stack) -> None:
-        customer_id, key = await stack.customer(plan="capped")
+        _customer_id, key = await stack.customer(plan="capped")
         async with Api(stack.base_url, key) as app:
             # api_calls is a count meter: each event is one call, whatever its value.
-            await app.ok("POST", "/v1/usage/events", json={"events": [
-                {"id": f"call-{n}", "meter": "api_calls", "value": 1}
-                for n in range(CAPPED_API_CALLS)
-            ]})
+            await app.ok(
+                "POST",
+                "/v1/usage/events",
+                json={
+                    "events": [
+                        {"id": f"call-{n}", "meter": "api_calls", "value": 1}
+                        for n in range(CAPPED_API_CALLS)
+                    ]
+                },
+            )
         async with httpx.AsyncClient(base_url=stack.base_url) as http:
             response = await http.post(
-                "/v1/authorize", json={"model": "test-chat", "usage": {"input_tokens": 1}},
+                "/v1/authorize",
+                json={"model": "test-chat", "usage": {"input_tokens": 1}},
                 headers={"Authorization": f"Bearer {key}"},
             )
         assert response.status_code == 429
@@ -193,7 +209,12 @@ class TestEntitlements:
         _, key = await stack.customer(plan="pro")
         async with Api(stack.base_url, key) as app:
             decision = await app.ok(
-                "POST", "/v1/authorize",
-                json={"model": "test-chat", "features": ["batch_generation"], "resource_tier": "large"},
+                "POST",
+                "/v1/authorize",
+                json={
+                    "model": "test-chat",
+                    "features": ["batch_generation"],
+                    "resource_tier": "large",
+                },
             )
         assert decision["allowed"] is True

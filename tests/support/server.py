@@ -57,7 +57,7 @@ class Api:
     async def __aenter__(self) -> Api:
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.client.aclose()
 
     async def ok(self, method: str, url: str, **kwargs: Any) -> Any:

@@ -125,11 +125,17 @@ class FakeUpstream:
     async def _stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1,
-                "model": body["model"]}
+        base = {
+            "id": "chatcmpl-test",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": body["model"],
+        }
         for index, piece in enumerate(STREAM_PIECES):
-            chunk = {**base, "choices": [{"index": 0, "delta": {"content": piece},
-                                          "finish_reason": None}]}
+            chunk = {
+                **base,
+                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+            }
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
             if body.get("model") == "slow-stream":
                 await asyncio.sleep(self.slow_seconds / 10)
@@ -169,23 +175,27 @@ class FakeUpstream:
     async def _embeddings(self, request: web.Request) -> web.Response:
         body = await self._seen(request)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        return web.json_response({
-            "object": "list",
-            "model": body["model"],
-            "data": [
-                {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
-                for i in range(len(inputs))
-            ],
-            "usage": {"prompt_tokens": PROMPT_TOKENS, "total_tokens": PROMPT_TOKENS},
-        })
+        return web.json_response(
+            {
+                "object": "list",
+                "model": body["model"],
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
+                    for i in range(len(inputs))
+                ],
+                "usage": {"prompt_tokens": PROMPT_TOKENS, "total_tokens": PROMPT_TOKENS},
+            }
+        )
 
     async def _images(self, request: web.Request) -> web.Response:
         body = await self._seen(request)
         count = int(body.get("n") or 1)
-        return web.json_response({
-            "created": 1,
-            "data": [{"url": f"https://images.invalid/{i}.png"} for i in range(count)],
-        })
+        return web.json_response(
+            {
+                "created": 1,
+                "data": [{"url": f"https://images.invalid/{i}.png"} for i in range(count)],
+            }
+        )
 
     async def _speech(self, request: web.Request) -> web.Response:
         await self._seen(request)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,9 @@ def customers_create(
     email: str | None = typer.Option(None),
     external_id: str | None = typer.Option(None, help="Your own unique id for this customer."),
     plan: str | None = typer.Option(None, help="Catalog plan; default: the catalog's default."),
-    timezone: str = typer.Option("UTC", help="IANA time zone: billing periods start at its midnight."),
+    timezone: str = typer.Option(
+        "UTC", help="IANA time zone: billing periods start at its midnight."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Create a customer, subscribed at once to its plan (included credits granted)."""
@@ -69,12 +71,20 @@ def customers_create(
         plan_name = svc.catalog.plan(plan or svc.catalog.default_plan).name
         async with svc.db.transaction() as session:
             customer = await customers.create(
-                session, name=name, email=email, external_id=external_id, plan=plan_name,
+                session,
+                name=name,
+                email=email,
+                external_id=external_id,
+                plan=plan_name,
                 clock=svc.clock,
             )
             await subscriptions.ensure_subscription(
-                session, customer.id, catalog=svc.catalog, clock=svc.clock,
-                timezone=timezone, plan=plan_name,
+                session,
+                customer.id,
+                catalog=svc.catalog,
+                clock=svc.clock,
+                timezone=timezone,
+                plan=plan_name,
             )
         await subscriptions.deliver_grants(
             svc.db, ledger=svc.ledger, clock=svc.clock, customer_id=customer.id
@@ -117,9 +127,7 @@ def keys_create(
         allowed = [m.strip() for m in models.split(",") if m.strip()] if models else None
         for model_id in allowed or []:
             svc.catalog.model(model_id)
-        expires = (
-            svc.clock.now() + timedelta(days=expires_in_days) if expires_in_days else None
-        )
+        expires = svc.clock.now() + timedelta(days=expires_in_days) if expires_in_days else None
         async with svc.db.transaction() as session:
             if customer is not None:
                 await customers.get(session, customer)
@@ -137,7 +145,9 @@ def keys_create(
             )
         return {**key_dict(issued.key), "key": issued.secret}
 
-    emit(run(job), as_json, columns=["id", "customer_id", "scopes", "key"], title="key (shown once)")
+    emit(
+        run(job), as_json, columns=["id", "customer_id", "scopes", "key"], title="key (shown once)"
+    )
 
 
 @keys_app.command("list")
@@ -151,7 +161,9 @@ def keys_list(
         async with svc.db.transaction() as session:
             return [key_dict(k) for k in await keys.list_keys(session, customer_id=customer)]
 
-    emit(run(job), as_json, columns=["id", "prefix", "name", "scopes", "revoked_at", "last_used_at"])
+    emit(
+        run(job), as_json, columns=["id", "prefix", "name", "scopes", "revoked_at", "last_used_at"]
+    )
 
 
 @keys_app.command("revoke")
@@ -172,7 +184,7 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidInput(f"{name} is not an ISO 8601 time: {value!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @credits_app.command("grant", context_settings={"ignore_unknown_options": True})
@@ -265,7 +277,11 @@ def credits_history(
             for e in entries
         ]
 
-    emit(run(job), as_json, columns=["id", "created_at", "kind", "amount_micros", "account_kind", "hold_id"])
+    emit(
+        run(job),
+        as_json,
+        columns=["id", "created_at", "kind", "amount_micros", "account_kind", "hold_id"],
+    )
 
 
 def usage(
@@ -326,5 +342,3 @@ def catalog_validate(path: Path, as_json: bool = JsonOption) -> None:
         "valid": True,
     }
     emit(summary, as_json, title="catalog is valid")
-
-

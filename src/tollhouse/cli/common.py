@@ -105,7 +105,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def emit(data: Any, as_json: bool, *, columns: Sequence[str] | None = None, title: str = "") -> None:
+def emit(
+    data: Any, as_json: bool, *, columns: Sequence[str] | None = None, title: str = ""
+) -> None:
     """Print `data` (a dict or a list of dicts) as JSON or as a table of `columns`."""
     if as_json:
         typer.echo(json.dumps(data, default=_plain, indent=2))

@@ -9,8 +9,8 @@ import typer
 
 from tollhouse.catalog import starter_catalog_text
 from tollhouse.cli.admin import catalog_app, credits_app, customers_app, keys_app, usage
-from tollhouse.cli.subscriptions import plans_app, subscriptions_app
 from tollhouse.cli.common import console, errors, print_error
+from tollhouse.cli.subscriptions import plans_app, subscriptions_app
 from tollhouse.config import get_settings
 from tollhouse.errors import TollhouseError
 from tollhouse.server.bootstrap import bootstrap
@@ -37,7 +37,9 @@ app.command("usage")(usage)
 def serve(
     host: str | None = typer.Option(None, help="Default: TOLLHOUSE_HOST or 127.0.0.1."),
     port: int | None = typer.Option(None, help="Default: TOLLHOUSE_PORT or 8080."),
-    workers: int = typer.Option(1, min=1, help="Processes (needs PostgreSQL, and Redis for shared limits)."),
+    workers: int = typer.Option(
+        1, min=1, help="Processes (needs PostgreSQL, and Redis for shared limits)."
+    ),
 ) -> None:
     """Migrate, create the operator key on first start (printed once), and serve HTTP."""
     import uvicorn

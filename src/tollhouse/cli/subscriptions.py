@@ -58,7 +58,14 @@ def plans_list(as_json: bool = JsonOption) -> None:
     emit(
         run(job),
         as_json,
-        columns=["name", "price_micros", "interval", "rate_limit_multiplier", "included_credits_micros", "quotas"],
+        columns=[
+            "name",
+            "price_micros",
+            "interval",
+            "rate_limit_multiplier",
+            "included_credits_micros",
+            "quotas",
+        ],
     )
 
 
@@ -81,7 +88,9 @@ def show(customer: str, as_json: bool = JsonOption) -> None:
             ],
         }
 
-    emit(run(job), as_json, columns=["customer_id", "plan", "status", "current_period_end", "usage"])
+    emit(
+        run(job), as_json, columns=["customer_id", "plan", "status", "current_period_end", "usage"]
+    )
 
 
 @subscriptions_app.command("change")
@@ -103,7 +112,11 @@ def change(customer: str, plan: str, as_json: bool = JsonOption) -> None:
             "credits_granted_micros": result.credits_owed_micros,
         }
 
-    emit(run(job), as_json, columns=["customer_id", "plan", "change", "effective_at", "proration_net_micros"])
+    emit(
+        run(job),
+        as_json,
+        columns=["customer_id", "plan", "change", "effective_at", "proration_net_micros"],
+    )
 
 
 @subscriptions_app.command("cancel")

@@ -20,8 +20,8 @@ from functools import lru_cache
 
 from tollhouse.catalog import Catalog, Model, ModelNotInPlan, Usage
 from tollhouse.gateway.deps import GatewayDeps
-from tollhouse.gateway.quotas import Reservation
 from tollhouse.gateway.errors import ModelNotAllowedForKey, OperatorKeyNotBillable
+from tollhouse.gateway.quotas import Reservation
 from tollhouse.keys import Principal
 from tollhouse.ledger import HoldView
 from tollhouse.ratelimit import Decision, Limit
@@ -97,9 +97,7 @@ def rate_requests(
         requests.append((limit, subject + ":tpm", cost))
         token_limit = (limit, subject + ":tpm")
     if principal.rate_limit_rpm is not None:
-        requests.append(
-            (per_minute(principal.rate_limit_rpm), f"{principal.key_id}:rpm", 1)
-        )
+        requests.append((per_minute(principal.rate_limit_rpm), f"{principal.key_id}:rpm", 1))
     return requests, token_limit
 
 
@@ -164,4 +162,3 @@ async def admit(
         deps.quotas.settle(quota, None)
         raise
     return Admission(customer_id, model, usage, price, hold, decision, token_limit, quota)
-

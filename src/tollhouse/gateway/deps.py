@@ -10,9 +10,9 @@ import aiohttp
 from tollhouse.catalog import Catalog
 from tollhouse.clock import Clock
 from tollhouse.config import Settings
+from tollhouse.gateway.quotas import QuotaGuard
 from tollhouse.keys import KeyAuthenticator
 from tollhouse.ledger import Ledger
-from tollhouse.gateway.quotas import QuotaGuard
 from tollhouse.metering import UsageRecorder
 from tollhouse.ratelimit import RateLimiter
 

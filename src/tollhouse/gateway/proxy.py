@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 STREAM_CHUNK_TIMEOUT_SECONDS = 120.0
 """Longest silence tolerated between two chunks of a stream before it is treated as broken."""
 
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """One OpenAI-compatible route: its path here, its path under the upstream's base URL."""
@@ -53,6 +54,7 @@ class Route:
     upstream_path: str
     kind: Kind
 
+
 ROUTES = (
     Route("/v1/chat/completions", "/chat/completions", "chat"),
     Route("/v1/completions", "/completions", "completion"),
@@ -60,6 +62,7 @@ ROUTES = (
     Route("/v1/images/generations", "/images/generations", "image"),
     Route("/v1/audio/speech", "/audio/speech", "speech"),
 )
+
 
 @dataclass(slots=True)
 class Call:
@@ -74,6 +77,7 @@ class Call:
     raw: bytes
     stream: bool
 
+
 @dataclass(slots=True)
 class Forwarded:
     """The upstream's answer to pass to the client: whole `content`, or a `stream` of bytes."""
@@ -83,6 +87,7 @@ class Forwarded:
     content: bytes = b""
     stream: AsyncIterator[bytes] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+
 
 def upstream_payload(call: Call) -> bytes:
     """The body to send upstream: the client's, with the upstream's model name, and usage
@@ -97,6 +102,7 @@ def upstream_payload(call: Call) -> bytes:
         body["stream_options"] = {**(options if isinstance(options, dict) else {})}
         body["stream_options"]["include_usage"] = True
     return orjson.dumps(body)
+
 
 async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
     """Send `call` upstream and return its answer; settlement is scheduled, never awaited.
@@ -168,6 +174,7 @@ async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
     deps.spawn(settle(deps, call, usage, source), name=f"settle {call.request_id}")
     return Forwarded(response.status, content_type, content)
 
+
 async def _stream_through(
     deps: GatewayDeps, call: Call, response: aiohttp.ClientResponse
 ) -> AsyncIterator[bytes]:
@@ -188,6 +195,7 @@ async def _stream_through(
             name=f"settle {call.request_id}",
         )
 
+
 async def _read_quietly(response: aiohttp.ClientResponse) -> bytes:
     try:
         return await asyncio.wait_for(response.read(), 10.0)
@@ -196,11 +204,13 @@ async def _read_quietly(response: aiohttp.ClientResponse) -> bytes:
     finally:
         response.release()
 
+
 async def _void(deps: GatewayDeps, call: Call) -> None:
     deps.quotas.settle(call.admission.quota, None)
     hold = call.admission.hold
     if hold is not None:
         await deps.ledger.void(hold.id)
+
 
 def usage_events(
     call: Call, usage: Usage, *, cost_micros: int, properties: dict[str, Any]
@@ -236,6 +246,7 @@ def usage_events(
         if value or meter == "api_calls"
     ]
 
+
 async def settle(
     deps: GatewayDeps,
     call: Call,
@@ -263,7 +274,9 @@ async def settle(
         captured += await _charge_excess(deps, call, cost - captured, properties)
     if interrupted:
         properties["interrupted"] = True
-    await deps.recorder.record(usage_events(call, usage, cost_micros=captured, properties=properties))
+    await deps.recorder.record(
+        usage_events(call, usage, cost_micros=captured, properties=properties)
+    )
     deps.quotas.settle(admission.quota, usage)
     if admission.token_limit is not None:
         limit, key = admission.token_limit

@@ -72,7 +72,12 @@ class QuotaGuard:
     """
 
     def __init__(
-        self, db: Database, *, catalog: Catalog, clock: Clock, refresh_seconds: float = REFRESH_SECONDS
+        self,
+        db: Database,
+        *,
+        catalog: Catalog,
+        clock: Clock,
+        refresh_seconds: float = REFRESH_SECONDS,
     ) -> None:
         self.db = db
         self.catalog = catalog
@@ -155,7 +160,9 @@ class QuotaGuard:
         finally:
             del self._loading[customer_id]
 
-    async def _load(self, customer_id: str, plan: str, *, previous: _Period | None) -> _Period | None:
+    async def _load(
+        self, customer_id: str, plan: str, *, previous: _Period | None
+    ) -> _Period | None:
         async with self.db.transaction() as session:
             try:
                 statuses = await subscriptions.quota_usage(

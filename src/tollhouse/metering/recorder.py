@@ -210,7 +210,7 @@ class UsageRecorder:
         """Write `batch`; if it fails and holds several calls, write each call alone."""
         try:
             await self._write(batch)
-        except Exception as exc:  # noqa: BLE001 - any failure is reported to the callers
+        except Exception as exc:
             if len(batch) == 1:
                 self._fail_all(batch, exc)
                 return
@@ -218,7 +218,7 @@ class UsageRecorder:
             for item in batch:
                 try:
                     await self._write([item])
-                except Exception as item_exc:  # noqa: BLE001
+                except Exception as item_exc:
                     self._fail_all([item], item_exc)
 
     async def _write(self, batch: list[_Pending]) -> None:
@@ -282,10 +282,19 @@ class UsageRecorder:
             properties = texts.get(id(event.properties))
             if properties is None:
                 properties = texts[id(event.properties)] = _json(event.properties)
-            params.append((
-                event.id, event.customer_id, event.meter, event.value, occurred_at,
-                times[recorded_at], event.key_id, event.model, properties,
-            ))
+            params.append(
+                (
+                    event.id,
+                    event.customer_id,
+                    event.meter,
+                    event.value,
+                    occurred_at,
+                    times[recorded_at],
+                    event.key_id,
+                    event.model,
+                    properties,
+                )
+            )
 
         def work(connection: sqlite3.Connection) -> set[tuple[str, str]]:
             inserted: set[tuple[str, str]] = set()

@@ -271,7 +271,7 @@ class RateLimiter:
                     decision = await self._decide(
                         [(limit, key, debt.cost) for limit, key, debt in batch], "force"
                     )
-                except Exception as exc:  # noqa: BLE001 - every caller of the round gets it
+                except Exception as exc:
                     for _, _, debt in batch:
                         debt.settle(exc)
                     continue
@@ -321,7 +321,7 @@ class RateLimiter:
         consumed = mode == "force" or (mode == "hit" and outcome.allowed)
         now = outcome.now_us
         stats: list[WindowStats] = []
-        for (limit, _key, _cost), cell, tat in zip(requests, cells, outcome.tats_us):
+        for (limit, _key, _cost), cell, tat in zip(requests, cells, outcome.tats_us, strict=True):
             after = tat + cell.increment_us if consumed else tat
             ahead = after - now
             retry_us = 0 if consumed else max(0, tat + cell.increment_us - now - cell.window_us)

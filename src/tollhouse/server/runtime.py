@@ -131,5 +131,5 @@ class Runtime:
             await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
             try:
                 await self.sweep()
-            except Exception:  # noqa: BLE001 - keep sweeping; the failure is logged
+            except Exception:
                 log.exception("periodic sweep failed")

@@ -44,9 +44,7 @@ async def test_two_writers_with_separate_engines_share_one_wallet_exactly(
             calls = [(one if n % 2 else two).hold("cus_a", 1) for n in range(ATTEMPTS)]
             results = await asyncio.gather(*calls, return_exceptions=True)
             held = [r for r in results if not isinstance(r, BaseException)]
-            captures = [
-                (one if n % 2 else two).capture(h.id, 1) for n, h in enumerate(held)
-            ]
+            captures = [(one if n % 2 else two).capture(h.id, 1) for n, h in enumerate(held)]
             await asyncio.gather(*captures)
     finally:
         await other_db.dispose()
@@ -66,8 +64,11 @@ async def test_two_writers_racing_on_one_grant_key_credit_once(
     try:
         async with Ledger(postgres_db, clock=clock) as one, Ledger(other_db, clock=clock) as two:
             grants = await asyncio.gather(
-                *(writer.grant(f"cus_{n}", 10, idempotency_key="same")
-                  for n in range(20) for writer in (one, two))
+                *(
+                    writer.grant(f"cus_{n}", 10, idempotency_key="same")
+                    for n in range(20)
+                    for writer in (one, two)
+                )
             )
     finally:
         await other_db.dispose()

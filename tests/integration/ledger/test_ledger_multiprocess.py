@@ -35,9 +35,15 @@ async def run_workers(url: str) -> list[dict[str, int]]:
     }
     workers = [
         await asyncio.create_subprocess_exec(
-            sys.executable, str(WORKER), url, str(seed), str(PAIRS_PER_PROCESS),
+            sys.executable,
+            str(WORKER),
+            url,
+            str(seed),
+            str(PAIRS_PER_PROCESS),
             str(CONCURRENCY),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
         )
         for seed in range(PROCESSES)
     ]
@@ -64,17 +70,20 @@ async def test_four_processes_never_overdraw_one_wallet(postgres_db: Database) -
 
     a, h = accounts_table.c, holds_table.c
     async with postgres_db.sessions() as session:
-        wallet = await ledger_service.balance(session, "cus_wallet",
-                                              now=SystemClock().now())
+        wallet = await ledger_service.balance(session, "cus_wallet", now=SystemClock().now())
         lowest = dict(
-            (await session.execute(
-                select(a.kind, func.min(a.balance - a.lower_bound))
-                .where(a.customer_id == "cus_wallet").group_by(a.kind)
-            )).all()
+            (
+                await session.execute(
+                    select(a.kind, func.min(a.balance - a.lower_bound))
+                    .where(a.customer_id == "cus_wallet")
+                    .group_by(a.kind)
+                )
+            ).all()
         )
         captured = await session.scalar(select(func.sum(h.captured_amount)))
         still_open = await session.scalar(
-            select(func.count()).where(h.status == HoldStatus.OPEN.value))
+            select(func.count()).where(h.status == HoldStatus.OPEN.value)
+        )
         problems = await ledger_service.check_invariants(session)
 
     granted = INITIAL_GRANT + sum(r["granted"] for r in results)

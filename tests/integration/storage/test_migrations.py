@@ -23,7 +23,6 @@ from alembic.script import ScriptDirectory
 from pydantic import SecretStr
 from sqlalchemy import Column, Integer, MetaData, inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 import tollhouse
 from tollhouse.clock import FrozenClock
@@ -143,8 +142,9 @@ class TestUpgrade:
         url = f"sqlite+aiosqlite:///{tmp_path / 'twice.db'}"
         await upgrade_async(url)
 
-        results = await asyncio.gather(upgrade_async(url), upgrade_async(url),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            upgrade_async(url), upgrade_async(url), return_exceptions=True
+        )
 
         for result in results:
             if isinstance(result, BaseException):
@@ -294,8 +294,9 @@ async def race_bootstraps(
     monkeypatch.setattr(keys_service, "has_operator_key", has_operator_key)
     monkeypatch.setattr(bootstrap_module, "upgrade_async", migrated)
     settings = settings_for(db.url, bootstrap_key)
-    results = await asyncio.gather(*(bootstrap(settings) for _ in range(starts)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(bootstrap(settings) for _ in range(starts)), return_exceptions=True
+    )
     for result in results:
         if isinstance(result, BaseException):
             raise result

@@ -20,8 +20,13 @@ class TestGrant:
     async def test_grant_credits_the_wallet(
         self, ledger: Ledger, wallet: Wallet, consistent: Check
     ) -> None:
-        grant = await ledger.grant("cus_a", TEN_DOLLARS, idempotency_key="signup",
-                                   source="promotional", description="welcome")
+        grant = await ledger.grant(
+            "cus_a",
+            TEN_DOLLARS,
+            idempotency_key="signup",
+            source="promotional",
+            description="welcome",
+        )
 
         assert grant.amount == grant.remaining == TEN_DOLLARS
         assert grant.source == "promotional"
@@ -84,17 +89,23 @@ class TestGrant:
         self, sqlite_ledger: Ledger, wallet: Wallet, clock: FrozenClock
     ) -> None:
         forever = await sqlite_ledger.grant("cus_a", ONE_DOLLAR, idempotency_key="forever")
-        later = await sqlite_ledger.grant("cus_a", ONE_DOLLAR, idempotency_key="later",
-                                          expires_at=clock.now() + timedelta(days=30))
-        soon = await sqlite_ledger.grant("cus_a", ONE_DOLLAR, idempotency_key="soon",
-                                         expires_at=clock.now() + timedelta(days=1))
+        later = await sqlite_ledger.grant(
+            "cus_a",
+            ONE_DOLLAR,
+            idempotency_key="later",
+            expires_at=clock.now() + timedelta(days=30),
+        )
+        soon = await sqlite_ledger.grant(
+            "cus_a", ONE_DOLLAR, idempotency_key="soon", expires_at=clock.now() + timedelta(days=1)
+        )
 
         balance = await wallet("cus_a")
 
         assert [g.id for g in balance.grants] == [soon.id, later.id, forever.id]
 
-    async def test_unknown_customer_has_an_empty_wallet(self, sqlite_ledger: Ledger,
-                                                         wallet: Wallet) -> None:
+    async def test_unknown_customer_has_an_empty_wallet(
+        self, sqlite_ledger: Ledger, wallet: Wallet
+    ) -> None:
         balance = await wallet("cus_nobody")
 
         assert (balance.available_micros, balance.held_micros, balance.grants) == (0, 0, [])

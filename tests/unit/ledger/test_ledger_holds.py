@@ -25,10 +25,12 @@ class TestSpendOrder:
         self, ledger: Ledger, wallet: Wallet, clock: FrozenClock, consistent: Check
     ) -> None:
         forever = await ledger.grant("cus_a", ONE_DOLLAR, idempotency_key="forever")
-        in_30d = await ledger.grant("cus_a", ONE_DOLLAR, idempotency_key="30d",
-                                    expires_at=clock.now() + timedelta(days=30))
-        in_1d = await ledger.grant("cus_a", ONE_DOLLAR, idempotency_key="1d",
-                                   expires_at=clock.now() + timedelta(days=1))
+        in_30d = await ledger.grant(
+            "cus_a", ONE_DOLLAR, idempotency_key="30d", expires_at=clock.now() + timedelta(days=30)
+        )
+        in_1d = await ledger.grant(
+            "cus_a", ONE_DOLLAR, idempotency_key="1d", expires_at=clock.now() + timedelta(days=1)
+        )
 
         await ledger.hold("cus_a", 1_500_000)
 
@@ -41,14 +43,17 @@ class TestSpendOrder:
         self, ledger: Ledger, wallet: Wallet, clock: FrozenClock
     ) -> None:
         expiry = clock.now() + timedelta(days=7)
-        oldest = await ledger.grant("cus_a", ONE_DOLLAR, idempotency_key="old",
-                                    expires_at=expiry, priority=5)
+        oldest = await ledger.grant(
+            "cus_a", ONE_DOLLAR, idempotency_key="old", expires_at=expiry, priority=5
+        )
         clock.advance(1)
-        urgent = await ledger.grant("cus_a", ONE_DOLLAR, idempotency_key="urgent",
-                                    expires_at=expiry, priority=1)
+        urgent = await ledger.grant(
+            "cus_a", ONE_DOLLAR, idempotency_key="urgent", expires_at=expiry, priority=1
+        )
         clock.advance(1)
-        newer = await ledger.grant("cus_a", ONE_DOLLAR, idempotency_key="new",
-                                   expires_at=expiry, priority=5)
+        newer = await ledger.grant(
+            "cus_a", ONE_DOLLAR, idempotency_key="new", expires_at=expiry, priority=5
+        )
 
         await ledger.hold("cus_a", 1_250_000)
 
@@ -59,8 +64,12 @@ class TestSpendOrder:
     async def test_expired_lots_are_not_spent(
         self, sqlite_ledger: Ledger, clock: FrozenClock
     ) -> None:
-        await sqlite_ledger.grant("cus_a", ONE_DOLLAR, idempotency_key="trial",
-                                  expires_at=clock.now() + timedelta(hours=1))
+        await sqlite_ledger.grant(
+            "cus_a",
+            ONE_DOLLAR,
+            idempotency_key="trial",
+            expires_at=clock.now() + timedelta(hours=1),
+        )
         clock.advance(3600)
 
         with pytest.raises(InsufficientCredit) as raised:
@@ -83,7 +92,9 @@ class TestHold:
         assert (balance.available_micros, balance.held_micros) == (600_000, 400_000)
         entries = await history("cus_a", limit=2)
         assert {(e.kind, e.account_kind, e.amount) for e in entries} == {
-            ("hold", "grant", -400_000), ("hold", "escrow", 400_000)}
+            ("hold", "grant", -400_000),
+            ("hold", "escrow", 400_000),
+        }
         await consistent()
 
     async def test_insufficient_credit_raises_402_and_stores_nothing(

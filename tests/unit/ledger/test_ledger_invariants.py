@@ -15,8 +15,9 @@ async def problems(db: Database) -> list[str]:
 
 
 class TestCheckInvariants:
-    async def test_a_busy_ledger_is_consistent(self, sqlite_ledger: Ledger,
-                                               sqlite_db: Database) -> None:
+    async def test_a_busy_ledger_is_consistent(
+        self, sqlite_ledger: Ledger, sqlite_db: Database
+    ) -> None:
         await sqlite_ledger.grant("cus_a", 1_000, idempotency_key="g")
         await sqlite_ledger.set_overdraft_limit("cus_a", 100)
         first = await sqlite_ledger.hold("cus_a", 600)
@@ -46,8 +47,9 @@ class TestCheckInvariants:
     ) -> None:
         await sqlite_ledger.grant("cus_a", 1_000, idempotency_key="g")
         async with sqlite_db.transaction() as session:
-            await session.execute(text(
-                "DELETE FROM ledger_entries WHERE id = (SELECT max(id) FROM ledger_entries)"))
+            await session.execute(
+                text("DELETE FROM ledger_entries WHERE id = (SELECT max(id) FROM ledger_entries)")
+            )
 
         found = await problems(sqlite_db)
 
@@ -60,10 +62,12 @@ class TestCheckInvariants:
         grant = await sqlite_ledger.grant("cus_a", 1_000, idempotency_key="g")
         hold = await sqlite_ledger.hold("cus_a", 100)
         async with sqlite_db.transaction() as session:
-            await session.execute(text("UPDATE ledger_accounts SET balance = -5 WHERE id = :id"),
-                                  {"id": grant.id})
-            await session.execute(text("UPDATE ledger_holds SET status = 'voided' WHERE id = :id"),
-                                  {"id": hold.id})
+            await session.execute(
+                text("UPDATE ledger_accounts SET balance = -5 WHERE id = :id"), {"id": grant.id}
+            )
+            await session.execute(
+                text("UPDATE ledger_holds SET status = 'voided' WHERE id = :id"), {"id": hold.id}
+            )
 
         found = await problems(sqlite_db)
 

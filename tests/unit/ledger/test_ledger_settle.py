@@ -25,8 +25,9 @@ class TestCapture:
     async def test_partial_capture_releases_the_rest_to_the_same_lots(
         self, ledger: Ledger, wallet: Wallet, clock: FrozenClock, consistent: Check
     ) -> None:
-        promo = await ledger.grant("cus_a", 300, idempotency_key="promo",
-                                   expires_at=clock.now() + timedelta(days=1))
+        promo = await ledger.grant(
+            "cus_a", 300, idempotency_key="promo", expires_at=clock.now() + timedelta(days=1)
+        )
         paid = await ledger.grant("cus_a", 700, idempotency_key="paid")
         hold = await ledger.hold("cus_a", 500)  # promo 300, then paid 200
 
@@ -99,9 +100,7 @@ class TestCapture:
         assert (await wallet("cus_a")).available_micros == ONE_DOLLAR
         await consistent()
 
-    async def test_capture_of_an_unknown_hold_raises_not_found(
-        self, sqlite_ledger: Ledger
-    ) -> None:
+    async def test_capture_of_an_unknown_hold_raises_not_found(self, sqlite_ledger: Ledger) -> None:
         with pytest.raises(HoldNotFound) as raised:
             await sqlite_ledger.capture("hold_missing", 1)
         assert (raised.value.status, raised.value.code) == (404, "hold-not-found")
@@ -141,7 +140,10 @@ class TestCapture:
 
         latest = await history("cus_a", limit=3)
         assert [(e.kind, e.account_kind, e.amount) for e in latest] == [
-            ("release", "grant", 200), ("release", "escrow", -200), ("capture", "escrow", -300)]
+            ("release", "grant", 200),
+            ("release", "escrow", -200),
+            ("capture", "escrow", -300),
+        ]
         assert {e.hold_id for e in latest} == {hold.id}
 
 

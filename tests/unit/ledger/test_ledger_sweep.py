@@ -16,11 +16,17 @@ HOUR = 3600
 
 class TestSweep:
     async def test_sweep_expires_lots_and_stale_holds_exactly_once(
-        self, ledger: Ledger, db: Database, wallet: Wallet, clock: FrozenClock,
-        consistent: Check, row_counts: Counts,
+        self,
+        ledger: Ledger,
+        db: Database,
+        wallet: Wallet,
+        clock: FrozenClock,
+        consistent: Check,
+        row_counts: Counts,
     ) -> None:
-        await ledger.grant("cus_a", 1_000, idempotency_key="trial",
-                           expires_at=clock.now() + timedelta(hours=1))
+        await ledger.grant(
+            "cus_a", 1_000, idempotency_key="trial", expires_at=clock.now() + timedelta(hours=1)
+        )
         await ledger.grant("cus_a", 500, idempotency_key="paid")
         stale = await ledger.hold("cus_a", 200, expires_at=clock.now() + timedelta(hours=2))
         clock.advance(3 * HOUR)
@@ -39,11 +45,16 @@ class TestSweep:
         await consistent()
 
     async def test_money_held_from_a_lot_that_expired_meanwhile_expires_after_release(
-        self, sqlite_ledger: Ledger, wallet: Wallet, clock: FrozenClock, history: History,
+        self,
+        sqlite_ledger: Ledger,
+        wallet: Wallet,
+        clock: FrozenClock,
+        history: History,
         consistent: Check,
     ) -> None:
-        await sqlite_ledger.grant("cus_a", 1_000, idempotency_key="trial",
-                                  expires_at=clock.now() + timedelta(hours=1))
+        await sqlite_ledger.grant(
+            "cus_a", 1_000, idempotency_key="trial", expires_at=clock.now() + timedelta(hours=1)
+        )
         hold = await sqlite_ledger.hold("cus_a", 600, expires_at=clock.now() + timedelta(days=1))
         clock.advance(2 * HOUR)
         assert (await sqlite_ledger.sweep()).expired_micros == 400  # the unheld rest
@@ -59,8 +70,9 @@ class TestSweep:
     async def test_sweep_before_anything_is_due_does_nothing(
         self, sqlite_ledger: Ledger, clock: FrozenClock, row_counts: Counts
     ) -> None:
-        await sqlite_ledger.grant("cus_a", 1_000, idempotency_key="trial",
-                                  expires_at=clock.now() + timedelta(hours=1))
+        await sqlite_ledger.grant(
+            "cus_a", 1_000, idempotency_key="trial", expires_at=clock.now() + timedelta(hours=1)
+        )
         await sqlite_ledger.hold("cus_a", 100)
         before = await row_counts()
 
@@ -71,8 +83,12 @@ class TestSweep:
         self, sqlite_ledger: Ledger, wallet: Wallet, clock: FrozenClock, consistent: Check
     ) -> None:
         for n in range(20):
-            await sqlite_ledger.grant(f"cus_{n}", 100, idempotency_key="trial",
-                                      expires_at=clock.now() + timedelta(hours=1))
+            await sqlite_ledger.grant(
+                f"cus_{n}",
+                100,
+                idempotency_key="trial",
+                expires_at=clock.now() + timedelta(hours=1),
+            )
 
         result = await sqlite_ledger.sweep(clock.now() + timedelta(hours=1))
 

@@ -28,7 +28,8 @@ BAD_CALLS: dict[str, Call] = {
     "grant empty key": lambda l: l.grant("cus_a", 1, idempotency_key=""),
     "grant past expiry": lambda l: l.grant("cus_a", 1, idempotency_key="k", expires_at=PAST),
     "grant naive expiry": lambda l: l.grant(
-        "cus_a", 1, idempotency_key="k", expires_at=datetime(2030, 1, 1)),
+        "cus_a", 1, idempotency_key="k", expires_at=datetime(2030, 1, 1)
+    ),
     "grant bad source": lambda l: l.grant("cus_a", 1, idempotency_key="k", source="gift"),
     "grant empty customer": lambda l: l.grant("", 1, idempotency_key="k"),
     "hold zero": lambda l: l.hold("cus_a", 0),

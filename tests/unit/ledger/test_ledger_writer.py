@@ -63,7 +63,10 @@ class TestGroupCommit:
         await consistent()
 
     async def test_a_database_error_fails_only_its_op(
-        self, ledger: Ledger, wallet: Wallet, consistent: Check,
+        self,
+        ledger: Ledger,
+        wallet: Wallet,
+        consistent: Check,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         taken = await ledger.grant("cus_x", 1, idempotency_key="first")
@@ -112,12 +115,14 @@ class TestGroupCommit:
 
 
 class TestLifecycle:
-    async def test_stop_drains_queued_ops(self, sqlite_db: Database, clock: FrozenClock,
-                                          wallet: Wallet) -> None:
+    async def test_stop_drains_queued_ops(
+        self, sqlite_db: Database, clock: FrozenClock, wallet: Wallet
+    ) -> None:
         ledger = Ledger(sqlite_db, clock=clock)
         await ledger.start()
-        calls = [asyncio.create_task(ledger.grant(f"cus_{n}", 7, idempotency_key="g"))
-                 for n in range(30)]
+        calls = [
+            asyncio.create_task(ledger.grant(f"cus_{n}", 7, idempotency_key="g")) for n in range(30)
+        ]
         await asyncio.sleep(0)  # let every call enqueue
 
         await ledger.stop()
@@ -149,7 +154,11 @@ class TestLifecycle:
 
 class TestSeveralWriters:
     async def test_a_hold_settled_by_another_writer_is_reread_not_trusted(
-        self, ledger: Ledger, db: Database, clock: FrozenClock, wallet: Wallet,
+        self,
+        ledger: Ledger,
+        db: Database,
+        clock: FrozenClock,
+        wallet: Wallet,
         consistent: Check,
     ) -> None:
         await ledger.grant("cus_a", 1_000, idempotency_key="g")
@@ -172,8 +181,12 @@ class TestSeveralWriters:
 
 class TestSqliteAccountCache:
     async def test_credit_granted_through_another_connection_is_seen(
-        self, sqlite_ledger: Ledger, sqlite_db: Database, clock: FrozenClock,
-        wallet: Wallet, consistent: Check,
+        self,
+        sqlite_ledger: Ledger,
+        sqlite_db: Database,
+        clock: FrozenClock,
+        wallet: Wallet,
+        consistent: Check,
     ) -> None:
         await sqlite_ledger.grant("cus_a", 100, idempotency_key="g")
         await sqlite_ledger.hold("cus_a", 60)  # cus_a's accounts are now cached

@@ -82,8 +82,12 @@ async def create_customer(
             clock=runtime.clock,
         )
         await subscriptions.ensure_subscription(
-            session, customer.id, catalog=runtime.catalog, clock=runtime.clock,
-            timezone=body.timezone, plan=plan,
+            session,
+            customer.id,
+            catalog=runtime.catalog,
+            clock=runtime.clock,
+            timezone=body.timezone,
+            plan=plan,
         )
     await subscriptions.deliver_grants(
         runtime.db, ledger=runtime.ledger, clock=runtime.clock, customer_id=customer.id
@@ -96,7 +100,9 @@ async def list_customers(
     principal: Reader,
     session: SessionDep,
     limit: int = Query(default=100, ge=1, le=1000),
-    after: str | None = Query(default=None, description="id of the last customer of the previous page"),
+    after: str | None = Query(
+        default=None, description="id of the last customer of the previous page"
+    ),
 ) -> list[CustomerOut]:
     """Customers in id order, `limit` per page (operator keys only)."""
     require_operator(principal)

@@ -136,9 +136,7 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
         admission = await admit(
             runtime, principal, model=model, usage=expected.usage, request_id=request_id
         )
-        call = Call(
-            request_id, route, principal, admission, started_at, body, raw, expected.stream
-        )
+        call = Call(request_id, route, principal, admission, started_at, body, raw, expected.stream)
         forwarded = await forward(runtime, call)
     except TollhouseError as error:
         response = problem_response(error, instance=path, openai_shape=True)
@@ -185,9 +183,7 @@ async def list_models(request: Request) -> Response:
         if principal.can_use_model(model.id)
         and (principal.is_operator or catalog.can_use(principal.plan, model.id))
     ]
-    return Response(
-        orjson.dumps({"object": "list", "data": data}), media_type="application/json"
-    )
+    return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
 
 
 class _CallModel:

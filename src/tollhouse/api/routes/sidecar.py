@@ -94,7 +94,9 @@ class CaptureIn(BaseModel):
     """The real cost, at most the held amount; the rest is released."""
 
 
-async def _acting_principal(runtime: Runtime, principal: Principal, customer_id: str | None) -> Principal:
+async def _acting_principal(
+    runtime: Runtime, principal: Principal, customer_id: str | None
+) -> Principal:
     """The principal to admit: the caller, or for an operator the named customer's view."""
     if principal.customer_id is not None:
         if customer_id not in (None, "me", principal.customer_id):
@@ -166,5 +168,3 @@ async def capture(hold_id: str, body: CaptureIn, principal: Writer, runtime: Run
 async def void(hold_id: str, principal: Writer, runtime: RuntimeDep) -> HoldOut:
     """Release the whole hold; voiding twice is a no-op."""
     return HoldOut.of(await runtime.ledger.void(hold_id, customer_id=principal.customer_id))
-
-

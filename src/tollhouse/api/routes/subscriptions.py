@@ -111,8 +111,12 @@ class HistoryOut(BaseModel):
     @classmethod
     def of(cls, row: SubscriptionHistory) -> HistoryOut:
         return cls(
-            id=row.id, at=row.at, event=row.event, from_plan=row.from_plan,
-            to_plan=row.to_plan, details=row.details,
+            id=row.id,
+            at=row.at,
+            event=row.event,
+            from_plan=row.from_plan,
+            to_plan=row.to_plan,
+            details=row.details,
         )
 
 
@@ -157,8 +161,14 @@ async def subscription_usage(
             session, owner, catalog=runtime.catalog, clock=runtime.clock
         )
     return [
-        QuotaOut(meter=s.meter, used=s.used, limit=s.limit, remaining=s.remaining,
-                 resets_at=s.resets_at, unit=s.unit)
+        QuotaOut(
+            meter=s.meter,
+            used=s.used,
+            limit=s.limit,
+            remaining=s.remaining,
+            resets_at=s.resets_at,
+            unit=s.unit,
+        )
         for s in statuses
     ]
 
@@ -180,7 +190,10 @@ async def subscription_history(
 
 @router.post("/subscription/change")
 async def change_plan(
-    body: ChangeIn, principal: Admin, runtime: RuntimeDep, customer_id: str | None = Query(default=None)
+    body: ChangeIn,
+    principal: Admin,
+    runtime: RuntimeDep,
+    customer_id: str | None = Query(default=None),
 ) -> ChangeOut:
     """Upgrade now (prorated, Stripe's model) or downgrade at the period end."""
     owner = _target(principal, customer_id)
@@ -204,13 +217,19 @@ async def change_plan(
 
 @router.post("/subscription/cancel")
 async def cancel(
-    body: CancelIn, principal: Admin, runtime: RuntimeDep, customer_id: str | None = Query(default=None)
+    body: CancelIn,
+    principal: Admin,
+    runtime: RuntimeDep,
+    customer_id: str | None = Query(default=None),
 ) -> SubscriptionOut:
     """Cancel at the period end (default) or now."""
     owner = _target(principal, customer_id)
     async with runtime.db.transaction() as session:
         sub = await subscriptions.cancel(
-            session, owner, at_period_end=body.at_period_end, catalog=runtime.catalog,
+            session,
+            owner,
+            at_period_end=body.at_period_end,
+            catalog=runtime.catalog,
             clock=runtime.clock,
         )
     await _after_change(runtime, owner)
@@ -230,7 +249,9 @@ async def resume(
 
 
 @router.get("/customers/{customer_id}/subscription")
-async def customer_subscription(customer_id: str, principal: Reader, runtime: RuntimeDep) -> SubscriptionOut:
+async def customer_subscription(
+    customer_id: str, principal: Reader, runtime: RuntimeDep
+) -> SubscriptionOut:
     """A customer's subscription (the customer itself, or an operator)."""
     return await my_subscription(principal, runtime, customer_id)
 
@@ -253,7 +274,10 @@ async def set_payment_method(
     require_operator(principal)
     async with runtime.db.transaction() as session:
         sub = await subscriptions.set_payment_method(
-            session, customer_id, body.has_payment_method, catalog=runtime.catalog,
+            session,
+            customer_id,
+            body.has_payment_method,
+            catalog=runtime.catalog,
             clock=runtime.clock,
         )
     await _after_change(runtime, customer_id)

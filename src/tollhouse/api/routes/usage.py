@@ -140,7 +140,9 @@ async def _events(body: EventBatch, own: str | None, runtime: Runtime) -> list[U
     wanted: set[str] = set()
     for index, event in enumerate(body.events):
         if own is None and event.customer_id is None:
-            errors.append({"loc": f"events.{index}.customer_id", "msg": "required with an operator key"})
+            errors.append(
+                {"loc": f"events.{index}.customer_id", "msg": "required with an operator key"}
+            )
         elif own is not None and event.customer_id not in (None, own, ME):
             errors.append({"loc": f"events.{index}.customer_id", "msg": "not your customer"})
         if event.meter not in runtime.catalog.meters:
@@ -168,4 +170,6 @@ async def _events(body: EventBatch, own: str | None, runtime: Runtime) -> list[U
             for event in body.events
         ]
     except ValueError as exc:
-        raise InvalidInput(f"invalid event: {exc}", errors=[{"loc": "events", "msg": str(exc)}]) from None
+        raise InvalidInput(
+            f"invalid event: {exc}", errors=[{"loc": "events", "msg": str(exc)}]
+        ) from None

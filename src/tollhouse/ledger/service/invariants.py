@@ -38,11 +38,7 @@ async def check_invariants(session: AsyncSession) -> list[str]:
     problems: list[str] = []
     cap = MAX_PROBLEMS_PER_CHECK
 
-    sums = (
-        select(E.account_id, func.sum(E.amount).label("total"))
-        .group_by(E.account_id)
-        .subquery()
-    )
+    sums = select(E.account_id, func.sum(E.amount).label("total")).group_by(E.account_id).subquery()
     total = func.coalesce(sums.c.total, 0)
     rows = await session.execute(
         select(A.id, A.balance, total.label("total"))
@@ -111,19 +107,13 @@ async def check_invariants(session: AsyncSession) -> list[str]:
     problems += [f"escrow {r.id}: balance {r.balance} != open holds {r.held}" for r in rows]
 
     alloc_sums = (
-        select(L.hold_id, func.sum(L.amount).label("allocated"))
-        .group_by(L.hold_id)
-        .subquery()
+        select(L.hold_id, func.sum(L.amount).label("allocated")).group_by(L.hold_id).subquery()
     )
     allocated = func.coalesce(alloc_sums.c.allocated, 0)
     rows = await session.execute(
         select(H.id, H.amount, H.captured_amount, allocated.label("allocated"))
         .outerjoin(alloc_sums, alloc_sums.c.hold_id == H.id)
-        .where(
-            (allocated != H.amount)
-            | (H.captured_amount < 0)
-            | (H.captured_amount > H.amount)
-        )
+        .where((allocated != H.amount) | (H.captured_amount < 0) | (H.captured_amount > H.amount))
         .limit(cap)
     )
     problems += [

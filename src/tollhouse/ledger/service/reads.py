@@ -110,8 +110,16 @@ async def transactions(
     """
     query = (
         select(
-            E.id, E.transfer_id, E.kind, E.amount, A.kind.label("account_kind"), E.hold_id,
-            E.created_at, E.description, E.account_id, A.currency,
+            E.id,
+            E.transfer_id,
+            E.kind,
+            E.amount,
+            A.kind.label("account_kind"),
+            E.hold_id,
+            E.created_at,
+            E.description,
+            E.account_id,
+            A.currency,
         )
         .join(accounts_table, A.id == E.account_id)
         .where(E.customer_id == customer_id)

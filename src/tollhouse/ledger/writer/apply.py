@@ -76,8 +76,7 @@ def apply_hold(state: BatchState, op: HoldOp, hold_ttl: timedelta) -> HoldView:
         headroom = max(0, overdraft.balance - overdraft.lower_bound)
     if available + headroom < op.amount:
         raise InsufficientCredit(
-            f"the wallet has {available} micros (+{headroom} overdraft), "
-            f"{op.amount} are required",
+            f"the wallet has {available} micros (+{headroom} overdraft), {op.amount} are required",
             balance_micros=available,
             required_micros=op.amount,
             overdraft_available_micros=headroom,
@@ -132,8 +131,14 @@ def _give_back(
     description = "hold expired" if kind == EntryKind.VOID and hold.status == "expired" else ""
     state.transfer(escrow, account, amount, kind, hold.id, description)
     if account.kind == AccountKind.GRANT and account.revoked_at is not None:
-        state.transfer(account, state.system(AccountKind.ISSUANCE, account.currency), amount,
-                       EntryKind.REVOKE, hold.id, "released into a revoked grant")
+        state.transfer(
+            account,
+            state.system(AccountKind.ISSUANCE, account.currency),
+            amount,
+            EntryKind.REVOKE,
+            hold.id,
+            "released into a revoked grant",
+        )
 
 
 def _settle_overdraft_share(state: BatchState, account_id: str, part: int) -> None:
@@ -150,12 +155,17 @@ def apply_capture(state: BatchState, op: CaptureOp) -> HoldView:
     if hold.status != HoldStatus.OPEN:
         raise HoldNotOpen(f"hold {hold.id} is {hold.status}", hold_id=hold.id, status=hold.status)
     if hold.expires_at <= state.now:
-        raise HoldNotOpen(f"hold {hold.id} expired at {hold.expires_at.isoformat()}",
-                          hold_id=hold.id, status="expired")
+        raise HoldNotOpen(
+            f"hold {hold.id} expired at {hold.expires_at.isoformat()}",
+            hold_id=hold.id,
+            status="expired",
+        )
     if op.amount > hold.amount:
         raise CaptureExceedsHold(
             f"capture of {op.amount} micros exceeds hold {hold.id} of {hold.amount}",
-            hold_id=hold.id, hold_micros=hold.amount, capture_micros=op.amount,
+            hold_id=hold.id,
+            hold_micros=hold.amount,
+            capture_micros=op.amount,
         )
     escrow = state.escrow(hold.customer_id, hold.currency)
     revenue = state.system(AccountKind.REVENUE, hold.currency)
@@ -226,8 +236,13 @@ def apply_grant(state: BatchState, op: GrantOp) -> GrantView:
             raise AssertionError("overdraft held_from not loaded for a grant")
         debt = -overdraft.balance - overdraft.held_from
         if debt > 0:
-            state.transfer(lot, overdraft, min(debt, op.amount), EntryKind.OVERDRAFT,
-                           description="overdraft repayment")
+            state.transfer(
+                lot,
+                overdraft,
+                min(debt, op.amount),
+                EntryKind.OVERDRAFT,
+                description="overdraft repayment",
+            )
     return lot.grant_view()
 
 
@@ -245,8 +260,13 @@ def apply_revoke(state: BatchState, op: RevokeOp) -> GrantView:
     state.set(lot, "revoked_at", state.now)
     state.set(lot, "meta_dirty", True)
     if lot.balance > 0:
-        state.transfer(lot, state.system(AccountKind.ISSUANCE, lot.currency), lot.balance,
-                       EntryKind.REVOKE, description="grant revoked")
+        state.transfer(
+            lot,
+            state.system(AccountKind.ISSUANCE, lot.currency),
+            lot.balance,
+            EntryKind.REVOKE,
+            description="grant revoked",
+        )
     return lot.grant_view()
 
 
@@ -290,13 +310,23 @@ def apply_sweep(state: BatchState, op: SweepCustomerOp) -> SweepResult:
             continue
         if lot.revoked_at is not None:
             revoked_micros += lot.balance
-            state.transfer(lot, state.system(AccountKind.ISSUANCE, lot.currency), lot.balance,
-                           EntryKind.REVOKE, description="grant revoked")
+            state.transfer(
+                lot,
+                state.system(AccountKind.ISSUANCE, lot.currency),
+                lot.balance,
+                EntryKind.REVOKE,
+                description="grant revoked",
+            )
         elif lot.expires_at is not None and lot.expires_at <= op.now:
             expired_grants += 1
             expired_micros += lot.balance
-            state.transfer(lot, state.system(AccountKind.EXPIRED, lot.currency), lot.balance,
-                           EntryKind.EXPIRE, description="grant expired")
+            state.transfer(
+                lot,
+                state.system(AccountKind.EXPIRED, lot.currency),
+                lot.balance,
+                EntryKind.EXPIRE,
+                description="grant expired",
+            )
     return SweepResult(
         expired_grants=expired_grants,
         expired_micros=expired_micros,

@@ -112,6 +112,7 @@ async def run_cached_batch(
     Raises:
         CommitFailed: COMMIT raised; nothing can be said about the outcome.
     """
+
     def work(connection: sqlite3.Connection) -> list[Outcome]:
         (version,) = connection.execute("PRAGMA data_version").fetchone()
         if not accounts.is_current(connection, version):
@@ -132,7 +133,7 @@ async def run_cached_batch(
     except CommitError as failed:
         _drop(accounts, hold_cache, state)
         raise CommitFailed(failed.cause) from failed.cause
-    except Exception:  # noqa: BLE001 - stale or failed: the general path decides
+    except Exception:
         _drop(accounts, hold_cache, state)
         return None
     for account in state.accounts.values():

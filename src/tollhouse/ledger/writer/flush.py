@@ -48,8 +48,20 @@ class Changes:
 
 
 ACCOUNT_COLUMNS = (
-    "id", "customer_id", "currency", "kind", "balance", "lower_bound", "amount", "expires_at",
-    "priority", "source", "description", "idempotency_key", "revoked_at", "created_at",
+    "id",
+    "customer_id",
+    "currency",
+    "kind",
+    "balance",
+    "lower_bound",
+    "amount",
+    "expires_at",
+    "priority",
+    "source",
+    "description",
+    "idempotency_key",
+    "revoked_at",
+    "created_at",
 )
 
 

@@ -75,8 +75,10 @@ async def write(conn: AsyncConnection, changes: Changes, now: datetime) -> None:
     if changes.meta:
         await conn.execute(
             _ACCOUNT_META,
-            [{"b_id": a.id, "b_lower_bound": a.lower_bound, "b_revoked_at": a.revoked_at}
-             for a in changes.meta],
+            [
+                {"b_id": a.id, "b_lower_bound": a.lower_bound, "b_revoked_at": a.revoked_at}
+                for a in changes.meta
+            ],
         )
     balances = list(changes.balances)
     late_system = changes.system
@@ -90,8 +92,13 @@ async def write(conn: AsyncConnection, changes: Changes, now: datetime) -> None:
     settled = changes.settled
     params: dict[str, Any] = {
         "now": now,
-        "e_transfer": e[0], "e_account": e[1], "e_customer": e[2], "e_amount": e[3],
-        "e_kind": e[4], "e_hold": e[5], "e_description": e[6],
+        "e_transfer": e[0],
+        "e_account": e[1],
+        "e_customer": e[2],
+        "e_amount": e[3],
+        "e_kind": e[4],
+        "e_hold": e[5],
+        "e_description": e[6],
         "h_id": [h.id for h in holds],
         "h_customer": [h.customer_id for h in holds],
         "h_currency": [h.currency for h in holds],
@@ -103,8 +110,12 @@ async def write(conn: AsyncConnection, changes: Changes, now: datetime) -> None:
         "h_expires": [h.expires_at for h in holds],
         "h_settled": [h.settled_at for h in holds],
         "h_metadata": [json.dumps(h.metadata) for h in holds],
-        "l_hold": l_[0], "l_seq": l_[1], "l_account": l_[2], "l_amount": l_[3],
-        "b_id": b[0], "b_delta": b[1],
+        "l_hold": l_[0],
+        "l_seq": l_[1],
+        "l_account": l_[2],
+        "l_amount": l_[3],
+        "b_id": b[0],
+        "b_delta": b[1],
         "s_id": [h.id for h in settled],
         "s_status": [h.status for h in settled],
         "s_captured": [h.captured_amount for h in settled],

@@ -74,31 +74,47 @@ def driver_writes(
         created_at = to_db(now)
         writes.append((_ENTRIES, [(*row, created_at) for row in changes.entries], None))
     if changes.new_holds:
-        writes.append((
-            _HOLDS,
-            [
-                (h.id, h.customer_id, h.currency, h.amount, h.captured_amount, h.status,
-                 h.idempotency_key, to_db(h.created_at), to_db(h.expires_at),
-                 to_db(h.settled_at), json.dumps(h.metadata))
-                for h in changes.new_holds
-            ],
-            None,
-        ))
+        writes.append(
+            (
+                _HOLDS,
+                [
+                    (
+                        h.id,
+                        h.customer_id,
+                        h.currency,
+                        h.amount,
+                        h.captured_amount,
+                        h.status,
+                        h.idempotency_key,
+                        to_db(h.created_at),
+                        to_db(h.expires_at),
+                        to_db(h.settled_at),
+                        json.dumps(h.metadata),
+                    )
+                    for h in changes.new_holds
+                ],
+                None,
+            )
+        )
         writes.append((_ALLOCATIONS, list(changes.allocations), None))
     balances = changes.balances + changes.system
     if balances:
         writes.append((_BALANCE, [(d, i) for i, d in balances], "balance"))
     if changes.settled:
-        writes.append((
-            _SETTLE,
-            [(h.status, h.captured_amount, to_db(h.settled_at), h.id) for h in changes.settled],
-            "hold",
-        ))
+        writes.append(
+            (
+                _SETTLE,
+                [(h.status, h.captured_amount, to_db(h.settled_at), h.id) for h in changes.settled],
+                "hold",
+            )
+        )
     return writes
 
 
 def write_on_driver(
-    connection: sqlite3.Connection, changes: Changes, now: datetime,
+    connection: sqlite3.Connection,
+    changes: Changes,
+    now: datetime,
     to_db: Callable[[datetime | None], Any],
 ) -> None:
     """`driver_writes` on a raw connection (on its own thread, inside a transaction).
@@ -123,6 +139,8 @@ async def write(conn: AsyncConnection, changes: Changes, now: datetime) -> None:
     if changes.meta:
         await conn.execute(
             _ACCOUNT_META,
-            [{"b_id": a.id, "b_lower_bound": a.lower_bound, "b_revoked_at": a.revoked_at}
-             for a in changes.meta],
+            [
+                {"b_id": a.id, "b_lower_bound": a.lower_bound, "b_revoked_at": a.revoked_at}
+                for a in changes.meta
+            ],
         )

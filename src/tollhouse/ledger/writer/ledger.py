@@ -379,7 +379,7 @@ class Ledger:
             for op in batch:
                 _resolve(op, False, failed.cause)
             return
-        except Exception as exc:  # noqa: BLE001 - any failure: isolate the ops and retry
+        except Exception as exc:
             if len(batch) > 1:
                 logger.warning("ledger batch of %d failed (%r); retrying op by op", len(batch), exc)
                 for op in batch:
@@ -402,7 +402,7 @@ class Ledger:
             except CommitFailed as failed:
                 _resolve(op, False, failed.cause)
                 return
-            except Exception as exc:  # noqa: BLE001 - retried if retryable, else reported
+            except Exception as exc:
                 error = exc
                 continue
             self.batches += 1

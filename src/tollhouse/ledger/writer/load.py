@@ -236,8 +236,12 @@ async def _read_holds(
 ) -> None:
     """Holds matching `condition` with their allocations, into `state` (first read wins)."""
     query = (
-        select(holds_table, L.seq, L.account_id.label("alloc_account_id"),
-               L.amount.label("alloc_amount"))
+        select(
+            holds_table,
+            L.seq,
+            L.account_id.label("alloc_account_id"),
+            L.amount.label("alloc_amount"),
+        )
         .outerjoin(allocations_table, L.hold_id == H.id)
         .where(condition)
         .order_by(H.id, L.seq)
@@ -271,8 +275,11 @@ async def _load_holds_after_lock(
 ) -> None:
     """Holds matched by idempotency key, and open holds a sweep may expire."""
     conditions: list[ColumnElement[bool]] = []
-    keyed = {(op.customer_id, op.idempotency_key) for op in ops
-             if isinstance(op, HoldOp) and op.idempotency_key is not None}
+    keyed = {
+        (op.customer_id, op.idempotency_key)
+        for op in ops
+        if isinstance(op, HoldOp) and op.idempotency_key is not None
+    }
     if keyed:
         conditions.append(
             and_(
@@ -297,8 +304,12 @@ async def _load_missing_accounts(
     conn: AsyncConnection, ops: Sequence[Op], state: BatchState, grant_ids: set[str]
 ) -> None:
     """Zero-balance lots still needed: drawn by loaded holds, to revoke, or matching a key."""
-    ids = {account_id for hold in state.holds.values() if hold.status == HoldStatus.OPEN
-           for account_id, _ in hold.allocations}
+    ids = {
+        account_id
+        for hold in state.holds.values()
+        if hold.status == HoldStatus.OPEN
+        for account_id, _ in hold.allocations
+    }
     ids.update(grant_ids)
     ids.difference_update(state.accounts)
     keyed = {(op.customer_id, op.idempotency_key) for op in ops if isinstance(op, GrantOp)}
@@ -321,9 +332,7 @@ async def _load_missing_accounts(
             state.add_account(_account(row))
 
 
-async def _load_overdraft_held(
-    conn: AsyncConnection, ops: Sequence[Op], state: BatchState
-) -> None:
+async def _load_overdraft_held(conn: AsyncConnection, ops: Sequence[Op], state: BatchState) -> None:
     """For grants (which repay overdraft debt): how much of each drawn line is only held."""
     granted = {(op.customer_id, op.currency) for op in ops if isinstance(op, GrantOp)}
     if not granted:

@@ -275,9 +275,7 @@ class BatchState:
             (transfer_id, target.id, target.customer_id, amount, kind, hold_id, description)
         )
 
-    def set_hold_status(
-        self, hold: Hold, status: HoldStatus, captured_amount: int = 0
-    ) -> None:
+    def set_hold_status(self, hold: Hold, status: HoldStatus, captured_amount: int = 0) -> None:
         self.set(hold, "status", status.value)
         self.set(hold, "captured_amount", captured_amount)
         self.set(hold, "settled_at", self.now)

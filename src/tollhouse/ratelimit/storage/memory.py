@@ -56,7 +56,7 @@ class MemoryStorage:
             if tat + cell.increment_us - now > cell.window_us:
                 allowed = False
         if mode == "force" or (mode == "hit" and allowed):
-            for cell, tat in zip(cells, before):
+            for cell, tat in zip(cells, before, strict=True):
                 new_tat = tat + cell.increment_us
                 if new_tat > now:
                     tats[cell.key] = new_tat
