@@ -1,7 +1,8 @@
 """The ASGI application: control API + gateway routes over one `Runtime`.
 
 `create_app()` builds everything from the environment (`tollhouse serve` uses it); tests pass
-their own `Runtime`. The runtime starts and stops with the app's lifespan.
+their own `Runtime`. The runtime starts and stops with the app's lifespan; an app that built its
+own runtime then freezes the start-up heap (`server.heap`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tollhouse.api.routes import (
     usage,
 )
 from tollhouse.config import get_settings
+from tollhouse.server.heap import freeze_startup_heap
 from tollhouse.server.runtime import Runtime
 
 DESCRIPTION = """\
@@ -60,12 +62,16 @@ class TollhouseApp(FastAPI):
 
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
-    """The app over `runtime` (default: one built from the environment's settings)."""
+    """The app over `runtime` (default: one built from the environment's settings, and the
+    process's start-up heap frozen once it runs)."""
+    serving = runtime is None
     runtime = runtime or Runtime(get_settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        if serving:
+            freeze_startup_heap()
         try:
             yield
         finally:

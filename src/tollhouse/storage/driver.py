@@ -6,11 +6,18 @@ of the event loop) than SQLite's own work on small rows. The group-commit writer
 metering) write a whole batch with ONE call instead: `run_transaction` checks the pooled
 connection out (so nothing else uses it meanwhile), then runs `work(connection)` between
 `BEGIN IMMEDIATE` and `COMMIT` on the driver's thread.
+
+Those writers take turns, first come first served (`_turns`): the pool's queue lets a task
+that asks again at once take the connection back before a waiting one wakes up, so a busy
+ledger would starve the usage recorder, whose backlog of settlements then grows without
+bound (and with it the heap, and the pauses of Python's full garbage collections).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import weakref
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -22,6 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tollhouse.storage.base import UTCDateTime
 
 T = TypeVar("T")
+
+_turns: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = weakref.WeakKeyDictionary()
+"""One FIFO lock per engine: `asyncio.Lock` hands itself to the oldest waiter."""
 
 
 class CommitError(Exception):
@@ -58,6 +68,14 @@ async def run_transaction(engine: AsyncEngine, work: Callable[[sqlite3.Connectio
     Raises:
         CommitError: COMMIT failed (outcome unknown).
     """
+    turn = _turns.get(engine)
+    if turn is None:
+        turn = _turns[engine] = asyncio.Lock()
+    async with turn:
+        return await _run_transaction(engine, work)
+
+
+async def _run_transaction(engine: AsyncEngine, work: Callable[[sqlite3.Connection], T]) -> T:
     # A bare pool checkout (no `Connection` around it): SQLite's pool does not reset a
     # connection on return (`engine.create_engine`), so checking in is a plain queue put.
     raw = await engine.raw_connection()
