@@ -341,3 +341,37 @@ async def test_two_processes_never_overdraw_one_wallet(
                 assert response.status_code == 200, response.text
 
             assert await c.balance(customer_id) == (WALLET_MICROS - spent, 0)
+
+
+async def test_a_key_revoked_on_one_process_is_refused_by_the_other_at_once(
+    tmp_path: Path, upstream: FakeUpstream, redis_url: str
+) -> None:
+    """Both processes have the key in their 30 s cache; revoking it through the first makes
+    the second refuse it within moments (Redis pub/sub), not after the cache TTL. The same
+    holds for a plan change: the second process lets the customer use a pro model at once."""
+    async with cluster(tmp_path, upstream, redis_url) as c:
+        customer_id, key = await c.customer(plan="free", credits_micros=CHAT_CREDITS_MICROS)
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(timeout=30, headers=headers) as http:
+            me = f"{c.url(1)}/v1/customers/me"
+            assert (await http.get(me)).status_code == 200  # cached by process 2
+
+            pro_call = {**chat_body(), "model": "test-chat-pro"}
+            pro_url = f"{c.url(1)}/v1/chat/completions"
+            assert (await http.post(pro_url, json=pro_call)).status_code == 403
+            await c.operator.ok(
+                "PUT", f"/v1/customers/{customer_id}/subscription", json={"plan": "pro"}
+            )
+
+            async def pro_status() -> int:
+                return (await http.post(pro_url, json=pro_call)).status_code
+
+            assert await eventually(pro_status, 200) == 200
+
+            keys = await c.operator.ok("GET", f"/v1/customers/{customer_id}/keys")
+            await c.operator.ok("DELETE", f"/v1/keys/{keys[0]['id']}")
+
+            async def status() -> int:
+                return (await http.get(me)).status_code
+
+            assert await eventually(status, 401) == 401

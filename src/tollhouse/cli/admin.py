@@ -19,6 +19,7 @@ from tollhouse.keys import service as keys
 from tollhouse.ledger import service as ledger
 from tollhouse.metering import service as metering
 from tollhouse.money import format_micros, to_micros
+from tollhouse.server.invalidation import key_message
 from tollhouse.subscriptions import service as subscriptions
 
 customers_app = typer.Typer(help="Create and list customers.", no_args_is_help=True)
@@ -168,11 +169,13 @@ def keys_list(
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, as_json: bool = JsonOption) -> None:
-    """Revoke a key (running servers drop it from their cache within 30 s)."""
+    """Revoke a key (running servers drop it at once with Redis, else within 30 s)."""
 
     async def job(svc: Services) -> dict[str, Any]:
         async with svc.db.transaction() as session:
-            return key_dict(await keys.revoke_key(session, key_id, clock=svc.clock))
+            revoked = await keys.revoke_key(session, key_id, clock=svc.clock)
+        await svc.notify(key_message(revoked.id))
+        return key_dict(revoked)
 
     emit(run(job), as_json, columns=["id", "prefix", "revoked_at"], title="key revoked")
 

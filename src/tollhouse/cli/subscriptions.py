@@ -7,6 +7,7 @@ from typing import Any
 import typer
 
 from tollhouse.cli.common import JsonOption, Services, emit, run
+from tollhouse.server.invalidation import customer_message
 from tollhouse.subscriptions import Subscription
 from tollhouse.subscriptions import service as subscriptions
 
@@ -30,9 +31,11 @@ def subscription_dict(sub: Subscription) -> dict[str, Any]:
 
 
 async def _delivered(svc: Services, customer_id: str) -> None:
+    """Deliver the credits a change owes and tell running servers the plan changed."""
     await subscriptions.deliver_grants(
         svc.db, ledger=svc.ledger, clock=svc.clock, customer_id=customer_id
     )
+    await svc.notify(customer_message(customer_id))
 
 
 @plans_app.command("list")
@@ -145,6 +148,7 @@ def resume(customer: str, as_json: bool = JsonOption) -> None:
     async def job(svc: Services) -> dict[str, Any]:
         async with svc.db.transaction() as session:
             sub = await subscriptions.resume(session, customer, clock=svc.clock)
+        await svc.notify(customer_message(customer))
         return subscription_dict(sub)
 
     emit(run(job), as_json, columns=["customer_id", "plan", "status", "scheduled_plan"])

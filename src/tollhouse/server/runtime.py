@@ -25,6 +25,7 @@ from tollhouse.keys import KeyAuthenticator
 from tollhouse.ledger import Ledger
 from tollhouse.metering import UsageRecorder
 from tollhouse.ratelimit import RateLimiter, storage_from_url
+from tollhouse.server.invalidation import Invalidations, customer_message, key_message
 from tollhouse.storage import Database
 from tollhouse.subscriptions import service as subscriptions
 
@@ -58,6 +59,9 @@ class Runtime:
         self.ledger = Ledger(self.db, clock=clock)
         self.recorder = UsageRecorder(self.db, clock=clock, known_meters=set(self.catalog.meters))
         self.quotas = QuotaGuard(self.db, catalog=self.catalog, clock=clock)
+        self.invalidations = (
+            Invalidations(settings.redis_url, self._drop) if settings.redis_url else None
+        )
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -81,6 +85,8 @@ class Runtime:
         await self.ledger.start()
         await self.recorder.start()
         self.authenticator.start()
+        if self.invalidations is not None:
+            await self.invalidations.start()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweeper")
 
     async def stop(self) -> None:
@@ -91,6 +97,8 @@ class Runtime:
                 await self._sweeper
             self._sweeper = None
         await self.drain()
+        if self.invalidations is not None:
+            await self.invalidations.stop()
         await self.authenticator.stop()
         await self.recorder.stop()
         await self.ledger.stop()
@@ -99,6 +107,25 @@ class Runtime:
             self._http = None
         await self.limiter.close()
         await self.db.dispose()
+
+    async def invalidate_key(self, key_id: str) -> None:
+        """Drop a key from every process's cache (this one at once; others via Redis)."""
+        self._drop("key", key_id)
+        if self.invalidations is not None:
+            await self.invalidations.publish(key_message(key_id))
+
+    async def invalidate_customer(self, customer_id: str) -> None:
+        """Drop a customer's cached keys (their plan) and quota view, in every process."""
+        self._drop("customer", customer_id)
+        if self.invalidations is not None:
+            await self.invalidations.publish(customer_message(customer_id))
+
+    def _drop(self, kind: str, ident: str) -> None:
+        if kind == "key":
+            self.authenticator.invalidate(ident)
+        else:
+            self.authenticator.invalidate_customer(ident)
+            self.quotas.invalidate(ident)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> None:
         """Run `coro` in the background, keep a reference, log its failure."""

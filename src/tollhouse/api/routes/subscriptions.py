@@ -125,8 +125,7 @@ async def _after_change(runtime: Runtime, customer_id: str) -> None:
     await subscriptions.deliver_grants(
         runtime.db, ledger=runtime.ledger, clock=runtime.clock, customer_id=customer_id
     )
-    runtime.authenticator.invalidate_customer(customer_id)
-    runtime.quotas.invalidate(customer_id)
+    await runtime.invalidate_customer(customer_id)
 
 
 def _target(principal: Principal, customer_id: str | None) -> str:
