@@ -8,6 +8,8 @@ leaves stored data untouched.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 from tests.e2e.conftest import Stack
 from tests.support.server import Api
@@ -282,6 +284,20 @@ class TestBadInput:
             stack, key, "POST", "/v1/usage/events", json={"events": [{"id": "x" * 100_000}]}
         )
         assert response.status_code == 413
+
+    async def test_huge_chunked_body_without_a_length_is_413(self, stack: Stack) -> None:
+        _, key = await stack.customer()
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b'{"model": "test-chat", "messages": [{"role": "user", "content": "'
+            for _ in range(100):
+                yield b"x" * 1000
+            yield b'"}]}'
+
+        for url in ("/v1/chat/completions", "/v1/usage/events"):
+            response = await raw(stack, key, "POST", url, content=chunks())
+            assert response.status_code == 413, (url, response.text)
+        assert stack.upstream.requests == []
 
     async def test_unknown_route_is_404_problem(self, stack: Stack) -> None:
         response = await raw(stack, stack.operator_key, "GET", "/v1/nothing-here")

@@ -42,12 +42,13 @@ routes (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
 
 class TollhouseApp(FastAPI):
     """FastAPI, except that the gateway's POST routes skip its middleware stack and routing:
-    they are dispatched by exact path to `routes.gateway.call_model`, a raw ASGI handler that
-    applies the body limit itself and answers the same bytes the route would."""
+    they are dispatched by exact path to `routes.gateway.call_model`, a raw ASGI handler
+    behind the same `BodyLimit`, answering the same bytes the route would."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.gateway_paths = frozenset(gateway.ROUTE_BY_PATH)
+        self.call_model = BodyLimit(gateway.call_model, max_bytes=max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -56,7 +57,7 @@ class TollhouseApp(FastAPI):
             and scope["path"] in self.gateway_paths
         ):
             scope["app"] = self
-            await gateway.call_model(scope, receive, send)
+            await self.call_model(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
@@ -78,6 +79,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             await runtime.stop()
 
     app = TollhouseApp(
+        max_body_bytes=runtime.settings.max_body_bytes,
         title="tollhouse",
         version="0.1.0",
         description=DESCRIPTION,

@@ -33,21 +33,24 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def bearer_token(request: Request) -> str:
-    """The API key of `Authorization: Bearer <key>`.
+def bearer_token(authorization: str | bytes | None) -> str:
+    """The API key of an `Authorization: Bearer <key>` header value.
 
     Raises:
         Unauthenticated: no such header, or another scheme.
     """
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    if isinstance(authorization, bytes):
+        authorization = authorization.decode("latin-1")
+    scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send your API key as 'Authorization: Bearer th_...'")
     return token.strip()
 
 
 async def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
-    return await runtime.authenticator.authenticate(bearer_token(request))
+    return await runtime.authenticator.authenticate(
+        bearer_token(request.headers.get("authorization"))
+    )
 
 
 def require(scope: str) -> Callable[..., Awaitable[Principal]]:

@@ -1,7 +1,9 @@
 """ASGI middleware: refuse request bodies larger than `max_body_bytes` with 413.
 
-A declared `Content-Length` above the limit is refused before the body is read; a chunked body
-is counted as it arrives and refused as soon as it passes the limit.
+A declared `Content-Length` above the limit is refused before the body is read. A body sent
+without one (chunked) is read here, up to the limit, before the app runs, and replayed to it:
+refused with 413 as soon as it passes the limit, so no route ever sees an oversized body (and
+no framework can turn the refusal into a body-parsing 400).
 """
 
 from __future__ import annotations
@@ -30,26 +32,42 @@ class BodyLimit:
                     return
                 break
         else:
-            receive = self._counting(receive)
+            buffered = await self._read_within_limit(receive)
+            if buffered is None:
+                await self._refuse(scope, receive, send)
+                return
+            receive = _replay(buffered, receive)
         await self.app(scope, receive, send)
 
-    def _counting(self, receive: Receive) -> Receive:
+    async def _read_within_limit(self, receive: Receive) -> list[Message] | None:
+        """The request's messages up to its last body chunk; None once past the limit."""
+        messages: list[Message] = []
         seen = 0
-        limit = self.max_bytes
-
-        async def counted() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-            return message
-
-        return counted
+            messages.append(message)
+            if message["type"] != "http.request":
+                return messages
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                return None
+            if not message.get("more_body", False):
+                return messages
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         error = PayloadTooLarge(f"request body is larger than {self.max_bytes} bytes")
         path = scope.get("path", "")
         response = problem_response(error, instance=path, openai_shape=is_gateway_path(path))
         await response(scope, receive, send)
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A `receive` that gives back `messages`, then defers to the real one (disconnects)."""
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed

@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from tollhouse.api.deps import bearer_token
 from tollhouse.api.problems import problem_response, unexpected_response
-from tollhouse.errors import PayloadTooLarge, TollhouseError, Unauthenticated
+from tollhouse.errors import TollhouseError
 from tollhouse.gateway.admission import Admission, admit
 from tollhouse.gateway.errors import InvalidRequest
 from tollhouse.gateway.estimate import estimate
@@ -65,36 +65,14 @@ def _headers(request_id: str, admission: Admission) -> list[tuple[bytes, bytes]]
     return headers
 
 
-def _bearer_token(authorization: bytes | None) -> str:
-    """The API key of `Authorization: Bearer <key>` (as `api.deps.bearer_token`).
-
-    Raises:
-        Unauthenticated: no such header, or another scheme.
-    """
-    scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("send your API key as 'Authorization: Bearer th_...'")
-    return token.strip()
-
-
-async def _read_body(receive: Receive, limit: int | None) -> bytes | None:
-    """The whole request body (None if the client left); `limit` bytes at most when set.
-
-    Raises:
-        PayloadTooLarge: more than `limit` bytes arrived.
-    """
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None if the client left (`BodyLimit` bounds its size)."""
     chunks: list[bytes] = []
-    seen = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             return None
-        chunk = message.get("body", b"")
-        if chunk:
-            seen += len(chunk)
-            if limit is not None and seen > limit:
-                raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-            chunks.append(chunk)
+        chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
 
@@ -102,32 +80,23 @@ async def _read_body(receive: Receive, limit: int | None) -> bytes | None:
 async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
     """Any of the metered OpenAI-compatible POST routes, as a raw ASGI app.
 
-    `create_app`'s app dispatches these POSTs here before FastAPI's middleware and routing
-    (the hot path: they cost more than the rest of the call); unexpected errors are answered
-    and re-raised the same way. A declared `Content-Length` above
-    `max_body_bytes` is refused before anything else (as `api.middleware.BodyLimit`), a
-    longer chunked body while it is read.
+    `create_app`'s app dispatches these POSTs here, behind `api.middleware.BodyLimit` only,
+    before FastAPI's middleware and routing (the hot path: they cost more than the rest of
+    the call); unexpected errors are answered and re-raised the same way.
     """
     runtime: Runtime = scope["app"].state.runtime
     path: str = scope["path"]
     route: Route = ROUTE_BY_PATH[path]
-    limit = runtime.settings.max_body_bytes
-    authorization = declared = None
+    authorization = None
     for name, value in scope["headers"]:
         if name == b"authorization":
-            if authorization is None:
-                authorization = value
-        elif name == b"content-length" and declared is None:
-            declared = value
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        error = PayloadTooLarge(f"request body is larger than {limit} bytes")
-        await problem_response(error, instance=path, openai_shape=True)(scope, receive, send)
-        return
+            authorization = value
+            break
     request_id = new_id("req")
     started_at = runtime.clock.now()
     try:
-        principal = await runtime.authenticator.authenticate(_bearer_token(authorization))
-        raw = await _read_body(receive, None if declared is not None else limit)
+        principal = await runtime.authenticator.authenticate(bearer_token(authorization))
+        raw = await _read_body(receive)
         if raw is None:
             return
         body = parse_body(raw)
@@ -166,7 +135,9 @@ async def list_models(request: Request) -> Response:
     """`GET /v1/models`: the models this key may call, in OpenAI's list shape."""
     runtime: Runtime = request.app.state.runtime
     try:
-        principal = await runtime.authenticator.authenticate(bearer_token(request))
+        principal = await runtime.authenticator.authenticate(
+            bearer_token(request.headers.get("authorization"))
+        )
         principal.require("read")
     except TollhouseError as error:
         return problem_response(error, instance=request.url.path, openai_shape=True)
