@@ -8,26 +8,22 @@ problem+json with `type = https://tollhouse.dev/problems/<code>`.
 TollhouseError (500 internal)
 ├── BadRequest (400 bad-request)
 │   └── InvalidInput (422 invalid-input)
-├── Unauthenticated (401 unauthenticated)           keys: bad, expired or revoked key
-├── Forbidden (403 forbidden)                        keys: scope, model or customer not allowed
+├── Unauthenticated (401 unauthenticated)
+├── Forbidden (403 forbidden)
 ├── NotFound (404 not-found)
 ├── Conflict (409 conflict)
 ├── PayloadTooLarge (413 payload-too-large)
-├── CatalogError (500 catalog-error)                 catalog/errors.py
-│   ├── CatalogInvalid (422 catalog-invalid)
-│   ├── ModelNotFound, PlanNotFound, ... (404 <kind>-not-found)
-│   └── ModelNotInPlan (403 model-not-in-plan)
-├── LedgerError                                      ledger/errors.py
-│   ├── InsufficientCredit (402 insufficient-credit)
-│   ├── HoldNotFound (404 hold-not-found)
-│   ├── HoldNotOpen (409 hold-not-open)
-│   └── CaptureExceedsHold (409 capture-exceeds-hold)
-├── RateLimitError                                   ratelimit/errors.py
-│   ├── RateLimited (429 rate-limited)
-│   ├── RateLimitStorageError (503 rate-limit-unavailable)
-│   └── RateLimitCostTooLarge (422 rate-limit-cost-too-large)
-└── UpstreamError (502 upstream-error)               gateway/errors.py
-    └── UpstreamTimeout (504 upstream-timeout)
+├── CatalogError          catalog/errors.py        invalid catalog, unknown model/plan, not in plan
+├── CustomersError        customers/errors.py      unknown or duplicate customer
+├── KeysError             keys/errors.py           malformed/invalid key (401), scope (403)
+├── RateLimitError        ratelimit/errors.py      rate-limited (429), storage unavailable (503)
+├── MeteringError         metering/errors.py       invalid usage event or query (422)
+├── LedgerError           ledger/errors.py         insufficient credit (402), hold states (404/409)
+├── SubscriptionError     subscriptions/errors.py  quota exceeded (429), plan changes (409)
+└── GatewayError          gateway/errors.py        upstream error (502), timeout (504)
+```
+Each domain's `errors.py` holds the rest of its branch; domain errors also subclass the
+generic class whose status they share (a `CustomerNotFound` is a `NotFound`).
 ```
 """
 

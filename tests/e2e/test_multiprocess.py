@@ -224,7 +224,7 @@ async def test_two_processes_share_one_rate_limit(
 ) -> None:
     """3N concurrent chat completions, half at each process, for a customer allowed N a
     minute: exactly N answered (and charged once each), 2N refused with 429 before the
-    upstream is called, and each process refused its share."""
+    upstream is called."""
     async with cluster(tmp_path, upstream, redis_url) as c:
         customer_id, key = await c.customer(plan="free", credits_micros=CHAT_CREDITS_MICROS)
         headers = {"Authorization": f"Bearer {key}"}
@@ -242,9 +242,6 @@ async def test_two_processes_share_one_rate_limit(
 
         statuses = Counter(r.status_code for r in responses)
         assert statuses == {200: TEXT_RPM, 429: 2 * TEXT_RPM}, [r.text for r in responses]
-        for server in range(2):  # 15 requests each, at most 10 allowed in all: both refused some
-            own = [r for n, r in enumerate(responses) if n % 2 == server and r.status_code == 429]
-            assert len(own) >= 3 * TEXT_RPM // 2 - TEXT_RPM
         answered = [r for r in responses if r.status_code == 200]
         refused = [r for r in responses if r.status_code == 429]
         # one shared window: the answered calls saw remaining 9, 8, ..., 0, each exactly once

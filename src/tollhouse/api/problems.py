@@ -26,6 +26,7 @@ from tollhouse.errors import (
     TollhouseError,
 )
 from tollhouse.gateway.errors import openai_error_body
+from tollhouse.ratelimit import retry_after_header_seconds
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def problem_headers(error: TollhouseError) -> dict[str, str]:
     headers: dict[str, str] = {}
     retry = error.extra.get("retry_after_seconds")
     if isinstance(retry, (int, float)):
-        headers["Retry-After"] = str(max(1, math.ceil(retry)))
+        headers["Retry-After"] = str(retry_after_header_seconds(retry))
     if "limit" in error.extra and "remaining" in error.extra:
         headers["RateLimit-Limit"] = str(error.extra["limit"])
         headers["RateLimit-Remaining"] = str(error.extra["remaining"])

@@ -7,13 +7,14 @@ the order of the YAML. Build one with `tollhouse.catalog.load_catalog`.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, TypeVar
 
 from tollhouse.catalog.errors import (
+    CatalogError,
     CategoryNotFound,
     FeatureNotInPlan,
     ModelNotFound,
@@ -23,6 +24,7 @@ from tollhouse.catalog.errors import (
     UpstreamNotFound,
 )
 from tollhouse.catalog.pricing import Price
+from tollhouse.errors import InvalidInput
 
 Aggregation = Literal["sum", "count", "max"]
 """How a meter's events combine over a period: SUM(value), COUNT(*) or MAX(value)."""
@@ -198,10 +200,7 @@ class Catalog:
         Raises:
             ModelNotFound: no such model.
         """
-        try:
-            return self.models[model_id]
-        except KeyError:
-            raise ModelNotFound(f"model {model_id!r} does not exist", model=model_id) from None
+        return _get(self.models, model_id, ModelNotFound, "model", "model")
 
     def plan(self, name: str) -> Plan:
         """The plan `name`.
@@ -209,10 +208,7 @@ class Catalog:
         Raises:
             PlanNotFound: no such plan.
         """
-        try:
-            return self.plans[name]
-        except KeyError:
-            raise PlanNotFound(f"plan {name!r} does not exist", plan=name) from None
+        return _get(self.plans, name, PlanNotFound, "plan", "plan")
 
     def category(self, name: str) -> Category:
         """The model category `name`.
@@ -220,12 +216,7 @@ class Catalog:
         Raises:
             CategoryNotFound: no such category.
         """
-        try:
-            return self.categories[name]
-        except KeyError:
-            raise CategoryNotFound(
-                f"model category {name!r} does not exist", category=name
-            ) from None
+        return _get(self.categories, name, CategoryNotFound, "model category", "category")
 
     def upstream(self, name: str) -> Upstream:
         """The upstream `name`.
@@ -233,10 +224,23 @@ class Catalog:
         Raises:
             UpstreamNotFound: no such upstream.
         """
-        try:
-            return self.upstreams[name]
-        except KeyError:
-            raise UpstreamNotFound(f"upstream {name!r} does not exist", upstream=name) from None
+        return _get(self.upstreams, name, UpstreamNotFound, "upstream", "upstream")
+
+    def aggregations(self, names: Sequence[str] | None = None) -> dict[str, Aggregation]:
+        """Meter name -> aggregation, for `names` (every meter when `None`), in that order.
+
+        Raises:
+            InvalidInput: a name is not a meter of the catalog (422; `errors` has one
+                `{loc: "meter", msg}` per unknown name).
+        """
+        wanted = list(self.meters) if names is None else list(dict.fromkeys(names))
+        unknown = [name for name in wanted if name not in self.meters]
+        if unknown:
+            raise InvalidInput(
+                f"unknown meters: {', '.join(unknown)} (known: {', '.join(self.meters)})",
+                errors=[{"loc": "meter", "msg": f"unknown meter '{name}'"} for name in unknown],
+            )
+        return {name: self.meters[name].aggregation for name in wanted}
 
     @property
     def plans_by_rank(self) -> tuple[Plan, ...]:
@@ -269,8 +273,7 @@ class Catalog:
         Raises:
             PlanNotFound, ModelNotFound: unknown name.
         """
-        required = self.plans[self.model(model_id).min_plan]
-        return self.plan(plan).rank >= required.rank
+        return self.plan(plan).rank >= self.lowest_plan_for_model(model_id).rank
 
     def require_model(self, plan: str, model_id: str) -> Model:
         """The model, if `plan` may use it: the gateway's access check in one call.
@@ -293,11 +296,14 @@ class Catalog:
 
     def plan_with_feature(self, feature: str) -> Plan | None:
         """The lowest-rank plan that has `feature`, or `None` when no plan has it."""
-        return next((p for p in self._plans_by_rank if feature in p.features), None)
+        return self._lowest_plan(lambda p: p.has_feature(feature))
 
     def plan_with_tier(self, tier: str) -> Plan | None:
         """The lowest-rank plan that offers resource tier `tier`, or `None`."""
-        return next((p for p in self._plans_by_rank if tier in p.resource_tiers), None)
+        return self._lowest_plan(lambda p: p.has_tier(tier))
+
+    def _lowest_plan(self, pred: Callable[[Plan], bool]) -> Plan | None:
+        return next((p for p in self._plans_by_rank if pred(p)), None)
 
     def lowest_plan_for_model(self, model_id: str) -> Plan:
         """The lowest-rank plan that may use the model (its `min_plan`).
@@ -315,17 +321,10 @@ class Catalog:
             FeatureNotInPlan: the plan lacks the feature; `required_plan` names the lowest
                 plan that has it (`None` when none does).
         """
-        current = self.plan(plan)
-        if feature not in current.features:
-            required = self.plan_with_feature(feature)
-            needed = f"plan {required.name!r} or higher" if required else "a plan that has it"
-            raise FeatureNotInPlan(
-                f"feature {feature!r} needs {needed}; the current plan is {plan!r}",
-                feature=feature,
-                required_plan=required.name if required else None,
-                plan=plan,
-            )
-        return current
+        return self._require(
+            plan, lambda p: p.has_feature(feature), FeatureNotInPlan,
+            f"feature {feature!r}", feature=feature,
+        )  # fmt: skip
 
     def require_tier(self, plan: str, tier: str) -> Plan:
         """The plan, if it offers resource tier `tier`.
@@ -335,17 +334,30 @@ class Catalog:
             ResourceTierNotInPlan: the plan lacks the tier; `required_plan` names the lowest
                 plan that offers it (`None` when none does).
         """
+        return self._require(
+            plan, lambda p: p.has_tier(tier), ResourceTierNotInPlan,
+            f"resource tier {tier!r}", tier=tier,
+        )  # fmt: skip
+
+    def _require(
+        self,
+        plan: str,
+        pred: Callable[[Plan], bool],
+        error: type[CatalogError],
+        what: str,
+        **extra: str,
+    ) -> Plan:
         current = self.plan(plan)
-        if tier not in current.resource_tiers:
-            required = self.plan_with_tier(tier)
-            needed = f"plan {required.name!r} or higher" if required else "a plan that has it"
-            raise ResourceTierNotInPlan(
-                f"resource tier {tier!r} needs {needed}; the current plan is {plan!r}",
-                tier=tier,
-                required_plan=required.name if required else None,
-                plan=plan,
-            )
-        return current
+        if pred(current):
+            return current
+        required = self._lowest_plan(pred)
+        needed = f"plan {required.name!r} or higher" if required else "a plan that has it"
+        raise error(
+            f"{what} needs {needed}; the current plan is {plan!r}",
+            **extra,
+            required_plan=required.name if required else None,
+            plan=plan,
+        )
 
     def models_for_plan(self, plan: str) -> list[Model]:
         """The models `plan` may use, in catalog order (for `/v1/models`).
@@ -372,6 +384,19 @@ class Catalog:
             return None
         value = (os.environ if environ is None else environ).get(variable)
         return value or None
+
+
+_T = TypeVar("_T")
+
+
+def _get(
+    items: Mapping[str, _T], name: str, error: type[CatalogError], what: str, field_name: str
+) -> _T:
+    """`items[name]`, or `error` naming the missing `what`."""
+    try:
+        return items[name]
+    except KeyError:
+        raise error(f"{what} {name!r} does not exist", **{field_name: name}) from None
 
 
 def _scaled(base: int, multiplier: Decimal) -> int:

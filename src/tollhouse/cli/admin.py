@@ -69,23 +69,16 @@ def customers_create(
     """Create a customer, subscribed at once to its plan (included credits granted)."""
 
     async def job(svc: Services) -> dict[str, Any]:
-        plan_name = svc.catalog.plan(plan or svc.catalog.default_plan).name
         async with svc.db.transaction() as session:
-            customer = await customers.create(
+            customer = await subscriptions.create_customer(
                 session,
                 name=name,
                 email=email,
                 external_id=external_id,
-                plan=plan_name,
-                clock=svc.clock,
-            )
-            await subscriptions.ensure_subscription(
-                session,
-                customer.id,
+                plan=plan,
+                timezone=timezone,
                 catalog=svc.catalog,
                 clock=svc.clock,
-                timezone=timezone,
-                plan=plan_name,
             )
         await subscriptions.deliver_grants(
             svc.db, ledger=svc.ledger, clock=svc.clock, customer_id=customer.id
@@ -295,23 +288,18 @@ def usage(
     group_by: str | None = typer.Option(None, help="model or key."),
     as_json: bool = JsonOption,
 ) -> None:
-    """A customer's usage per meter over the last `days` days."""
-    if window not in (None, "hour", "day", "month") or group_by not in (None, "model", "key"):
-        errors.print("[red]error[/red]: --window is hour|day|month, --group-by is model|key")
-        raise typer.Exit(2)
+    """A customer's usage per meter over the last `days` days (window hour|day|month, group
+    by model|key: other values are refused by the usage query)."""
 
     async def job(svc: Services) -> list[dict[str, Any]]:
-        unknown = [m for m in meter if m not in svc.catalog.meters]
-        if unknown:
-            raise InvalidInput(f"unknown meters: {', '.join(unknown)}")
-        names = meter or list(svc.catalog.meters)
+        meters = svc.catalog.aggregations(meter or None)
         end = svc.clock.now()
         async with svc.db.transaction() as session:
             await customers.get(session, customer)
             buckets = await metering.query_usage(
                 session,
                 customer_id=customer,
-                meters={n: svc.catalog.meters[n].aggregation for n in names},
+                meters=meters,
                 start=end - timedelta(days=days),
                 end=end,
                 window=window,  # type: ignore[arg-type]

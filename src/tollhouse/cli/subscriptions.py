@@ -162,6 +162,8 @@ def rollover(as_json: bool = JsonOption) -> None:
         report = await subscriptions.roll_over(
             svc.db, catalog=svc.catalog, clock=svc.clock, ledger=svc.ledger
         )
+        for customer_id in report.changed_customers:
+            await svc.notify(customer_message(customer_id))
         return {
             "subscriptions": report.subscriptions,
             "periods_rolled": report.periods_rolled,

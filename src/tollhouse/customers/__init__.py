@@ -1,9 +1,11 @@
-"""Customers: who is billed. Each customer owns keys, a wallet and (for now) a plan name.
+"""Customers: who is billed. Each customer owns keys, a wallet and a subscription.
 
 Invariants:
 - `id` is `cus_<22 base62>`, assigned once, never reused.
 - `external_id`, when set, names at most one customer (unique constraint + `CustomerExists`).
-- `plan` always holds a non-empty plan name (default `"free"`); the catalog decides what it means.
+- `plan` is a mirror of `subscriptions.plan`, written only by the subscriptions service
+  (`sync_customer_plan`) so the gateway reads it with the customer; the catalog decides what
+  it means.
 - Service functions never commit; the caller owns the transaction.
 """
 

@@ -11,6 +11,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from tollhouse.storage.base import Base, UTCDateTime
 
 DEFAULT_PLAN = "free"
+"""`customers.create`'s plan when none is given (integration tests still rely on it); real
+onboarding goes through `subscriptions.create_customer`, which passes the subscription's plan."""
 
 
 class Customer(Base):
@@ -26,8 +28,9 @@ class Customer(Base):
     """Contact address; not unique (one person may run several customers)."""
     external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
     """The operator's own id for this customer (e.g. their user id); unique when set."""
-    plan: Mapped[str] = mapped_column(String(64), default=DEFAULT_PLAN)
-    """Name of the catalog plan the customer is on (until subscriptions own it)."""
+    plan: Mapped[str] = mapped_column(String(64))
+    """Mirror of `subscriptions.plan` (written by the subscriptions service): the catalog
+    plan the customer is on, read by the gateway with the customer."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     """When the customer was created (UTC)."""
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)

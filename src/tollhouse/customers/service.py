@@ -46,7 +46,9 @@ async def create(
     clock: Clock,
     metadata: Mapping[str, Any] | None = None,
 ) -> Customer:
-    """Create a customer on `plan` (a catalog plan name; not checked against the catalog here).
+    """Create a customer whose plan mirror starts at `plan` (a catalog plan name; not checked
+    against the catalog here). The subscription owns the plan: create customers through
+    `subscriptions.create_customer`, which writes the real plan in the same transaction.
 
     `name` is 1..200 characters after trimming; `email` must contain "@"; `metadata` is a
     JSON-serialisable object stored as is.
@@ -140,8 +142,10 @@ async def list_customers(
 
 
 async def set_plan(session: AsyncSession, customer_id: str, plan: str) -> Customer:
-    """Move the customer to `plan` (a catalog plan name). Key caches hold the old plan for
-    at most their TTL unless the caller also calls `KeyAuthenticator.invalidate_customer`.
+    """Set the customer's plan mirror to `plan` (a catalog plan name). Written by the
+    subscriptions service (`subscriptions.plan` is the source of truth). After the commit,
+    call `Runtime.invalidate_customer`: other processes drop their cached plan at once through
+    Redis (`server/invalidation.py`), or within their cache TTL without Redis.
 
     Raises:
         CustomerNotFound: no such customer.

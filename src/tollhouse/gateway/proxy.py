@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -87,7 +87,6 @@ class Forwarded:
     content_type: str
     content: bytes = b""
     stream: AsyncIterator[bytes] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def upstream_payload(call: Call) -> bytes:

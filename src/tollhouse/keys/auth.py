@@ -7,8 +7,10 @@ database. The cache is keyed by digest (the raw key is never kept) and is bounde
   while cached is rejected at once; they live `cache_ttl_seconds`;
 - negative entries (unknown, revoked, expired) live `negative_ttl_seconds`, so a flood of
   bad keys costs one lookup per distinct key per few seconds;
-- `invalidate(key_id)` drops a key here at once (call it after `revoke_key` commits); other
-  processes notice within `cache_ttl_seconds`. A lookup racing with `invalidate` is not cached.
+- `invalidate(key_id)` drops a key here at once (call `Runtime.invalidate_key` after
+  `revoke_key` commits); other processes drop it at once through Redis
+  (`server/invalidation.py`), or within `cache_ttl_seconds` without Redis. A lookup racing
+  with `invalidate` is not cached.
 
 Concurrent misses for the same key share one database query. Successful authentications
 `touch` the key; `flush_last_used` writes `last_used_at` for all touched keys in one
@@ -174,7 +176,6 @@ class KeyAuthenticator:
                 ),
                 rate_limit_rpm=key.rate_limit_rpm,
                 plan=row[1] or "",
-                is_operator=key.customer_id is None,
             )
             expires_at = None if key.expires_at is None else key.expires_at.timestamp()
             entry = _Entry(principal, expires_at, now.timestamp() + self.cache_ttl_seconds)

@@ -29,7 +29,7 @@ VISIBLE_LENGTH = 8
 """Random characters kept in the stored `prefix`."""
 ENV_PATTERN = re.compile(r"[a-z0-9]{1,12}")
 _KEY_PATTERN = re.compile(
-    rf"{KEY_PREFIX}_(?P<env>[a-z0-9]{{1,12}})_"
+    rf"{KEY_PREFIX}_(?P<env>{ENV_PATTERN.pattern})_"
     rf"(?P<body>[0-9A-Za-z]{{{RANDOM_LENGTH}}})(?P<checksum>[0-9A-Za-z]{{{CHECKSUM_LENGTH}}})"
 )
 MAX_KEY_LENGTH = len(KEY_PREFIX) + 2 + 12 + RANDOM_LENGTH + CHECKSUM_LENGTH

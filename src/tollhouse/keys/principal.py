@@ -24,8 +24,11 @@ class Principal:
     """Per-key requests per minute; None = only the plan's limits apply."""
     plan: str
     """The customer's plan name at lookup time; "" for an operator key."""
-    is_operator: bool
-    """True for operator keys (no customer)."""
+
+    @property
+    def is_operator(self) -> bool:
+        """True for operator keys (no customer)."""
+        return self.customer_id is None
 
     def has_scope(self, scope: str) -> bool:
         """True when the key carries `scope` (or `admin`, which implies read and write)."""

@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tollhouse.ids import BASE62
+from tollhouse.ids import base62
 from tollhouse.storage.base import Base, UTCDateTime
 
 ENTRY_ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
@@ -112,12 +112,7 @@ def account_id_for(kind: AccountKind, currency: str, customer_id: str | None = N
     digest = hashlib.blake2b(
         f"{kind.value}\x1f{currency}\x1f{customer_id or ''}".encode(), digest_size=17
     ).digest()
-    value = int.from_bytes(digest, "big") % (62**22)
-    chars = []
-    for _ in range(22):
-        value, rem = divmod(value, 62)
-        chars.append(BASE62[rem])
-    return "acct_" + "".join(reversed(chars))
+    return "acct_" + base62(int.from_bytes(digest, "big") % 62**22, 22)
 
 
 class LedgerAccount(Base):

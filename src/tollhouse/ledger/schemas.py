@@ -4,7 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
+
+
+class _Spendable(Protocol):
+    @property
+    def expires_at(self) -> datetime | None: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def created_at(self) -> datetime | None: ...
+    @property
+    def id(self) -> str: ...
+
+
+def spend_key(lot: _Spendable) -> tuple[bool, datetime | None, int, datetime | None, str]:
+    """Spend order: expiring first (soonest first), then priority ascending, then oldest."""
+    return (lot.expires_at is None, lot.expires_at, lot.priority, lot.created_at, lot.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +41,24 @@ class GrantView:
     created_at: datetime
     revoked_at: datetime | None
     idempotency_key: str | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> GrantView:
+        """The view of a `ledger_accounts` grant row (or any object with its columns)."""
+        return cls(
+            id=row.id,
+            amount=row.amount or 0,
+            remaining=row.balance,
+            expires_at=row.expires_at,
+            priority=row.priority,
+            source=row.source or "manual",
+            customer_id=row.customer_id,
+            currency=row.currency,
+            description=row.description,
+            created_at=row.created_at,
+            revoked_at=row.revoked_at,
+            idempotency_key=row.idempotency_key,
+        )
 
     def is_live(self, now: datetime) -> bool:
         """Spendable: not revoked and not expired at `now` (whatever `remaining` is)."""
@@ -51,6 +85,23 @@ class HoldView:
     available_after_micros: int | None = None
     """Set on the answer to a new hold: the wallet's live lots after this hold, in micros
     (negative when the hold drew on the overdraft). None on every other read."""
+
+    @classmethod
+    def from_row(cls, row: Any) -> HoldView:
+        """The view of a `ledger_holds` row (or any object with its columns)."""
+        return cls(
+            id=row.id,
+            customer_id=row.customer_id,
+            currency=row.currency,
+            amount=row.amount,
+            captured_amount=row.captured_amount,
+            status=row.status,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            settled_at=row.settled_at,
+            idempotency_key=row.idempotency_key,
+            metadata=row.metadata or {},
+        )
 
     @property
     def released_amount(self) -> int:
@@ -112,5 +163,3 @@ class SweepResult:
     """Micros expired."""
     expired_holds: int = 0
     """Open holds past their expiry, released back (status `expired`)."""
-    revoked_micros: int = 0
-    """Micros released into revoked lots and sent back to issuance."""

@@ -309,8 +309,8 @@ class UsageRecorder:
 
     def _fail_all(self, items: Collection[_Pending], exc: BaseException) -> None:
         for item in items:
-            self.stats.failed += len(item.events)
             if not item.future.done():
+                self.stats.failed += len(item.events)
                 item.future.set_exception(exc)
 
 

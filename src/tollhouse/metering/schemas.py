@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -30,7 +30,7 @@ Window = Literal["hour", "day", "month"]
 GroupBy = Literal["model", "key"]
 """Split usage by the event's `model` or `key_id` column."""
 
-AGGREGATIONS: frozenset[str] = frozenset({"sum", "count", "max"})
+AGGREGATIONS: frozenset[str] = frozenset(get_args(Aggregation))
 
 MAX_VALUE = 2**62
 """Largest accepted event value (in the meter's unit)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from math import ceil
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import ColumnElement, func, literal_column, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,8 +26,8 @@ from tollhouse.storage.base import UTCDateTime
 MAX_WINDOWS = 10_000
 """Most windows one query may span (10,000 hours is about 14 months)."""
 
-WINDOWS: frozenset[str] = frozenset({"hour", "day", "month"})
-GROUPS: frozenset[str] = frozenset({"model", "key"})
+WINDOWS: frozenset[str] = frozenset(get_args(Window))
+GROUPS: frozenset[str] = frozenset(get_args(GroupBy))
 
 _SQLITE_FORMATS = {
     "hour": "'%Y-%m-%d %H:00:00'",
@@ -121,13 +121,15 @@ async def totals(
     meters: Mapping[str, Aggregation],
     start: datetime,
     end: datetime,
+    key_id: str | None = None,
 ) -> dict[str, int]:
     """One number per requested meter (0 without events) over `[start, end)`.
 
-    E.g. `{"input_tokens": 12000, "api_calls": 31}`; raises as `query_usage`.
+    E.g. `{"input_tokens": 12000, "api_calls": 31}`; `key_id` keeps only the events made
+    with that API key. Raises as `query_usage`.
     """
     buckets = await query_usage(
-        session, customer_id=customer_id, meters=meters, start=start, end=end
+        session, customer_id=customer_id, key_id=key_id, meters=meters, start=start, end=end
     )
     return {bucket.meter: bucket.value for bucket in buckets}
 
@@ -141,10 +143,9 @@ async def usage_by_key(
     end: datetime,
 ) -> dict[str, int]:
     """`totals` for one API key (all its customer's events made with it), meter -> value."""
-    buckets = await query_usage(
+    return await totals(
         session, customer_id=None, key_id=key_id, meters=meters, start=start, end=end
     )
-    return {bucket.meter: bucket.value for bucket in buckets}
 
 
 async def list_events(

@@ -240,8 +240,7 @@ class RateLimiter:
         Raises:
             ValueError: a negative cost or an empty key.
         """
-        if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
-            raise ValueError(f"rate-limit cost must be an int >= 0, got {cost!r}")
+        _check_cost(cost)
         if not key:
             raise ValueError("rate-limit keys must be non-empty")
         debt = self._debts.get((limit, key))
@@ -302,15 +301,14 @@ class RateLimiter:
             return Decision(allowed=True, stats=[])
         cells: list[Cell] = []
         for limit, key, cost in requests:
-            if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
-                raise ValueError(f"rate-limit cost must be an int >= 0, got {cost!r}")
+            _check_cost(cost)
             if cost > limit.amount and mode != "force":
                 raise RateLimitCostTooLarge(
                     f"A cost of {cost} can never fit a limit of {limit}.",
                     cost=cost,
                     limit=limit.amount,
                 )
-            cells.append(Cell(key, cost * limit.period_us // limit.amount, limit.period_us))
+            cells.append(Cell(key, limit.increment_us(cost), limit.period_us))
         if len(cells) > 1:
             keys = {cell.key for cell in cells}
             if len(keys) != len(cells) or "" in keys:
@@ -334,6 +332,12 @@ class RateLimiter:
                 )
             )
         return Decision(allowed=outcome.allowed, stats=stats)
+
+
+def _check_cost(cost: object) -> None:
+    """Raise ValueError unless `cost` is an int >= 0 (bool excluded)."""
+    if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
+        raise ValueError(f"rate-limit cost must be an int >= 0, got {cost!r}")
 
 
 def _with_allowed(decision: Decision) -> HitResult:

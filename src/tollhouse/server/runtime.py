@@ -148,9 +148,11 @@ class Runtime:
         whose billing period ended (idempotent; catches up after downtime) and deliver the
         credits they owe."""
         await self.ledger.sweep(self.clock.now())
-        await subscriptions.roll_over(
+        report = await subscriptions.roll_over(
             self.db, catalog=self.catalog, clock=self.clock, ledger=self.ledger
         )
+        for customer_id in report.changed_customers:
+            await self.invalidate_customer(customer_id)
         await subscriptions.deliver_grants(self.db, ledger=self.ledger, clock=self.clock)
 
     async def _sweep_forever(self) -> None:

@@ -88,7 +88,6 @@ class TestAuthenticate:
             allowed_models=frozenset({"flux"}),
             rate_limit_rpm=10,
             plan="pro",
-            is_operator=False,
         )
 
     async def test_operator_key_has_empty_plan(
@@ -266,7 +265,6 @@ class TestScopes:
             allowed_models=models,
             rate_limit_rpm=None,
             plan="free",
-            is_operator=False,
         )
 
     def test_missing_scope_raises_insufficient_scope(self) -> None:

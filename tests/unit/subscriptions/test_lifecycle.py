@@ -149,6 +149,30 @@ class TestUpgrade:
             with pytest.raises(InvalidPlanChange):
                 await change_plan(session, customer_id, "basic", catalog=catalog, clock=clock)
 
+    async def test_resubscribing_to_lifetime_reports_no_credits_already_owed(
+        self,
+        sqlite_db: Database,
+        catalog: Catalog,
+        clock: FrozenClock,
+        new_customer: NewCustomer,
+        charges: Charges,
+    ) -> None:
+        customer_id = await new_customer()
+        async with sqlite_db.transaction() as session:
+            first = await change_plan(
+                session, customer_id, "lifetime", catalog=catalog, clock=clock
+            )
+            await cancel(session, customer_id, at_period_end=False, catalog=catalog, clock=clock)
+            again = await change_plan(
+                session, customer_id, "lifetime", catalog=catalog, clock=clock
+            )
+        assert (first.credits_owed_micros, again.kind, again.credits_owed_micros) == (
+            100 * DOLLAR,
+            "resubscribed",
+            0,
+        )
+        assert len(await charges(customer_id)) == 1
+
 
 class TestDowngradeCancelResume:
     async def test_downgrade_is_scheduled_not_applied(

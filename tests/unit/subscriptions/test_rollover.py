@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tollhouse.catalog import Catalog
+import pytest
+
+from tollhouse.catalog import Catalog, load_catalog_text
 from tollhouse.clock import FrozenClock
 from tollhouse.customers import service as customers
 from tollhouse.ledger import Ledger
@@ -17,7 +19,7 @@ from tollhouse.subscriptions import (
     roll_over,
 )
 
-from .conftest import DOLLAR, Charges, Grants, History, NewCustomer
+from .conftest import CATALOG_TEXT, DOLLAR, Charges, Grants, History, NewCustomer
 
 APRIL_15 = datetime(2026, 4, 15, tzinfo=UTC)
 
@@ -129,6 +131,52 @@ class TestScheduledChanges:
         async with sqlite_db.sessions() as session:
             sub = await get_subscription(session, customer_id)
         assert (sub.status, sub.plan, sub.ended_at) == ("canceled", "free", APRIL_15)
+
+
+class TestScheduledDowngradeToOneOffPlan:
+    """A plan ranked above `lifetime` (recurring) downgrades onto it at the period end."""
+
+    @pytest.fixture
+    def catalog(self) -> Catalog:
+        text = CATALOG_TEXT.replace(
+            "categories:",
+            '  enterprise:\n    rank: 40\n    price: "50.00"\n    included_credits: "0"\n'
+            "categories:",
+        )
+        return load_catalog_text(text, source="sub-test-enterprise.yaml")
+
+    async def test_lifetime_fee_and_credits_are_recorded_once_at_the_boundary(
+        self,
+        sqlite_db: Database,
+        catalog: Catalog,
+        clock: FrozenClock,
+        ledger: Ledger,
+        new_customer: NewCustomer,
+        charges: Charges,
+        grants: Grants,
+    ) -> None:
+        customer_id = await new_customer("enterprise", payment=True)
+        async with sqlite_db.transaction() as session:
+            change = await change_plan(
+                session, customer_id, "lifetime", catalog=catalog, clock=clock
+            )
+        assert change.kind == "downgrade_scheduled"
+        clock.set(datetime(2026, 4, 15, 1, tzinfo=UTC))
+        report = await roll_over(sqlite_db, catalog=catalog, clock=clock, ledger=ledger)
+        assert (report.periods_rolled, report.changed_customers) == (1, (customer_id,))
+        clock.set(datetime(2026, 5, 15, 1, tzinfo=UTC))
+        report = await roll_over(sqlite_db, catalog=catalog, clock=clock, ledger=ledger)
+        assert (report.periods_rolled, report.changed_customers) == (1, ())
+        async with sqlite_db.sessions() as session:
+            sub = await get_subscription(session, customer_id)
+            customer = await customers.get(session, customer_id)
+        assert (sub.plan, customer.plan) == ("lifetime", "lifetime")
+        assert [(c.plan, c.amount_micros) for c in await charges(customer_id)] == [
+            ("enterprise", 50 * DOLLAR),
+            ("lifetime", 999 * DOLLAR),
+        ]
+        lifetime = [g for g in await grants(customer_id) if g.amount == 100 * DOLLAR]
+        assert [g.expires_at for g in lifetime] == [None]
 
 
 class TestTrialEnd:

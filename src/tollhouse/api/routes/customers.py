@@ -71,23 +71,16 @@ async def create_customer(
     """Create a customer (operator keys only), subscribed at once to `plan` (default: the
     catalog's default plan) in `timezone`; the plan's included credits are granted."""
     require_operator(principal)
-    plan = runtime.catalog.plan(body.plan or runtime.catalog.default_plan).name
     async with runtime.db.transaction() as session:
-        customer = await customers.create(
+        customer = await subscriptions.create_customer(
             session,
             name=body.name,
             email=body.email,
             external_id=body.external_id,
-            plan=plan,
-            clock=runtime.clock,
-        )
-        await subscriptions.ensure_subscription(
-            session,
-            customer.id,
+            plan=body.plan,
+            timezone=body.timezone,
             catalog=runtime.catalog,
             clock=runtime.clock,
-            timezone=body.timezone,
-            plan=plan,
         )
     await subscriptions.deliver_grants(
         runtime.db, ledger=runtime.ledger, clock=runtime.clock, customer_id=customer.id

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from tollhouse.api.deps import Admin, Reader, RuntimeDep, SessionDep, customer_of
-from tollhouse.api.routes.usage import aggregations
 from tollhouse.customers import service as customers
 from tollhouse.errors import InvalidInput, NotFound
 from tollhouse.keys import ApiKey, Principal
@@ -156,6 +155,6 @@ async def key_usage(
     end = end or runtime.clock.now()
     start = start or end - timedelta(days=30)
     usage = await metering.usage_by_key(
-        session, key_id=key.id, meters=aggregations(runtime.catalog), start=start, end=end
+        session, key_id=key.id, meters=runtime.catalog.aggregations(), start=start, end=end
     )
     return KeyUsageOut(key_id=key.id, start=start, end=end, usage=usage)

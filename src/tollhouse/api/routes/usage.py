@@ -9,33 +9,15 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from tollhouse.api.deps import ME, Reader, RuntimeDep, SessionDep, Writer, customer_of
-from tollhouse.catalog import Catalog
 from tollhouse.customers import service as customers
 from tollhouse.errors import InvalidInput
-from tollhouse.metering import Aggregation, UsageEventIn
+from tollhouse.metering import UsageEventIn
 from tollhouse.metering import service as metering
 from tollhouse.server.runtime import Runtime
 
 router = APIRouter(prefix="/v1/usage", tags=["usage"])
 
 MAX_EVENTS_PER_BATCH = 1000
-
-
-def aggregations(catalog: Catalog, names: list[str] | None = None) -> dict[str, Aggregation]:
-    """`{meter: aggregation}` for `names` (default: every catalog meter).
-
-    Raises:
-        InvalidInput: a name is not a catalog meter.
-    """
-    if names is None:
-        return {name: meter.aggregation for name, meter in catalog.meters.items()}
-    unknown = [name for name in names if name not in catalog.meters]
-    if unknown:
-        raise InvalidInput(
-            f"unknown meters: {', '.join(unknown)}",
-            errors=[{"loc": "meter", "msg": f"unknown meter '{name}'"} for name in unknown],
-        )
-    return {name: catalog.meters[name].aggregation for name in names}
 
 
 class BucketOut(BaseModel):
@@ -105,7 +87,7 @@ async def query_usage(
     buckets = await metering.query_usage(
         session,
         customer_id=owner,
-        meters=aggregations(runtime.catalog, meter),
+        meters=runtime.catalog.aggregations(meter),
         start=start,
         end=end,
         window=window,

@@ -7,14 +7,13 @@ awaited write always reflects it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollhouse.ledger.errors import HoldNotFound
 from tollhouse.ledger.models import AccountKind, accounts_table, entries_table, holds_table
-from tollhouse.ledger.schemas import Balance, GrantView, HoldView, TransactionView
+from tollhouse.ledger.schemas import Balance, GrantView, HoldView, TransactionView, spend_key
 
 A = accounts_table.c
 E = entries_table.c
@@ -22,27 +21,6 @@ H = holds_table.c
 
 MAX_PAGE = 500
 """Largest `limit` accepted by `transactions`."""
-
-
-def _grant_view(row: Any) -> GrantView:
-    return GrantView(
-        id=row.id,
-        amount=row.amount or 0,
-        remaining=row.balance,
-        expires_at=row.expires_at,
-        priority=row.priority,
-        source=row.source or "manual",
-        customer_id=row.customer_id,
-        currency=row.currency,
-        description=row.description,
-        created_at=row.created_at,
-        revoked_at=row.revoked_at,
-        idempotency_key=row.idempotency_key,
-    )
-
-
-def _spend_key(g: GrantView) -> tuple[bool, datetime | None, int, datetime, str]:
-    return (g.expires_at is None, g.expires_at, g.priority, g.created_at, g.id)
 
 
 async def balance(
@@ -67,7 +45,7 @@ async def balance(
     held = limit = used = 0
     for row in rows:
         if row.kind == AccountKind.GRANT:
-            view = _grant_view(row)
+            view = GrantView.from_row(row)
             if view.remaining > 0 and view.is_live(now):
                 grants.append(view)
         elif row.kind == AccountKind.ESCROW:
@@ -75,7 +53,7 @@ async def balance(
         elif row.kind == AccountKind.OVERDRAFT:
             limit = -(row.lower_bound or 0)
             used = max(0, -row.balance)
-    grants.sort(key=_spend_key)
+    grants.sort(key=spend_key)
     return Balance(
         available_micros=sum(g.remaining for g in grants),
         held_micros=held,
@@ -97,7 +75,7 @@ async def list_grants(
     if currency is not None:
         query = query.where(A.currency == currency)
     rows = (await session.execute(query.order_by(A.created_at.desc(), A.id))).all()
-    return [_grant_view(row) for row in rows]
+    return [GrantView.from_row(row) for row in rows]
 
 
 async def transactions(
@@ -146,22 +124,6 @@ async def transactions(
     ]
 
 
-def hold_view(row: Any) -> HoldView:
-    return HoldView(
-        id=row.id,
-        customer_id=row.customer_id,
-        currency=row.currency,
-        amount=row.amount,
-        captured_amount=row.captured_amount,
-        status=row.status,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        settled_at=row.settled_at,
-        idempotency_key=row.idempotency_key,
-        metadata=row.metadata or {},
-    )
-
-
 async def get_hold(
     session: AsyncSession, hold_id: str, *, customer_id: str | None = None
 ) -> HoldView:
@@ -169,4 +131,4 @@ async def get_hold(
     row = (await session.execute(select(holds_table).where(H.id == hold_id))).first()
     if row is None or (customer_id is not None and row.customer_id != customer_id):
         raise HoldNotFound(f"no hold {hold_id!r}", hold_id=hold_id)
-    return hold_view(row)
+    return HoldView.from_row(row)

@@ -293,7 +293,7 @@ def apply_overdraft(state: BatchState, op: OverdraftOp) -> int:
 
 
 def apply_sweep(state: BatchState, op: SweepCustomerOp) -> SweepResult:
-    """Expire the customer's open holds past expiry, then the rest of expired/revoked lots."""
+    """Expire the customer's open holds past expiry, then the rest of expired lots."""
     expired_holds = 0
     for hold in list(state.holds.values()):
         if (
@@ -304,20 +304,11 @@ def apply_sweep(state: BatchState, op: SweepCustomerOp) -> SweepResult:
         ):
             _release_all(state, hold, HoldStatus.EXPIRED)
             expired_holds += 1
-    expired_grants = expired_micros = revoked_micros = 0
+    expired_grants = expired_micros = 0
     for lot in list(state.by_customer.get(op.customer_id, ())):
         if lot.kind != AccountKind.GRANT or lot.currency != op.currency or lot.balance <= 0:
             continue
-        if lot.revoked_at is not None:
-            revoked_micros += lot.balance
-            state.transfer(
-                lot,
-                state.system(AccountKind.ISSUANCE, lot.currency),
-                lot.balance,
-                EntryKind.REVOKE,
-                description="grant revoked",
-            )
-        elif lot.expires_at is not None and lot.expires_at <= op.now:
+        if lot.expires_at is not None and lot.expires_at <= op.now:
             expired_grants += 1
             expired_micros += lot.balance
             state.transfer(
@@ -331,5 +322,4 @@ def apply_sweep(state: BatchState, op: SweepCustomerOp) -> SweepResult:
         expired_grants=expired_grants,
         expired_micros=expired_micros,
         expired_holds=expired_holds,
-        revoked_micros=revoked_micros,
     )

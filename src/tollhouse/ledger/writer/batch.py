@@ -19,16 +19,7 @@ from tollhouse.ledger.writer.flush import flush
 from tollhouse.ledger.writer.load import load
 from tollhouse.ledger.writer.ops import Op
 from tollhouse.ledger.writer.state import AccountCache, BatchState, HoldCache
-from tollhouse.storage.driver import sqlite_connection
-
-
-class CommitFailed(Exception):
-    """The COMMIT itself failed: the outcome is unknown, so the batch must not be retried."""
-
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(f"commit failed: {cause!r}")
-        self.cause = cause
-
+from tollhouse.storage.driver import CommitError, sqlite_connection
 
 Outcome = tuple[bool, Any]
 """(True, result) or (False, exception) per op."""
@@ -50,7 +41,7 @@ async def run_batch(
     `PRAGMA data_version` read before loading them (see `writer/cached.py`).
 
     Raises:
-        CommitFailed: COMMIT raised; nothing can be said about the outcome.
+        CommitError: COMMIT raised; nothing can be said about the outcome.
         Exception: any other database or internal error (nothing was committed).
     """
     is_postgres = engine.dialect.name == "postgresql"
@@ -91,7 +82,7 @@ async def run_batch(
             hold_cache.forget(state.holds)
             if accounts is not None:
                 accounts.clear()
-            raise CommitFailed(exc) from exc
+            raise CommitError(exc) from exc
     known_accounts.update(ensured)
     hold_cache.remember(state.holds.values())
     if accounts is not None and version is not None:

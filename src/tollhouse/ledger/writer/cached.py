@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tollhouse.errors import TollhouseError
 from tollhouse.ledger.models import SYSTEM_KINDS, AccountKind, account_id_for
 from tollhouse.ledger.writer.apply import apply
-from tollhouse.ledger.writer.batch import CommitFailed, Outcome
+from tollhouse.ledger.writer.batch import Outcome
 from tollhouse.ledger.writer.flush import collect
 from tollhouse.ledger.writer.flush_sqlite import write_on_driver
 from tollhouse.ledger.writer.load import copy_hold
@@ -110,7 +110,7 @@ async def run_cached_batch(
     (the caches were dropped: another writer, a guard, a reused idempotency key...).
 
     Raises:
-        CommitFailed: COMMIT raised; nothing can be said about the outcome.
+        CommitError: COMMIT raised; nothing can be said about the outcome.
     """
 
     def work(connection: sqlite3.Connection) -> list[Outcome]:
@@ -130,9 +130,9 @@ async def run_cached_batch(
 
     try:
         outcomes = await run_transaction(engine, work)
-    except CommitError as failed:
+    except CommitError:
         _drop(accounts, hold_cache, state)
-        raise CommitFailed(failed.cause) from failed.cause
+        raise
     except Exception:
         _drop(accounts, hold_cache, state)
         return None

@@ -36,7 +36,7 @@ from tollhouse.ledger import validate
 from tollhouse.ledger.errors import LedgerClosed
 from tollhouse.ledger.models import AccountKind, HoldStatus, accounts_table, holds_table
 from tollhouse.ledger.schemas import GrantView, HoldView, SweepResult
-from tollhouse.ledger.writer.batch import CommitFailed, run_batch
+from tollhouse.ledger.writer.batch import run_batch
 from tollhouse.ledger.writer.cached import prepare, run_cached_batch
 from tollhouse.ledger.writer.ops import (
     CaptureOp,
@@ -50,7 +50,7 @@ from tollhouse.ledger.writer.ops import (
 )
 from tollhouse.ledger.writer.state import AccountCache, HoldCache, StaleState
 from tollhouse.storage import Database
-from tollhouse.storage.driver import datetime_to_db
+from tollhouse.storage.driver import CommitError, datetime_to_db
 
 logger = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ class Ledger:
 
     async def sweep(self, now: datetime | None = None) -> SweepResult:
         """Void open holds past `expires_at` (status `expired`), then move the rest of lots
-        past their expiry to the expired account (and of revoked lots back to issuance).
+        past their expiry to the expired account.
 
         Idempotent: a second sweep at the same `now` does nothing. One op per customer and
         currency, batched like any other.
@@ -287,7 +287,6 @@ class Ledger:
                 expired_grants=total.expired_grants + r.expired_grants,
                 expired_micros=total.expired_micros + r.expired_micros,
                 expired_holds=total.expired_holds + r.expired_holds,
-                revoked_micros=total.revoked_micros + r.revoked_micros,
             )
         return total
 
@@ -375,7 +374,7 @@ class Ledger:
     async def _execute(self, batch: list[Op]) -> None:
         try:
             outcomes = await self._run_batch(batch)
-        except CommitFailed as failed:
+        except CommitError as failed:
             for op in batch:
                 _resolve(op, False, failed.cause)
             return
@@ -399,7 +398,7 @@ class Ledger:
             attempts += 1
             try:
                 outcomes = await self._run_batch([op])
-            except CommitFailed as failed:
+            except CommitError as failed:
                 _resolve(op, False, failed.cause)
                 return
             except Exception as exc:

@@ -70,11 +70,8 @@ class OverdraftOp(Op):
 
 @dataclass(slots=True, eq=False)
 class SweepCustomerOp(Op):
-    """Expire one customer's stale holds and expired (or revoked) lots in one currency."""
+    """Expire one customer's stale holds and expired lots in one currency."""
 
     customer_id: str
     currency: str
     now: datetime
-
-
-HOLD_REF_OPS = (CaptureOp, VoidOp)

@@ -16,7 +16,7 @@ from typing import Any
 
 from tollhouse.ids import new_id
 from tollhouse.ledger.models import AccountKind, HoldStatus, account_id_for
-from tollhouse.ledger.schemas import GrantView, HoldView
+from tollhouse.ledger.schemas import GrantView, HoldView, spend_key
 
 
 class StaleState(Exception):
@@ -64,25 +64,7 @@ class Account:
 
     def grant_view(self) -> GrantView:
         assert self.customer_id is not None and self.created_at is not None
-        return GrantView(
-            id=self.id,
-            amount=self.amount or 0,
-            remaining=self.balance,
-            expires_at=self.expires_at,
-            priority=self.priority,
-            source=self.source or "manual",
-            customer_id=self.customer_id,
-            currency=self.currency,
-            description=self.description,
-            created_at=self.created_at,
-            revoked_at=self.revoked_at,
-            idempotency_key=self.idempotency_key,
-        )
-
-
-def spend_key(lot: Account) -> tuple[bool, datetime | None, int, datetime | None, str]:
-    """Spend order: expiring first (soonest first), then priority ascending, then oldest."""
-    return (lot.expires_at is None, lot.expires_at, lot.priority, lot.created_at, lot.id)
+        return GrantView.from_row(self)
 
 
 @dataclass(slots=True, eq=False)
@@ -105,19 +87,7 @@ class Hold:
     dirty: bool = False
 
     def view(self) -> HoldView:
-        return HoldView(
-            id=self.id,
-            customer_id=self.customer_id,
-            currency=self.currency,
-            amount=self.amount,
-            captured_amount=self.captured_amount,
-            status=self.status,
-            created_at=self.created_at,
-            expires_at=self.expires_at,
-            settled_at=self.settled_at,
-            idempotency_key=self.idempotency_key,
-            metadata=self.metadata,
-        )
+        return HoldView.from_row(self)
 
 
 EntryRow = tuple[str, str, str | None, int, str, str | None, str]
@@ -313,9 +283,6 @@ class HoldCache:
         """After a failed batch: nothing about these holds is trusted any more."""
         for hold_id in list(hold_ids):
             self._holds.pop(hold_id, None)
-
-    def __len__(self) -> int:
-        return len(self._holds)
 
 
 class AccountCache:

@@ -39,10 +39,6 @@ class MemoryStorage:
 
     async def gcra(self, cells: Sequence[Cell], mode: Mode) -> Outcome:
         """See `Storage.gcra`. Never awaits: atomic within the event loop."""
-        return self.gcra_sync(cells, mode)
-
-    def gcra_sync(self, cells: Sequence[Cell], mode: Mode) -> Outcome:
-        """The synchronous body of `gcra`, for callers outside an event loop."""
         now = self._now_us()
         if now >= self._next_prune_us:
             self.prune(now)

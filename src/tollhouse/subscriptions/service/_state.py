@@ -27,6 +27,10 @@ from tollhouse.subscriptions.periods import first_period, local_midnight, next_p
 ENDED = frozenset({SubscriptionStatus.CANCELED.value, SubscriptionStatus.EXPIRED.value})
 """Statuses whose paid plan is over (the customer is on the default plan)."""
 
+MAX_ROLLS_PER_RUN = 1200
+"""Safety bound on the boundaries one subscription is walked over at once: by one `roll_over`
+run, and by `current_period` catching up with a late job (100 years monthly)."""
+
 
 async def load(session: AsyncSession, customer_id: str, *, lock: bool = True) -> Subscription:
     """The customer's subscription, row-locked (`FOR UPDATE` on PostgreSQL) when `lock`.
@@ -166,48 +170,56 @@ async def start_period(
     *,
     catalog: Catalog,
     now: datetime,
-) -> None:
+) -> int:
     """Charge the fee and owe the included credits of the period the subscription is in now.
+    Idempotent (every line has a unique key). Returns the micros newly owed (0 when nothing
+    was owed, e.g. past due or the key already present).
 
-    Trialing: no fee. Past due: fee, no credits. A one-off plan is charged and credited once
-    per subscription (keys without a period); its monthly periods carry neither.
+    Trialing: no fee. Past due: fee, no credits (owed when a payment method arrives). A
+    one-off plan is charged and credited once per subscription (keys without a period); its
+    monthly periods carry neither.
     """
     start, end = sub.current_period_start, sub.current_period_end
     status = sub.status
-    if plan.interval == "once":
+    if not plan.is_recurring:
         await charge(
             session, sub, kind=ChargeKind.SUBSCRIPTION_FEE, amount_micros=plan.price_micros,
             plan=plan.name, start=start, end=end, key=f"fee:{sub.id}:once:{plan.name}",
             description=f"{plan.name} (one-off)", currency=catalog.currency, now=now,
         )  # fmt: skip
-        await owe(
-            session, sub, kind=GrantKind.INCLUDED, amount_micros=plan.included_credits_micros,
-            plan=plan.name, period_start=start, expires_at=None, key=once_key(sub.id, plan.name),
-            description=f"{plan.name}: included credits", currency=catalog.currency, now=now,
-        )  # fmt: skip
-        return
-    if status != SubscriptionStatus.TRIALING:
+    elif status != SubscriptionStatus.TRIALING:
         await charge(
             session, sub, kind=ChargeKind.SUBSCRIPTION_FEE, amount_micros=plan.price_micros,
             plan=plan.name, start=start, end=end, key=f"fee:{sub.id}:{start.isoformat()}",
             description=f"{plan.name} {start.date()} - {end.date()}",
             currency=catalog.currency, now=now,
         )  # fmt: skip
-    if status != SubscriptionStatus.PAST_DUE:
-        await owe_included(session, sub, plan, catalog=catalog, now=now)
+    if status == SubscriptionStatus.PAST_DUE:
+        return 0
+    return await owe_included(session, sub, plan, catalog=catalog, now=now)
 
 
 async def owe_included(
     session: AsyncSession, sub: Subscription, plan: Plan, *, catalog: Catalog, now: datetime
-) -> bool:
-    """Owe the current period's included credits of a recurring plan (idempotent by key)."""
+) -> int:
+    """Owe the included credits of the current period (recurring plan) or of the one-off
+    plan (once per subscription). Idempotent by key; returns the micros newly owed."""
     start, end = sub.current_period_start, sub.current_period_end
-    return await owe(
-        session, sub, kind=GrantKind.INCLUDED, amount_micros=plan.included_credits_micros,
-        plan=plan.name, period_start=start, expires_at=end, key=included_key(sub.id, start),
-        description=f"{plan.name}: included credits {start.date()} - {end.date()}",
-        currency=catalog.currency, now=now,
-    )  # fmt: skip
+    amount = plan.included_credits_micros
+    if plan.is_recurring:
+        owed = await owe(
+            session, sub, kind=GrantKind.INCLUDED, amount_micros=amount, plan=plan.name,
+            period_start=start, expires_at=end, key=included_key(sub.id, start),
+            description=f"{plan.name}: included credits {start.date()} - {end.date()}",
+            currency=catalog.currency, now=now,
+        )  # fmt: skip
+    else:
+        owed = await owe(
+            session, sub, kind=GrantKind.INCLUDED, amount_micros=amount, plan=plan.name,
+            period_start=start, expires_at=None, key=once_key(sub.id, plan.name),
+            description=f"{plan.name}: included credits", currency=catalog.currency, now=now,
+        )  # fmt: skip
+    return amount if owed else 0
 
 
 def begin_plan(sub: Subscription, plan: Plan, *, at: datetime) -> None:
@@ -239,4 +251,4 @@ async def sync_customer_plan(session: AsyncSession, sub: Subscription) -> None:
 
 def has_trial(plan: Plan) -> bool:
     """A new subscription to `plan` starts trialing: trial days and a price."""
-    return plan.trial_days > 0 and plan.price_micros > 0 and plan.interval != "once"
+    return plan.trial_days > 0 and plan.price_micros > 0 and plan.is_recurring

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollhouse.catalog import Catalog, Plan
 from tollhouse.clock import Clock
+from tollhouse.customers import Customer
 from tollhouse.customers import service as customers
 from tollhouse.errors import InvalidInput
 from tollhouse.ids import new_id
@@ -32,7 +33,7 @@ from tollhouse.subscriptions.models import (
     SubscriptionHistory,
     SubscriptionStatus,
 )
-from tollhouse.subscriptions.periods import seconds_between, zone
+from tollhouse.subscriptions.periods import zone
 from tollhouse.subscriptions.proration import Proration, prorate, prorate_credits
 from tollhouse.subscriptions.service import _state as state
 
@@ -55,6 +56,36 @@ class PlanChange:
     """The upgrade's proration lines (None when nothing was prorated)."""
     credits_owed_micros: int = 0
     """Included credits put in the grant outbox by this change."""
+
+
+async def create_customer(
+    session: AsyncSession,
+    *,
+    name: str,
+    email: str | None = None,
+    external_id: str | None = None,
+    plan: str | None = None,
+    timezone: str = "UTC",
+    catalog: Catalog,
+    clock: Clock,
+) -> Customer:
+    """Onboard a customer: create it and subscribe it at once to `plan` (default: the
+    catalog's default plan) in `timezone`, in the caller's transaction. The plan's included
+    credits go to the outbox: call `deliver_grants` after the commit.
+
+    Raises:
+        PlanNotFound: unknown plan.
+        InvalidInput: invalid name, email, external_id or time zone.
+        CustomerExists: another customer has `external_id`.
+    """
+    chosen = catalog.plan(plan or catalog.default_plan).name
+    customer = await customers.create(
+        session, name=name, email=email, external_id=external_id, plan=chosen, clock=clock
+    )
+    await ensure_subscription(
+        session, customer.id, catalog=catalog, clock=clock, timezone=timezone, plan=chosen
+    )
+    return customer
 
 
 async def ensure_subscription(
@@ -186,7 +217,7 @@ async def change_plan(
         )  # fmt: skip
     if target.rank > current.rank:
         return await _upgrade(session, sub, current, target, catalog=catalog, now=now)
-    if current.interval == "once":
+    if not current.is_recurring:
         raise InvalidPlanChange(
             f"plan {current.name!r} is a one-off purchase and cannot be downgraded; cancel it",
             plan=current.name, new_plan=target.name,
@@ -213,8 +244,8 @@ async def _upgrade(
 ) -> PlanChange:
     start, end = sub.current_period_start, sub.current_period_end
     paying = sub.status != SubscriptionStatus.TRIALING
-    same_cycle = current.interval == target.interval and target.interval != "once"
-    old_price = current.price_micros if paying and current.interval != "once" else 0
+    same_cycle = current.interval == target.interval and target.is_recurring
+    old_price = current.price_micros if paying and current.is_recurring else 0
     proration: Proration | None = None
     owed = 0
     if same_cycle:
@@ -231,13 +262,14 @@ async def _upgrade(
                 remaining_seconds=proration.remaining_seconds,
                 period_seconds=proration.period_seconds,
             )
-            await state.owe(
+            written = await state.owe(
                 session, sub, kind=GrantKind.UPGRADE, amount_micros=owed, plan=target.name,
                 period_start=start, expires_at=end,
                 key=f"upgrade:{sub.id}:{start.isoformat()}:{target.name}",
                 description=f"{current.name} -> {target.name}: included credits, prorated",
                 currency=catalog.currency, now=now,
             )  # fmt: skip
+            owed = owed if written else 0
         sub.plan = target.name
     else:
         if old_price:
@@ -249,8 +281,7 @@ async def _upgrade(
         state.begin_plan(sub, target, at=now)
         if sub.status == SubscriptionStatus.TRIALING:
             sub.status = SubscriptionStatus.ACTIVE.value  # a new cycle ends the trial
-        await state.start_period(session, sub, target, catalog=catalog, now=now)
-        owed = target.included_credits_micros if sub.status != SubscriptionStatus.PAST_DUE else 0
+        owed = await state.start_period(session, sub, target, catalog=catalog, now=now)
     sub.scheduled_plan = None
     sub.updated_at = now
     state.record(
@@ -310,12 +341,10 @@ async def _resubscribe(
         session, sub, HistoryEvent.ACTIVATED, now, from_plan=current.name, to_plan=target.name,
         reason="resubscribed", **_period(sub),
     )  # fmt: skip
-    await state.start_period(session, sub, target, catalog=catalog, now=now)
+    owed = await state.start_period(session, sub, target, catalog=catalog, now=now)
     await state.sync_customer_plan(session, sub)
     await session.flush()
-    return PlanChange(
-        sub, "resubscribed", current.name, target.name, now, None, target.included_credits_micros
-    )
+    return PlanChange(sub, "resubscribed", current.name, target.name, now, None, owed)
 
 
 async def cancel(
@@ -433,8 +462,7 @@ async def set_payment_method(
         state.record(
             session, sub, HistoryEvent.ACTIVATED, now, to_plan=sub.plan, reason="payment_method"
         )
-        if plan.interval != "once":
-            await state.owe_included(session, sub, plan, catalog=catalog, now=now)
+        await state.owe_included(session, sub, plan, catalog=catalog, now=now)
     await session.flush()
     return sub
 
@@ -455,11 +483,6 @@ async def history(
         query = query.where(SubscriptionHistory.id < before_id)
     query = query.order_by(SubscriptionHistory.id.desc()).limit(max(1, min(limit, 1000)))
     return list(await session.scalars(query))
-
-
-def remaining_seconds(sub: Subscription, now: datetime) -> int:
-    """Whole seconds left in the current period at `now`."""
-    return seconds_between(now, sub.current_period_end)
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -23,8 +23,6 @@ from tollhouse.subscriptions.models import Subscription
 from tollhouse.subscriptions.periods import PeriodInterval, next_period
 from tollhouse.subscriptions.service import _state as state
 
-_MAX_CATCH_UP = 1200
-
 
 @dataclass(frozen=True, slots=True)
 class QuotaStatus:
@@ -50,7 +48,7 @@ def current_period(
     on time even if the job runs late)."""
     start, end = sub.current_period_start, sub.current_period_end
     steps = 0
-    while end <= now and steps < _MAX_CATCH_UP:
+    while end <= now and steps < state.MAX_ROLLS_PER_RUN:
         start, end = next_period(sub.billing_anchor_day, sub.timezone, end, interval)
         steps += 1
     return start, end
@@ -76,7 +74,7 @@ async def quota_usage(
     now = clock.now()
     start, end = current_period(sub, now, plan.interval)
     wanted = [m for m in catalog.meters if meters is None or m in meters]
-    aggregations: dict[str, Aggregation] = {m: catalog.meters[m].aggregation for m in wanted}
+    aggregations = catalog.aggregations(wanted)
     totals = (
         await metering.totals(
             session, customer_id=customer_id, meters=aggregations, start=start, end=end

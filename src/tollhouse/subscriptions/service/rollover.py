@@ -47,8 +47,6 @@ from tollhouse.subscriptions.service import _state as state
 
 logger = logging.getLogger(__name__)
 
-MAX_ROLLS_PER_RUN = 1200
-"""Safety bound on boundaries rolled for one subscription in one run (100 years monthly)."""
 _TRANSACTIONS_PAGE = 500
 
 
@@ -74,6 +72,9 @@ class RolloverReport:
     """Boundaries rolled by this run (a subscription three periods behind counts 3)."""
     grants: DeliveryReport = DeliveryReport()
     """Outbox delivery, both passes added up."""
+    changed_customers: tuple[str, ...] = ()
+    """Customers whose plan or status changed at a boundary (their customer row's plan
+    mirror was rewritten): callers drop their cached views (`Runtime.invalidate_customer`)."""
 
 
 async def roll_over(
@@ -109,10 +110,15 @@ async def roll_over(
             )
         )
     touched = rolled = 0
+    changed: list[str] = []
     for customer_id in ids:
-        count = await _roll_subscription(db, customer_id, catalog=catalog, clock=clock, now=at)
+        count, moved = await _roll_subscription(
+            db, customer_id, catalog=catalog, clock=clock, now=at
+        )
         rolled += count
         touched += 1 if count else 0
+        if moved:
+            changed.append(customer_id)
     second = await deliver_grants(db, ledger=ledger, clock=clock, now=at)
     return RolloverReport(
         subscriptions=touched,
@@ -122,37 +128,43 @@ async def roll_over(
             skipped=first.skipped + second.skipped,
             failed=first.failed + second.failed,
         ),
+        changed_customers=tuple(changed),
     )
 
 
 async def _roll_subscription(
     db: Database, customer_id: str, *, catalog: Catalog, clock: Clock, now: datetime
-) -> int:
+) -> tuple[int, bool]:
+    """Boundaries rolled, and whether the plan or status changed at any of them."""
     rolled = 0
     attempts = 0
-    while rolled < MAX_ROLLS_PER_RUN:
+    changed = False
+    while rolled < state.MAX_ROLLS_PER_RUN:
         try:
             async with db.transaction() as session:
                 sub = await state.load(session, customer_id)
                 if sub.current_period_end > now:
-                    return rolled
-                await _roll_once(session, sub, catalog=catalog, clock=clock)
+                    return rolled, changed
+                moved = await _roll_once(session, sub, catalog=catalog, clock=clock)
             rolled += 1
+            changed = changed or moved
         except StaleDataError:
             attempts += 1  # another process moved it between our read and write: re-read
             if attempts > 5:
                 raise
     logger.warning("subscription of %s is more than %d periods behind", customer_id, rolled)
-    return rolled
+    return rolled, changed
 
 
 async def _roll_once(
     session: AsyncSession, sub: Subscription, *, catalog: Catalog, clock: Clock
-) -> None:
-    """Advance `sub` over its `current_period_end` (the boundary)."""
+) -> bool:
+    """Advance `sub` over its `current_period_end` (the boundary). True when its plan or
+    status changed."""
     boundary = sub.current_period_end
     now = clock.now()
     ending = catalog.plan(sub.plan)
+    old_status = sub.status
     old_start = sub.current_period_start
     carry = 0
     if ending.rollover is not None and sub.status != SubscriptionStatus.PAST_DUE:
@@ -199,7 +211,7 @@ async def _roll_once(
     sub.updated_at = now
     await session.flush()  # the conditional UPDATE first: a lost race fails before any insert
 
-    if carry and sub.status != SubscriptionStatus.PAST_DUE and plan.interval != "once":
+    if carry and sub.status != SubscriptionStatus.PAST_DUE and plan.is_recurring:
         await state.owe(
             session, sub, kind=GrantKind.ROLLOVER, amount_micros=carry, plan=ending.name,
             period_start=new_start, expires_at=new_end,
@@ -207,8 +219,9 @@ async def _roll_once(
             description=f"{ending.name}: unused included credits carried over",
             currency=catalog.currency, now=now,
         )  # fmt: skip
-    if plan.interval != "once":
-        await state.start_period(session, sub, plan, catalog=catalog, now=now)
+    # Unconditional: a scheduled downgrade onto a one-off plan is charged and credited here
+    # (once keys); a one-off plan's later monthly boundaries find those keys and add nothing.
+    await state.start_period(session, sub, plan, catalog=catalog, now=now)
     state.record(
         session, sub, HistoryEvent.PERIOD_ROLLED, boundary, from_plan=ending.name,
         to_plan=plan.name, previous_start=old_start.isoformat(),
@@ -218,6 +231,7 @@ async def _roll_once(
     if plan.name != ending.name:
         await state.sync_customer_plan(session, sub)
     await session.flush()
+    return plan.name != ending.name or sub.status != old_status
 
 
 async def _unused_included(
