@@ -110,6 +110,7 @@ async def admit(
     request_id: str,
     features: Sequence[str] = (),
     resource_tier: str | None = None,
+    hold_ends_with_call: bool = False,
 ) -> Admission:
     """Authorize one call of `model` expected to use at most `usage`, and hold its price.
 
@@ -120,6 +121,9 @@ async def admit(
     `principal` must act for a customer (an operator acting for one passes that customer's
     principal, see `api/routes/sidecar.py`). The hold expires after the upstream timeout plus
     a minute, so a crashed process never keeps credits reserved for long.
+    `hold_ends_with_call=True` (the gateway, which settles its own calls) lets the hold be
+    answered before its commit (`Ledger.hold`'s `answer_before_commit`); a hold handed to
+    another program waits for it.
 
     Raises:
         InsufficientScope: the key lacks `write`.
@@ -157,6 +161,7 @@ async def admit(
                 currency=deps.catalog.currency,
                 expires_at=deps.clock.now() + timedelta(seconds=timeout),
                 metadata={"model": model.id, "key_id": principal.key_id},
+                answer_before_commit=hold_ends_with_call,
             )
     except BaseException:
         deps.quotas.settle(quota, None)

@@ -44,7 +44,7 @@ from tollhouse.metering.errors import RecorderClosed, UnknownMeter
 from tollhouse.metering.models import UsageEvent
 from tollhouse.metering.schemas import RecordResult, UsageEventIn
 from tollhouse.storage import Database
-from tollhouse.storage.driver import datetime_to_db, run_transaction
+from tollhouse.storage.driver import datetime_to_db, rows_statements, run_transaction
 
 log = logging.getLogger("tollhouse.metering")
 
@@ -266,8 +266,10 @@ class UsageRecorder:
     async def _insert_on_driver(
         self, events: list[UsageEventIn], recorded_at: datetime
     ) -> set[tuple[str, str]]:
-        """SQLite: the same INSERTs in ONE call on the driver's thread (`storage.driver`); a
-        row counts as inserted when its INSERT changed a row. Times are converted by the
+        """SQLite: the rows in a few multi-row INSERTs, in ONE call on the driver's thread
+        (`storage.driver`). When they inserted fewer rows than given (some events were
+        already stored: a retried call), the transaction is rolled back and the rows are
+        inserted one by one, each counted by its rowcount. Times are converted by the
         column's own bind processor, properties by orjson (they hold only validated scalars:
         no NaN, which orjson would write as null), each once per distinct value or object
         (the events of one call share both)."""
@@ -296,7 +298,14 @@ class UsageRecorder:
                 )
             )
 
-        def work(connection: sqlite3.Connection) -> set[tuple[str, str]]:
+        statements = rows_statements(_SQLITE_INSERT_ROWS, params)
+
+        def insert_all(connection: sqlite3.Connection) -> None:
+            inserted = sum(connection.execute(s.sql, s.params).rowcount for s in statements)
+            if inserted != len(params):
+                raise _Duplicates  # rolled back; `insert_each` tells which
+
+        def insert_each(connection: sqlite3.Connection) -> set[tuple[str, str]]:
             inserted: set[tuple[str, str]] = set()
             cursor = connection.cursor()
             for values in params:
@@ -305,7 +314,11 @@ class UsageRecorder:
                     inserted.add((values[1], values[0]))
             return inserted
 
-        return await run_transaction(self.db.engine, work)
+        try:
+            await run_transaction(self.db.engine, insert_all)
+        except _Duplicates:
+            return await run_transaction(self.db.engine, insert_each)
+        return {(values[1], values[0]) for values in params}
 
     def _fail_all(self, items: Collection[_Pending], exc: BaseException) -> None:
         for item in items:
@@ -333,11 +346,15 @@ _PG_INSERT = (
     .on_conflict_do_nothing(index_elements=["customer_id", "event_id"])
     .returning(_TABLE.c.customer_id, _TABLE.c.event_id)
 )
-_SQLITE_INSERT = (
+_SQLITE_INSERT_ROWS = (
     "INSERT INTO usage_events (event_id, customer_id, meter, value, occurred_at, recorded_at, "
-    "key_id, model, properties) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (customer_id, event_id) DO NOTHING"
+    "key_id, model, properties) VALUES {rows} ON CONFLICT (customer_id, event_id) DO NOTHING"
 )
+_SQLITE_INSERT = _SQLITE_INSERT_ROWS.format(rows="(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+class _Duplicates(Exception):
+    """Some rows of a multi-row INSERT were already stored."""
 
 
 def _json(properties: Mapping[str, Any]) -> str:

@@ -7,6 +7,15 @@ metering) write a whole batch with ONE call instead: `run_transaction` checks th
 connection out (so nothing else uses it meanwhile), then runs `work(connection)` between
 `BEGIN IMMEDIATE` and `COMMIT` on the driver's thread.
 
+`work` should be a handful of statements, each carrying many rows (`rows_statements`), with
+its parameters built beforehand on the event loop. The sqlite3 module lets go of the GIL
+around every step of a statement and must take it back afterwards; while the event loop is
+busy, taking it back waits for the loop to yield it (up to `sys.getswitchinterval()`), so a
+thread that ran one small statement per row spent most of a batch waiting (a GIL convoy),
+and delayed every hold and usage write behind it. A few multi-row statements wait a few
+times per batch, and SQLite's own work (B-trees, the WAL's fsync at COMMIT) then runs on
+the other core while the event loop serves requests.
+
 Those writers take turns, first come first served (`_turns`): the pool's queue lets a task
 that asks again at once take the connection back before a waiting one wakes up, so a busy
 ledger would starve the usage recorder, whose backlog of settlements then grows without
@@ -18,8 +27,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Dialect
@@ -47,6 +58,45 @@ def datetime_to_db(dialect: Dialect) -> Callable[[datetime | None], Any]:
     processor = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
     assert processor is not None
     return processor
+
+
+CHUNK_ROWS = (256, 128, 64, 32, 16, 8, 4, 2, 1)
+"""Rows per multi-row statement: a batch is cut into these sizes (largest first), so each
+table has at most nine statement shapes in SQLite's statement cache, and 256 rows of up to
+120 columns stay below SQLite's 32,766 bound parameters."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowsStatement:
+    """One statement carrying `rows` rows: `sql` with their flattened `params`."""
+
+    sql: str
+    params: list[Any]
+    rows: int
+
+
+def rows_statements(template: str, rows: Sequence[Sequence[Any]]) -> list[RowsStatement]:
+    """`template` run over `rows` in as few statements as `CHUNK_ROWS` allows.
+
+    `template` holds `{rows}` where a VALUES list goes: `INSERT INTO t (a, b) VALUES {rows}`,
+    or `UPDATE t SET ... FROM (VALUES {rows}) AS v WHERE t.id = v.column1` (SQLite names the
+    columns of a VALUES list `column1`, `column2`, ...). Every row must have the same width.
+    """
+    statements: list[RowsStatement] = []
+    start, total = 0, len(rows)
+    while start < total:
+        size = next(n for n in CHUNK_ROWS if n <= total - start)
+        chunk = rows[start : start + size]
+        params = [value for row in chunk for value in row]
+        statements.append(RowsStatement(_rows_sql(template, len(chunk[0]), size), params, size))
+        start += size
+    return statements
+
+
+@lru_cache(maxsize=512)
+def _rows_sql(template: str, width: int, count: int) -> str:
+    group = "(" + ", ".join("?" * width) + ")"
+    return template.format(rows=", ".join([group] * count))
 
 
 async def sqlite_connection(conn: AsyncConnection) -> sqlite3.Connection:

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import IntegrityError
 
 from tollhouse.clock import FrozenClock
 from tollhouse.ids import new_id as real_new_id
-from tollhouse.ledger import GrantView, HoldNotOpen, InsufficientCredit, Ledger, LedgerClosed
+from tollhouse.ledger import (
+    GrantView,
+    HoldNotFound,
+    HoldNotOpen,
+    HoldView,
+    InsufficientCredit,
+    Ledger,
+    LedgerClosed,
+)
 from tollhouse.ledger import service as ledger_service
 from tollhouse.ledger.writer import apply as apply_module
+from tollhouse.ledger.writer import cached as cached_module
 from tollhouse.ledger.writer.ops import GrantOp
 from tollhouse.ledger.writer.state import BatchState
 from tollhouse.storage import Database
@@ -232,4 +242,89 @@ class TestSqliteAccountCache:
 
         balance = await wallet("cus_a")
         assert (balance.available_micros, balance.held_micros) == (88, 0)
+        await consistent()
+
+
+class TestAnswerBeforeCommit:
+    """`hold(answer_before_commit=True)` on SQLite's cached batches (the gateway's holds)."""
+
+    @pytest.fixture
+    def commit_gate(self, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+        """Cached batches wait for this event (set: open) before their transaction starts."""
+        gate = asyncio.Event()
+        gate.set()
+        real = cached_module.run_transaction
+
+        async def gated(engine: Any, work: Any) -> Any:
+            await gate.wait()
+            return await real(engine, work)
+
+        monkeypatch.setattr(cached_module, "run_transaction", gated)
+        return gate
+
+    @staticmethod
+    async def stored_hold(db: Database, hold_id: str) -> HoldView | None:
+        other = Database(db.url)  # a fresh engine sees only committed data
+        try:
+            async with other.sessions() as session:
+                return await ledger_service.get_hold(session, hold_id)
+        except HoldNotFound:
+            return None
+        finally:
+            await other.dispose()
+
+    async def test_the_hold_is_answered_at_once_and_stored_by_its_commit(
+        self,
+        sqlite_ledger: Ledger,
+        sqlite_db: Database,
+        commit_gate: asyncio.Event,
+        consistent: Check,
+    ) -> None:
+        await sqlite_ledger.grant("cus_a", 100, idempotency_key="g")
+        await sqlite_ledger.hold("cus_a", 10)  # cus_a's accounts are now cached
+        commit_gate.clear()
+
+        early = await asyncio.wait_for(
+            sqlite_ledger.hold("cus_a", 30, answer_before_commit=True), 5
+        )
+        waiting = asyncio.create_task(sqlite_ledger.hold("cus_a", 5))
+        await asyncio.sleep(0.05)
+
+        assert early.available_after_micros == 60
+        assert await self.stored_hold(sqlite_db, early.id) is None  # not committed yet
+        assert not waiting.done()  # a plain hold waits for the commit
+        commit_gate.set()
+        await waiting
+        stored = await self.stored_hold(sqlite_db, early.id)
+        assert stored is not None and (stored.amount, stored.status) == (30, "open")
+        await consistent()
+
+    async def test_a_batch_redone_the_general_way_stores_the_answered_hold_id(
+        self,
+        sqlite_ledger: Ledger,
+        sqlite_db: Database,
+        clock: FrozenClock,
+        commit_gate: asyncio.Event,
+        wallet: Wallet,
+        consistent: Check,
+    ) -> None:
+        await sqlite_ledger.grant("cus_a", 100, idempotency_key="g")
+        await sqlite_ledger.hold("cus_a", 10)  # cus_a's accounts are now cached
+        commit_gate.clear()
+        early = await asyncio.wait_for(
+            sqlite_ledger.hold("cus_a", 30, answer_before_commit=True), 5
+        )
+        other_db = Database(sqlite_db.url)  # another writer commits: the cache is stale
+        try:
+            async with Ledger(other_db, clock=clock) as other:
+                await other.grant("cus_a", 50, idempotency_key="g2")
+        finally:
+            await other_db.dispose()
+
+        commit_gate.set()
+        captured = await sqlite_ledger.capture(early.id, 20)
+
+        assert (captured.status, captured.captured_amount) == ("captured", 20)
+        balance = await wallet("cus_a")
+        assert (balance.available_micros, balance.held_micros) == (120, 10)
         await consistent()

@@ -103,7 +103,12 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
         model = runtime.catalog.model(body["model"])
         expected = estimate(route.kind, body, model)
         admission = await admit(
-            runtime, principal, model=model, usage=expected.usage, request_id=request_id
+            runtime,
+            principal,
+            model=model,
+            usage=expected.usage,
+            request_id=request_id,
+            hold_ends_with_call=True,
         )
         call = Call(request_id, route, principal, admission, started_at, body, raw, expected.stream)
         forwarded = await forward(runtime, call)

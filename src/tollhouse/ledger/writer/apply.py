@@ -85,7 +85,7 @@ def apply_hold(state: BatchState, op: HoldOp, hold_ttl: timedelta) -> HoldView:
     now = state.now
     hold = state.create_hold(
         Hold(
-            id=new_id("hold"),
+            id=op.hold_id,
             customer_id=op.customer_id,
             currency=op.currency,
             amount=op.amount,

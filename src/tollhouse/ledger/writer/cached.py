@@ -1,5 +1,5 @@
-"""SQLite: batches of holds, captures and voids over cached accounts, run whole on the
-driver's thread (ONE hop to aiosqlite's thread instead of one per statement).
+"""SQLite: batches of holds, captures and voids over cached accounts, applied in memory and
+written in ONE hop to aiosqlite's thread (instead of one per statement).
 
 Why caching accounts is sound on SQLite: tollhouse embeds SQLite with one writer, the process's
 `Ledger` (run one per database file; its one pooled connection serialises every transaction
@@ -33,7 +33,7 @@ from tollhouse.ledger.models import SYSTEM_KINDS, AccountKind, account_id_for
 from tollhouse.ledger.writer.apply import apply
 from tollhouse.ledger.writer.batch import Outcome
 from tollhouse.ledger.writer.flush import collect
-from tollhouse.ledger.writer.flush_sqlite import write_on_driver
+from tollhouse.ledger.writer.flush_sqlite import driver_writes, write_on_driver
 from tollhouse.ledger.writer.load import copy_hold
 from tollhouse.ledger.writer.ops import CaptureOp, HoldOp, Op, VoidOp
 from tollhouse.ledger.writer.state import AccountCache, BatchState, HoldCache, committed
@@ -104,7 +104,13 @@ async def run_cached_batch(
     hold_cache: HoldCache,
     to_db: Callable[[datetime | None], Any],
 ) -> list[Outcome] | None:
-    """Apply `ops` to the `prepare`d `state`, write and commit, all in one driver call.
+    """Apply `ops` to the `prepare`d `state`, then write and commit in one driver call.
+
+    The ops are applied here, on the event loop, and only the batch's few multi-row
+    statements run on the driver's thread (`storage.driver`). Applying before the
+    transaction's check is sound: when the check fails, the state and the caches are dropped.
+    Holds asked with `answer_before_commit` are answered once applied (see `Ledger.hold`);
+    every other op after the commit.
 
     Returns the outcomes in `ops` order, or None when the batch must run the general way
     (the caches were dropped: another writer, a guard, a reused idempotency key...).
@@ -112,24 +118,26 @@ async def run_cached_batch(
     Raises:
         CommitError: COMMIT raised; nothing can be said about the outcome.
     """
+    try:
+        outcomes = _apply_all(state, ops, hold_ttl)
+        for op, (ok, value) in zip(ops, outcomes, strict=True):
+            if ok and isinstance(op, HoldOp) and op.answer_before_commit and not op.future.done():
+                op.future.set_result(value)
+        changes = collect(state)
+        assert not changes.new_accounts and not changes.meta, "holds, captures, voids only"
+        writes = driver_writes(changes, state.now, to_db)
+    except Exception:  # a bug: trust no cached account it may have changed
+        _drop(accounts, hold_cache, state)
+        return None
 
-    def work(connection: sqlite3.Connection) -> list[Outcome]:
+    def work(connection: sqlite3.Connection) -> None:
         (version,) = connection.execute("PRAGMA data_version").fetchone()
         if not accounts.is_current(connection, version):
             raise _Changed
-        outcomes: list[Outcome] = []
-        for op in ops:
-            state.begin()
-            try:
-                outcomes.append((True, apply(state, op, hold_ttl)))
-            except TollhouseError as exc:
-                state.rollback()
-                outcomes.append((False, exc))
-        write_on_driver(connection, collect(state), state.now, to_db)
-        return outcomes
+        write_on_driver(connection, writes)
 
     try:
-        outcomes = await run_transaction(engine, work)
+        await run_transaction(engine, work)
     except CommitError:
         _drop(accounts, hold_cache, state)
         raise
@@ -139,6 +147,18 @@ async def run_cached_batch(
     for account in state.accounts.values():
         committed(account)
     hold_cache.remember(state.holds.values())
+    return outcomes
+
+
+def _apply_all(state: BatchState, ops: Sequence[Op], hold_ttl: timedelta) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    for op in ops:
+        state.begin()
+        try:
+            outcomes.append((True, apply(state, op, hold_ttl)))
+        except TollhouseError as exc:
+            state.rollback()
+            outcomes.append((False, exc))
     return outcomes
 
 

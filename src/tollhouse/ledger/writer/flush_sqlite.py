@@ -1,13 +1,15 @@
-"""SQLite writes: a few `executemany` calls on the one connection (no other writer exists).
+"""SQLite writes: a few multi-row statements on the one connection (no other writer exists).
 
-`write` runs them through SQLAlchemy (one thread hop each); `write_on_driver` runs the same
-statements on the raw connection, for a batch that runs whole on the driver's thread
-(`writer/cached.py`).
+`driver_writes` turns a batch's changes into statements of many rows each
+(`storage.driver.rows_statements`): inserts take a VALUES list, updates join one
+(`UPDATE ... FROM (VALUES ...)`). `write` runs them through SQLAlchemy (one thread hop each);
+`write_on_driver` runs them on the raw connection, for a batch that runs whole on the
+driver's thread (`writer/cached.py`).
 
 Values go to the driver already converted by the dialect's own processors (datetimes, JSON),
 skipping SQLAlchemy's per-row parameter processing on the hot path. Customer and system balance
-updates share one guarded statement (system accounts have no bound); SQLite reports a reliable
-total rowcount for `executemany`.
+updates share one guarded statement (system accounts have no bound): each statement's
+rowcount must equal its rows, or the guard failed.
 """
 
 from __future__ import annotations
@@ -24,29 +26,32 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tollhouse.ledger.models import accounts_table
 from tollhouse.ledger.writer.flush import Changes, account_row, check
 from tollhouse.storage.base import UTCDateTime
-from tollhouse.storage.driver import datetime_to_db
+from tollhouse.storage.driver import RowsStatement, datetime_to_db, rows_statements
 
 A = accounts_table.c
 
 _ENTRIES = (
     "INSERT INTO ledger_entries (transfer_id, account_id, customer_id, amount, kind, hold_id, "
-    "description, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "description, created_at) VALUES {rows}"
 )
 _HOLDS = (
     "INSERT INTO ledger_holds (id, customer_id, currency, amount, captured_amount, status, "
-    "idempotency_key, created_at, expires_at, settled_at, metadata) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "idempotency_key, created_at, expires_at, settled_at, metadata) VALUES {rows}"
 )
 _ALLOCATIONS = (
-    "INSERT INTO ledger_hold_allocations (hold_id, seq, account_id, amount) VALUES (?, ?, ?, ?)"
+    "INSERT INTO ledger_hold_allocations (hold_id, seq, account_id, amount) VALUES {rows}"
 )
+# (delta, account id); an account appears once per batch.
 _BALANCE = (
-    "UPDATE ledger_accounts SET balance = balance + ?1 WHERE id = ?2 "
-    "AND (lower_bound IS NULL OR ?1 >= 0 OR balance + ?1 >= lower_bound)"
+    "UPDATE ledger_accounts SET balance = balance + v.column1 FROM (VALUES {rows}) AS v "
+    "WHERE ledger_accounts.id = v.column2 AND (ledger_accounts.lower_bound IS NULL "
+    "OR v.column1 >= 0 OR ledger_accounts.balance + v.column1 >= ledger_accounts.lower_bound)"
 )
+# (status, captured amount, settled at, hold id)
 _SETTLE = (
-    "UPDATE ledger_holds SET status = ?, captured_amount = ?, settled_at = ? "
-    "WHERE id = ? AND status = 'open'"
+    "UPDATE ledger_holds SET status = v.column1, captured_amount = v.column2, "
+    "settled_at = v.column3 FROM (VALUES {rows}) AS v "
+    "WHERE ledger_holds.id = v.column4 AND ledger_holds.status = 'open'"
 )
 _ACCOUNT_META = (
     update(accounts_table)
@@ -58,8 +63,8 @@ _ACCOUNT_META = (
 )
 
 
-Write = tuple[str, list[tuple[Any, ...]], str | None]
-"""(SQL, rows for `executemany`, name of the guard its rowcount must satisfy, if any)."""
+Write = tuple[RowsStatement, str | None]
+"""A statement, and the name of the guard its rowcount must satisfy, if any."""
 
 
 def driver_writes(
@@ -70,72 +75,65 @@ def driver_writes(
     `to_db` converts datetimes as the dialect does (`storage.driver.datetime_to_db`).
     """
     writes: list[Write] = []
+
+    def add(template: str, rows: list[tuple[Any, ...]], guard: str | None = None) -> None:
+        writes.extend((statement, guard) for statement in rows_statements(template, rows))
+
     if changes.entries:
         created_at = to_db(now)
-        writes.append((_ENTRIES, [(*row, created_at) for row in changes.entries], None))
+        add(_ENTRIES, [(*row, created_at) for row in changes.entries])
     if changes.new_holds:
-        writes.append(
-            (
-                _HOLDS,
-                [
-                    (
-                        h.id,
-                        h.customer_id,
-                        h.currency,
-                        h.amount,
-                        h.captured_amount,
-                        h.status,
-                        h.idempotency_key,
-                        to_db(h.created_at),
-                        to_db(h.expires_at),
-                        to_db(h.settled_at),
-                        json.dumps(h.metadata),
-                    )
-                    for h in changes.new_holds
-                ],
-                None,
-            )
+        add(
+            _HOLDS,
+            [
+                (
+                    h.id,
+                    h.customer_id,
+                    h.currency,
+                    h.amount,
+                    h.captured_amount,
+                    h.status,
+                    h.idempotency_key,
+                    to_db(h.created_at),
+                    to_db(h.expires_at),
+                    to_db(h.settled_at),
+                    json.dumps(h.metadata),
+                )
+                for h in changes.new_holds
+            ],
         )
-        writes.append((_ALLOCATIONS, list(changes.allocations), None))
+        add(_ALLOCATIONS, changes.allocations)
     balances = changes.balances + changes.system
     if balances:
-        writes.append((_BALANCE, [(d, i) for i, d in balances], "balance"))
+        add(_BALANCE, [(d, i) for i, d in balances], "balance")
     if changes.settled:
-        writes.append(
-            (
-                _SETTLE,
-                [(h.status, h.captured_amount, to_db(h.settled_at), h.id) for h in changes.settled],
-                "hold",
-            )
+        add(
+            _SETTLE,
+            [(h.status, h.captured_amount, to_db(h.settled_at), h.id) for h in changes.settled],
+            "hold",
         )
     return writes
 
 
-def write_on_driver(
-    connection: sqlite3.Connection,
-    changes: Changes,
-    now: datetime,
-    to_db: Callable[[datetime | None], Any],
-) -> None:
+def write_on_driver(connection: sqlite3.Connection, writes: list[Write]) -> None:
     """`driver_writes` on a raw connection (on its own thread, inside a transaction).
 
     Raises `ConcurrentUpdate` if a guarded UPDATE missed a row.
     """
-    assert not changes.new_accounts and not changes.meta, "not writable on the driver"
-    for sql, rows, guard in driver_writes(changes, now, to_db):
-        cursor = connection.executemany(sql, rows)
+    for statement, guard in writes:
+        cursor = connection.execute(statement.sql, statement.params)
         if guard is not None:
-            check(guard, len(rows), cursor.rowcount)
+            check(guard, statement.rows, cursor.rowcount)
 
 
 async def write(conn: AsyncConnection, changes: Changes, now: datetime) -> None:
     """Write `changes`. Raises `ConcurrentUpdate` if a guarded UPDATE missed a row."""
     if changes.new_accounts:
         await conn.execute(insert(accounts_table), [account_row(a) for a in changes.new_accounts])
-    for sql, rows, guard in driver_writes(changes, now, datetime_to_db(conn.dialect)):
-        result = await conn.exec_driver_sql(sql, rows)
+    for statement, guard in driver_writes(changes, now, datetime_to_db(conn.dialect)):
+        result = await conn.exec_driver_sql(statement.sql, tuple(statement.params))
         if guard is not None:
-            check(guard, len(rows), result.rowcount)
+            check(guard, statement.rows, result.rowcount)
     if changes.meta:
         await conn.execute(
             _ACCOUNT_META,

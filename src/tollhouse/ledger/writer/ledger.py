@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from tollhouse.clock import Clock
+from tollhouse.ids import new_id
 from tollhouse.ledger import validate
 from tollhouse.ledger.errors import LedgerClosed
 from tollhouse.ledger.models import AccountKind, HoldStatus, accounts_table, holds_table
@@ -175,11 +176,21 @@ class Ledger:
         currency: str = "usd",
         expires_at: datetime | None = None,
         metadata: dict[str, Any] | None = None,
+        answer_before_commit: bool = False,
     ) -> HoldView:
         """Reserve `amount` micros (> 0): live lots in spend order, then the overdraft line.
 
         The same `idempotency_key` for the customer returns the first hold. `expires_at`
         defaults to now + `hold_ttl_seconds`; `sweep` voids open holds past it.
+
+        `answer_before_commit=True` answers as soon as the hold is decided, before its batch
+        commits, where the writer decides over accounts it owns (SQLite's cached batches;
+        elsewhere the answer still waits for the commit). For holds that live no longer than
+        the process's own work, such as a gateway call's: the decision is made over every
+        hold of the process, committed or not, so none can overdraw the wallet; if the
+        process dies before the commit, the hold never existed, as if it had expired at
+        once, and the work it covered died with the process. A hold handed to another
+        program (`POST /v1/authorize`) must wait for its commit.
 
         Raises:
             InvalidInput: bad amount, currency, key, expiry or metadata.
@@ -188,12 +199,14 @@ class Ledger:
         """
         op = HoldOp(
             future=self._future(),
+            hold_id=new_id("hold"),
             customer_id=validate.identifier(customer_id, "customer_id"),
             amount=validate.amount(amount),
             currency=validate.currency(currency),
             idempotency_key=validate.idempotency_key(idempotency_key, required=False),
             expires_at=validate.future_time(expires_at, "expires_at", self._clock.now()),
             metadata=validate.metadata(metadata),
+            answer_before_commit=answer_before_commit,
         )
         return cast(HoldView, await self._submit(op))
 

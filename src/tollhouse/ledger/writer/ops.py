@@ -33,12 +33,16 @@ class GrantOp(Op):
 
 @dataclass(slots=True, eq=False)
 class HoldOp(Op):
+    hold_id: str
+    """The new hold's id, chosen with the op: a batch retried the general way (or op by op)
+    makes the same hold, which a caller answered before the commit already knows."""
     customer_id: str
     amount: int
     currency: str
     idempotency_key: str | None
     expires_at: datetime | None
     metadata: dict[str, Any] = field(default_factory=dict)
+    answer_before_commit: bool = False
 
 
 @dataclass(slots=True, eq=False)
