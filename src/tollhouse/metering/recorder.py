@@ -44,7 +44,7 @@ from tollhouse.metering.errors import RecorderClosed, UnknownMeter
 from tollhouse.metering.models import UsageEvent
 from tollhouse.metering.schemas import RecordResult, UsageEventIn
 from tollhouse.storage import Database
-from tollhouse.storage.driver import datetime_to_db, rows_statements, run_transaction
+from tollhouse.storage.driver import datetime_to_db, rows_statement, run_transaction
 
 log = logging.getLogger("tollhouse.metering")
 
@@ -298,11 +298,10 @@ class UsageRecorder:
                 )
             )
 
-        statements = rows_statements(_SQLITE_INSERT_ROWS, params)
+        statement = rows_statement(_SQLITE_INSERT_ROWS, params)
 
         def insert_all(connection: sqlite3.Connection) -> None:
-            inserted = sum(connection.execute(s.sql, s.params).rowcount for s in statements)
-            if inserted != len(params):
+            if connection.execute(statement.sql, statement.params).rowcount != len(params):
                 raise _Duplicates  # rolled back; `insert_each` tells which
 
         def insert_each(connection: sqlite3.Connection) -> set[tuple[str, str]]:
@@ -348,9 +347,9 @@ _PG_INSERT = (
 )
 _SQLITE_INSERT_ROWS = (
     "INSERT INTO usage_events (event_id, customer_id, meter, value, occurred_at, recorded_at, "
-    "key_id, model, properties) VALUES {rows} ON CONFLICT (customer_id, event_id) DO NOTHING"
+    "key_id, model, properties) {rows} ON CONFLICT (customer_id, event_id) DO NOTHING"
 )
-_SQLITE_INSERT = _SQLITE_INSERT_ROWS.format(rows="(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_SQLITE_INSERT = _SQLITE_INSERT_ROWS.format(rows="VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 class _Duplicates(Exception):

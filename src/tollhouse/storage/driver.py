@@ -7,7 +7,7 @@ metering) write a whole batch with ONE call instead: `run_transaction` checks th
 connection out (so nothing else uses it meanwhile), then runs `work(connection)` between
 `BEGIN IMMEDIATE` and `COMMIT` on the driver's thread.
 
-`work` should be a handful of statements, each carrying many rows (`rows_statements`), with
+`work` should be a handful of statements, each carrying many rows (`rows_statement`), with
 its parameters built beforehand on the event loop. The sqlite3 module lets go of the GIL
 around every step of a statement and must take it back afterwards; while the event loop is
 busy, taking it back waits for the loop to yield it (up to `sys.getswitchinterval()`), so a
@@ -33,6 +33,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -60,43 +61,36 @@ def datetime_to_db(dialect: Dialect) -> Callable[[datetime | None], Any]:
     return processor
 
 
-CHUNK_ROWS = (256, 128, 64, 32, 16, 8, 4, 2, 1)
-"""Rows per multi-row statement: a batch is cut into these sizes (largest first), so each
-table has at most nine statement shapes in SQLite's statement cache, and 256 rows of up to
-120 columns stay below SQLite's 32,766 bound parameters."""
-
-
 @dataclass(frozen=True, slots=True)
 class RowsStatement:
-    """One statement carrying `rows` rows: `sql` with their flattened `params`."""
+    """One statement carrying `rows` rows: `sql` with its `params`."""
 
     sql: str
-    params: list[Any]
+    params: tuple[Any, ...]
     rows: int
 
 
-def rows_statements(template: str, rows: Sequence[Sequence[Any]]) -> list[RowsStatement]:
-    """`template` run over `rows` in as few statements as `CHUNK_ROWS` allows.
+def rows_statement(template: str, rows: Sequence[Sequence[Any]]) -> RowsStatement:
+    """`template` over all of `rows` in ONE statement: the rows travel as one JSON array
+    (`orjson`) that SQLite's `json_each` turns back into rows (SQLite >= 3.38 for `->>`).
 
-    `template` holds `{rows}` where a VALUES list goes: `INSERT INTO t (a, b) VALUES {rows}`,
-    or `UPDATE t SET ... FROM (VALUES {rows}) AS v WHERE t.id = v.column1` (SQLite names the
-    columns of a VALUES list `column1`, `column2`, ...). Every row must have the same width.
+    `template` holds `{rows}` where a row source goes: `INSERT INTO t (a, b) {rows}`, or
+    `UPDATE t SET ... FROM ({rows}) AS v WHERE t.id = v.column2`; its columns are named
+    `column1`, `column2`, ... like a VALUES list's. Values must be JSON scalars: str, int
+    (within 64 bits), None; JSON text goes as a string. Every row has the same width.
     """
-    statements: list[RowsStatement] = []
-    start, total = 0, len(rows)
-    while start < total:
-        size = next(n for n in CHUNK_ROWS if n <= total - start)
-        chunk = rows[start : start + size]
-        params = [value for row in chunk for value in row]
-        statements.append(RowsStatement(_rows_sql(template, len(chunk[0]), size), params, size))
-        start += size
-    return statements
+    if not rows:
+        raise ValueError("rows_statement needs at least one row")
+    return RowsStatement(
+        _rows_sql(template, len(rows[0])), (orjson.dumps(rows).decode(),), len(rows)
+    )
 
 
-@lru_cache(maxsize=512)
-def _rows_sql(template: str, width: int, count: int) -> str:
-    group = "(" + ", ".join("?" * width) + ")"
-    return template.format(rows=", ".join([group] * count))
+@lru_cache(maxsize=64)
+def _rows_sql(template: str, width: int) -> str:
+    columns = ", ".join(f"value ->> {n} AS column{n + 1}" for n in range(width))
+    # `WHERE true` lets an INSERT ... SELECT take an ON CONFLICT clause (SQLite's parser).
+    return template.format(rows=f"SELECT {columns} FROM json_each(?) WHERE true")
 
 
 async def sqlite_connection(conn: AsyncConnection) -> sqlite3.Connection:

@@ -1,4 +1,4 @@
-"""`storage.driver.rows_statements`: many rows in few multi-row statements, on real SQLite."""
+"""`storage.driver.rows_statement`: many rows in ONE statement, on real SQLite."""
 
 from __future__ import annotations
 
@@ -7,43 +7,60 @@ from pathlib import Path
 
 import pytest
 
-from tollhouse.storage.driver import rows_statements
+from tollhouse.storage.driver import rows_statement
 
-INSERT = "INSERT INTO t (id, name) VALUES {rows}"
-UPDATE = "UPDATE t SET name = v.column1 FROM (VALUES {rows}) AS v WHERE t.id = v.column2"
+INSERT = "INSERT INTO t (id, name, note) {rows}"
+UPDATE = "UPDATE t SET name = v.column1 FROM ({rows}) AS v WHERE t.id = v.column2"
 
 
 @pytest.fixture
 def connection(tmp_path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(tmp_path / "rows.db", isolation_level=None)
-    connection.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+    connection.execute(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL, note TEXT, UNIQUE (name))"
+    )
     return connection
 
 
-@pytest.mark.parametrize(
-    ("count", "sizes"),
-    [(1, [1]), (13, [8, 4, 1]), (256, [256]), (300, [256, 32, 8, 4]), (0, [])],
-)
-def test_rows_are_cut_into_power_of_two_statements_that_insert_them_all(
-    connection: sqlite3.Connection, count: int, sizes: list[int]
-) -> None:
-    rows = [(n, f"row {n}") for n in range(count)]
+@pytest.mark.parametrize("count", [1, 13, 300])
+def test_every_row_is_inserted_with_its_types(connection: sqlite3.Connection, count: int) -> None:
+    rows = [(n, f"row {n}", None if n % 2 else '{"a": 1}') for n in range(count)]
 
-    statements = rows_statements(INSERT, rows)
-    inserted = sum(connection.execute(s.sql, s.params).rowcount for s in statements)
+    statement = rows_statement(INSERT, rows)
+    inserted = connection.execute(statement.sql, statement.params).rowcount
 
-    assert [s.rows for s in statements] == sizes
-    assert inserted == count
-    assert connection.execute("SELECT id, name FROM t ORDER BY id").fetchall() == rows
+    assert (statement.rows, inserted) == (count, count)
+    stored = connection.execute("SELECT id, name, note, typeof(id) FROM t ORDER BY id").fetchall()
+    assert stored == [(*row, "integer") for row in rows]
 
 
-def test_an_update_joined_to_a_values_list_counts_only_the_rows_it_matched(
+def test_on_conflict_do_nothing_counts_only_new_rows(connection: sqlite3.Connection) -> None:
+    connection.execute("INSERT INTO t VALUES (1, 'a', NULL)")
+
+    statement = rows_statement(
+        INSERT + " ON CONFLICT (name) DO NOTHING", [(2, "a", None), (3, "b", None)]
+    )
+    inserted = connection.execute(statement.sql, statement.params).rowcount
+
+    assert inserted == 1
+    assert connection.execute("SELECT id, name FROM t ORDER BY id").fetchall() == [
+        (1, "a"),
+        (3, "b"),
+    ]
+
+
+def test_an_update_joined_to_the_rows_counts_only_the_rows_it_matched(
     connection: sqlite3.Connection,
 ) -> None:
-    connection.executemany("INSERT INTO t VALUES (?, ?)", [(1, "a"), (2, "b")])
+    connection.executemany("INSERT INTO t VALUES (?, ?, NULL)", [(1, "a"), (2, "b")])
 
-    (statement,) = rows_statements(UPDATE, [("x", 1), ("y", 3)])
+    statement = rows_statement(UPDATE, [("x", 1), ("y", 3)])
     updated = connection.execute(statement.sql, statement.params).rowcount
 
     assert (statement.rows, updated) == (2, 1)
     assert connection.execute("SELECT name FROM t ORDER BY id").fetchall() == [("x",), ("b",)]
+
+
+def test_no_rows_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one row"):
+        rows_statement(INSERT, [])

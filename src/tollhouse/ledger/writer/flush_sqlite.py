@@ -26,31 +26,29 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tollhouse.ledger.models import accounts_table
 from tollhouse.ledger.writer.flush import Changes, account_row, check
 from tollhouse.storage.base import UTCDateTime
-from tollhouse.storage.driver import RowsStatement, datetime_to_db, rows_statements
+from tollhouse.storage.driver import RowsStatement, datetime_to_db, rows_statement
 
 A = accounts_table.c
 
 _ENTRIES = (
     "INSERT INTO ledger_entries (transfer_id, account_id, customer_id, amount, kind, hold_id, "
-    "description, created_at) VALUES {rows}"
+    "description, created_at) {rows}"
 )
 _HOLDS = (
     "INSERT INTO ledger_holds (id, customer_id, currency, amount, captured_amount, status, "
-    "idempotency_key, created_at, expires_at, settled_at, metadata) VALUES {rows}"
+    "idempotency_key, created_at, expires_at, settled_at, metadata) {rows}"
 )
-_ALLOCATIONS = (
-    "INSERT INTO ledger_hold_allocations (hold_id, seq, account_id, amount) VALUES {rows}"
-)
+_ALLOCATIONS = "INSERT INTO ledger_hold_allocations (hold_id, seq, account_id, amount) {rows}"
 # (delta, account id); an account appears once per batch.
 _BALANCE = (
-    "UPDATE ledger_accounts SET balance = balance + v.column1 FROM (VALUES {rows}) AS v "
+    "UPDATE ledger_accounts SET balance = balance + v.column1 FROM ({rows}) AS v "
     "WHERE ledger_accounts.id = v.column2 AND (ledger_accounts.lower_bound IS NULL "
     "OR v.column1 >= 0 OR ledger_accounts.balance + v.column1 >= ledger_accounts.lower_bound)"
 )
 # (status, captured amount, settled at, hold id)
 _SETTLE = (
     "UPDATE ledger_holds SET status = v.column1, captured_amount = v.column2, "
-    "settled_at = v.column3 FROM (VALUES {rows}) AS v "
+    "settled_at = v.column3 FROM ({rows}) AS v "
     "WHERE ledger_holds.id = v.column4 AND ledger_holds.status = 'open'"
 )
 _ACCOUNT_META = (
@@ -77,7 +75,7 @@ def driver_writes(
     writes: list[Write] = []
 
     def add(template: str, rows: list[tuple[Any, ...]], guard: str | None = None) -> None:
-        writes.extend((statement, guard) for statement in rows_statements(template, rows))
+        writes.append((rows_statement(template, rows), guard))
 
     if changes.entries:
         created_at = to_db(now)
