@@ -4,8 +4,9 @@ Callers `await record(events)` (or fire-and-forget `record_later(events)`); one 
 takes everything queued so far (whole calls, up to `max_batch` events), writes it in ONE
 transaction with `INSERT ... ON CONFLICT (customer_id, event_id) DO NOTHING RETURNING ...`,
 commits, and only then resolves each caller's future with its own accepted/duplicate counts.
-On SQLite the whole transaction is one call on the driver's thread (`storage.driver`): one row
-INSERT ... ON CONFLICT DO NOTHING after another, each counted by its rowcount.
+On SQLite the whole transaction is one call on the driver's thread (`storage.driver`): one
+multi-row INSERT ... ON CONFLICT DO NOTHING, redone row by row when some rows were already
+stored (see `_insert_on_driver`).
 While a batch is being written new calls queue up and share the next transaction, so the
 commit rate of the store bounds batches, not events; an idle recorder writes a lone event at
 once (no timer, no added latency).

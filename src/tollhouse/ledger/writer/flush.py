@@ -11,7 +11,7 @@ are updated with `balance + delta` at the very end, in id order, so their locks 
 there to COMMIT only.
 
 PostgreSQL (`flush_postgres`) writes everything in one statement of data-modifying CTEs over
-array parameters; SQLite (`flush_sqlite`) uses a few `executemany` calls.
+array parameters; SQLite (`flush_sqlite`) one multi-row statement per table.
 """
 
 from __future__ import annotations
