@@ -267,7 +267,7 @@ class UsageRecorder:
     async def _insert_on_driver(
         self, events: list[UsageEventIn], recorded_at: datetime
     ) -> set[tuple[str, str]]:
-        """SQLite: the rows in a few multi-row INSERTs, in ONE call on the driver's thread
+        """SQLite: the rows in one multi-row INSERT, in ONE call on the driver's thread
         (`storage.driver`). When they inserted fewer rows than given (some events were
         already stored: a retried call), the transaction is rolled back and the rows are
         inserted one by one, each counted by its rowcount. Times are converted by the

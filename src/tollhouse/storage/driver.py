@@ -72,7 +72,8 @@ class RowsStatement:
 
 def rows_statement(template: str, rows: Sequence[Sequence[Any]]) -> RowsStatement:
     """`template` over all of `rows` in ONE statement: the rows travel as one JSON array
-    (`orjson`) that SQLite's `json_each` turns back into rows (SQLite >= 3.38 for `->>`).
+    (`orjson`) that SQLite's `json_each` and `json_extract` turn back into rows (`UPDATE ...
+    FROM` needs SQLite >= 3.33, see `storage.engine.MIN_SQLITE`).
 
     `template` holds `{rows}` where a row source goes: `INSERT INTO t (a, b) {rows}`, or
     `UPDATE t SET ... FROM ({rows}) AS v WHERE t.id = v.column2`; its columns are named
@@ -88,7 +89,7 @@ def rows_statement(template: str, rows: Sequence[Sequence[Any]]) -> RowsStatemen
 
 @lru_cache(maxsize=64)
 def _rows_sql(template: str, width: int) -> str:
-    columns = ", ".join(f"value ->> {n} AS column{n + 1}" for n in range(width))
+    columns = ", ".join(f"json_extract(value, '$[{n}]') AS column{n + 1}" for n in range(width))
     # `WHERE true` lets an INSERT ... SELECT take an ON CONFLICT clause (SQLite's parser).
     return template.format(rows=f"SELECT {columns} FROM json_each(?) WHERE true")
 

@@ -9,6 +9,7 @@ not the bottleneck (see bench/).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +23,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+MIN_SQLITE = (3, 33, 0)
+"""Oldest SQLite the writers' multi-row statements run on (`UPDATE ... FROM`, 3.33.0)."""
+
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for `url` (`sqlite+aiosqlite:///file.db` or `postgresql+asyncpg://...`).
@@ -32,6 +36,12 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise RuntimeError(
+                f"SQLite {sqlite3.sqlite_version} is too old: tollhouse needs "
+                f"{'.'.join(map(str, MIN_SQLITE))} or newer (UPDATE ... FROM); use a Python "
+                "built with a newer SQLite, or PostgreSQL"
+            )
         if parsed.database in (None, "", ":memory:"):
             raise ValueError("use a SQLite file, not an in-memory database (one per connection)")
         engine = create_async_engine(

@@ -1,8 +1,8 @@
 """SQLite writes: a few multi-row statements on the one connection (no other writer exists).
 
-`driver_writes` turns a batch's changes into statements of many rows each
-(`storage.driver.rows_statements`): inserts take a VALUES list, updates join one
-(`UPDATE ... FROM (VALUES ...)`). `write` runs them through SQLAlchemy (one thread hop each);
+`driver_writes` turns a batch's changes into one statement per table, carrying all its rows
+(`storage.driver.rows_statement`): inserts select from the rows, updates join them
+(`UPDATE ... FROM (rows)`). `write` runs them through SQLAlchemy (one thread hop each);
 `write_on_driver` runs them on the raw connection, for a batch that runs whole on the
 driver's thread (`writer/cached.py`).
 
@@ -129,7 +129,7 @@ async def write(conn: AsyncConnection, changes: Changes, now: datetime) -> None:
     if changes.new_accounts:
         await conn.execute(insert(accounts_table), [account_row(a) for a in changes.new_accounts])
     for statement, guard in driver_writes(changes, now, datetime_to_db(conn.dialect)):
-        result = await conn.exec_driver_sql(statement.sql, tuple(statement.params))
+        result = await conn.exec_driver_sql(statement.sql, statement.params)
         if guard is not None:
             check(guard, statement.rows, result.rowcount)
     if changes.meta:

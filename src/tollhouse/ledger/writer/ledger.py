@@ -190,8 +190,10 @@ class Ledger:
         the process's own work, such as a gateway call's: the decision is made over every
         hold of the process, committed or not, so none can overdraw the wallet; if the
         process dies before the commit, the hold never existed, as if it had expired at
-        once, and the work it covered died with the process. A hold handed to another
-        program (`POST /v1/authorize`) must wait for its commit.
+        once, and the work it covered died with the process. Its `idempotency_key`, if any,
+        must be new (the gateway's request id): were it the key of a stored hold the cache
+        does not hold, the early answer would be a new hold that is never stored. A hold
+        handed to another program (`POST /v1/authorize`) must wait for its commit.
 
         Raises:
             InvalidInput: bad amount, currency, key, expiry or metadata.
