@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -26,6 +28,7 @@ from tollhouse.ledger.writer import cached as cached_module
 from tollhouse.ledger.writer.ops import GrantOp
 from tollhouse.ledger.writer.state import BatchState
 from tollhouse.storage import Database
+from tollhouse.storage.driver import CommitError
 
 from .conftest import Check, Wallet
 
@@ -245,33 +248,47 @@ class TestSqliteAccountCache:
         await consistent()
 
 
+@pytest.fixture
+def commit_gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[asyncio.Event]:
+    """Cached batches' writes wait for this event (set: open) before their transaction.
+    Opened again after the test (before the ledger stops), whatever the test did."""
+    gate = asyncio.Event()
+    gate.set()
+    real = cached_module.run_transaction
+
+    async def gated(engine: Any, work: Any) -> Any:
+        await gate.wait()
+        return await real(engine, work)
+
+    monkeypatch.setattr(cached_module, "run_transaction", gated)
+    yield gate
+    gate.set()
+
+
+async def stored_hold(db: Database, hold_id: str) -> HoldView | None:
+    """The hold as committed (read through a fresh engine), or None."""
+    other = Database(db.url)
+    try:
+        async with other.sessions() as session:
+            return await ledger_service.get_hold(session, hold_id)
+    except HoldNotFound:
+        return None
+    finally:
+        await other.dispose()
+
+
+async def grant_elsewhere(db: Database, clock: FrozenClock, customer_id: str, amount: int) -> None:
+    """Another writer (its own engine and `Ledger`) grants credit: caches become stale."""
+    other_db = Database(db.url)
+    try:
+        async with Ledger(other_db, clock=clock) as other:
+            await other.grant(customer_id, amount, idempotency_key=f"elsewhere-{amount}")
+    finally:
+        await other_db.dispose()
+
+
 class TestAnswerBeforeCommit:
     """`hold(answer_before_commit=True)` on SQLite's cached batches (the gateway's holds)."""
-
-    @pytest.fixture
-    def commit_gate(self, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
-        """Cached batches wait for this event (set: open) before their transaction starts."""
-        gate = asyncio.Event()
-        gate.set()
-        real = cached_module.run_transaction
-
-        async def gated(engine: Any, work: Any) -> Any:
-            await gate.wait()
-            return await real(engine, work)
-
-        monkeypatch.setattr(cached_module, "run_transaction", gated)
-        return gate
-
-    @staticmethod
-    async def stored_hold(db: Database, hold_id: str) -> HoldView | None:
-        other = Database(db.url)  # a fresh engine sees only committed data
-        try:
-            async with other.sessions() as session:
-                return await ledger_service.get_hold(session, hold_id)
-        except HoldNotFound:
-            return None
-        finally:
-            await other.dispose()
 
     async def test_the_hold_is_answered_at_once_and_stored_by_its_commit(
         self,
@@ -291,11 +308,11 @@ class TestAnswerBeforeCommit:
         await asyncio.sleep(0.05)
 
         assert early.available_after_micros == 60
-        assert await self.stored_hold(sqlite_db, early.id) is None  # not committed yet
+        assert await stored_hold(sqlite_db, early.id) is None  # not committed yet
         assert not waiting.done()  # a plain hold waits for the commit
         commit_gate.set()
         await waiting
-        stored = await self.stored_hold(sqlite_db, early.id)
+        stored = await stored_hold(sqlite_db, early.id)
         assert stored is not None and (stored.amount, stored.status) == (30, "open")
         await consistent()
 
@@ -314,12 +331,7 @@ class TestAnswerBeforeCommit:
         early = await asyncio.wait_for(
             sqlite_ledger.hold("cus_a", 30, answer_before_commit=True), 5
         )
-        other_db = Database(sqlite_db.url)  # another writer commits: the cache is stale
-        try:
-            async with Ledger(other_db, clock=clock) as other:
-                await other.grant("cus_a", 50, idempotency_key="g2")
-        finally:
-            await other_db.dispose()
+        await grant_elsewhere(sqlite_db, clock, "cus_a", 50)
 
         commit_gate.set()
         captured = await sqlite_ledger.capture(early.id, 20)
@@ -327,4 +339,123 @@ class TestAnswerBeforeCommit:
         assert (captured.status, captured.captured_amount) == ("captured", 20)
         balance = await wallet("cus_a")
         assert (balance.available_micros, balance.held_micros) == (120, 10)
+        await consistent()
+
+
+class TestPipelinedCommits:
+    """SQLite: cached batches are decided while earlier ones commit (`writer/pipeline.py`)."""
+
+    async def test_batches_applied_during_a_commit_share_the_next_transaction(
+        self,
+        sqlite_ledger: Ledger,
+        sqlite_db: Database,
+        commit_gate: asyncio.Event,
+        wallet: Wallet,
+        consistent: Check,
+    ) -> None:
+        await sqlite_ledger.grant("cus_a", 100, idempotency_key="g")
+        await sqlite_ledger.hold("cus_a", 1)  # cus_a's accounts are now cached
+        commit_gate.clear()
+        batches_before = sqlite_ledger.batches
+
+        # One batch each (each awaited alone), all decided while the first one's write waits.
+        answered = [
+            await asyncio.wait_for(sqlite_ledger.hold("cus_a", n, answer_before_commit=True), 5)
+            for n in (10, 20, 30)
+        ]
+        # 39 left: the unwritten holds count. A refusal is answered after its commit.
+        refused = asyncio.create_task(sqlite_ledger.hold("cus_a", 40, answer_before_commit=True))
+        capture = asyncio.create_task(sqlite_ledger.capture(answered[0].id, 4))
+        await asyncio.sleep(0.05)
+
+        assert [h.available_after_micros for h in answered] == [89, 69, 39]
+        assert not refused.done()
+        assert not capture.done()  # a capture is answered after its commit
+        assert sqlite_ledger.batches == batches_before
+        commit_gate.set()
+        captured = await asyncio.wait_for(capture, 5)
+        with pytest.raises(InsufficientCredit):
+            await refused
+
+        assert (captured.status, captured.captured_amount) == ("captured", 4)
+        assert sqlite_ledger.batches == batches_before + 2  # the first, then all the rest
+        stored = [await stored_hold(sqlite_db, h.id) for h in answered]
+        assert [(h.amount, h.status) for h in stored if h] == [
+            (10, "captured"),
+            (20, "open"),
+            (30, "open"),
+        ]
+        balance = await wallet("cus_a")
+        assert (balance.available_micros, balance.held_micros) == (45, 51)
+        await consistent()
+
+    async def test_a_failed_write_has_its_batches_and_later_ones_redone_in_order(
+        self,
+        sqlite_ledger: Ledger,
+        sqlite_db: Database,
+        clock: FrozenClock,
+        commit_gate: asyncio.Event,
+        wallet: Wallet,
+        consistent: Check,
+    ) -> None:
+        await sqlite_ledger.grant("cus_a", 100, idempotency_key="g")
+        await sqlite_ledger.hold("cus_a", 1)  # cus_a's accounts are now cached
+        commit_gate.clear()
+        first = await asyncio.wait_for(
+            sqlite_ledger.hold("cus_a", 10, answer_before_commit=True), 5
+        )
+        second = await asyncio.wait_for(
+            sqlite_ledger.hold("cus_a", 20, answer_before_commit=True), 5
+        )
+        capture = asyncio.create_task(sqlite_ledger.capture(first.id, 10))
+        await asyncio.sleep(0.05)
+        await grant_elsewhere(sqlite_db, clock, "cus_a", 50)  # the pending writes are stale
+
+        commit_gate.set()
+        captured = await asyncio.wait_for(capture, 5)
+        void = await sqlite_ledger.void(second.id)  # stored by the redo, under its answered id
+
+        assert (captured.status, captured.captured_amount) == ("captured", 10)
+        assert (void.id, void.status) == (second.id, "voided")
+        balance = await wallet("cus_a")
+        assert (balance.available_micros, balance.held_micros) == (139, 1)
+        await consistent()
+
+    async def test_a_failed_commit_fails_its_ops_and_redoes_later_batches(
+        self,
+        sqlite_ledger: Ledger,
+        sqlite_db: Database,
+        wallet: Wallet,
+        consistent: Check,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        await sqlite_ledger.grant("cus_a", 100, idempotency_key="g")
+        held = await sqlite_ledger.hold("cus_a", 10)  # cus_a's accounts are now cached
+        real = cached_module.run_transaction
+        release = asyncio.Event()
+        failures = [sqlite3.OperationalError("disk I/O error")]
+
+        async def first_commit_fails(engine: Any, work: Any) -> Any:
+            if failures:
+                await release.wait()
+                raise CommitError(failures.pop())
+            return await real(engine, work)
+
+        monkeypatch.setattr(cached_module, "run_transaction", first_commit_fails)
+        capture = asyncio.create_task(sqlite_ledger.capture(held.id, 4))
+        await asyncio.sleep(0.05)  # its write is in flight
+        later = asyncio.create_task(sqlite_ledger.hold("cus_a", 30))
+        await asyncio.sleep(0.05)  # decided over the capture, which will not be stored
+        release.set()
+
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+            await asyncio.wait_for(capture, 5)
+        hold = await asyncio.wait_for(later, 5)
+
+        assert hold.amount == 30
+        assert await stored_hold(sqlite_db, hold.id) is not None
+        stored = await stored_hold(sqlite_db, held.id)
+        assert stored is not None and stored.status == "open"  # the capture was not stored
+        balance = await wallet("cus_a")
+        assert (balance.available_micros, balance.held_micros) == (60, 40)
         await consistent()

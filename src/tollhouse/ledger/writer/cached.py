@@ -1,15 +1,15 @@
-"""SQLite: batches of holds, captures and voids over cached accounts, applied in memory and
-written in ONE hop to aiosqlite's thread (instead of one per statement).
+"""SQLite: batches of holds, captures and voids over cached accounts, applied in memory on
+the event loop and written in ONE hop to aiosqlite's thread (`writer/pipeline.py`).
 
 Why caching accounts is sound on SQLite: tollhouse embeds SQLite with one writer, the process's
 `Ledger` (run one per database file; its one pooled connection serialises every transaction
-of the process). Every change to a customer's accounts goes through its batches, so after a
-COMMIT the batch's in-memory accounts are exactly the stored rows (`AccountCache`). Checked
-anyway on every cached batch: it takes the write lock (`BEGIN IMMEDIATE`) and compares
+of the process). Every change to a customer's accounts goes through its batches, so the cached
+accounts are the stored rows plus the batches applied and not yet written (`AccountCache`).
+Checked anyway on every write: it takes the write lock (`BEGIN IMMEDIATE`) and compares
 `PRAGMA data_version`, which changes when another connection commits, with the value read
-before the cache was loaded; a difference drops the cache and the batch runs the general way
-(`batch.run_batch`). The guarded writes of `flush` stay in force, and any failure drops the
-whole cache and the batch's holds from `HoldCache` before the general path runs the batch.
+before the cache was loaded; a difference fails the write (`StaleCache`). The guarded writes
+of `flush` stay in force. Any failure drops every cached account and the failed batches'
+holds, and the batches are redone the general way (`batch.run_batch`).
 PostgreSQL never uses this: several processes write there, under row locks (`load`).
 
 A batch is taken this way only when it holds nothing but holds, captures and voids, every
@@ -33,15 +33,21 @@ from tollhouse.ledger.models import SYSTEM_KINDS, AccountKind, account_id_for
 from tollhouse.ledger.writer.apply import apply
 from tollhouse.ledger.writer.batch import Outcome
 from tollhouse.ledger.writer.flush import collect
-from tollhouse.ledger.writer.flush_sqlite import driver_writes, write_on_driver
+from tollhouse.ledger.writer.flush_sqlite import SqliteRows, write_on_driver
 from tollhouse.ledger.writer.load import copy_hold
 from tollhouse.ledger.writer.ops import CaptureOp, HoldOp, Op, VoidOp
-from tollhouse.ledger.writer.state import AccountCache, BatchState, HoldCache, committed
-from tollhouse.storage.driver import CommitError, run_transaction
+from tollhouse.ledger.writer.state import (
+    AccountCache,
+    BatchState,
+    HoldCache,
+    StaleState,
+    committed,
+)
+from tollhouse.storage.driver import run_transaction
 
 
-class _Changed(Exception):
-    """Another connection committed since the cache was loaded."""
+class StaleCache(StaleState):
+    """Another connection committed since the accounts were cached."""
 
 
 def prepare(
@@ -94,60 +100,65 @@ def _add_customer(state: BatchState, accounts: AccountCache, customer_id: str) -
     return True
 
 
-async def run_cached_batch(
-    engine: AsyncEngine,
+def apply_cached(
     ops: Sequence[Op],
     state: BatchState,
+    rows: SqliteRows,
     *,
     hold_ttl: timedelta,
     accounts: AccountCache,
     hold_cache: HoldCache,
     to_db: Callable[[datetime | None], Any],
 ) -> list[Outcome] | None:
-    """Apply `ops` to the `prepare`d `state`, then write and commit in one driver call.
+    """Apply `ops` to the `prepare`d `state`, here on the event loop, and add what they
+    changed to `rows` (written later by `write_cached`, see `writer/pipeline.py`).
 
-    The ops are applied here, on the event loop, and only the batch's few multi-row
-    statements run on the driver's thread (`storage.driver`). Applying before the
-    transaction's check is sound: when the check fails, the state and the caches are dropped.
-    Holds asked with `answer_before_commit` are answered once applied (see `Ledger.hold`);
-    every other op after the commit.
+    The cached accounts are then marked as stored (their balances are the start of the next
+    batch's deltas) and the batch's holds are cached, before the write: the next batch
+    decides over this one's outcome, and a failed write drops every cache and has every
+    batch written since redone the general way. Holds asked with `answer_before_commit` are
+    answered here (see `Ledger.hold`); every other op after its commit.
 
-    Returns the outcomes in `ops` order, or None when the batch must run the general way
-    (the caches were dropped: another writer, a guard, a reused idempotency key...).
-
-    Raises:
-        CommitError: COMMIT raised; nothing can be said about the outcome.
+    Returns the outcomes in `ops` order, or None (nothing added to `rows`, the caches
+    dropped) when applying raised anything but a business error: a bug, whose partial
+    changes no cached account may keep.
     """
     try:
         outcomes = _apply_all(state, ops, hold_ttl)
-        for op, (ok, value) in zip(ops, outcomes, strict=True):
-            if ok and isinstance(op, HoldOp) and op.answer_before_commit and not op.future.done():
-                op.future.set_result(value)
         changes = collect(state)
         assert not changes.new_accounts and not changes.meta, "holds, captures, voids only"
-        writes = driver_writes(changes, state.now, to_db)
-    except Exception:  # a bug: trust no cached account it may have changed
-        _drop(accounts, hold_cache, state)
-        return None
-
-    def work(connection: sqlite3.Connection) -> None:
-        (version,) = connection.execute("PRAGMA data_version").fetchone()
-        if not accounts.is_current(connection, version):
-            raise _Changed
-        write_on_driver(connection, writes)
-
-    try:
-        await run_transaction(engine, work)
-    except CommitError:
-        _drop(accounts, hold_cache, state)
-        raise
+        rows.add(changes, state.now, to_db)
     except Exception:
-        _drop(accounts, hold_cache, state)
+        accounts.clear()
+        hold_cache.forget(state.holds)
         return None
+    for op, (ok, value) in zip(ops, outcomes, strict=True):
+        if ok and isinstance(op, HoldOp) and op.answer_before_commit:
+            op.future.set_result(value)
     for account in state.accounts.values():
         committed(account)
     hold_cache.remember(state.holds.values())
     return outcomes
+
+
+async def write_cached(engine: AsyncEngine, rows: SqliteRows, accounts: AccountCache) -> None:
+    """Write `rows` and commit, in one hop to the driver's thread.
+
+    Raises:
+        StaleCache: another connection committed since the accounts were cached.
+        ConcurrentUpdate: a guarded write missed a row (the cache was wrong).
+        CommitError: COMMIT raised; nothing can be said about the outcome.
+        Exception: any other database error (nothing was committed).
+    """
+    writes = rows.writes()
+
+    def work(connection: sqlite3.Connection) -> None:
+        (version,) = connection.execute("PRAGMA data_version").fetchone()
+        if not accounts.is_current(connection, version):
+            raise StaleCache("another connection wrote since the accounts were cached")
+        write_on_driver(connection, writes)
+
+    await run_transaction(engine, work)
 
 
 def _apply_all(state: BatchState, ops: Sequence[Op], hold_ttl: timedelta) -> list[Outcome]:
@@ -160,8 +171,3 @@ def _apply_all(state: BatchState, ops: Sequence[Op], hold_ttl: timedelta) -> lis
             state.rollback()
             outcomes.append((False, exc))
     return outcomes
-
-
-def _drop(accounts: AccountCache, hold_cache: HoldCache, state: BatchState) -> None:
-    accounts.clear()
-    hold_cache.forget(state.holds)

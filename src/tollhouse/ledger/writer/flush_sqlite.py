@@ -1,10 +1,10 @@
 """SQLite writes: a few multi-row statements on the one connection (no other writer exists).
 
-`driver_writes` turns a batch's changes into one statement per table, carrying all its rows
+`SqliteRows` turns batches' changes into one statement per table, carrying all their rows
 (`storage.driver.rows_statement`): inserts select from the rows, updates join them
 (`UPDATE ... FROM (rows)`). `write` runs them through SQLAlchemy (one thread hop each);
-`write_on_driver` runs them on the raw connection, for a batch that runs whole on the
-driver's thread (`writer/cached.py`).
+`write_on_driver` runs them on the raw connection, for the cached batches that the
+pipeline writes in one hop to the driver's thread (`writer/pipeline.py`).
 
 Values go to the driver already converted by the dialect's own processors (datetimes, JSON),
 skipping SQLAlchemy's per-row parameter processing on the hot path. Customer and system balance
@@ -65,56 +65,77 @@ Write = tuple[RowsStatement, str | None]
 """A statement, and the name of the guard its rowcount must satisfy, if any."""
 
 
-def driver_writes(
-    changes: Changes, now: datetime, to_db: Callable[[datetime | None], Any]
-) -> list[Write]:
-    """The raw statements for everything but new accounts and account metadata, in order.
+class SqliteRows:
+    """The rows of one or more batches' changes (all but new accounts and account metadata),
+    as the driver takes them, written by `writes` in one statement per table.
 
-    `to_db` converts datetimes as the dialect does (`storage.driver.datetime_to_db`).
+    Several batches merge into one transaction (`writer/pipeline.py`): their rows are
+    appended in order, and balance deltas add up per account, so each account is updated
+    once (a guarded `balance + delta`, see `flush`). A hold inserted by one batch and settled
+    by a later one is inserted first and updated after, as `writes` orders its statements.
     """
-    writes: list[Write] = []
 
-    def add(template: str, rows: list[tuple[Any, ...]], guard: str | None = None) -> None:
-        writes.append((rows_statement(template, rows), guard))
+    __slots__ = ("allocations", "balances", "entries", "holds", "settled")
 
-    if changes.entries:
+    def __init__(self) -> None:
+        self.entries: list[tuple[Any, ...]] = []
+        self.holds: list[tuple[Any, ...]] = []
+        self.allocations: list[tuple[str, int, str, int]] = []
+        self.balances: dict[str, int] = {}
+        self.settled: list[tuple[Any, ...]] = []
+
+    def add(self, changes: Changes, now: datetime, to_db: Callable[[datetime | None], Any]) -> None:
+        """Append `changes` of a batch applied at `now`; `to_db` converts datetimes as the
+        dialect does (`storage.driver.datetime_to_db`). All or nothing: nothing is appended
+        if building a row raises."""
         created_at = to_db(now)
-        add(_ENTRIES, [(*row, created_at) for row in changes.entries])
-    if changes.new_holds:
-        add(
-            _HOLDS,
-            [
-                (
-                    h.id,
-                    h.customer_id,
-                    h.currency,
-                    h.amount,
-                    h.captured_amount,
-                    h.status,
-                    h.idempotency_key,
-                    to_db(h.created_at),
-                    to_db(h.expires_at),
-                    to_db(h.settled_at),
-                    json.dumps(h.metadata),
-                )
-                for h in changes.new_holds
-            ],
-        )
-        add(_ALLOCATIONS, changes.allocations)
-    balances = changes.balances + changes.system
-    if balances:
-        add(_BALANCE, [(d, i) for i, d in balances], "balance")
-    if changes.settled:
-        add(
-            _SETTLE,
-            [(h.status, h.captured_amount, to_db(h.settled_at), h.id) for h in changes.settled],
-            "hold",
-        )
-    return writes
+        entries = [(*row, created_at) for row in changes.entries]
+        holds = [
+            (
+                h.id,
+                h.customer_id,
+                h.currency,
+                h.amount,
+                h.captured_amount,
+                h.status,
+                h.idempotency_key,
+                to_db(h.created_at),
+                to_db(h.expires_at),
+                to_db(h.settled_at),
+                json.dumps(h.metadata),
+            )
+            for h in changes.new_holds
+        ]
+        settled = [
+            (h.status, h.captured_amount, to_db(h.settled_at), h.id) for h in changes.settled
+        ]
+        self.entries += entries
+        self.holds += holds
+        self.allocations += changes.allocations
+        self.settled += settled
+        balances = self.balances
+        for account_id, delta in changes.balances + changes.system:
+            balances[account_id] = balances.get(account_id, 0) + delta
+
+    def writes(self) -> list[Write]:
+        """The statements, in write order (inserts, then guarded updates)."""
+        writes: list[Write] = []
+        if self.entries:
+            writes.append((rows_statement(_ENTRIES, self.entries), None))
+        if self.holds:
+            writes.append((rows_statement(_HOLDS, self.holds), None))
+        if self.allocations:
+            writes.append((rows_statement(_ALLOCATIONS, self.allocations), None))
+        balances = [(d, i) for i, d in self.balances.items() if d]
+        if balances:
+            writes.append((rows_statement(_BALANCE, balances), "balance"))
+        if self.settled:
+            writes.append((rows_statement(_SETTLE, self.settled), "hold"))
+        return writes
 
 
 def write_on_driver(connection: sqlite3.Connection, writes: list[Write]) -> None:
-    """`driver_writes` on a raw connection (on its own thread, inside a transaction).
+    """`SqliteRows.writes` on a raw connection (on its own thread, inside a transaction).
 
     Raises `ConcurrentUpdate` if a guarded UPDATE missed a row.
     """
@@ -128,7 +149,9 @@ async def write(conn: AsyncConnection, changes: Changes, now: datetime) -> None:
     """Write `changes`. Raises `ConcurrentUpdate` if a guarded UPDATE missed a row."""
     if changes.new_accounts:
         await conn.execute(insert(accounts_table), [account_row(a) for a in changes.new_accounts])
-    for statement, guard in driver_writes(changes, now, datetime_to_db(conn.dialect)):
+    rows = SqliteRows()
+    rows.add(changes, now, datetime_to_db(conn.dialect))
+    for statement, guard in rows.writes():
         result = await conn.exec_driver_sql(statement.sql, statement.params)
         if guard is not None:
             check(guard, statement.rows, result.rowcount)

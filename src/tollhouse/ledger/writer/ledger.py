@@ -17,8 +17,10 @@ that error (no blind retry of a possibly committed batch).
 An op whose caller is cancelled before its batch starts is dropped; once started it completes.
 Several processes may each run a `Ledger` on one PostgreSQL database (row locks, see `load`);
 on SQLite run one per database (one connection serialises everything). On SQLite, batches of
-holds, captures and voids run whole on the driver's thread over accounts cached across batches
-(`cached`); everything else, and any batch the caches cannot serve, runs the general way.
+holds, captures and voids are applied on the event loop over accounts cached across batches
+(`cached`) and written by a pipelined group commit (`pipeline`): the next batch is decided
+while the previous one commits. Everything else, and any batch the caches cannot serve, runs
+the general way once every batch before it is written.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from tollhouse.ledger.errors import LedgerClosed
 from tollhouse.ledger.models import AccountKind, HoldStatus, accounts_table, holds_table
 from tollhouse.ledger.schemas import GrantView, HoldView, SweepResult
 from tollhouse.ledger.writer.batch import run_batch
-from tollhouse.ledger.writer.cached import prepare, run_cached_batch
+from tollhouse.ledger.writer.cached import apply_cached, prepare
 from tollhouse.ledger.writer.ops import (
     CaptureOp,
     GrantOp,
@@ -50,6 +52,7 @@ from tollhouse.ledger.writer.ops import (
     SweepCustomerOp,
     VoidOp,
 )
+from tollhouse.ledger.writer.pipeline import Applied, CommitPipeline
 from tollhouse.ledger.writer.state import AccountCache, HoldCache, StaleState
 from tollhouse.storage import Database
 from tollhouse.storage.driver import CommitError, datetime_to_db
@@ -100,12 +103,29 @@ class Ledger:
         self._closed = False
         self._known_accounts: set[str] = set()
         self._hold_cache = HoldCache()
-        self._accounts = AccountCache() if db.is_sqlite else None
-        self._to_db = datetime_to_db(db.engine.dialect)
-        self.batches = 0
+        self._accounts: AccountCache | None = None
+        self._pipeline: CommitPipeline | None = None
+        if db.is_sqlite:
+            self._accounts = AccountCache()
+            self._pipeline = CommitPipeline(
+                db.engine,
+                accounts=self._accounts,
+                hold_cache=self._hold_cache,
+                to_db=datetime_to_db(db.engine.dialect),
+                on_failure=self._wakeup.set,
+            )
+        self._batches = 0
+        self._ops = 0
+
+    @property
+    def batches(self) -> int:
         """Transactions committed so far (for metrics and tests)."""
-        self.ops = 0
+        return self._batches + (self._pipeline.transactions if self._pipeline else 0)
+
+    @property
+    def ops(self) -> int:
         """Operations carried by those transactions."""
+        return self._ops + (self._pipeline.ops if self._pipeline else 0)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -336,8 +356,12 @@ class Ledger:
     async def _run(self) -> None:
         pending = self._pending
         while True:
+            if self._pipeline is not None and self._pipeline.failed:
+                await self._redo_failed()
+                continue
             if not pending:
                 if self._closed:
+                    await self._redo_failed()
                     return
                 self._wakeup.clear()
                 await self._wakeup.wait()
@@ -347,7 +371,8 @@ class Ledger:
                 op = pending.popleft()
                 if not op.future.done():  # cancelled callers withdraw their op
                     batch.append(op)
-            if batch:
+            if batch and not self._pipelined(batch):
+                await self._redo_failed()  # everything before this batch is written first
                 try:
                     await self._execute(batch)
                 except Exception as exc:  # never let the writer die (logged)
@@ -355,32 +380,53 @@ class Ledger:
                     for op in batch:
                         _resolve(op, False, exc)
 
+    def _pipelined(self, ops: list[Op]) -> bool:
+        """SQLite: apply `ops` over the caches and hand them to the pipeline; False when
+        they must run the general way (the caches cannot serve them)."""
+        pipeline, accounts = self._pipeline, self._accounts
+        if pipeline is None or accounts is None:
+            return False
+        state = prepare(
+            ops,
+            self._clock.now(),
+            accounts=accounts,
+            hold_cache=self._hold_cache,
+            known_accounts=self._known_accounts,
+        )
+        if state is None:
+            return False
+        outcomes = apply_cached(
+            ops,
+            state,
+            pipeline.rows,
+            hold_ttl=self._hold_ttl,
+            accounts=accounts,
+            hold_cache=self._hold_cache,
+            to_db=pipeline.to_db,
+        )
+        if outcomes is None:
+            return False
+        pipeline.add(Applied(ops, outcomes))
+        return True
+
+    async def _redo_failed(self) -> None:
+        """Wait for the pipeline's writes; redo the batches of a failed one, in order."""
+        if self._pipeline is None:
+            return
+        await self._pipeline.drain()
+        for ops in self._pipeline.take_failed():
+            try:
+                await self._execute(ops)
+            except Exception as exc:  # never let the writer die (logged)
+                logger.exception("ledger writer failed a batch")
+                for op in ops:
+                    _resolve(op, False, exc)
+
     async def _run_batch(self, ops: list[Op]) -> list[tuple[bool, Any]]:
-        now = self._clock.now()
-        if self._accounts is not None:
-            state = prepare(
-                ops,
-                now,
-                accounts=self._accounts,
-                hold_cache=self._hold_cache,
-                known_accounts=self._known_accounts,
-            )
-            if state is not None:
-                outcomes = await run_cached_batch(
-                    self._db.engine,
-                    ops,
-                    state,
-                    hold_ttl=self._hold_ttl,
-                    accounts=self._accounts,
-                    hold_cache=self._hold_cache,
-                    to_db=self._to_db,
-                )
-                if outcomes is not None:
-                    return outcomes
         return await run_batch(
             self._db.engine,
             ops,
-            now=now,
+            now=self._clock.now(),
             hold_ttl=self._hold_ttl,
             known_accounts=self._known_accounts,
             hold_cache=self._hold_cache,
@@ -402,8 +448,8 @@ class Ledger:
             else:
                 await self._execute_alone(batch[0], first_error=exc)
             return
-        self.batches += 1
-        self.ops += len(batch)
+        self._batches += 1
+        self._ops += len(batch)
         for op, (ok, value) in zip(batch, outcomes, strict=True):
             _resolve(op, ok, value)
 
@@ -420,8 +466,8 @@ class Ledger:
             except Exception as exc:
                 error = exc
                 continue
-            self.batches += 1
-            self.ops += 1
+            self._batches += 1
+            self._ops += 1
             ok, value = outcomes[0]
             _resolve(op, ok, value)
             return

@@ -284,6 +284,10 @@ class HoldCache:
         for hold_id in list(hold_ids):
             self._holds.pop(hold_id, None)
 
+    def clear(self) -> None:
+        """After a failed write of several batches: trust no hold any more."""
+        self._holds.clear()
+
 
 class AccountCache:
     """SQLite only: each customer's accounts as this process last committed them.
