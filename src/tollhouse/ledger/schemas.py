@@ -87,7 +87,7 @@ class HoldView:
     (negative when the hold drew on the overdraft). None on every other read."""
 
     @classmethod
-    def from_row(cls, row: Any) -> HoldView:
+    def from_row(cls, row: Any, available_after_micros: int | None = None) -> HoldView:
         """The view of a `ledger_holds` row (or any object with its columns)."""
         return cls(
             id=row.id,
@@ -101,6 +101,7 @@ class HoldView:
             settled_at=row.settled_at,
             idempotency_key=row.idempotency_key,
             metadata=row.metadata or {},
+            available_after_micros=available_after_micros,
         )
 
     @property

@@ -5,10 +5,12 @@ Each check raises `tollhouse.errors.InvalidInput` (422) whose `errors` lists `{l
 
 from __future__ import annotations
 
-import json
+import math
 import re
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from tollhouse.errors import InvalidInput
 from tollhouse.ledger.models import GrantSource
@@ -106,15 +108,30 @@ def text(value: object, loc: str, max_length: int = 1000) -> str:
 
 
 def metadata(value: object) -> dict[str, Any]:
-    """A JSON object (dict with string keys); `None` means empty."""
+    """A JSON object (dict with string keys, at most `MAX_METADATA_BYTES` of compact JSON,
+    integers within 64 bits, no NaN or infinity); `None` means empty."""
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise _fail("metadata", "must be a JSON object with string keys")
     try:
-        encoded = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
         raise _fail("metadata", f"must be JSON-serialisable: {exc}") from exc
+    # orjson writes NaN and infinity as null: look for them only where a null was written.
+    if b"null" in encoded and not _finite(value):
+        raise _fail("metadata", "must be JSON-serialisable: NaN and infinity are not JSON")
     if len(encoded) > MAX_METADATA_BYTES:
         raise _fail("metadata", f"must encode to at most {MAX_METADATA_BYTES} bytes of JSON")
     return dict(value)
+
+
+def _finite(value: object) -> bool:
+    """No float in `value` (nested dicts and lists) is NaN or infinite."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_finite(v) for v in value)
+    return True

@@ -97,6 +97,19 @@ class TestHold:
         }
         await consistent()
 
+    async def test_metadata_with_nulls_and_floats_is_stored_as_given(
+        self, ledger: Ledger, db: Database
+    ) -> None:
+        await ledger.grant("cus_a", ONE_DOLLAR, idempotency_key="g")
+        metadata = {"a": None, "b": 1.5, "c": [1, {"d": None, "e": -0.25}], "f": "x"}
+
+        await ledger.hold("cus_a", 10, metadata={"model": "m"})  # the customer is now cached
+        hold = await ledger.hold("cus_a", 10, metadata=metadata)
+
+        async with db.sessions() as session:
+            stored = await ledger_service.get_hold(session, hold.id)
+        assert hold.metadata == stored.metadata == metadata
+
     async def test_insufficient_credit_raises_402_and_stores_nothing(
         self, ledger: Ledger, wallet: Wallet, row_counts: Counts, consistent: Check
     ) -> None:

@@ -38,6 +38,10 @@ BAD_CALLS: dict[str, Call] = {
     "hold bad metadata": lambda l: l.hold("cus_a", 1, metadata=[1]),  # type: ignore[arg-type]
     "hold unserialisable metadata": lambda l: l.hold("cus_a", 1, metadata={"at": object()}),
     "hold huge metadata": lambda l: l.hold("cus_a", 1, metadata={"x": "y" * 5000}),
+    "hold NaN metadata": lambda l: l.hold("cus_a", 1, metadata={"x": [None, float("nan")]}),
+    "hold infinite metadata": lambda l: l.hold("cus_a", 1, metadata={"x": {"y": float("inf")}}),
+    "hold metadata int key": lambda l: l.hold("cus_a", 1, metadata={"x": {1: "y"}}),
+    "hold metadata huge int": lambda l: l.hold("cus_a", 1, metadata={"x": 2**70}),
     "capture negative": lambda l: l.capture("hold_x", -1),
     "capture float": lambda l: l.capture("hold_x", 0.5),  # type: ignore[arg-type]
     "overdraft negative": lambda l: l.set_overdraft_limit("cus_a", -1),

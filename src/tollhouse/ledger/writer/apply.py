@@ -6,7 +6,6 @@ operation's partial changes anyway (`BatchState.rollback`). No I/O here.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -113,7 +112,7 @@ def apply_hold(state: BatchState, op: HoldOp, hold_ttl: timedelta) -> HoldView:
         hold.allocations.append((overdraft.id, remaining))
         if overdraft.held_from is not None:
             state.set(overdraft, "held_from", overdraft.held_from + remaining)
-    return replace(hold.view(), available_after_micros=available - op.amount)
+    return hold.view(available_after_micros=available - op.amount)
 
 
 def _find_hold(state: BatchState, hold_id: str, customer_id: str | None) -> Hold:

@@ -14,12 +14,12 @@ rowcount must equal its rows, or the guard failed.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -88,7 +88,15 @@ class SqliteRows:
         """Append `changes` of a batch applied at `now`; `to_db` converts datetimes as the
         dialect does (`storage.driver.datetime_to_db`). All or nothing: nothing is appended
         if building a row raises."""
-        created_at = to_db(now)
+        times: dict[datetime | None, Any] = {None: None}  # a batch's holds share a few
+
+        def db_time(moment: datetime | None) -> Any:
+            value = times.get(moment, times)
+            if value is times:
+                value = times[moment] = to_db(moment)
+            return value
+
+        created_at = db_time(now)
         entries = [(*row, created_at) for row in changes.entries]
         holds = [
             (
@@ -99,15 +107,15 @@ class SqliteRows:
                 h.captured_amount,
                 h.status,
                 h.idempotency_key,
-                to_db(h.created_at),
-                to_db(h.expires_at),
-                to_db(h.settled_at),
-                json.dumps(h.metadata),
+                db_time(h.created_at),
+                db_time(h.expires_at),
+                db_time(h.settled_at),
+                orjson.dumps(h.metadata).decode(),
             )
             for h in changes.new_holds
         ]
         settled = [
-            (h.status, h.captured_amount, to_db(h.settled_at), h.id) for h in changes.settled
+            (h.status, h.captured_amount, db_time(h.settled_at), h.id) for h in changes.settled
         ]
         self.entries += entries
         self.holds += holds

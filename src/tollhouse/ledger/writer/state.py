@@ -86,8 +86,8 @@ class Hold:
     is_new: bool = False
     dirty: bool = False
 
-    def view(self) -> HoldView:
-        return HoldView.from_row(self)
+    def view(self, available_after_micros: int | None = None) -> HoldView:
+        return HoldView.from_row(self, available_after_micros)
 
 
 EntryRow = tuple[str, str, str | None, int, str, str | None, str]
