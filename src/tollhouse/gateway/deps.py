@@ -35,3 +35,8 @@ class GatewayDeps(Protocol):
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> None:
         """Run `coro` in the background; the server waits for it at shutdown."""
         ...
+
+    async def run_here(self, coro: Coroutine[Any, Any, Any], *, name: str) -> None:
+        """Await `coro` in the calling task, waited for at shutdown like `spawn`ed work; a
+        failure is logged, not raised."""
+        ...

@@ -1,6 +1,6 @@
 """Forward an admitted call upstream, pass the answer through, and settle what it really used.
 
-Settlement (after the answer, in the background so the client never waits for it):
+Settlement (after the answer is sent, so the client never waits for it):
 capture the price of the real usage (see `settle` for usage above the hold), record the usage
 events, charge the token window the tokens beyond the prompt estimate, and mark the key used.
 
@@ -20,7 +20,6 @@ What is charged when things go wrong:
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,8 +39,6 @@ from tollhouse.keys import Principal
 from tollhouse.ledger import InsufficientCredit
 from tollhouse.metering import UsageEventIn
 from tollhouse.metering.schemas import MAX_VALUE
-
-log = logging.getLogger(__name__)
 
 STREAM_CHUNK_TIMEOUT_SECONDS = 120.0
 """Longest silence tolerated between two chunks of a stream before it is treated as broken."""
@@ -81,12 +78,16 @@ class Call:
 
 @dataclass(slots=True)
 class Forwarded:
-    """The upstream's answer to pass to the client: whole `content`, or a `stream` of bytes."""
+    """The upstream's answer to pass to the client: whole `content`, or a `stream` of bytes.
+
+    A whole answer carries its real `usage` (and where it came from): the caller sends the
+    answer, then `settle`s it, in its own task. A stream settles itself when it ends."""
 
     status: int
     content_type: str
     content: bytes = b""
     stream: AsyncIterator[bytes] | None = None
+    usage: tuple[Usage, UsageSource] | None = None
 
 
 def upstream_payload(call: Call) -> bytes:
@@ -117,7 +118,8 @@ def upstream_timeout(seconds: float, *, stream: bool) -> aiohttp.ClientTimeout:
 
 
 async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
-    """Send `call` upstream and return its answer; settlement is scheduled, never awaited.
+    """Send `call` upstream and return its answer (a whole answer with its usage to settle
+    once sent; a stream settles in the background when it ends).
 
     Raises (after voiding the hold):
         UpstreamTimeout: no answer within `upstream_timeout_seconds` (504).
@@ -178,9 +180,8 @@ async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
             parsed = orjson.loads(content)
         except orjson.JSONDecodeError:
             parsed = None
-    usage, source = usage_from_body(call.route.kind, parsed, call.admission.estimate)
-    deps.spawn(settle(deps, call, usage, source), name=f"settle {call.request_id}")
-    return Forwarded(response.status, content_type, content)
+    usage = usage_from_body(call.route.kind, parsed, call.admission.estimate)
+    return Forwarded(response.status, content_type, content, usage=usage)
 
 
 async def _stream_through(

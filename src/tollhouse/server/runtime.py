@@ -133,13 +133,27 @@ class Runtime:
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
+    async def run_here(self, coro: Coroutine[Any, Any, Any], *, name: str) -> None:
+        """Await `coro` in the calling task (no new task: a measurable cost per gateway call),
+        waited for by `drain` like `spawn`ed work; a failure is logged, not raised."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await coro
+        except Exception:
+            log.exception("%s failed", name)
+        finally:
+            self._tasks.discard(task)
+
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
     async def drain(self) -> None:
-        """Wait until every background task spawned so far (and those they spawn) is done."""
+        """Wait until every background task spawned so far (and those they spawn), and every
+        `run_here` under way, is done."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 

@@ -24,7 +24,7 @@ from tollhouse.errors import TollhouseError
 from tollhouse.gateway.admission import Admission, admit
 from tollhouse.gateway.errors import InvalidRequest
 from tollhouse.gateway.estimate import estimate
-from tollhouse.gateway.proxy import ROUTES, Call, Route, forward
+from tollhouse.gateway.proxy import ROUTES, Call, Route, forward, settle
 from tollhouse.ids import new_id
 from tollhouse.ratelimit import headers as rate_headers
 from tollhouse.server.runtime import Runtime
@@ -132,8 +132,15 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
     if forwarded.status >= 200 and forwarded.status not in (204, 304):
         headers.append((b"content-length", str(len(forwarded.content)).encode()))
     headers.append((b"content-type", content_type))  # the same headers as Starlette's Response
-    await send({"type": "http.response.start", "status": forwarded.status, "headers": headers})
-    await send({"type": "http.response.body", "body": forwarded.content})
+    try:
+        await send({"type": "http.response.start", "status": forwarded.status, "headers": headers})
+        await send({"type": "http.response.body", "body": forwarded.content})
+    finally:
+        if forwarded.usage is not None:
+            # The answer is out: the server reads the connection's next request meanwhile.
+            await runtime.run_here(
+                settle(runtime, call, *forwarded.usage), name=f"settle {request_id}"
+            )
 
 
 async def list_models(request: Request) -> Response:
