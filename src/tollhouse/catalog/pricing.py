@@ -15,10 +15,20 @@ from decimal import Decimal
 
 from tollhouse import money
 
-MILLION = Decimal(1_000_000)
+MILLION_INT = 1_000_000
 """Units in the "per 1M" YAML rates (tokens, characters)."""
+MILLION = Decimal(MILLION_INT)
 
 ZERO = Decimal(0)
+_RATES = (
+    "per_request_micros",
+    "input_per_1m_tokens",
+    "output_per_1m_tokens",
+    "per_image",
+    "per_audio_second",
+    "per_1m_characters",
+)
+"""`Price`'s rate fields."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,18 +49,23 @@ class Usage:
     audio_seconds: Decimal = field(default=ZERO)
     characters: int = 0
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # on every call, twice: the common case is kept short
         seconds = self.audio_seconds
-        if not isinstance(seconds, Decimal):
-            seconds = Decimal(str(seconds))
-            object.__setattr__(self, "audio_seconds", seconds)
-        if not seconds.is_finite():
-            raise ValueError("audio_seconds must be finite")
-        for name in ("requests", "input_tokens", "output_tokens", "images", "characters"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative")
-        if seconds < 0:
-            raise ValueError("audio_seconds must not be negative")
+        if seconds is not ZERO:
+            if not isinstance(seconds, Decimal):
+                seconds = Decimal(str(seconds))
+                object.__setattr__(self, "audio_seconds", seconds)
+            if not seconds.is_finite():
+                raise ValueError("audio_seconds must be finite")
+            if seconds < 0:
+                raise ValueError("audio_seconds must not be negative")
+        if (
+            min(self.requests, self.input_tokens, self.output_tokens, self.images, self.characters)
+            < 0
+        ):
+            for name in ("requests", "input_tokens", "output_tokens", "images", "characters"):
+                if getattr(self, name) < 0:
+                    raise ValueError(f"{name} must not be negative")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +85,27 @@ class Price:
     per_image: Decimal | None = None
     per_audio_second: Decimal | None = None
     per_1m_characters: Decimal | None = None
+    _whole_rates: tuple[int, int, int, int, int] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    """(input, output, characters per 1M; image; request) as ints when every rate but audio's
+    is a whole number of micros: `cost` then sums exactly in integers (no `Decimal`)."""
 
     def __post_init__(self) -> None:
-        for name in self.__slots__:
+        for name in _RATES:
             value = getattr(self, name)
             if value is not None and (value < 0 or not Decimal(value).is_finite()):
                 raise ValueError(f"{name} must be finite and not negative")
+        rates = (
+            self.input_per_1m_tokens,
+            self.output_per_1m_tokens,
+            self.per_1m_characters,
+            self.per_image,
+            self.per_request_micros,
+        )
+        if all(rate is None or rate == int(rate) for rate in rates):
+            whole = tuple(0 if rate is None else int(rate) for rate in rates)
+            object.__setattr__(self, "_whole_rates", whole)
 
     @classmethod
     def from_dollars(
@@ -105,7 +135,7 @@ class Price:
     @property
     def is_free(self) -> bool:
         """True when no component charges anything."""
-        return all(not getattr(self, name) for name in self.__slots__)
+        return all(not getattr(self, name) for name in _RATES)
 
     def exact_cost(self, usage: Usage) -> Decimal:
         """The unrounded cost of `usage` in micros (a `Decimal`, exact)."""
@@ -123,6 +153,16 @@ class Price:
 
     def cost(self, usage: Usage) -> int:
         """The cost of `usage` in whole micros: exact sum of all parts, rounded up once."""
+        whole = self._whole_rates
+        if whole is not None and not (usage.audio_seconds and self.per_audio_second):
+            per_input, per_output, per_character, per_image, per_request = whole
+            millionths = (
+                usage.input_tokens * per_input
+                + usage.output_tokens * per_output
+                + usage.characters * per_character
+                + MILLION_INT * (usage.images * per_image + usage.requests * per_request)
+            )
+            return -(-millionths // MILLION_INT)  # rounded up, as `money.charge`
         return money.charge(self.exact_cost(usage), Decimal(1))
 
     def as_dollars(self) -> dict[str, str]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from decimal import Decimal
+import random
+from decimal import ROUND_CEILING, Decimal
 
 import pytest
 
@@ -100,6 +101,43 @@ class TestPriceCost:
 
     def test_free_price_costs_nothing(self) -> None:
         assert Price().cost(Usage(input_tokens=10**9, images=5)) == 0
+
+    @pytest.mark.parametrize("whole", [True, False], ids=["whole-micro rates", "sub-micro rates"])
+    def test_cost_is_the_exact_sum_rounded_up_once(self, whole: bool) -> None:
+        """`cost` (integers when every rate is whole micros) equals the exact `Decimal` sum
+        rounded up, for many random prices and usages."""
+        rng = random.Random(7)
+
+        def rate() -> str | None:
+            if rng.random() < 0.2:
+                return None
+            micros = rng.randrange(0, 20_000_000)
+            return str(Decimal(micros) / 1_000_000) if whole else f"{micros}e-9"
+
+        for _ in range(2_000):
+            price = Price.from_dollars(
+                per_request=str(Decimal(rng.randrange(0, 5_000)) / 1_000_000),
+                input_per_1m_tokens=rate(),
+                output_per_1m_tokens=rate(),
+                per_image=rate(),
+                per_audio_second=rate(),
+                per_1m_characters=rate(),
+            )
+            usage = Usage(
+                input_tokens=rng.randrange(0, 10**7),
+                output_tokens=rng.randrange(0, 10**6),
+                images=rng.randrange(0, 10),
+                characters=rng.randrange(0, 10**5),
+                audio_seconds=Decimal(rng.randrange(0, 3)) / 10,
+                requests=rng.randrange(1, 3),
+            )
+            exact = price.exact_cost(usage).to_integral_value(rounding=ROUND_CEILING)
+            assert price.cost(usage) == int(exact), (price, usage)
+
+    def test_whole_micro_rates_take_the_integer_sum(self) -> None:
+        price = Price.from_dollars(input_per_1m_tokens="0.15", per_image="0.04")
+        assert price._whole_rates == (150_000, 0, 0, 40_000, 0)
+        assert Price.from_dollars(per_image="0.0000005")._whole_rates is None
 
 
 class TestUsage:
