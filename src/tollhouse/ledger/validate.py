@@ -109,7 +109,8 @@ def text(value: object, loc: str, max_length: int = 1000) -> str:
 
 def metadata(value: object) -> dict[str, Any]:
     """A JSON object (dict with string keys, at most `MAX_METADATA_BYTES` of compact JSON,
-    integers within 64 bits, no NaN or infinity); `None` means empty."""
+    integers within 64 bits, no NaN or infinity); `None` means empty. Returned as read back
+    from its JSON (tuples become lists, datetimes and UUIDs strings: what is stored)."""
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
@@ -123,7 +124,8 @@ def metadata(value: object) -> dict[str, Any]:
         raise _fail("metadata", "must be JSON-serialisable: NaN and infinity are not JSON")
     if len(encoded) > MAX_METADATA_BYTES:
         raise _fail("metadata", f"must encode to at most {MAX_METADATA_BYTES} bytes of JSON")
-    return dict(value)
+    decoded: dict[str, Any] = orjson.loads(encoded)
+    return decoded
 
 
 def _finite(value: object) -> bool:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -109,6 +110,20 @@ class TestHold:
         async with db.sessions() as session:
             stored = await ledger_service.get_hold(session, hold.id)
         assert hold.metadata == stored.metadata == metadata
+
+    async def test_metadata_is_stored_as_its_json(self, ledger: Ledger, db: Database) -> None:
+        await ledger.grant("cus_a", ONE_DOLLAR, idempotency_key="g")
+        at = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+        ref = uuid.UUID(int=7)
+
+        first = await ledger.hold("cus_a", 10, metadata={"at": at, "pair": (1, 2)})  # general
+        second = await ledger.hold("cus_a", 10, metadata={"ref": ref})  # cached on SQLite
+
+        async with db.sessions() as session:
+            stored = [await ledger_service.get_hold(session, h.id) for h in (first, second)]
+        assert [h.metadata for h in (first, second)] == [h.metadata for h in stored]
+        assert stored[0].metadata == {"at": "2030-01-02T03:04:05+00:00", "pair": [1, 2]}
+        assert stored[1].metadata == {"ref": str(ref)}
 
     async def test_insufficient_credit_raises_402_and_stores_nothing(
         self, ledger: Ledger, wallet: Wallet, row_counts: Counts, consistent: Check
