@@ -2,7 +2,8 @@
 
 Each call validates its arguments (`InvalidInput` before anything is queued), enqueues an op with
 a future and awaits it. One background task takes everything queued (up to `max_batch`), runs it
-in ONE transaction (`batch.run_batch`), commits, then resolves the futures: an answer is durable
+in ONE transaction (`batch.run_batch`; on SQLite the pipeline below may write several such
+batches in one), commits, then resolves the futures: an answer is durable
 before the caller gets it (except a hold asked with `answer_before_commit`, see `hold`). There
 is no tick: an idle ledger commits a lone op at once; under load ops pile up while a batch runs
 and the next batch takes them all, so commits per second stay roughly constant while ops per
