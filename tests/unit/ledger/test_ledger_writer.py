@@ -287,6 +287,11 @@ async def grant_elsewhere(db: Database, clock: FrozenClock, customer_id: str, am
         await other_db.dispose()
 
 
+async def early_hold(ledger: Ledger, amount: int) -> HoldView:
+    """A hold of cus_a answered before its commit (5 s at most: it must not wait for one)."""
+    return await asyncio.wait_for(ledger.hold("cus_a", amount, answer_before_commit=True), 5)
+
+
 class TestAnswerBeforeCommit:
     """`hold(answer_before_commit=True)` on SQLite's cached batches (the gateway's holds)."""
 
@@ -301,9 +306,7 @@ class TestAnswerBeforeCommit:
         await sqlite_ledger.hold("cus_a", 10)  # cus_a's accounts are now cached
         commit_gate.clear()
 
-        early = await asyncio.wait_for(
-            sqlite_ledger.hold("cus_a", 30, answer_before_commit=True), 5
-        )
+        early = await early_hold(sqlite_ledger, 30)
         waiting = asyncio.create_task(sqlite_ledger.hold("cus_a", 5))
         await asyncio.sleep(0.05)
 
@@ -328,9 +331,7 @@ class TestAnswerBeforeCommit:
         await sqlite_ledger.grant("cus_a", 100, idempotency_key="g")
         await sqlite_ledger.hold("cus_a", 10)  # cus_a's accounts are now cached
         commit_gate.clear()
-        early = await asyncio.wait_for(
-            sqlite_ledger.hold("cus_a", 30, answer_before_commit=True), 5
-        )
+        early = await early_hold(sqlite_ledger, 30)
         await grant_elsewhere(sqlite_db, clock, "cus_a", 50)
 
         commit_gate.set()
@@ -359,10 +360,7 @@ class TestPipelinedCommits:
         batches_before = sqlite_ledger.batches
 
         # One batch each (each awaited alone), all decided while the first one's write waits.
-        answered = [
-            await asyncio.wait_for(sqlite_ledger.hold("cus_a", n, answer_before_commit=True), 5)
-            for n in (10, 20, 30)
-        ]
+        answered = [await early_hold(sqlite_ledger, n) for n in (10, 20, 30)]
         # 39 left: the unwritten holds count. A refusal is answered after its commit.
         refused = asyncio.create_task(sqlite_ledger.hold("cus_a", 40, answer_before_commit=True))
         capture = asyncio.create_task(sqlite_ledger.capture(answered[0].id, 4))
@@ -401,12 +399,8 @@ class TestPipelinedCommits:
         await sqlite_ledger.grant("cus_a", 100, idempotency_key="g")
         await sqlite_ledger.hold("cus_a", 1)  # cus_a's accounts are now cached
         commit_gate.clear()
-        first = await asyncio.wait_for(
-            sqlite_ledger.hold("cus_a", 10, answer_before_commit=True), 5
-        )
-        second = await asyncio.wait_for(
-            sqlite_ledger.hold("cus_a", 20, answer_before_commit=True), 5
-        )
+        first = await early_hold(sqlite_ledger, 10)
+        second = await early_hold(sqlite_ledger, 20)
         capture = asyncio.create_task(sqlite_ledger.capture(first.id, 10))
         await asyncio.sleep(0.05)
         await grant_elsewhere(sqlite_db, clock, "cus_a", 50)  # the pending writes are stale

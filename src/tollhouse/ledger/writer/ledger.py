@@ -104,6 +104,7 @@ class Ledger:
         self._closed = False
         self._known_accounts: set[str] = set()
         self._hold_cache = HoldCache()
+        self._to_db = datetime_to_db(db.engine.dialect)
         self._accounts: AccountCache | None = None
         self._pipeline: CommitPipeline | None = None
         if db.is_sqlite:
@@ -112,7 +113,6 @@ class Ledger:
                 db.engine,
                 accounts=self._accounts,
                 hold_cache=self._hold_cache,
-                to_db=datetime_to_db(db.engine.dialect),
                 on_failure=self._wakeup.set,
             )
         self._batches = 0
@@ -403,7 +403,7 @@ class Ledger:
             hold_ttl=self._hold_ttl,
             accounts=accounts,
             hold_cache=self._hold_cache,
-            to_db=pipeline.to_db,
+            to_db=self._to_db,
         )
         if outcomes is None:
             return False

@@ -20,8 +20,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -56,13 +54,11 @@ class CommitPipeline:
         *,
         accounts: AccountCache,
         hold_cache: HoldCache,
-        to_db: Callable[[datetime | None], Any],
         on_failure: Callable[[], None],
     ) -> None:
         self._engine = engine
         self._accounts = accounts
         self._hold_cache = hold_cache
-        self.to_db = to_db
         self._on_failure = on_failure
         self.rows = SqliteRows()
         self._applied: list[Applied] = []
