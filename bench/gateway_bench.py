@@ -2,13 +2,16 @@
 
     .venv/bin/python bench/gateway_bench.py [--duration 15] [--connections 32]
         [--targets upstream,bare,litellm,tollhouse-sqlite,tollhouse-pg] [--stream] [--repeat 1]
+        [--rate 500]
 
 It starts the fake upstream (bench/fake_upstream.py, port 9100), then for each target: starts
 the server, waits until it answers, sends one real request (preflight: must be 200), warms up
 with wrk for --warmup seconds, runs wrk (--threads 1, --connections 32, --duration s,
---latency) and stops the server. It prints one row per target (req/s, p50, p99, errors, the
-server's CPU per request, CPU used by unrelated processes meanwhile), the ratios tollhouse vs
-bare and tollhouse vs LiteLLM, machine information, and writes everything as JSON to
+--latency), then, if the target's throughput is at least twice --rate, sends requests at the
+fixed --rate for --duration seconds (bench/paced.py, open loop) and stops the server. It prints
+one row per target (req/s, p50, p99, errors, the server's CPU per request, CPU used by
+unrelated processes meanwhile), the latency at the fixed rate, the ratios tollhouse vs bare
+and tollhouse vs LiteLLM, machine information, and writes everything as JSON to
 bench/results/<timestamp>.json (server logs in bench/results/<timestamp>-logs/).
 
 Targets (ports): upstream (9100, the fake upstream itself), bare (9201, bench/bare_proxy.py
@@ -507,6 +510,9 @@ def measure(h: Harness, target: str) -> dict[str, Any]:
         record["requests_per_s_all"] = [r.requests_per_s for r in runs]
         record["requests_sent_total"] = sent
         record["ok"] = chosen.errors == 0
+        if record["ok"] and args.rate > 0:
+            record["paced"] = paced(h, running, chosen.requests_per_s)
+            record["requests_sent_total"] += record["paced"].get("sent", 0)
         if chosen.errors:
             record["error"] = (
                 f"{chosen.non_2xx} non-2xx answers, socket errors {chosen.socket_errors}"
@@ -519,7 +525,8 @@ def measure(h: Harness, target: str) -> dict[str, Any]:
         print(f"   FAILED: {exc}", flush=True)
         if exc.output:
             print("   " + exc.output.replace("\n", "\n   "), flush=True)
-    except RuntimeError as exc:  # wrk failed
+    except RuntimeError as exc:  # wrk or the paced run failed
+        record["ok"] = False
         record["error"] = str(exc)
         print(f"   FAILED: {exc}", flush=True)
     finally:
@@ -534,6 +541,40 @@ def measure(h: Harness, target: str) -> dict[str, Any]:
             _run_cleanups(running)
             _charged(record)
     return record
+
+
+def paced(h: Harness, running: Running, saturated_rps: float) -> dict[str, Any]:
+    """Latency at the fixed --rate (bench/paced.py), or why it was not measured."""
+    args = h.args
+    if saturated_rps < 2 * args.rate:
+        return {"skipped": f"saturates at {saturated_rps:,.0f} req/s, under 2x the rate"}
+    body = h.log_dir / "paced-body.json"
+    body.write_bytes(request_body(args.stream))
+    argv = [
+        str(args.python),
+        str(BENCH / "paced.py"),
+        "--url",
+        running.url + CHAT_PATH,
+        "--rate",
+        str(args.rate),
+        "--duration",
+        str(args.duration),
+        "--body-file",
+        str(body),
+        "--key",
+        running.key or "",
+    ]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=args.duration * 3 + 60)
+    if res.returncode != 0:
+        raise RuntimeError(f"paced load failed: {res.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(res.stdout)
+    print(
+        f"   at {args.rate:g} req/s: p50 {fmt(result.get('p50_ms'))} ms  "
+        f"p99 {fmt(result.get('p99_ms'))} ms  errors {result['errors']}  "
+        f"late starts {result['late_starts']}",
+        flush=True,
+    )
+    return result
 
 
 GRANT_MICROS = 1_000_000 * 1_000_000  # the $1,000,000 granted to the bench customer
@@ -578,6 +619,12 @@ def comparisons(records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 row["throughput_vs_bare_pct"] >= GOAL_THROUGHPUT_VS_BARE_PCT
             )
             row["meets_p50_goal"] = row["p50_delta_vs_bare_ms"] <= GOAL_P50_DELTA_MS
+            th_paced, bare_paced = th.get("paced", {}), bare.get("paced", {})
+            if "p50_ms" in th_paced and "p50_ms" in bare_paced:
+                row["paced_p50_delta_vs_bare_ms"] = round(
+                    th_paced["p50_ms"] - bare_paced["p50_ms"], 3
+                )
+                row["meets_paced_p50_goal"] = row["paced_p50_delta_vs_bare_ms"] <= GOAL_P50_DELTA_MS
         if litellm and litellm.get("ok"):
             row["vs_litellm_x"] = round(th["requests_per_s"] / litellm["requests_per_s"], 1)
             row["meets_litellm_goal"] = row["vs_litellm_x"] >= GOAL_VS_LITELLM_X
@@ -638,6 +685,24 @@ def print_report(
                 f"FAILED: {r.get('error', '')}"
             )
     print("-" * 100)
+    if any("paced" in r for r in records):
+        print(
+            f"fixed rate {args.rate:g} req/s for {args.duration:g} s "
+            "(bench/paced.py, open loop, latency from each request's due time):"
+        )
+        for r in records:
+            pr = r.get("paced")
+            if pr is None:
+                continue
+            if "skipped" in pr:
+                print(f"{r['target']:<18}  not measured: {pr['skipped']}")
+                continue
+            print(
+                f"{r['target']:<18}{pr['achieved_rate']:>10,.0f}{fmt(pr.get('p50_ms')):>9}"
+                f"{fmt(pr.get('p99_ms')):>9}{pr['errors']:>8}  "
+                f"p90 {fmt(pr.get('p90_ms'))} ms, {pr['late_starts']} late starts"
+            )
+        print("-" * 100)
     for c in comps:
         parts = [c["target"] + ":"]
         if "throughput_vs_bare_pct" in c:
@@ -647,9 +712,15 @@ def print_report(
                 f"{'met' if c['meets_throughput_goal'] else 'NOT met'}),"
             )
             parts.append(
-                f"p50 {c['p50_delta_vs_bare_ms']:+.2f} ms vs bare "
+                f"p50 {c['p50_delta_vs_bare_ms']:+.2f} ms vs bare under wrk "
                 f"(goal <= +{GOAL_P50_DELTA_MS:g} ms: "
                 f"{'met' if c['meets_p50_goal'] else 'NOT met'}),"
+            )
+        if "paced_p50_delta_vs_bare_ms" in c:
+            parts.append(
+                f"p50 {c['paced_p50_delta_vs_bare_ms']:+.2f} ms vs bare at {args.rate:g} req/s "
+                f"(goal <= +{GOAL_P50_DELTA_MS:g} ms: "
+                f"{'met' if c['meets_paced_p50_goal'] else 'NOT met'}),"
             )
         if "vs_litellm_x" in c:
             parts.append(
@@ -702,6 +773,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--stream", action="store_true", help="streaming chat completions")
     p.add_argument(
+        "--rate",
+        type=float,
+        default=500,
+        help="requests/s of the fixed-rate latency run after wrk; 0 skips it (500)",
+    )
+    p.add_argument(
         "--python",
         type=Path,
         default=default_python(),
@@ -729,6 +806,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"unknown targets {unknown}; choose from {', '.join(ALL_TARGETS)}")
     if args.repeat < 1 or args.duration <= 0 or args.connections < 1 or args.threads < 1:
         p.error("--repeat, --duration, --connections and --threads must be positive")
+    if args.rate < 0:
+        p.error("--rate must be 0 (skip) or positive")
     if urlsplit(args.redis_url).hostname not in ("127.0.0.1", "localhost", "::1"):
         p.error("--redis-url must point at this machine (127.0.0.1)")
     if args.pg_host not in ("127.0.0.1", "localhost", "::1"):
@@ -800,6 +879,7 @@ def main(argv: list[str] | None = None) -> int:
             "threads": args.threads,
             "warmup_s": args.warmup,
             "repeat": args.repeat,
+            "rate": args.rate,
             "stream": args.stream,
             "targets": args.target_list,
             "body": request_body(args.stream).decode(),
