@@ -37,12 +37,12 @@ async def sqlite_ledger(sqlite_db: Database, clock: FrozenClock) -> AsyncIterato
 
 
 def _database(request: pytest.FixtureRequest) -> Database:
-    for name in ("db", "sqlite_db"):
+    for name in ("db", "sqlite_db", "postgres_db"):
         if name in request.fixturenames:
             database = request.getfixturevalue(name)
             assert isinstance(database, Database)
             return database
-    raise LookupError("test uses neither db nor sqlite_db")
+    raise LookupError("test uses none of db, sqlite_db, postgres_db")
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
 from tollhouse.clock import FrozenClock
@@ -340,6 +341,41 @@ class TestAnswerBeforeCommit:
         assert (captured.status, captured.captured_amount) == ("captured", 20)
         balance = await wallet("cus_a")
         assert (balance.available_micros, balance.held_micros) == (120, 10)
+        await consistent()
+
+
+class TestEarlyHoldsOnPostgres:
+    """On PostgreSQL an early hold still waits for its commit, but its key is not looked up."""
+
+    async def test_no_key_lookup_and_a_reused_key_is_still_refused(
+        self, postgres_db: Database, clock: FrozenClock, wallet: Wallet, consistent: Check
+    ) -> None:
+        statements: list[str] = []
+
+        def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            statements.append(statement)
+
+        async with Ledger(postgres_db, clock=clock) as ledger:
+            await ledger.grant("cus_a", 100, idempotency_key="g")
+            event.listen(postgres_db.engine.sync_engine, "before_cursor_execute", seen)
+            try:
+                hold = await ledger.hold(
+                    "cus_a", 30, idempotency_key="req_1", answer_before_commit=True
+                )
+                reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+                assert reads and not any("ledger_holds" in s for s in reads)
+                stored = await stored_hold(postgres_db, hold.id)  # committed when answered
+                assert stored == replace(hold, available_after_micros=None)
+                with pytest.raises(IntegrityError):
+                    await ledger.hold(
+                        "cus_a", 30, idempotency_key="req_1", answer_before_commit=True
+                    )
+            finally:
+                event.remove(postgres_db.engine.sync_engine, "before_cursor_execute", seen)
+            # A plain hold with that key finds the first one (the lookup is kept for it).
+            again = await ledger.hold("cus_a", 30, idempotency_key="req_1")
+            assert again.id == hold.id
+        assert (await wallet("cus_a")).held_micros == 30
         await consistent()
 
 

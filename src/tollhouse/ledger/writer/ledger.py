@@ -213,7 +213,9 @@ class Ledger:
         process dies before the commit, the hold never existed, as if it had expired at
         once, and the work it covered died with the process. Its `idempotency_key`, if any,
         must be new (the gateway's request id): were it the key of a stored hold the cache
-        does not hold, the early answer would be a new hold that is never stored. A hold
+        does not hold, the early answer would be a new hold that is never stored; on the
+        general path (PostgreSQL) the key is not looked up, and a reused one fails with
+        `IntegrityError` from the unique (customer, key) index. A hold
         handed to another program (`POST /v1/authorize`) must wait for its commit.
 
         Raises:
