@@ -232,6 +232,12 @@ class WrkResult:
         }
 
 
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of a non-empty ascending list (`fraction` in 0..1)."""
+    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
 def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 

@@ -27,12 +27,7 @@ from typing import Any
 
 import aiohttp
 import uvloop
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    """The nearest-rank percentile of an ascending list (`fraction` in 0..1)."""
-    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
-    return sorted_values[index]
+from benchkit import percentile
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
