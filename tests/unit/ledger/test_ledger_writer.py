@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
@@ -25,6 +26,7 @@ from tollhouse.ledger import (
 )
 from tollhouse.ledger import service as ledger_service
 from tollhouse.ledger.writer import apply as apply_module
+from tollhouse.ledger.writer import batch as batch_module
 from tollhouse.ledger.writer import cached as cached_module
 from tollhouse.ledger.writer.ops import GrantOp
 from tollhouse.ledger.writer.state import BatchState
@@ -344,11 +346,81 @@ class TestAnswerBeforeCommit:
         await consistent()
 
 
-class TestEarlyHoldsOnPostgres:
-    """On PostgreSQL an early hold still waits for its commit, but its key is not looked up."""
+@pytest.fixture
+def write_gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[asyncio.Event]:
+    """General-path batches (PostgreSQL's) wait for this event (set: open) after deciding
+    their ops, before their writes. Opened again after the test, whatever the test did."""
+    gate = asyncio.Event()
+    gate.set()
+    real = batch_module.flush
 
-    async def test_no_key_lookup_and_a_reused_key_is_still_refused(
-        self, postgres_db: Database, clock: FrozenClock, wallet: Wallet, consistent: Check
+    async def gated(conn: Any, state: BatchState, *, is_postgres: bool) -> None:
+        await gate.wait()
+        await real(conn, state, is_postgres=is_postgres)
+
+    monkeypatch.setattr(batch_module, "flush", gated)
+    yield gate
+    gate.set()
+
+
+class TestEarlyHoldsOnPostgres:
+    """On PostgreSQL an early hold is answered under its batch's locks, before its writes and
+    COMMIT, and its key is not looked up."""
+
+    async def test_answered_before_the_writes_and_stored_by_the_commit(
+        self,
+        postgres_db: Database,
+        clock: FrozenClock,
+        write_gate: asyncio.Event,
+        wallet: Wallet,
+        consistent: Check,
+    ) -> None:
+        async with Ledger(postgres_db, clock=clock) as ledger:
+            await ledger.grant("cus_a", 100, idempotency_key="g")
+            write_gate.clear()
+            other_db = Database(postgres_db.url)
+            try:
+                early = await early_hold(ledger, 30)
+                assert early.available_after_micros == 70
+                assert await stored_hold(postgres_db, early.id) is None  # not written yet
+                # Another writer waits for the customer's locks, so it decides over the hold.
+                async with Ledger(other_db, clock=clock) as other:
+                    refused = asyncio.create_task(other.hold("cus_a", 80))
+                    await asyncio.sleep(0.2)
+                    assert not refused.done()
+                    write_gate.set()
+                    with pytest.raises(InsufficientCredit):
+                        await asyncio.wait_for(refused, 5)
+            finally:
+                write_gate.set()  # else stopping the ledger waits for the gated batch
+                await other_db.dispose()
+            stored = await stored_hold(postgres_db, early.id)
+            assert stored == replace(early, available_after_micros=None)
+        assert (await wallet("cus_a")).held_micros == 30
+        await consistent()
+
+    async def test_a_refusal_waits_for_the_commit(
+        self, postgres_db: Database, clock: FrozenClock, write_gate: asyncio.Event
+    ) -> None:
+        async with Ledger(postgres_db, clock=clock) as ledger:
+            await ledger.grant("cus_a", 100, idempotency_key="g")
+            write_gate.clear()
+            refused = asyncio.create_task(ledger.hold("cus_a", 130, answer_before_commit=True))
+            try:
+                await asyncio.sleep(0.2)
+                assert not refused.done()
+            finally:
+                write_gate.set()
+            with pytest.raises(InsufficientCredit):
+                await asyncio.wait_for(refused, 5)
+
+    async def test_no_key_lookup_and_a_reused_key_is_never_stored(
+        self,
+        postgres_db: Database,
+        clock: FrozenClock,
+        wallet: Wallet,
+        consistent: Check,
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
         statements: list[str] = []
 
@@ -364,18 +436,22 @@ class TestEarlyHoldsOnPostgres:
                 )
                 reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
                 assert reads and not any("ledger_holds" in s for s in reads)
-                stored = await stored_hold(postgres_db, hold.id)  # committed when answered
-                assert stored == replace(hold, available_after_micros=None)
-                with pytest.raises(IntegrityError):
-                    await ledger.hold(
+                # A reused key breaks the contract: answered, refused by the unique index,
+                # never stored, and logged.
+                with caplog.at_level(logging.ERROR, logger="tollhouse.ledger.writer.ledger"):
+                    reused = await ledger.hold(
                         "cus_a", 30, idempotency_key="req_1", answer_before_commit=True
                     )
+                    await ledger.hold("cus_a", 1)  # the writer has moved on
             finally:
                 event.remove(postgres_db.engine.sync_engine, "before_cursor_execute", seen)
+            assert await stored_hold(postgres_db, reused.id) is None
+            assert f"hold {reused.id} was answered before its commit" in caplog.text
+            assert "IntegrityError" in caplog.text
             # A plain hold with that key finds the first one (the lookup is kept for it).
             again = await ledger.hold("cus_a", 30, idempotency_key="req_1")
             assert again.id == hold.id
-        assert (await wallet("cus_a")).held_micros == 30
+        assert (await wallet("cus_a")).held_micros == 31
         await consistent()
 
 

@@ -1,15 +1,17 @@
 """One batch = one transaction: load (locked), apply each op in order, flush, commit.
 
 `run_batch` returns each op's outcome (result or business error) only after the commit, so a
-caller never sees an answer that is not durable. Unexpected errors (database, guard failure)
-propagate: the writer then retries the ops one by one so a bad op cannot fail its neighbours.
+caller never sees an answer that is not durable, except a granted hold that asked to be
+answered early (`answer_before_commit`): it is answered once decided, under the batch's locks
+(`load`), before the writes and the COMMIT (see `Ledger.hold`). Unexpected errors (database,
+guard failure) propagate: the writer then retries the ops one by one (an early hold keeps its
+id) so a bad op cannot fail its neighbours.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,12 +19,9 @@ from tollhouse.errors import TollhouseError
 from tollhouse.ledger.writer.apply import apply
 from tollhouse.ledger.writer.flush import flush
 from tollhouse.ledger.writer.load import load
-from tollhouse.ledger.writer.ops import Op
+from tollhouse.ledger.writer.ops import Op, Outcome, answer_early
 from tollhouse.ledger.writer.state import AccountCache, BatchState, HoldCache
 from tollhouse.storage.driver import CommitError, sqlite_connection
-
-Outcome = tuple[bool, Any]
-"""(True, result) or (False, exception) per op."""
 
 
 async def run_batch(
@@ -71,6 +70,7 @@ async def run_batch(
                 except TollhouseError as exc:
                     state.rollback()
                     outcomes.append((False, exc))
+            answer_early(ops, outcomes)
             await flush(conn, state, is_postgres=is_postgres)
         except BaseException:
             await transaction.rollback()

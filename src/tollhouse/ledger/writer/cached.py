@@ -31,11 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tollhouse.errors import TollhouseError
 from tollhouse.ledger.models import SYSTEM_KINDS, AccountKind, account_id_for
 from tollhouse.ledger.writer.apply import apply
-from tollhouse.ledger.writer.batch import Outcome
 from tollhouse.ledger.writer.flush import collect
 from tollhouse.ledger.writer.flush_sqlite import SqliteRows, write_on_driver
 from tollhouse.ledger.writer.load import copy_hold
-from tollhouse.ledger.writer.ops import CaptureOp, HoldOp, Op, VoidOp
+from tollhouse.ledger.writer.ops import CaptureOp, HoldOp, Op, Outcome, VoidOp, answer_early
 from tollhouse.ledger.writer.state import (
     AccountCache,
     BatchState,
@@ -132,9 +131,7 @@ def apply_cached(
         accounts.clear()
         hold_cache.forget(state.holds)
         return None
-    for op, (ok, value) in zip(ops, outcomes, strict=True):
-        if ok and isinstance(op, HoldOp) and op.answer_before_commit:
-            op.future.set_result(value)
+    answer_early(ops, outcomes)
     for account in state.accounts.values():
         committed(account)
     hold_cache.remember(state.holds.values())

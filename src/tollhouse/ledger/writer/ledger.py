@@ -205,18 +205,22 @@ class Ledger:
         The same `idempotency_key` for the customer returns the first hold. `expires_at`
         defaults to now + `hold_ttl_seconds`; `sweep` voids open holds past it.
 
-        `answer_before_commit=True` answers as soon as the hold is decided, before its batch
-        commits, where the writer decides over accounts it owns (SQLite's cached batches;
-        elsewhere the answer still waits for the commit). For holds that live no longer than
-        the process's own work, such as a gateway call's: the decision is made over every
-        hold of the process, committed or not, so none can overdraw the wallet; if the
-        process dies before the commit, the hold never existed, as if it had expired at
-        once, and the work it covered died with the process. Its `idempotency_key`, if any,
-        must be new (the gateway's request id): were it the key of a stored hold the cache
-        does not hold, the early answer would be a new hold that is never stored; on the
-        general path (PostgreSQL) the key is not looked up, and a reused one fails with
-        `IntegrityError` from the unique (customer, key) index. A hold
-        handed to another program (`POST /v1/authorize`) must wait for its commit.
+        `answer_before_commit=True` answers a granted hold as soon as it is decided, before
+        its batch commits: on SQLite's cached batches, over accounts the writer owns, while
+        earlier batches commit; on the general path (PostgreSQL), under the batch's row
+        locks on the customer's accounts, before its writes and COMMIT (two round trips
+        sooner; another process's batch on that wallet waits for the locks, so it decides
+        over this hold). For holds that live no longer than the process's own work, such as
+        a gateway call's: the decision is made over every hold, committed or not, so none
+        can overdraw the wallet; if the process dies or its batch fails, the hold never
+        existed, as if it had expired at once (a failed batch of several ops is retried op
+        by op, the hold with the id already answered; one that still fails is logged). A
+        refusal is answered after the commit. Its
+        `idempotency_key`, if any, must be new (the gateway's request id): were it the key
+        of a stored hold, the early answer would be a new hold that is never stored (the
+        unique (customer, key) index refuses it; on PostgreSQL the key is not even looked
+        up). A hold handed to another program (`POST /v1/authorize`) must wait for its
+        commit.
 
         Raises:
             InvalidInput: bad amount, currency, key, expiry or metadata.
@@ -480,6 +484,12 @@ class Ledger:
 
 def _resolve(op: Op, ok: bool, value: Any) -> None:
     if op.future.done():
+        if not ok and isinstance(op, HoldOp) and not op.future.cancelled():  # answered early
+            logger.error(
+                "hold %s was answered before its commit, and its batch failed: %r",
+                op.hold_id,
+                value,
+            )
         return
     if ok:
         op.future.set_result(value)

@@ -7,9 +7,13 @@ batch resolves to a customer before locking.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+Outcome = tuple[bool, Any]
+"""(True, result) or (False, exception) per op."""
 
 
 @dataclass(slots=True, eq=False)
@@ -79,3 +83,15 @@ class SweepCustomerOp(Op):
     customer_id: str
     currency: str
     now: datetime
+
+
+def answer_early(ops: Sequence[Op], outcomes: Sequence[Outcome]) -> None:
+    """Answer the granted holds that asked for it (`answer_before_commit`) now, once decided
+    under their batch's write lock; every other op is answered after the commit.
+
+    A refused hold waits for the commit, so a batch redone after a failure (which may then
+    grant it) never stores a hold its caller was told was refused.
+    """
+    for op, (ok, value) in zip(ops, outcomes, strict=True):
+        if ok and isinstance(op, HoldOp) and op.answer_before_commit and not op.future.done():
+            op.future.set_result(value)

@@ -23,10 +23,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tollhouse.ledger.writer.batch import Outcome
 from tollhouse.ledger.writer.cached import StaleCache, write_cached
 from tollhouse.ledger.writer.flush_sqlite import SqliteRows
-from tollhouse.ledger.writer.ops import Op
+from tollhouse.ledger.writer.ops import Op, Outcome
 from tollhouse.ledger.writer.state import AccountCache, HoldCache
 from tollhouse.storage.driver import CommitError
 
