@@ -16,7 +16,8 @@ await limiter.consume(Limit.per_minute(40_000), "cus_1:text:tpm", extra_tokens) 
 
 Invariants:
 - A decision is atomic and all-or-nothing: every (limit, key, cost) of a `hit_all` is consumed,
-  or none is. With Redis it is one Lua script (one round trip) using the server's clock, so N
+  or none is. With Redis it is one Lua script run (one round trip, shared by the decisions a
+  process makes while its previous call is under way) using the server's clock, so N
   processes together allow what one would, never N times the limit.
 - `Limit(amount, period)`: from an idle key exactly `amount` cost units pass at once, then one
   per `period / amount` (GCRA, see `strategies`). State is one TAT per key; a key whose TAT is in

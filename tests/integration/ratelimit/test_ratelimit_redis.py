@@ -1,4 +1,5 @@
-"""Redis-only properties: key layout and expiry, server time, script reload, error mapping."""
+"""Redis-only properties: key layout and expiry, server time, script reload, error mapping,
+coalescing of concurrent decisions."""
 
 from __future__ import annotations
 
@@ -124,3 +125,84 @@ class TestErrors:
 
         with pytest.raises(RateLimitStorageError):
             await limiter.hit(Limit(10, 60.0), "wrongtype")
+
+
+@pytest.fixture
+async def counted(redis_url: str) -> AsyncIterator[tuple[RateLimiter, list[int]]]:
+    """A limiter over a RedisStorage whose EVALSHA calls are counted (decisions per call)."""
+    storage = RedisStorage(redis_url)
+    calls: list[int] = []
+    real = storage.client.evalsha
+
+    async def evalsha(sha: str, numkeys: int, *keys_and_args: object) -> object:
+        calls.append(int(str(keys_and_args[numkeys])))  # ARGV[1]: the number of decisions
+        return await real(sha, numkeys, *keys_and_args)
+
+    storage.client.evalsha = evalsha  # type: ignore[method-assign]
+    limiter = RateLimiter(storage)
+    yield limiter, calls
+    await limiter.close()
+
+
+class TestCoalescing:
+    async def test_decisions_asked_during_a_call_share_the_next_in_order(
+        self, counted: tuple[RateLimiter, list[int]]
+    ) -> None:
+        limiter, calls = counted
+        limit = Limit(10, 60.0)
+
+        stats = await asyncio.gather(*(limiter.hit(limit, "shared") for _ in range(100)))
+
+        # The first goes at once; the 99 asked meanwhile go 64 + 35 (MAX_DECISIONS_PER_CALL).
+        assert calls == [1, 64, 35]
+        assert [s.remaining for s in stats[:10]] == list(range(9, -1, -1))
+        assert [s.allowed for s in stats] == [True] * 10 + [False] * 90
+
+    async def test_an_idle_storage_sends_each_decision_at_once(
+        self, counted: tuple[RateLimiter, list[int]]
+    ) -> None:
+        limiter, calls = counted
+        for _ in range(3):
+            await limiter.hit(Limit(10, 60.0), "alone")
+
+        assert calls == [1, 1, 1]
+
+    async def test_a_failing_read_fails_its_call_and_writes_nothing(
+        self, counted: tuple[RateLimiter, list[int]], raw: aioredis.Redis
+    ) -> None:
+        limiter, calls = counted
+        limit = Limit(10, 60.0)
+        await raw.lpush(KEY_PREFIX + "wrongtype", "x")
+
+        results = await asyncio.gather(
+            limiter.hit(limit, "a"),
+            limiter.hit(limit, "b"),
+            limiter.hit(limit, "wrongtype"),
+            limiter.hit(limit, "c"),
+            return_exceptions=True,
+        )
+
+        assert calls == [1, 3]
+        first = results[0]
+        assert not isinstance(first, BaseException) and first.allowed
+        assert all(isinstance(r, RateLimitStorageError) for r in results[1:])
+        assert await raw.exists(KEY_PREFIX + "b", KEY_PREFIX + "c") == 0
+        assert (await limiter.hit(limit, "b")).remaining == 9  # nothing was consumed
+
+    async def test_a_caller_cancelled_while_waiting_withdraws_its_decision(
+        self, counted: tuple[RateLimiter, list[int]], raw: aioredis.Redis
+    ) -> None:
+        limiter, calls = counted
+        limit = Limit(10, 60.0)
+        first = asyncio.create_task(limiter.hit(limit, "first"))
+        await asyncio.sleep(0)  # its call is under way
+        withdrawn = asyncio.create_task(limiter.hit(limit, "withdrawn"))
+        await asyncio.sleep(0)  # queued behind it
+        withdrawn.cancel()
+
+        assert (await first).allowed
+        await limiter.hit(limit, "after")  # the storage is idle again: sent at once
+
+        assert withdrawn.cancelled()
+        assert calls == [1, 1]
+        assert await raw.exists(KEY_PREFIX + "withdrawn") == 0
