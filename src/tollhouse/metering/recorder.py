@@ -32,17 +32,15 @@ from collections import deque
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import orjson
-from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tollhouse.clock import Clock
 from tollhouse.metering.errors import RecorderClosed, UnknownMeter
-from tollhouse.metering.models import UsageEvent
 from tollhouse.metering.schemas import RecordResult, UsageEventIn
 from tollhouse.storage import Database
 from tollhouse.storage.driver import datetime_to_db, rows_statement, run_transaction
@@ -249,9 +247,8 @@ class UsageRecorder:
         if self.db.is_sqlite:
             inserted = await self._insert_on_driver(events, recorded_at)
         else:
-            rows = [_row(event, recorded_at) for event in events]
             async with self.db.engine.begin() as conn:
-                inserted = await _insert_rows(conn, rows)
+                inserted = await _insert_rows(conn, events, recorded_at)
         # Attribute each inserted pair to the first call (in queue order) that carried it.
         results: list[RecordResult] = []
         for item in batch:
@@ -276,15 +273,11 @@ class UsageRecorder:
         (the events of one call share both)."""
         to_db = datetime_to_db(self.db.engine.dialect)
         times: dict[datetime, Any] = {recorded_at: to_db(recorded_at)}
-        texts: dict[int, Any] = {}
         params = []
-        for event in events:
+        for event, properties in zip(events, _properties_json(events), strict=True):
             occurred_at = times.get(event.occurred_at)
             if occurred_at is None:
                 occurred_at = times[event.occurred_at] = to_db(event.occurred_at)
-            properties = texts.get(id(event.properties))
-            if properties is None:
-                properties = texts[id(event.properties)] = _json(event.properties)
             params.append(
                 (
                     event.id,
@@ -327,24 +320,39 @@ class UsageRecorder:
                 item.future.set_exception(exc)
 
 
-async def _insert_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
-    """PostgreSQL: INSERT ... ON CONFLICT DO NOTHING (executemany); the `(customer_id,
-    event_id)` inserted.
-
-    SQLAlchemy sends the rows as multi-row INSERTs ("insertmanyvalues" pages of 1000) and
-    collects the RETURNING rows of every page: only rows actually inserted come back.
-    """
-    if not rows:
+async def _insert_rows(
+    conn: AsyncConnection, events: list[UsageEventIn], recorded_at: datetime
+) -> set[tuple[str, str]]:
+    """PostgreSQL: every event in ONE `INSERT ... SELECT FROM unnest(<one array per column>)
+    ON CONFLICT DO NOTHING RETURNING`; the `(customer_id, event_id)` inserted (only rows
+    actually inserted come back). Rows go in the order given (sorted by the caller)."""
+    if not events:
         return set()
-    result = await conn.execute(_PG_INSERT, rows)
+    result = await conn.execute(
+        _PG_INSERT,
+        {
+            "ids": [event.id for event in events],
+            "customers": [event.customer_id for event in events],
+            "meters": [event.meter for event in events],
+            "values": [event.value for event in events],
+            "occurred": [event.occurred_at for event in events],
+            "recorded": recorded_at,
+            "keys": [event.key_id for event in events],
+            "models": [event.model for event in events],
+            "properties": _properties_json(events),
+        },
+    )
     return {(customer_id, event_id) for customer_id, event_id in result}
 
 
-_TABLE = cast(Table, UsageEvent.__table__)
-_PG_INSERT = (
-    postgresql.insert(_TABLE)
-    .on_conflict_do_nothing(index_elements=["customer_id", "event_id"])
-    .returning(_TABLE.c.customer_id, _TABLE.c.event_id)
+_PG_INSERT = text(
+    "INSERT INTO usage_events (event_id, customer_id, meter, value, occurred_at, recorded_at, "
+    "key_id, model, properties) "
+    "SELECT i, c, m, v, o, CAST(:recorded AS TIMESTAMPTZ), k, d, p FROM unnest("
+    "CAST(:ids AS VARCHAR[]), CAST(:customers AS VARCHAR[]), CAST(:meters AS VARCHAR[]), "
+    "CAST(:values AS BIGINT[]), CAST(:occurred AS TIMESTAMPTZ[]), CAST(:keys AS VARCHAR[]), "
+    "CAST(:models AS VARCHAR[]), CAST(:properties AS JSON[])) AS u(i, c, m, v, o, k, d, p) "
+    "ON CONFLICT (customer_id, event_id) DO NOTHING RETURNING customer_id, event_id"
 )
 _SQLITE_INSERT_ROWS = (
     "INSERT INTO usage_events (event_id, customer_id, meter, value, occurred_at, recorded_at, "
@@ -357,25 +365,24 @@ class _Duplicates(Exception):
     """Some rows of a multi-row INSERT were already stored."""
 
 
+def _properties_json(events: Sequence[UsageEventIn]) -> list[str]:
+    """Each event's properties as JSON text, encoded once per distinct mapping (the events of
+    one call share theirs)."""
+    texts: dict[int, str] = {}
+    encoded = []
+    for event in events:
+        text_of = texts.get(id(event.properties))
+        if text_of is None:
+            text_of = texts[id(event.properties)] = _json(event.properties)
+        encoded.append(text_of)
+    return encoded
+
+
 def _json(properties: Mapping[str, Any]) -> str:
     try:
         return orjson.dumps(properties).decode()
     except TypeError:  # an integer beyond 64 bits
         return json.dumps(dict(properties))
-
-
-def _row(event: UsageEventIn, recorded_at: datetime) -> dict[str, Any]:
-    return {
-        "event_id": event.id,
-        "customer_id": event.customer_id,
-        "meter": event.meter,
-        "value": event.value,
-        "occurred_at": event.occurred_at,
-        "recorded_at": recorded_at,
-        "key_id": event.key_id,
-        "model": event.model,
-        "properties": dict(event.properties),
-    }
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:

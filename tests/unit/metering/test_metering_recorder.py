@@ -30,7 +30,7 @@ StoredEvents = Callable[[Database], Awaitable[list[UsageEvent]]]
 class TestRecord:
     async def test_single_event_is_stored_with_every_field(
         self,
-        sqlite_db: Database,
+        db: Database,
         recorders: RecorderFactory,
         make_event: EventFactory,
         stored: StoredEvents,
@@ -47,10 +47,10 @@ class TestRecord:
         )
         clock.advance(5)
 
-        result = await recorders(sqlite_db).record([event])
+        result = await recorders(db).record([event])
 
         assert result == RecordResult(accepted=1, duplicates=0)
-        [row] = await stored(sqlite_db)
+        [row] = await stored(db)
         assert (row.customer_id, row.event_id, row.meter, row.value) == (
             "cus_a",
             "req_1:in",
@@ -63,53 +63,68 @@ class TestRecord:
         assert (row.key_id, row.model) == ("key_1", "gpt-4o")
         assert row.properties == {"region": "eu", "cached": False}
 
-    async def test_same_id_twice_in_one_call_counts_once(
+    async def test_properties_round_trip_with_an_integer_beyond_64_bits(
         self,
-        sqlite_db: Database,
+        db: Database,
         recorders: RecorderFactory,
         make_event: EventFactory,
         stored: StoredEvents,
     ) -> None:
-        result = await recorders(sqlite_db).record(
+        shared = {"big": 2**70, "ratio": 0.5, "none": None}
+        events = [make_event("req_1:a", properties=shared), make_event("req_1:b")]
+
+        await recorders(db).record(events)
+
+        assert [(row.event_id, row.properties, row.key_id) for row in await stored(db)] == [
+            ("req_1:a", shared, None),
+            ("req_1:b", {}, None),
+        ]
+
+    async def test_same_id_twice_in_one_call_counts_once(
+        self,
+        db: Database,
+        recorders: RecorderFactory,
+        make_event: EventFactory,
+        stored: StoredEvents,
+    ) -> None:
+        result = await recorders(db).record(
             [make_event("e1", value=3), make_event("e1", value=3), make_event("e2")]
         )
 
         assert result == RecordResult(accepted=2, duplicates=1)
-        assert [(r.event_id, r.value) for r in await stored(sqlite_db)] == [("e1", 3), ("e2", 1)]
+        assert [(r.event_id, r.value) for r in await stored(db)] == [("e1", 3), ("e2", 1)]
 
     async def test_same_id_in_a_later_call_is_a_duplicate_and_first_value_wins(
         self,
-        sqlite_db: Database,
+        db: Database,
         recorders: RecorderFactory,
         make_event: EventFactory,
         stored: StoredEvents,
     ) -> None:
-        recorder = recorders(sqlite_db)
+        recorder = recorders(db)
         await recorder.record([make_event("e1", value=10)])
 
         again = await recorder.record([make_event("e1", value=99), make_event("e2")])
 
         assert again == RecordResult(accepted=1, duplicates=1)
-        assert [(r.event_id, r.value) for r in await stored(sqlite_db)] == [("e1", 10), ("e2", 1)]
+        assert [(r.event_id, r.value) for r in await stored(db)] == [("e1", 10), ("e2", 1)]
 
     async def test_same_id_for_two_customers_counts_for_each(
         self,
-        sqlite_db: Database,
+        db: Database,
         recorders: RecorderFactory,
         make_event: EventFactory,
         stored: StoredEvents,
     ) -> None:
-        result = await recorders(sqlite_db).record(
+        result = await recorders(db).record(
             [make_event("e1", customer_id="cus_a"), make_event("e1", customer_id="cus_b")]
         )
 
         assert result == RecordResult(accepted=2, duplicates=0)
-        assert len(await stored(sqlite_db)) == 2
+        assert len(await stored(db)) == 2
 
-    async def test_empty_call_returns_zero(
-        self, sqlite_db: Database, recorders: RecorderFactory
-    ) -> None:
-        recorder = recorders(sqlite_db)
+    async def test_empty_call_returns_zero(self, db: Database, recorders: RecorderFactory) -> None:
+        recorder = recorders(db)
 
         assert await recorder.record([]) == RecordResult(accepted=0, duplicates=0)
         assert recorder.stats.batches == 0
@@ -134,9 +149,9 @@ class TestRecord:
         assert recorder.stats.batches < 50  # concurrent callers shared transactions
 
     async def test_a_duplicate_across_calls_of_one_batch_is_charged_to_the_later_call(
-        self, sqlite_db: Database, recorders: RecorderFactory, make_event: EventFactory
+        self, db: Database, recorders: RecorderFactory, make_event: EventFactory
     ) -> None:
-        recorder = recorders(sqlite_db)
+        recorder = recorders(db)
 
         first, second = await asyncio.gather(
             recorder.record([make_event("e1"), make_event("e2")]),
@@ -149,27 +164,27 @@ class TestRecord:
 
     async def test_batches_hold_at_most_max_batch_events_of_whole_calls(
         self,
-        sqlite_db: Database,
+        db: Database,
         recorders: RecorderFactory,
         make_event: EventFactory,
         stored: StoredEvents,
     ) -> None:
-        recorder = recorders(sqlite_db, max_batch=6)
+        recorder = recorders(db, max_batch=6)
         calls = [[make_event(f"c{c}e{n}") for n in range(3)] for c in range(4)]
 
         results = await asyncio.gather(*(recorder.record(events) for events in calls))
 
         assert recorder.stats.batches == 2
         assert all(r == RecordResult(accepted=3, duplicates=0) for r in results)
-        assert len(await stored(sqlite_db)) == 12
+        assert len(await stored(db)) == 12
 
     async def test_a_call_larger_than_max_batch_is_written_whole(
         self,
-        sqlite_db: Database,
+        db: Database,
         recorders: RecorderFactory,
         make_event: EventFactory,
     ) -> None:
-        recorder = recorders(sqlite_db, max_batch=2)
+        recorder = recorders(db, max_batch=2)
 
         result = await recorder.record([make_event(f"e{n}") for n in range(5)])
 
@@ -203,41 +218,41 @@ class TestRecord:
 class TestValidation:
     async def test_unknown_meter_raises_and_writes_nothing(
         self,
-        sqlite_db: Database,
+        db: Database,
         recorders: RecorderFactory,
         make_event: EventFactory,
         stored: StoredEvents,
     ) -> None:
-        recorder = recorders(sqlite_db, known_meters={"input_tokens", "images"})
+        recorder = recorders(db, known_meters={"input_tokens", "images"})
 
         with pytest.raises(UnknownMeter) as caught:
             await recorder.record([make_event("e1"), make_event("e2", meter="gpu_hours")])
 
         assert (caught.value.status, caught.value.code) == (422, "unknown-meter")
         assert caught.value.extra == {"meter": "gpu_hours"}
-        assert await stored(sqlite_db) == []
+        assert await stored(db) == []
 
     async def test_known_meter_is_accepted(
-        self, sqlite_db: Database, recorders: RecorderFactory, make_event: EventFactory
+        self, db: Database, recorders: RecorderFactory, make_event: EventFactory
     ) -> None:
-        recorder = recorders(sqlite_db, known_meters={"images"})
+        recorder = recorders(db, known_meters={"images"})
 
         result = await recorder.record([make_event("e1", meter="images")])
 
         assert result.accepted == 1
 
     async def test_a_non_event_raises_type_error(
-        self, sqlite_db: Database, recorders: RecorderFactory
+        self, db: Database, recorders: RecorderFactory
     ) -> None:
         with pytest.raises(TypeError):
-            await recorders(sqlite_db).record([{"id": "e1"}])  # type: ignore[list-item]
+            await recorders(db).record([{"id": "e1"}])  # type: ignore[list-item]
 
 
 class TestLifecycle:
     async def test_start_is_idempotent_and_refused_after_stop(
-        self, sqlite_db: Database, clock: FrozenClock, make_event: EventFactory
+        self, db: Database, clock: FrozenClock, make_event: EventFactory
     ) -> None:
-        recorder = UsageRecorder(sqlite_db, clock=clock)
+        recorder = UsageRecorder(db, clock=clock)
         await recorder.start()
         await recorder.start()
 
@@ -248,25 +263,25 @@ class TestLifecycle:
 
     async def test_stop_drains_queued_events(
         self,
-        sqlite_db: Database,
+        db: Database,
         clock: FrozenClock,
         make_event: EventFactory,
         stored: StoredEvents,
     ) -> None:
-        recorder = UsageRecorder(sqlite_db, clock=clock, max_batch=3)
+        recorder = UsageRecorder(db, clock=clock, max_batch=3)
         futures = [recorder.record_later([make_event(f"e{n}")]) for n in range(10)]
         assert recorder.pending == 10
 
         await recorder.stop()
 
         assert all(f.done() and f.result().accepted == 1 for f in futures)
-        assert len(await stored(sqlite_db)) == 10
+        assert len(await stored(db)) == 10
         assert recorder.pending == 0
 
     async def test_record_after_stop_raises_recorder_closed(
-        self, sqlite_db: Database, clock: FrozenClock, make_event: EventFactory
+        self, db: Database, clock: FrozenClock, make_event: EventFactory
     ) -> None:
-        recorder = UsageRecorder(sqlite_db, clock=clock)
+        recorder = UsageRecorder(db, clock=clock)
         await recorder.stop()
 
         with pytest.raises(RecorderClosed) as caught:
@@ -277,18 +292,18 @@ class TestLifecycle:
 
     async def test_record_later_persists_without_being_awaited(
         self,
-        sqlite_db: Database,
+        db: Database,
         recorders: RecorderFactory,
         make_event: EventFactory,
         stored: StoredEvents,
     ) -> None:
-        recorder = recorders(sqlite_db)
+        recorder = recorders(db)
 
         future = recorder.record_later([make_event("e1"), make_event("e1")])
         assert not future.done()  # queued; the caller went on without waiting
 
         assert await asyncio.wait_for(future, timeout=10) == RecordResult(1, 1)
-        assert [r.event_id for r in await stored(sqlite_db)] == ["e1"]
+        assert [r.event_id for r in await stored(db)] == ["e1"]
 
     async def test_record_later_failure_is_logged(
         self,
@@ -312,12 +327,12 @@ class TestLifecycle:
 
     async def test_a_cancelled_caller_still_gets_its_events_written(
         self,
-        sqlite_db: Database,
+        db: Database,
         clock: FrozenClock,
         make_event: EventFactory,
         stored: StoredEvents,
     ) -> None:
-        recorder = UsageRecorder(sqlite_db, clock=clock)
+        recorder = UsageRecorder(db, clock=clock)
         caller = asyncio.create_task(recorder.record([make_event("e1")]))
         while recorder.pending == 0:  # let the caller enqueue
             await asyncio.sleep(0)
@@ -326,4 +341,4 @@ class TestLifecycle:
         await recorder.stop()
 
         assert caller.cancelled()
-        assert [r.event_id for r in await stored(sqlite_db)] == ["e1"]
+        assert [r.event_id for r in await stored(db)] == ["e1"]
