@@ -86,8 +86,9 @@ class SweepCustomerOp(Op):
 
 
 def answer_early(ops: Sequence[Op], outcomes: Sequence[Outcome]) -> None:
-    """Answer the granted holds that asked for it (`answer_before_commit`) now, once decided
-    under their batch's write lock; every other op is answered after the commit.
+    """Answer the granted holds that asked for it (`answer_before_commit`) now that they are
+    decided (under the batch's locks, or over accounts the writer owns: `writer/cached.py`);
+    every other op is answered after the commit.
 
     A refused hold waits for the commit, so a batch redone after a failure (which may then
     grant it) never stores a hold its caller was told was refused.

@@ -53,6 +53,9 @@ MAX_DECISIONS_PER_CALL = 64
 
 T = TypeVar("T")
 
+_Waiting = tuple[Sequence[Cell], Mode, asyncio.Future[Outcome]]
+"""A decision queued behind the call under way: its cells, mode and caller's future."""
+
 
 def load_script(name: str = "gcra.lua") -> str:
     """The text of `tollhouse/ratelimit/lua/<name>`."""
@@ -82,7 +85,7 @@ class RedisStorage:
         self._sha = hashlib.sha1(GCRA_SCRIPT.encode()).hexdigest()
         self._busy = False
         """An EVALSHA of this storage is under way: new decisions wait in `_waiting`."""
-        self._waiting: list[tuple[Sequence[Cell], Mode, asyncio.Future[Outcome]]] = []
+        self._waiting: list[_Waiting] = []
         self._flushes: set[asyncio.Task[None]] = set()
 
     @property
@@ -125,22 +128,19 @@ class RedisStorage:
         self._flushes.add(task)
         task.add_done_callback(self._flushes.discard)
 
-    async def _flush(
-        self, batch: list[tuple[Sequence[Cell], Mode, asyncio.Future[Outcome]]]
-    ) -> None:
+    async def _flush(self, batch: list[_Waiting]) -> None:
         try:
             outcomes = await self._decide([(cells, mode) for cells, mode, _ in batch])
-        except BaseException as exc:
-            error = (
-                exc
-                if isinstance(exc, RateLimitStorageError)
-                else RateLimitStorageError("rate-limit storage closed", backend="redis")
+        except RateLimitStorageError as exc:
+            _fail(batch, exc)
+        except BaseException as exc:  # cancelled (the loop is closing), or a bug: none may hang
+            _fail(
+                batch,
+                RateLimitStorageError(
+                    f"rate-limit decision failed: {type(exc).__name__}", backend="redis"
+                ),
             )
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-            if not isinstance(exc, RateLimitStorageError):
-                raise
+            raise
         else:
             for (_, _, future), outcome in zip(batch, outcomes, strict=True):
                 if not future.done():
@@ -197,3 +197,9 @@ class RedisStorage:
             await self._client.aclose()
         except (RedisError, OSError):  # closing a broken connection: nothing left to release
             pass
+
+
+def _fail(batch: list[_Waiting], error: Exception) -> None:
+    for _, _, future in batch:
+        if not future.done():
+            future.set_exception(error)
