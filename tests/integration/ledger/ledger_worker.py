@@ -2,8 +2,8 @@
 
 Usage: `python ledger_worker.py DATABASE_URL SEED PAIRS CONCURRENCY`. Opens its own `Ledger`,
 prints `ready`, waits for a line on stdin, then runs PAIRS hold-then-settle sequences on the one
-wallet `cus_wallet` from CONCURRENCY tasks: hold 1..50 micros, then capture a random part (or
-void one time in five). Process 0 also tops the wallet up five times along the way. Prints one
+wallet `cus_wallet` from CONCURRENCY tasks: hold 1..50 micros (every other hold answered before
+its commit, as the gateway's are), then capture a random part (or void one time in five). Process 0 also tops the wallet up five times along the way. Prints one
 JSON line: `{"holds": n, "refused": m, "captured": micros, "granted": micros, "batches": b,
 "ops": o}`.
 """
@@ -39,7 +39,9 @@ async def main(url: str, seed: int, pairs: int, concurrency: int) -> None:
     async def one(n: int) -> None:
         amount = rng.randint(1, 50)
         try:
-            hold = await ledger.hold(CUSTOMER, amount, idempotency_key=f"p{seed}-{n}")
+            hold = await ledger.hold(
+                CUSTOMER, amount, idempotency_key=f"p{seed}-{n}", answer_before_commit=n % 2 == 0
+            )
         except InsufficientCredit:
             totals["refused"] += 1
             return
