@@ -266,6 +266,9 @@ async def settle(
 ) -> None:
     """Charge the real price, record usage, charge the token window, mark the key used.
 
+    The usage events are queued, and waited for only when the call reserved a quota (see
+    `QuotaGuard`); `Runtime.drain` waits for them all.
+
     The hold is captured up to the real price. When the real price is above the hold (the
     upstream's tokenizer counted more than the local estimate, or it ignored `max_tokens`),
     the excess is charged with a second hold captured at once; if the wallet cannot cover it,
@@ -283,9 +286,13 @@ async def settle(
         captured += await _charge_excess(deps, call, cost - captured, properties)
     if interrupted:
         properties["interrupted"] = True
-    await deps.recorder.record(
-        usage_events(call, usage, cost_micros=captured, properties=properties)
-    )
+    events = usage_events(call, usage, cost_micros=captured, properties=properties)
+    if admission.quota is None:
+        deps.recorder.record_later(events)  # not waited for: a failure to write is logged
+    else:
+        # A capped meter's counter takes the usage once it is stored, so a quota reload in
+        # between counts it twice (refusing early), never not at all.
+        await deps.recorder.record(events)
     deps.quotas.settle(admission.quota, usage)
     if admission.token_limit is not None:
         limit, key = admission.token_limit

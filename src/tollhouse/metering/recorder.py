@@ -104,6 +104,7 @@ class UsageRecorder:
         self.max_batch = max_batch
         self.stats = RecorderStats()
         self._queue: deque[_Pending] = deque()
+        self._writing: list[_Pending] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -151,6 +152,13 @@ class UsageRecorder:
         """
         return await self._enqueue(events)
 
+    async def flush(self) -> None:
+        """Wait until every event queued so far, by `record` or `record_later`, is written
+        (or failed). Events queued meanwhile are not waited for."""
+        pending = [item.future for item in (*self._writing, *self._queue)]
+        if pending:
+            await asyncio.wait(pending)
+
     def record_later(self, events: Sequence[UsageEventIn]) -> asyncio.Future[RecordResult]:
         """Queue `events` without waiting; the returned future may be ignored.
 
@@ -187,7 +195,7 @@ class UsageRecorder:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            batch = self._take_batch()
+            batch = self._writing = self._take_batch()
             try:
                 await self._write_isolated(batch)
             except asyncio.CancelledError:

@@ -153,9 +153,10 @@ class Runtime:
 
     async def drain(self) -> None:
         """Wait until every background task spawned so far (and those they spawn), and every
-        `run_here` under way, is done."""
+        `run_here` under way, is done, and the usage events they queued are written."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.recorder.flush()
 
     async def sweep(self) -> None:
         """The periodic jobs, every 30 s: expire grants, void stale holds, roll subscriptions

@@ -305,6 +305,23 @@ class TestLifecycle:
         assert await asyncio.wait_for(future, timeout=10) == RecordResult(1, 1)
         assert [r.event_id for r in await stored(db)] == ["e1"]
 
+    async def test_flush_waits_for_everything_queued_so_far(
+        self,
+        db: Database,
+        recorders: RecorderFactory,
+        make_event: EventFactory,
+        stored: StoredEvents,
+    ) -> None:
+        recorder = recorders(db, max_batch=2)
+        for n in range(5):  # three batches: one being written while the others queue
+            recorder.record_later([make_event(f"e{n}"), make_event(f"f{n}")])
+
+        await asyncio.wait_for(recorder.flush(), timeout=10)
+
+        assert len(await stored(db)) == 10
+        assert recorder.pending == 0
+        await recorder.flush()  # nothing queued: returns at once
+
     async def test_record_later_failure_is_logged(
         self,
         tmp_path: Path,
