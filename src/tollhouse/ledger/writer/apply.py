@@ -6,9 +6,11 @@ operation's partial changes anyway (`BatchState.rollback`). No I/O here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from tollhouse.errors import TollhouseError
 from tollhouse.ids import new_id
 from tollhouse.ledger.errors import (
     CaptureExceedsHold,
@@ -25,12 +27,28 @@ from tollhouse.ledger.writer.ops import (
     GrantOp,
     HoldOp,
     Op,
+    Outcome,
     OverdraftOp,
     RevokeOp,
     SweepCustomerOp,
     VoidOp,
 )
 from tollhouse.ledger.writer.state import Account, BatchState, Hold
+
+
+def apply_all(state: BatchState, ops: Sequence[Op], hold_ttl: timedelta) -> list[Outcome]:
+    """Apply `ops` in order, each on its own: one refused with a business error
+    (`TollhouseError`) is rolled back and leaves the others' changes in `state`. Any other
+    exception propagates."""
+    outcomes: list[Outcome] = []
+    for op in ops:
+        state.begin()
+        try:
+            outcomes.append((True, apply(state, op, hold_ttl)))
+        except TollhouseError as exc:
+            state.rollback()
+            outcomes.append((False, exc))
+    return outcomes
 
 
 def apply(state: BatchState, op: Op, hold_ttl: timedelta) -> Any:

@@ -15,8 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tollhouse.errors import TollhouseError
-from tollhouse.ledger.writer.apply import apply
+from tollhouse.ledger.writer.apply import apply_all
 from tollhouse.ledger.writer.flush import flush
 from tollhouse.ledger.writer.load import load
 from tollhouse.ledger.writer.ops import Op, Outcome, answer_early
@@ -45,7 +44,6 @@ async def run_batch(
     """
     is_postgres = engine.dialect.name == "postgresql"
     state = BatchState(now)
-    outcomes: list[Outcome] = []
     async with engine.connect() as conn:
         transaction = await conn.begin()
         version = None
@@ -63,13 +61,7 @@ async def run_batch(
                 known_accounts=known_accounts,
                 hold_cache=hold_cache,
             )
-            for op in ops:
-                state.begin()
-                try:
-                    outcomes.append((True, apply(state, op, hold_ttl)))
-                except TollhouseError as exc:
-                    state.rollback()
-                    outcomes.append((False, exc))
+            outcomes = apply_all(state, ops, hold_ttl)
             answer_early(ops, outcomes)
             await flush(conn, state, is_postgres=is_postgres)
         except BaseException:

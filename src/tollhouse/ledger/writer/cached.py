@@ -28,9 +28,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tollhouse.errors import TollhouseError
 from tollhouse.ledger.models import SYSTEM_KINDS, AccountKind, account_id_for
-from tollhouse.ledger.writer.apply import apply
+from tollhouse.ledger.writer.apply import apply_all
 from tollhouse.ledger.writer.flush import collect
 from tollhouse.ledger.writer.flush_sqlite import SqliteRows, write_on_driver
 from tollhouse.ledger.writer.load import copy_hold
@@ -123,7 +122,7 @@ def apply_cached(
     changes no cached account may keep.
     """
     try:
-        outcomes = _apply_all(state, ops, hold_ttl)
+        outcomes = apply_all(state, ops, hold_ttl)
         changes = collect(state)
         assert not changes.new_accounts and not changes.meta, "holds, captures, voids only"
         rows.add(changes, state.now, to_db)
@@ -156,15 +155,3 @@ async def write_cached(engine: AsyncEngine, rows: SqliteRows, accounts: AccountC
         write_on_driver(connection, writes)
 
     await run_transaction(engine, work)
-
-
-def _apply_all(state: BatchState, ops: Sequence[Op], hold_ttl: timedelta) -> list[Outcome]:
-    outcomes: list[Outcome] = []
-    for op in ops:
-        state.begin()
-        try:
-            outcomes.append((True, apply(state, op, hold_ttl)))
-        except TollhouseError as exc:
-            state.rollback()
-            outcomes.append((False, exc))
-    return outcomes

@@ -48,6 +48,7 @@ from tollhouse.ledger.writer.ops import (
     GrantOp,
     HoldOp,
     Op,
+    Outcome,
     OverdraftOp,
     RevokeOp,
     SweepCustomerOp,
@@ -380,12 +381,7 @@ class Ledger:
                     batch.append(op)
             if batch and not self._pipelined(batch):
                 await self._redo_failed()  # everything before this batch is written first
-                try:
-                    await self._execute(batch)
-                except Exception as exc:  # never let the writer die (logged)
-                    logger.exception("ledger writer failed a batch")
-                    for op in batch:
-                        _resolve(op, False, exc)
+                await self._execute_logged(batch)
 
     def _pipelined(self, ops: list[Op]) -> bool:
         """SQLite: apply `ops` over the caches and hand them to the pipeline; False when
@@ -422,14 +418,18 @@ class Ledger:
             return
         await self._pipeline.drain()
         for ops in self._pipeline.take_failed():
-            try:
-                await self._execute(ops)
-            except Exception as exc:  # never let the writer die (logged)
-                logger.exception("ledger writer failed a batch")
-                for op in ops:
-                    _resolve(op, False, exc)
+            await self._execute_logged(ops)
 
-    async def _run_batch(self, ops: list[Op]) -> list[tuple[bool, Any]]:
+    async def _execute_logged(self, ops: list[Op]) -> None:
+        """`_execute`, failing `ops` with any error it raises (logged): the writer never dies."""
+        try:
+            await self._execute(ops)
+        except Exception as exc:
+            logger.exception("ledger writer failed a batch")
+            for op in ops:
+                _resolve(op, False, exc)
+
+    async def _run_batch(self, ops: list[Op]) -> list[Outcome]:
         return await run_batch(
             self._db.engine,
             ops,
