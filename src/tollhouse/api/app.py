@@ -2,7 +2,7 @@
 
 `create_app()` builds everything from the environment (`tollhouse serve` uses it); tests pass
 their own `Runtime`. The runtime starts and stops with the app's lifespan; an app that built its
-own runtime then freezes the start-up heap (`server.heap`).
+own runtime then tunes the garbage collector (`server.heap`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tollhouse.api.routes import (
     usage,
 )
 from tollhouse.config import get_settings
-from tollhouse.server.heap import freeze_startup_heap
+from tollhouse.server.heap import tune_collector
 from tollhouse.server.runtime import Runtime
 
 DESCRIPTION = """\
@@ -64,7 +64,7 @@ class TollhouseApp(FastAPI):
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
     """The app over `runtime` (default: one built from the environment's settings, and the
-    process's start-up heap frozen once it runs)."""
+    garbage collector tuned once it runs, see `server.heap`)."""
     serving = runtime is None
     runtime = runtime or Runtime(get_settings())
 
@@ -72,7 +72,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         if serving:
-            freeze_startup_heap()
+            tune_collector()
         try:
             yield
         finally:

@@ -96,6 +96,8 @@ class QuotaGuard:
                 `retry_after_seconds` until the period ends).
         """
         caps = self.catalog.plan(plan).quotas
+        if not caps:
+            return None
         wanted = {m: v for m, v in quantities(usage).items() if m in caps}
         if not wanted:
             return None
