@@ -18,7 +18,7 @@ connections, ~2,600 calls/s, 10 s): ~3,200 young, ~300 middle and ~27 full colle
   since (such a collection was a 50-80 ms pause with them);
 - raises the thresholds to `COLLECTOR_THRESHOLDS`, so the collector runs every
   `YOUNG_THRESHOLD` net allocations: a few times a minute at the rate above, or sooner if
-  code makes cycles, whose garbage is then bounded by that count (a few MB).
+  code makes cycles, whose garbage is then bounded by that count (some tens of MB at most).
 
 See the `gc` module's documentation (`gc.set_threshold`, `gc.freeze`).
 """
