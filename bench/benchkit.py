@@ -124,6 +124,27 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / CLK_TCK
 
 
+STORE_COMMANDS = ("postgres", "redis-server")
+"""Process names of the stores a target may use (PostgreSQL's backends, Redis)."""
+
+
+def store_cpu_seconds() -> float:
+    """User+system CPU seconds used so far by this machine's PostgreSQL and Redis processes."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = Path(f"/proc/{entry.name}/comm").read_text().strip()
+        except OSError:
+            continue
+        if command in STORE_COMMANDS:
+            fields = _stat_fields(int(entry.name))
+            if fields is not None:
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLK_TCK
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores spent not idle since boot (from /proc/stat)."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
@@ -193,6 +214,8 @@ class WrkResult:
     wrk_cpu_s: float = 0.0
     server_cpu_s: float = 0.0
     upstream_cpu_s: float = 0.0
+    store_cpu_s: float = 0.0
+    """PostgreSQL and Redis, when the target uses them (`run_wrk(..., stores=True)`)."""
     machine_busy_s: float = 0.0
     wall_s: float = 0.0
     raw: str = ""
@@ -206,10 +229,14 @@ class WrkResult:
         return self.server_cpu_s * 1000 / self.requests if self.requests else None
 
     @property
+    def store_cpu_ms_per_request(self) -> float | None:
+        return self.store_cpu_s * 1000 / self.requests if self.requests else None
+
+    @property
     def foreign_cpu_percent(self) -> float:
         """CPU used during the run by processes that are not part of the benchmark, in % of
         one core: other work on the machine that disturbed the measurement."""
-        ours = self.wrk_cpu_s + self.server_cpu_s + self.upstream_cpu_s
+        ours = self.wrk_cpu_s + self.server_cpu_s + self.upstream_cpu_s + self.store_cpu_s
         return max(0.0, self.machine_busy_s - ours) * 100 / self.wall_s if self.wall_s else 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -225,6 +252,8 @@ class WrkResult:
             "server_cpu_s": round(self.server_cpu_s, 3),
             "server_cpu_ms_per_request": _round(self.server_cpu_ms_per_request, 4),
             "upstream_cpu_s": round(self.upstream_cpu_s, 3),
+            "store_cpu_s": round(self.store_cpu_s, 3),
+            "store_cpu_ms_per_request": _round(self.store_cpu_ms_per_request, 4),
             "wrk_cpu_s": round(self.wrk_cpu_s, 3),
             "foreign_cpu_percent": round(self.foreign_cpu_percent, 1),
             "wall_s": round(self.wall_s, 3),
@@ -299,9 +328,11 @@ def run_wrk(
     env: dict[str, str],
     server_pgid: int | None = None,
     upstream_pgid: int | None = None,
+    stores: bool = False,
 ) -> WrkResult:
-    """Run wrk once against `url` and measure the CPU the server, upstream, wrk and the rest
-    of the machine used meanwhile. Raises RuntimeError when wrk fails."""
+    """Run wrk once against `url` and measure the CPU the server, upstream, wrk, the stores
+    (PostgreSQL and Redis, with `stores=True`: the target's own work) and the rest of the
+    machine used meanwhile. Raises RuntimeError when wrk fails."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise RuntimeError(WRK_INSTALL_HINT)
@@ -323,6 +354,7 @@ def run_wrk(
     _last_child_cpu()  # children reaped before this run are not wrk
     server0 = group_cpu_seconds(server_pgid) if server_pgid else 0.0
     upstream0 = group_cpu_seconds(upstream_pgid) if upstream_pgid else 0.0
+    stores0 = store_cpu_seconds() if stores else 0.0
     busy0 = machine_busy_seconds()
     t0 = time.monotonic()
     with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
@@ -336,6 +368,7 @@ def run_wrk(
     busy = machine_busy_seconds() - busy0
     server_cpu = group_cpu_seconds(server_pgid) - server0 if server_pgid else 0.0
     upstream_cpu = group_cpu_seconds(upstream_pgid) - upstream0 if upstream_pgid else 0.0
+    store_cpu = store_cpu_seconds() - stores0 if stores else 0.0
     text = out.decode(errors="replace")
     if proc.returncode != 0:
         raise RuntimeError(f"wrk exited {proc.returncode}: {err.decode(errors='replace')[-500:]}")
@@ -344,6 +377,7 @@ def run_wrk(
     result.machine_busy_s = busy
     result.server_cpu_s = server_cpu
     result.upstream_cpu_s = upstream_cpu
+    result.store_cpu_s = store_cpu
     result.wrk_cpu_s = _last_child_cpu()
     return result
 

@@ -487,6 +487,7 @@ def measure(h: Harness, target: str) -> dict[str, Any]:
             env=env,
             server_pgid=running.pgid,
             upstream_pgid=upstream_pgid,
+            stores=target == "tollhouse-pg",  # PostgreSQL and Redis work for this target
         )
         sent = 1  # the preflight
         if args.warmup > 0:
@@ -501,7 +502,12 @@ def measure(h: Harness, target: str) -> dict[str, Any]:
                 f"   run {i + 1}: {run.requests_per_s:,.0f} req/s  p50 {run.p50_ms:.2f} ms  "
                 f"p99 {run.p99_ms:.2f} ms  errors {run.errors}  "
                 f"server CPU {fmt(run.server_cpu_ms_per_request, 3)} ms/req  "
-                f"foreign CPU {run.foreign_cpu_percent:.0f}%",
+                + (
+                    f"PostgreSQL + Redis CPU {fmt(run.store_cpu_ms_per_request, 3)} ms/req  "
+                    if run.store_cpu_s
+                    else ""
+                )
+                + f"foreign CPU {run.foreign_cpu_percent:.0f}%",
                 flush=True,
             )
         chosen = sorted(runs, key=lambda r: r.requests_per_s)[len(runs) // 2]  # the median run
@@ -634,6 +640,8 @@ def comparisons(records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _note(r: dict[str, Any]) -> str:
     notes = [r["error"]] if r.get("error") else []
+    if r.get("store_cpu_s"):
+        notes.append(f"PostgreSQL + Redis {fmt(r['store_cpu_ms_per_request'], 3)} CPU ms/req")
     if "charged_micros_per_request" in r:
         notes.append(f"charged {r['charged_micros_per_request']:g} micros/request")
     return "; ".join(notes)
