@@ -17,6 +17,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,37 +92,32 @@ def _killpg(pgid: int, sig: signal.Signals) -> None:
         pass
 
 
-def group_pids(pgid: int) -> list[int]:
-    """Live pids whose process group is `pgid` (from /proc)."""
-    pids = []
+def _processes() -> Iterator[tuple[int, str, list[str]]]:
+    """`(pid, command, fields)` of each live process, from /proc/<pid>/stat: `fields` are
+    the ones after the command name, [state, ppid, pgrp, ...]."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
-        fields = _stat_fields(int(entry.name))
-        if fields is not None and int(fields[2]) == pgid and fields[0] != "Z":
-            pids.append(int(entry.name))
-    return pids
+        try:
+            raw = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue
+        end = raw.rindex(")")
+        yield int(entry.name), raw[raw.index("(") + 1 : end], raw[end + 2 :].split()
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name: [state, ppid, pgrp, ...]."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()
+def _cpu_seconds(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Live pids whose process group is `pgid` (from /proc)."""
+    return [pid for pid, _, fields in _processes() if int(fields[2]) == pgid and fields[0] != "Z"]
 
 
 def group_cpu_seconds(pgid: int) -> float:
     """User+system CPU seconds used so far by the live processes of a group."""
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        fields = _stat_fields(int(entry.name))
-        if fields is not None and int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLK_TCK
+    return sum(_cpu_seconds(fields) for _, _, fields in _processes() if int(fields[2]) == pgid)
 
 
 STORE_COMMANDS = ("postgres", "redis-server")
@@ -130,19 +126,9 @@ STORE_COMMANDS = ("postgres", "redis-server")
 
 def store_cpu_seconds() -> float:
     """User+system CPU seconds used so far by this machine's PostgreSQL and Redis processes."""
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = Path(f"/proc/{entry.name}/comm").read_text().strip()
-        except OSError:
-            continue
-        if command in STORE_COMMANDS:
-            fields = _stat_fields(int(entry.name))
-            if fields is not None:
-                total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLK_TCK
+    return sum(
+        _cpu_seconds(fields) for _, command, fields in _processes() if command in STORE_COMMANDS
+    )
 
 
 def machine_busy_seconds() -> float:

@@ -203,6 +203,8 @@ class UsageRecorder:
                 self._fail_all(self._queue, RecorderClosed("the usage recorder was cancelled"))
                 self._queue.clear()
                 raise
+            finally:
+                self._writing = []  # written or failed: `flush` no longer waits for it
 
     def _take_batch(self) -> list[_Pending]:
         batch = [self._queue.popleft()]
