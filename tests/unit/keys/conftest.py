@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from sqlalchemy import event
+from tests.support.statements import recorded_statements
 
 from tollhouse.clock import FrozenClock
 from tollhouse.customers import Customer
@@ -30,11 +29,5 @@ async def customer(sqlite_db: Database, clock: FrozenClock) -> Customer:
 @pytest.fixture
 def queries(sqlite_db: Database) -> Iterator[list[str]]:
     """Every SQL statement sent to `sqlite_db` while the test runs, in order."""
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(sqlite_db.engine.sync_engine, "before_cursor_execute", record)
-    yield statements
-    event.remove(sqlite_db.engine.sync_engine, "before_cursor_execute", record)
+    with recorded_statements(sqlite_db) as statements:
+        yield statements

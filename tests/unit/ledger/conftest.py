@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tollhouse.clock import FrozenClock
-from tollhouse.ledger import Balance, Ledger, TransactionView
+from tollhouse.ledger import Balance, HoldNotFound, HoldView, Ledger, TransactionView
 from tollhouse.ledger import service as ledger_service
 from tollhouse.ledger.models import entries_table, holds_table
 from tollhouse.storage import Database
@@ -97,3 +97,25 @@ def row_counts(request: pytest.FixtureRequest) -> Counts:
         return int(entries or 0), int(holds or 0)
 
     return count
+
+
+async def stored_hold(db: Database, hold_id: str) -> HoldView | None:
+    """The hold as committed (read through a fresh engine), or None."""
+    other = Database(db.url)
+    try:
+        async with other.sessions() as session:
+            return await ledger_service.get_hold(session, hold_id)
+    except HoldNotFound:
+        return None
+    finally:
+        await other.dispose()
+
+
+async def grant_elsewhere(db: Database, clock: FrozenClock, customer_id: str, amount: int) -> None:
+    """Another writer (its own engine and `Ledger`) grants credit: caches become stale."""
+    other_db = Database(db.url)
+    try:
+        async with Ledger(other_db, clock=clock) as other:
+            await other.grant(customer_id, amount, idempotency_key=f"elsewhere-{amount}")
+    finally:
+        await other_db.dispose()

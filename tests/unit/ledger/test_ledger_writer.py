@@ -10,14 +10,13 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
+from tests.support.statements import recorded_statements
 
 from tollhouse.clock import FrozenClock
 from tollhouse.ids import new_id as real_new_id
 from tollhouse.ledger import (
     GrantView,
-    HoldNotFound,
     HoldNotOpen,
     HoldView,
     InsufficientCredit,
@@ -33,7 +32,7 @@ from tollhouse.ledger.writer.state import BatchState
 from tollhouse.storage import Database
 from tollhouse.storage.driver import CommitError
 
-from .conftest import Check, Wallet
+from .conftest import Check, Wallet, grant_elsewhere, stored_hold
 
 
 class TestGroupCommit:
@@ -268,28 +267,6 @@ def commit_gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[asyncio.Event]:
     gate.set()
 
 
-async def stored_hold(db: Database, hold_id: str) -> HoldView | None:
-    """The hold as committed (read through a fresh engine), or None."""
-    other = Database(db.url)
-    try:
-        async with other.sessions() as session:
-            return await ledger_service.get_hold(session, hold_id)
-    except HoldNotFound:
-        return None
-    finally:
-        await other.dispose()
-
-
-async def grant_elsewhere(db: Database, clock: FrozenClock, customer_id: str, amount: int) -> None:
-    """Another writer (its own engine and `Ledger`) grants credit: caches become stale."""
-    other_db = Database(db.url)
-    try:
-        async with Ledger(other_db, clock=clock) as other:
-            await other.grant(customer_id, amount, idempotency_key=f"elsewhere-{amount}")
-    finally:
-        await other_db.dispose()
-
-
 async def early_hold(ledger: Ledger, amount: int) -> HoldView:
     """A hold of cus_a answered before its commit (5 s at most: it must not wait for one)."""
     return await asyncio.wait_for(ledger.hold("cus_a", amount, answer_before_commit=True), 5)
@@ -364,8 +341,9 @@ def write_gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[asyncio.Event]:
 
 
 class TestEarlyHoldsOnPostgres:
-    """On PostgreSQL an early hold is answered under its batch's locks, before its writes and
-    COMMIT, and its key is not looked up."""
+    """On PostgreSQL's general path an early hold is answered under its batch's locks, before
+    its writes and COMMIT, and its key is not looked up. (Another process grants, so the
+    ledger under test has not cached the customer's accounts.)"""
 
     async def test_answered_before_the_writes_and_stored_by_the_commit(
         self,
@@ -376,7 +354,7 @@ class TestEarlyHoldsOnPostgres:
         consistent: Check,
     ) -> None:
         async with Ledger(postgres_db, clock=clock) as ledger:
-            await ledger.grant("cus_a", 100, idempotency_key="g")
+            await grant_elsewhere(postgres_db, clock, "cus_a", 100)
             write_gate.clear()
             other_db = Database(postgres_db.url)
             try:
@@ -403,7 +381,7 @@ class TestEarlyHoldsOnPostgres:
         self, postgres_db: Database, clock: FrozenClock, write_gate: asyncio.Event
     ) -> None:
         async with Ledger(postgres_db, clock=clock) as ledger:
-            await ledger.grant("cus_a", 100, idempotency_key="g")
+            await grant_elsewhere(postgres_db, clock, "cus_a", 100)
             write_gate.clear()
             refused = asyncio.create_task(ledger.hold("cus_a", 130, answer_before_commit=True))
             try:
@@ -422,15 +400,9 @@ class TestEarlyHoldsOnPostgres:
         consistent: Check,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
-        statements: list[str] = []
-
-        def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            statements.append(statement)
-
         async with Ledger(postgres_db, clock=clock) as ledger:
-            await ledger.grant("cus_a", 100, idempotency_key="g")
-            event.listen(postgres_db.engine.sync_engine, "before_cursor_execute", seen)
-            try:
+            await grant_elsewhere(postgres_db, clock, "cus_a", 100)
+            with recorded_statements(postgres_db) as statements:
                 hold = await ledger.hold(
                     "cus_a", 30, idempotency_key="req_1", answer_before_commit=True
                 )
@@ -443,8 +415,6 @@ class TestEarlyHoldsOnPostgres:
                         "cus_a", 30, idempotency_key="req_1", answer_before_commit=True
                     )
                     await ledger.hold("cus_a", 1)  # the writer has moved on
-            finally:
-                event.remove(postgres_db.engine.sync_engine, "before_cursor_execute", seen)
             assert await stored_hold(postgres_db, reused.id) is None
             assert f"hold {reused.id} was answered before its commit" in caplog.text
             assert "IntegrityError" in caplog.text

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollhouse.ledger.writer.apply import apply_all
+from tollhouse.ledger.writer.cached_postgres import PostgresAccountCache
 from tollhouse.ledger.writer.flush import flush
 from tollhouse.ledger.writer.load import load
 from tollhouse.ledger.writer.ops import Op, Outcome, answer_early
@@ -32,11 +33,13 @@ async def run_batch(
     known_accounts: set[str],
     hold_cache: HoldCache,
     accounts: AccountCache | None = None,
+    postgres_cache: PostgresAccountCache | None = None,
 ) -> list[Outcome]:
     """Apply `ops` in one transaction and commit. Returns outcomes in `ops` order.
 
     With `accounts` (SQLite), the batch's customers are cached after the commit, at the
-    `PRAGMA data_version` read before loading them (see `writer/cached.py`).
+    `PRAGMA data_version` read before loading them (see `writer/cached.py`); with
+    `postgres_cache`, at the escrow versions the batch wrote (`writer/cached_postgres.py`).
 
     Raises:
         CommitError: COMMIT raised; nothing can be said about the outcome.
@@ -79,4 +82,6 @@ async def run_batch(
     hold_cache.remember(state.holds.values())
     if accounts is not None and version is not None:
         accounts.remember(state, *version)
+    if postgres_cache is not None:
+        postgres_cache.remember(state)
     return outcomes

@@ -10,7 +10,7 @@ Checked anyway on every write: it takes the write lock (`BEGIN IMMEDIATE`) and c
 before the cache was loaded; a difference fails the write (`StaleCache`). The guarded writes
 of `flush` stay in force. Any failure drops every cached account and the failed batches'
 holds, and the batches are redone the general way (`batch.run_batch`).
-PostgreSQL never uses this: several processes write there, under row locks (`load`).
+PostgreSQL has its own check, the escrow rows' versions (`cached_postgres`).
 
 A batch is taken this way only when it holds nothing but holds, captures and voids, every
 customer is cached with an escrow in the currency, every hold named by id is in `HoldCache`,
@@ -22,7 +22,7 @@ constraint: a reused key fails the INSERT and the general path returns the exist
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +35,7 @@ from tollhouse.ledger.writer.flush_sqlite import SqliteRows, write_on_driver
 from tollhouse.ledger.writer.load import copy_hold
 from tollhouse.ledger.writer.ops import CaptureOp, HoldOp, Op, Outcome, VoidOp, answer_early
 from tollhouse.ledger.writer.state import (
+    Account,
     AccountCache,
     BatchState,
     HoldCache,
@@ -52,19 +53,18 @@ def prepare(
     ops: Sequence[Op],
     now: datetime,
     *,
-    accounts: AccountCache,
+    customers: Mapping[str, list[Account]],
     hold_cache: HoldCache,
     known_accounts: set[str],
 ) -> BatchState | None:
-    """The batch's state from the caches, or None when the batch must run the general way."""
-    if accounts.version is None:
-        return None
+    """The batch's state from the caches (`customers`: customer id -> its cached accounts),
+    or None when the batch must run the general way. Also serves `cached_postgres`."""
     state = BatchState(now)
     escrows: set[str] = set()
     for op in ops:
         if isinstance(op, HoldOp):
             escrows.add(account_id_for(AccountKind.ESCROW, op.currency, op.customer_id))
-            if not _add_customer(state, accounts, op.customer_id):
+            if not _add_customer(state, customers, op.customer_id):
                 return None
         elif isinstance(op, CaptureOp | VoidOp):
             cached = hold_cache.get(op.hold_id)
@@ -75,7 +75,7 @@ def prepare(
         else:
             return None
     for hold in state.holds.values():
-        if not _add_customer(state, accounts, hold.customer_id):
+        if not _add_customer(state, customers, hold.customer_id):
             return None
         if any(account_id_for(k, hold.currency, None) not in known_accounts for k in SYSTEM_KINDS):
             return None
@@ -86,11 +86,13 @@ def prepare(
     return state
 
 
-def _add_customer(state: BatchState, accounts: AccountCache, customer_id: str) -> bool:
+def _add_customer(
+    state: BatchState, customers: Mapping[str, list[Account]], customer_id: str
+) -> bool:
     """Put the customer's cached accounts in `state` (once); False if none are cached."""
     if customer_id in state.by_customer:
         return True
-    cached = accounts.customers.get(customer_id)
+    cached = customers.get(customer_id)
     if not cached:
         return False
     for account in cached:

@@ -1,10 +1,12 @@
 """Write phase of a batch: the state's difference in a handful of statements.
 
 Guards: a customer account's update only applies if the result respects its lower bound
-(`balance + delta >= lower_bound` for decreases); a hold's only if it is still `open`. A row
-that does not match raises `ConcurrentUpdate` and the writer retries the batch op by op. Under
-the row-lock protocol (`load`) that never happens; the guards make a stale read (another
-process, a bug) fail loudly instead of breaking a bound.
+(`balance + delta >= lower_bound` for decreases); a hold's only if it is still `open`; on
+PostgreSQL an escrow row's only if it still has the batch's `version`. A row that does not
+match fails the batch (`ConcurrentUpdate` on SQLite; on PostgreSQL the write statement aborts
+itself with SQLSTATE 40001) and the writer retries it op by op. Under the row-lock protocol
+(`load`) that never happens; the guards make a stale read (another process, a cache, a bug)
+fail loudly instead of breaking a bound.
 
 System accounts (issuance, revenue, expired) are the only rows shared between customers; they
 are updated with `balance + delta` at the very end, in id order, so their locks are held from
@@ -45,6 +47,8 @@ class Changes:
     """Existing holds that left `open` in this batch (guarded by `status = 'open'`)."""
     meta: list[Account] = field(default_factory=list)
     """Existing accounts whose `lower_bound` or `revoked_at` changed."""
+    versions: dict[str, int] = field(default_factory=dict)
+    """PostgreSQL: escrow id -> the `version` it must still have (`BatchState.versions`)."""
 
 
 ACCOUNT_COLUMNS = (
@@ -81,6 +85,7 @@ def collect(state: BatchState) -> Changes:
             for seq, (account_id, amount) in enumerate(hold.allocations)
         ],
         settled=[hold for hold in state.holds.values() if hold.dirty],
+        versions=state.versions,
     )
     for account in state.accounts.values():
         if account.is_system:
@@ -102,7 +107,12 @@ def check(kind: str, expected: int, got: int) -> None:
 
 
 async def flush(conn: AsyncConnection, state: BatchState, *, is_postgres: bool) -> None:
-    """Write everything `state` changed. Raises `ConcurrentUpdate` if a guard fails."""
+    """Write everything `state` changed.
+
+    Raises:
+        ConcurrentUpdate: SQLite, a guard missed a row.
+        DBAPIError: PostgreSQL, SQLSTATE 40001 when a guard missed a row (nothing written).
+    """
     changes = collect(state)
     if is_postgres:
         from tollhouse.ledger.writer.flush_postgres import write

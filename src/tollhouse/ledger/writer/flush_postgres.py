@@ -1,10 +1,12 @@
 """PostgreSQL writes: one statement of data-modifying CTEs over array parameters.
 
-Entries, new holds, allocations, guarded customer balances, guarded hold settlements and (when
-there is just one) the system account go in ONE round trip; the statement returns how many rows
-each guarded UPDATE matched. Rare writes (new accounts, metadata, several system accounts) are
-separate statements; several system accounts are updated in id order so two processes never
-deadlock on them.
+Escrow rows (checked against the batch's `version`s, which they advance), entries, new holds,
+allocations, guarded customer balances, guarded hold settlements and (when there is just one)
+the system account go in ONE round trip, and the statement aborts itself if any guard missed
+a row (`ledger_check`, migration `ledger_0002`): a batch whose only statement this is may run
+in autocommit mode (`cached_postgres`). Rare writes (new accounts, metadata, several system
+accounts) are separate statements; several system accounts are updated in id order so two
+processes never deadlock on them.
 """
 
 from __future__ import annotations
@@ -17,39 +19,55 @@ from sqlalchemy import bindparam, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tollhouse.ledger.models import accounts_table
-from tollhouse.ledger.writer.flush import Changes, account_row, check
+from tollhouse.ledger.writer.flush import Changes, account_row
 from tollhouse.storage.base import UTCDateTime
 
 A = accounts_table.c
 
 _WRITE = text(
     "WITH "
+    "escrows AS (UPDATE ledger_accounts AS x SET balance = x.balance + u.delta, "
+    "version = x.version + 1 FROM unnest(CAST(:g_id AS VARCHAR[]), "
+    "CAST(:g_version AS BIGINT[]), CAST(:g_delta AS BIGINT[])) AS u(id, version, delta) "
+    "WHERE x.id = u.id AND x.version = u.version "
+    "AND (u.delta >= 0 OR x.balance + u.delta >= x.lower_bound) RETURNING 1), "
+    "guard AS (SELECT count(*) = :g_n AS ok FROM escrows), "
     "entries AS (INSERT INTO ledger_entries "
     "(transfer_id, account_id, customer_id, amount, kind, hold_id, description, created_at) "
     "SELECT t, a, c, m, k, h, d, CAST(:now AS TIMESTAMPTZ) FROM unnest("
     "CAST(:e_transfer AS VARCHAR[]), CAST(:e_account AS VARCHAR[]), "
     "CAST(:e_customer AS VARCHAR[]), CAST(:e_amount AS BIGINT[]), CAST(:e_kind AS VARCHAR[]), "
-    "CAST(:e_hold AS VARCHAR[]), CAST(:e_description AS TEXT[])) AS u(t, a, c, m, k, h, d)), "
+    "CAST(:e_hold AS VARCHAR[]), CAST(:e_description AS TEXT[])) AS u(t, a, c, m, k, h, d), "
+    "guard WHERE guard.ok), "
     "holds AS (INSERT INTO ledger_holds (id, customer_id, currency, amount, captured_amount, "
     "status, idempotency_key, created_at, expires_at, settled_at, metadata) "
-    "SELECT * FROM unnest(CAST(:h_id AS VARCHAR[]), CAST(:h_customer AS VARCHAR[]), "
+    "SELECT u.* FROM unnest(CAST(:h_id AS VARCHAR[]), CAST(:h_customer AS VARCHAR[]), "
     "CAST(:h_currency AS VARCHAR[]), CAST(:h_amount AS BIGINT[]), "
     "CAST(:h_captured AS BIGINT[]), CAST(:h_status AS VARCHAR[]), CAST(:h_key AS VARCHAR[]), "
     "CAST(:h_created AS TIMESTAMPTZ[]), CAST(:h_expires AS TIMESTAMPTZ[]), "
-    "CAST(:h_settled AS TIMESTAMPTZ[]), CAST(:h_metadata AS JSON[]))), "
+    "CAST(:h_settled AS TIMESTAMPTZ[]), CAST(:h_metadata AS JSON[])) "
+    "AS u(i, c, cur, a, ca, s, k, cr, ex, se, m), guard WHERE guard.ok), "
     "allocations AS (INSERT INTO ledger_hold_allocations (hold_id, seq, account_id, amount) "
-    "SELECT * FROM unnest(CAST(:l_hold AS VARCHAR[]), CAST(:l_seq AS INTEGER[]), "
-    "CAST(:l_account AS VARCHAR[]), CAST(:l_amount AS BIGINT[]))), "
+    "SELECT u.* FROM unnest(CAST(:l_hold AS VARCHAR[]), CAST(:l_seq AS INTEGER[]), "
+    "CAST(:l_account AS VARCHAR[]), CAST(:l_amount AS BIGINT[])) AS u(h, s, a, m), guard "
+    "WHERE guard.ok), "
     "balances AS (UPDATE ledger_accounts AS x SET balance = x.balance + u.delta "
-    "FROM unnest(CAST(:b_id AS VARCHAR[]), CAST(:b_delta AS BIGINT[])) AS u(id, delta) "
-    "WHERE x.id = u.id AND (x.lower_bound IS NULL OR u.delta >= 0 "
+    "FROM unnest(CAST(:b_id AS VARCHAR[]), CAST(:b_delta AS BIGINT[])) AS u(id, delta), guard "
+    "WHERE guard.ok AND x.id = u.id AND (x.lower_bound IS NULL OR u.delta >= 0 "
     "OR x.balance + u.delta >= x.lower_bound) RETURNING 1), "
     "settled AS (UPDATE ledger_holds AS x SET status = u.status, captured_amount = u.captured, "
     "settled_at = u.settled FROM unnest(CAST(:s_id AS VARCHAR[]), CAST(:s_status AS VARCHAR[]), "
     "CAST(:s_captured AS BIGINT[]), CAST(:s_settled AS TIMESTAMPTZ[])) "
-    "AS u(id, status, captured, settled) WHERE x.id = u.id AND x.status = 'open' RETURNING 1) "
-    "SELECT (SELECT count(*) FROM balances), (SELECT count(*) FROM settled)"
+    "AS u(id, status, captured, settled), guard "
+    "WHERE guard.ok AND x.id = u.id AND x.status = 'open' RETURNING 1) "
+    "SELECT ledger_check((SELECT ok FROM guard), 'an escrow row (version or bound)'), "
+    "ledger_check((SELECT count(*) FROM balances) = :b_n, 'an account balance (bound)'), "
+    "ledger_check((SELECT count(*) FROM settled) = :s_n, 'a hold (no longer open)')"
 )
+"""Every write of a batch in one statement, which checks itself: the escrow rows first (each
+must still be at the batch's `version`; it gains 1 and takes its balance change), and only then
+(`guard`) everything else; any row that does not match makes `ledger_check` abort the whole
+statement with SQLSTATE 40001, so nothing of it is written even in autocommit mode."""
 _SYSTEM_BALANCE = text("UPDATE ledger_accounts SET balance = balance + :delta WHERE id = :id")
 _ACCOUNT_META = (
     update(accounts_table)
@@ -69,7 +87,12 @@ def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
 
 
 async def write(conn: AsyncConnection, changes: Changes, now: datetime) -> None:
-    """Write `changes`. Raises `ConcurrentUpdate` if a guarded UPDATE missed a row."""
+    """Write `changes`.
+
+    Raises:
+        DBAPIError: SQLSTATE 40001 when a guarded row did not match (`_WRITE`); nothing of
+            the statement is written.
+    """
     if changes.new_accounts:
         await conn.execute(insert(accounts_table), [account_row(a) for a in changes.new_accounts])
     if changes.meta:
@@ -80,11 +103,19 @@ async def write(conn: AsyncConnection, changes: Changes, now: datetime) -> None:
                 for a in changes.meta
             ],
         )
-    balances = list(changes.balances)
+    escrows = [(account_id, version, 0) for account_id, version in sorted(changes.versions.items())]
+    index = {row[0]: n for n, row in enumerate(escrows)}
+    balances: list[tuple[str, int]] = []
+    for account_id, delta in changes.balances:
+        if account_id in index:
+            escrows[index[account_id]] = (account_id, changes.versions[account_id], delta)
+        else:
+            balances.append((account_id, delta))
     late_system = changes.system
     if len(changes.system) == 1:  # one shared row: no lock-order question, write it inline
         balances += changes.system
         late_system = []
+    g = _columns(escrows, 3)
     e = _columns(changes.entries, 7)
     holds = changes.new_holds
     l_ = _columns(changes.allocations, 4)
@@ -92,6 +123,10 @@ async def write(conn: AsyncConnection, changes: Changes, now: datetime) -> None:
     settled = changes.settled
     params: dict[str, Any] = {
         "now": now,
+        "g_id": g[0],
+        "g_version": g[1],
+        "g_delta": g[2],
+        "g_n": len(escrows),
         "e_transfer": e[0],
         "e_account": e[1],
         "e_customer": e[2],
@@ -116,14 +151,14 @@ async def write(conn: AsyncConnection, changes: Changes, now: datetime) -> None:
         "l_amount": l_[3],
         "b_id": b[0],
         "b_delta": b[1],
+        "b_n": len(balances),
         "s_id": [h.id for h in settled],
         "s_status": [h.status for h in settled],
         "s_captured": [h.captured_amount for h in settled],
         "s_settled": [h.settled_at for h in settled],
+        "s_n": len(settled),
     }
-    matched_balances, matched_holds = (await conn.execute(_WRITE, params)).one()
-    check("balance", len(balances), matched_balances)
-    check("hold", len(settled), matched_holds)
+    await conn.execute(_WRITE, params)
     if late_system:
         await conn.execute(
             _SYSTEM_BALANCE, [{"id": id_, "delta": delta} for id_, delta in late_system]

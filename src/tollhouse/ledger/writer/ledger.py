@@ -17,11 +17,12 @@ that error (no blind retry of a possibly committed batch).
 
 An op whose caller is cancelled before its batch starts is dropped; once started it completes.
 Several processes may each run a `Ledger` on one PostgreSQL database (row locks, see `load`);
-on SQLite run one per database (one connection serialises everything). On SQLite, batches of
-holds, captures and voids are applied on the event loop over accounts cached across batches
-(`cached`) and written by a pipelined group commit (`pipeline`): the next batch is decided
-while the previous one commits. Everything else, and any batch the caches cannot serve, runs
-the general way once every batch before it is written.
+on SQLite run one per database (one connection serialises everything). Batches of holds,
+captures and voids are applied on the event loop over accounts cached across batches: on
+SQLite (`cached`) written by a pipelined group commit (`pipeline`), the next batch decided
+while the previous one commits; on PostgreSQL (`cached_postgres`) in one autocommit statement
+that checks the customers' escrow versions itself. Everything else, and any batch the caches
+cannot serve, runs the general way once every batch before it is written.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from tollhouse.ledger.models import AccountKind, HoldStatus, accounts_table, hol
 from tollhouse.ledger.schemas import GrantView, HoldView, SweepResult
 from tollhouse.ledger.writer.batch import run_batch
 from tollhouse.ledger.writer.cached import apply_cached, prepare
+from tollhouse.ledger.writer.cached_postgres import PostgresAccountCache, run_cached
 from tollhouse.ledger.writer.ops import (
     CaptureOp,
     GrantOp,
@@ -108,6 +110,9 @@ class Ledger:
         self._to_db = datetime_to_db(db.engine.dialect)
         self._accounts: AccountCache | None = None
         self._pipeline: CommitPipeline | None = None
+        self._postgres_cache: PostgresAccountCache | None = None
+        if db.engine.dialect.name == "postgresql":
+            self._postgres_cache = PostgresAccountCache()
         if db.is_sqlite:
             self._accounts = AccountCache()
             self._pipeline = CommitPipeline(
@@ -208,10 +213,11 @@ class Ledger:
 
         `answer_before_commit=True` answers a granted hold as soon as it is decided, before
         its batch commits: on SQLite's cached batches, over accounts the writer owns, while
-        earlier batches commit; on the general path (PostgreSQL), under the batch's row
-        locks on the customer's accounts, before its writes and COMMIT (two round trips
-        sooner; another process's batch on that wallet waits for the locks, so it decides
-        over this hold). For holds that live no longer than the process's own work, such as
+        earlier batches commit; on PostgreSQL's general path, under the batch's row locks on
+        the customer's accounts, before its writes and COMMIT (two round trips sooner;
+        another process's batch on that wallet waits for the locks, so it decides over this
+        hold). PostgreSQL's cached batches answer every op once their one statement has
+        returned: it is their commit. For holds that live no longer than the process's own work, such as
         a gateway call's: the decision is made over every hold, committed or not, so none
         can overdraw the wallet; if the process dies or its batch fails, the hold never
         existed, as if it had expired at once (a failed batch of several ops is retried op
@@ -379,7 +385,7 @@ class Ledger:
                 op = pending.popleft()
                 if not op.future.done():  # cancelled callers withdraw their op
                     batch.append(op)
-            if batch and not self._pipelined(batch):
+            if batch and not self._pipelined(batch) and not await self._cached(batch):
                 await self._redo_failed()  # everything before this batch is written first
                 await self._execute_logged(batch)
 
@@ -387,12 +393,12 @@ class Ledger:
         """SQLite: apply `ops` over the caches and hand them to the pipeline; False when
         they must run the general way (the caches cannot serve them)."""
         pipeline, accounts = self._pipeline, self._accounts
-        if pipeline is None or accounts is None:
+        if pipeline is None or accounts is None or accounts.version is None:
             return False
         state = prepare(
             ops,
             self._clock.now(),
-            accounts=accounts,
+            customers=accounts.customers,
             hold_cache=self._hold_cache,
             known_accounts=self._known_accounts,
         )
@@ -410,6 +416,30 @@ class Ledger:
         if outcomes is None:
             return False
         pipeline.add(Applied(ops, outcomes))
+        return True
+
+    async def _cached(self, ops: list[Op]) -> bool:
+        """PostgreSQL: run `ops` over the cached accounts in one statement; False when they
+        must run the general way (nothing was written, see `writer/cached_postgres.py`)."""
+        if self._postgres_cache is None:
+            return False
+        try:
+            outcomes = await run_cached(
+                self._db.engine,
+                ops,
+                now=self._clock.now(),
+                hold_ttl=self._hold_ttl,
+                cache=self._postgres_cache,
+                hold_cache=self._hold_cache,
+                known_accounts=self._known_accounts,
+            )
+        except CommitError as failed:
+            for op in ops:
+                _resolve(op, False, failed.cause)
+            return True
+        if outcomes is None:
+            return False
+        self._resolve_batch(ops, outcomes)
         return True
 
     async def _redo_failed(self) -> None:
@@ -438,6 +468,7 @@ class Ledger:
             known_accounts=self._known_accounts,
             hold_cache=self._hold_cache,
             accounts=self._accounts,
+            postgres_cache=self._postgres_cache,
         )
 
     async def _execute(self, batch: list[Op]) -> None:
@@ -455,9 +486,13 @@ class Ledger:
             else:
                 await self._execute_alone(batch[0], first_error=exc)
             return
+        self._resolve_batch(batch, outcomes)
+
+    def _resolve_batch(self, ops: list[Op], outcomes: list[Outcome]) -> None:
+        """Count a written batch and answer its ops."""
         self._batches += 1
-        self._ops += len(batch)
-        for op, (ok, value) in zip(batch, outcomes, strict=True):
+        self._ops += len(ops)
+        for op, (ok, value) in zip(ops, outcomes, strict=True):
             _resolve(op, ok, value)
 
     async def _execute_alone(self, op: Op, first_error: BaseException | None = None) -> None:

@@ -4,8 +4,11 @@ Locking protocol (PostgreSQL): every write to a customer's accounts and holds ha
 escrow row (one per customer and currency) is locked with `SELECT ... FOR UPDATE`, taken for all
 the batch's customers in one statement ordered by id, so processes never deadlock on them. The
 accounts are read by a *later* statement, so a batch that waited for the lock sees everything the
-previous holder committed (READ COMMITTED takes a fresh snapshot per statement). System accounts
-are only updated by `balance + delta`, at the end, in id order (see `flush`).
+previous holder committed (READ COMMITTED takes a fresh snapshot per statement). The lock also
+reads each escrow row's `version`, which the batch's write advances by one (`flush_postgres`),
+so a process that cached the accounts can tell whether anyone wrote since
+(`cached_postgres`). System accounts are only updated by `balance + delta`, at the end, in id
+order (see `flush`).
 
 Holds named by id (capture, void) come from this process's `HoldCache` or are read before the
 lock (that read names the customer to lock). Their customer and allocations never change; a
@@ -117,7 +120,7 @@ _IDS = postgresql.ARRAY(String)
 _PG_LOCK = (
     # set_config(..., true) = SET LOCAL: the rest of this transaction plans each statement for
     # its parameters, so no plan cached while a table was tiny (seq scan) outlives its growth.
-    select(A.id, func.set_config("plan_cache_mode", "force_custom_plan", True))
+    select(A.id, A.version, func.set_config("plan_cache_mode", "force_custom_plan", True))
     .where(A.id == any_(bindparam("ids", type_=_IDS)))
     .order_by(A.id)
     .with_for_update()
@@ -217,7 +220,8 @@ async def load(
     if missing:
         await _ensure_singletons(conn, missing, is_postgres)
     if is_postgres:
-        await conn.execute(_PG_LOCK, {"ids": escrow_ids})
+        locked = await conn.execute(_PG_LOCK, {"ids": escrow_ids})
+        state.versions.update((row.id, row.version) for row in locked)
     customer_ids = list({cid for cid, _ in pairs})
     result = await conn.execute(
         _PG_ACCOUNTS if is_postgres else _SQLITE_ACCOUNTS, {"customer_ids": customer_ids}

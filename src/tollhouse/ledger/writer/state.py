@@ -99,6 +99,9 @@ class BatchState:
 
     def __init__(self, now: datetime) -> None:
         self.now = now
+        self.versions: dict[str, int] = {}
+        """PostgreSQL: the `version` of each escrow row the batch holds (locked, or cached at
+        it); the write adds 1 to each, provided it still reads so."""
         self.accounts: dict[str, Account] = {}
         self.by_customer: dict[str, list[Account]] = {}
         self.grant_keys: dict[tuple[str, str], Account] = {}

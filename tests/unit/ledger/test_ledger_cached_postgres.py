@@ -1,0 +1,212 @@
+"""PostgreSQL's cached batches: one autocommit statement over accounts cached at their escrow
+version, and what happens when another writer changed the rows (`writer/cached_postgres.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from tests.support.statements import recorded_statements
+
+from tollhouse.clock import FrozenClock
+from tollhouse.ledger import HoldNotOpen, InsufficientCredit, Ledger
+from tollhouse.ledger.models import AccountKind, account_id_for
+from tollhouse.ledger.writer import cached_postgres
+from tollhouse.storage import Database
+
+from .conftest import Check, Counts, Wallet, grant_elsewhere, stored_hold
+
+ESCROW = account_id_for(AccountKind.ESCROW, "usd", "cus_a")
+
+
+@pytest.fixture
+async def ledger(postgres_db: Database, clock: FrozenClock) -> AsyncIterator[Ledger]:
+    """A ledger that granted cus_a 100 itself, so it has cached the customer's accounts."""
+    async with Ledger(postgres_db, clock=clock) as started:
+        await started.grant("cus_a", 100, idempotency_key="g")
+        yield started
+
+
+@pytest.fixture
+async def other(postgres_db: Database, clock: FrozenClock) -> AsyncIterator[Ledger]:
+    """Another process's ledger on the same database (its own engine)."""
+    database = Database(postgres_db.url)
+    try:
+        async with Ledger(database, clock=clock) as started:
+            yield started
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture
+def statements(postgres_db: Database) -> Iterator[list[str]]:
+    """Every statement the test's `postgres_db` engine sends, from now on."""
+    with recorded_statements(postgres_db) as seen:
+        yield seen
+
+
+def locked(statements: list[str]) -> bool:
+    """The general way: the escrow rows were locked with `SELECT ... FOR UPDATE`."""
+    return any("FOR UPDATE" in s for s in statements)
+
+
+async def escrow_version(db: Database) -> int:
+    async with db.engine.connect() as conn:
+        query = text("SELECT version FROM ledger_accounts WHERE id = :id")
+        return int((await conn.execute(query, {"id": ESCROW})).scalar_one())
+
+
+class TestOneStatement:
+    async def test_a_batch_is_one_statement_and_stored_when_answered(
+        self,
+        ledger: Ledger,
+        postgres_db: Database,
+        statements: list[str],
+        wallet: Wallet,
+        consistent: Check,
+    ) -> None:
+        version = await escrow_version(postgres_db)
+        statements.clear()
+
+        hold = await ledger.hold("cus_a", 30, answer_before_commit=True)
+        assert len(statements) == 1 and statements[0].startswith("WITH escrows AS")
+        assert await stored_hold(postgres_db, hold.id) == replace(hold, available_after_micros=None)
+        captured = await ledger.capture(hold.id, 10)
+        assert len(statements) == 2 and captured.captured_amount == 10
+
+        assert await escrow_version(postgres_db) == version + 2
+        balance = await wallet("cus_a")
+        assert (balance.available_micros, balance.held_micros) == (90, 0)
+        await consistent()
+
+
+class TestAnotherWriter:
+    async def test_a_stale_cache_cannot_overdraw(
+        self,
+        ledger: Ledger,
+        other: Ledger,
+        statements: list[str],
+        row_counts: Counts,
+        wallet: Wallet,
+        consistent: Check,
+    ) -> None:
+        await other.hold("cus_a", 80)  # this ledger's cache still says 100 are free
+        before = await row_counts()
+        statements.clear()
+
+        with pytest.raises(InsufficientCredit):
+            await ledger.hold("cus_a", 50, answer_before_commit=True)
+
+        assert statements[0].startswith("WITH escrows AS") and locked(statements[1:])
+        assert await row_counts() == before
+        assert (await wallet("cus_a")).held_micros == 80
+        await consistent()
+
+    async def test_the_general_way_sees_credit_granted_elsewhere(
+        self,
+        ledger: Ledger,
+        postgres_db: Database,
+        clock: FrozenClock,
+        wallet: Wallet,
+        consistent: Check,
+    ) -> None:
+        await grant_elsewhere(postgres_db, clock, "cus_a", 50)
+
+        hold = await ledger.hold("cus_a", 120, answer_before_commit=True)
+
+        assert hold.amount == 120
+        assert (await wallet("cus_a")).available_micros == 30
+        await consistent()
+
+    async def test_a_contended_customer_runs_the_general_way_for_a_while(
+        self, ledger: Ledger, other: Ledger, statements: list[str], consistent: Check
+    ) -> None:
+        await other.hold("cus_a", 1)
+        await ledger.hold("cus_a", 1)  # the cached statement fails, the general way serves
+        statements.clear()
+
+        await ledger.hold("cus_a", 1)
+        await ledger.hold("cus_a", 1)
+
+        assert not any(s.startswith("WITH escrows AS") for s in statements[:1])
+        assert (
+            sum(
+                s.startswith("SELECT ledger_accounts.id, ledger_accounts.version")
+                for s in statements
+            )
+            == 2
+        )
+        await consistent()
+
+    async def test_then_it_is_cached_again(
+        self,
+        ledger: Ledger,
+        other: Ledger,
+        statements: list[str],
+        monkeypatch: pytest.MonkeyPatch,
+        consistent: Check,
+    ) -> None:
+        monkeypatch.setattr(cached_postgres, "CONTENDED_SECONDS", 0.0)
+        await other.hold("cus_a", 1)
+        await ledger.hold("cus_a", 1)  # fails cached, served the general way, cached again
+        statements.clear()
+
+        await ledger.hold("cus_a", 1)
+
+        assert len(statements) == 1 and statements[0].startswith("WITH escrows AS")
+        await consistent()
+
+
+class TestTheStatementChecksItself:
+    async def test_a_guard_that_misses_writes_nothing(
+        self,
+        ledger: Ledger,
+        postgres_db: Database,
+        statements: list[str],
+        row_counts: Counts,
+    ) -> None:
+        hold = await ledger.hold("cus_a", 30, answer_before_commit=True)
+        # A writer that ignores the protocol settles the hold without touching the escrow
+        # row, so the escrow's version still matches the cache.
+        async with postgres_db.engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE ledger_holds SET status = 'voided' WHERE id = :id"), {"id": hold.id}
+            )
+        before = await row_counts()
+        version = await escrow_version(postgres_db)
+        statements.clear()
+
+        with pytest.raises(HoldNotOpen):
+            await ledger.capture(hold.id, 30)
+
+        assert statements[0].startswith("WITH escrows AS")  # tried, then the general way
+        assert await row_counts() == before
+        assert await escrow_version(postgres_db) == version + 1  # the general batch's only
+
+    async def test_an_unknown_outcome_fails_the_ops_without_a_retry(
+        self,
+        ledger: Ledger,
+        postgres_db: Database,
+        statements: list[str],
+        monkeypatch: pytest.MonkeyPatch,
+        wallet: Wallet,
+    ) -> None:
+        lost = DBAPIError("WITH ...", {}, asyncpg.ConnectionDoesNotExistError("connection lost"))
+
+        async def connection_lost(*args: Any) -> None:
+            raise lost
+
+        monkeypatch.setattr(cached_postgres, "write", connection_lost)
+        statements.clear()
+
+        with pytest.raises(DBAPIError) as raised:
+            await ledger.hold("cus_a", 30, answer_before_commit=True)
+
+        assert raised.value is lost
+        assert not locked(statements)  # not redone: it may have been written
+        assert (await wallet("cus_a")).held_micros == 0
