@@ -7,6 +7,8 @@ commits, and only then resolves each caller's future with its own accepted/dupli
 On SQLite the whole transaction is one call on the driver's thread (`storage.driver`): one
 multi-row INSERT ... ON CONFLICT DO NOTHING, redone row by row when some rows were already
 stored (see `_insert_on_driver`).
+On PostgreSQL the INSERT is its own transaction (autocommit), sent on a connection the writer
+keeps (`storage.driver.HeldConnection`).
 While a batch is being written new calls queue up and share the next transaction, so the
 commit rate of the store bounds batches, not events; an idle recorder writes a lone event at
 once (no timer, no added latency).
@@ -36,14 +38,19 @@ from typing import Any
 
 import orjson
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tollhouse.clock import Clock
 from tollhouse.metering.errors import RecorderClosed, UnknownMeter
 from tollhouse.metering.schemas import RecordResult, UsageEventIn
 from tollhouse.storage import Database
-from tollhouse.storage.driver import datetime_to_db, rows_statement, run_transaction
+from tollhouse.storage.driver import (
+    HeldConnection,
+    datetime_to_db,
+    rows_statement,
+    run_transaction,
+)
 
 log = logging.getLogger("tollhouse.metering")
 
@@ -108,6 +115,8 @@ class UsageRecorder:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._held = HeldConnection(db.engine)
+        """PostgreSQL: the writer's own connection (`storage.driver`)."""
 
     @property
     def pending(self) -> int:
@@ -134,6 +143,7 @@ class UsageRecorder:
         self._wakeup.set()
         if self._task is not None and not self._task.done():
             await self._task
+        await self._held.release()
         # Anything still queued (the task never ran, or died) is failed, not lost silently.
         self._fail_all(self._queue, RecorderClosed("the usage recorder was stopped"))
         self._queue.clear()
@@ -257,8 +267,7 @@ class UsageRecorder:
         if self.db.is_sqlite:
             inserted = await self._insert_on_driver(events, recorded_at)
         else:
-            async with self.db.engine.begin() as conn:
-                inserted = await _insert_rows(conn, events, recorded_at)
+            inserted = await _insert_rows(self._held, events, recorded_at)
         # Attribute each inserted pair to the first call (in queue order) that carried it.
         results: list[RecordResult] = []
         for item in batch:
@@ -331,28 +340,27 @@ class UsageRecorder:
 
 
 async def _insert_rows(
-    conn: AsyncConnection, events: list[UsageEventIn], recorded_at: datetime
+    held: HeldConnection, events: list[UsageEventIn], recorded_at: datetime
 ) -> set[tuple[str, str]]:
     """PostgreSQL: every event in ONE `INSERT ... SELECT FROM unnest(<one array per column>)
-    ON CONFLICT DO NOTHING RETURNING`; the `(customer_id, event_id)` inserted (only rows
-    actually inserted come back). Rows go in the order given (sorted by the caller)."""
+    ON CONFLICT DO NOTHING RETURNING`, its own transaction on the writer's connection; the
+    `(customer_id, event_id)` inserted (only rows actually inserted come back). Rows go in the
+    order given (sorted by the caller)."""
     if not events:
         return set()
-    result = await conn.execute(
-        _PG_INSERT,
-        {
-            "ids": [event.id for event in events],
-            "customers": [event.customer_id for event in events],
-            "meters": [event.meter for event in events],
-            "values": [event.value for event in events],
-            "occurred": [event.occurred_at for event in events],
-            "recorded": recorded_at,
-            "keys": [event.key_id for event in events],
-            "models": [event.model for event in events],
-            "properties": _properties_json(events),
-        },
-    )
-    return {(customer_id, event_id) for customer_id, event_id in result}
+    params = {
+        "ids": [event.id for event in events],
+        "customers": [event.customer_id for event in events],
+        "meters": [event.meter for event in events],
+        "values": [event.value for event in events],
+        "occurred": [event.occurred_at for event in events],
+        "recorded": recorded_at,
+        "keys": [event.key_id for event in events],
+        "models": [event.model for event in events],
+        "properties": _properties_json(events),
+    }
+    rows = await held.fetch(_PG_DRIVER_INSERT, *[params[name] for name in _PG_ORDER])
+    return {(row[0], row[1]) for row in rows}
 
 
 _PG_INSERT = text(
@@ -364,6 +372,10 @@ _PG_INSERT = text(
     "CAST(:models AS VARCHAR[]), CAST(:properties AS JSON[])) AS u(i, c, m, v, o, k, d, p) "
     "ON CONFLICT (customer_id, event_id) DO NOTHING RETURNING customer_id, event_id"
 )
+_PG_COMPILED = _PG_INSERT.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
+_PG_DRIVER_INSERT = str(_PG_COMPILED)
+"""`_PG_INSERT` with asyncpg's placeholders, for `HeldConnection`."""
+_PG_ORDER = tuple(_PG_COMPILED.positiontup or ())
 _SQLITE_INSERT_ROWS = (
     "INSERT INTO usage_events (event_id, customer_id, meter, value, occurred_at, recorded_at, "
     "key_id, model, properties) {rows} ON CONFLICT (customer_id, event_id) DO NOTHING"

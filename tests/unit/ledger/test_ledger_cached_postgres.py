@@ -18,6 +18,7 @@ from tollhouse.ledger import HoldNotOpen, InsufficientCredit, Ledger
 from tollhouse.ledger.models import AccountKind, account_id_for
 from tollhouse.ledger.writer import cached_postgres
 from tollhouse.storage import Database
+from tollhouse.storage.driver import HeldConnection
 
 from .conftest import Check, Counts, Wallet, grant_elsewhere, stored_hold
 
@@ -44,8 +45,16 @@ async def other(postgres_db: Database, clock: FrozenClock) -> AsyncIterator[Ledg
 
 
 @pytest.fixture
-def statements(postgres_db: Database) -> Iterator[list[str]]:
-    """Every statement the test's `postgres_db` engine sends, from now on."""
+def statements(postgres_db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every statement the test's `postgres_db` engine sends from now on, through SQLAlchemy
+    or a writer's `HeldConnection`."""
+    real = HeldConnection.fetch
+
+    async def fetch(self: HeldConnection, sql: str, *args: Any) -> Any:
+        seen.append(sql)
+        return await real(self, sql, *args)
+
+    monkeypatch.setattr(HeldConnection, "fetch", fetch)
     with recorded_statements(postgres_db) as seen:
         yield seen
 
@@ -117,7 +126,7 @@ class TestAnotherWriter:
     ) -> None:
         await grant_elsewhere(postgres_db, clock, "cus_a", 50)
 
-        hold = await ledger.hold("cus_a", 120, answer_before_commit=True)
+        hold = await ledger.hold("cus_a", 120)  # answered once committed, the general way
 
         assert hold.amount == 120
         assert (await wallet("cus_a")).available_micros == 30
@@ -201,7 +210,7 @@ class TestTheStatementChecksItself:
         async def connection_lost(*args: Any) -> None:
             raise lost
 
-        monkeypatch.setattr(cached_postgres, "write", connection_lost)
+        monkeypatch.setattr(cached_postgres, "write_alone", connection_lost)
         statements.clear()
 
         with pytest.raises(DBAPIError) as raised:

@@ -10,8 +10,8 @@ as its last batch left them and the escrow versions that batch wrote (`PostgresA
 A batch the caches can serve (the same conditions as SQLite's, `cached.prepare`) is applied on
 the event loop and written in ONE statement, in autocommit mode: its escrow rows must still be
 at the cached versions, every other write of it depends on that, and the statement aborts
-itself if any guard misses (`ledger_check`, SQLSTATE 40001). One round trip, durable when it
-returns; its ops are answered then.
+itself if any guard misses (`ledger_check`, SQLSTATE 40001). One round trip, on a connection
+the writer keeps (`HeldConnection`), durable when it returns; its ops are answered then.
 
 Another process that wrote one of the customers since (or anything else that changed the
 rows) makes the statement write nothing. Its customers are then dropped from the cache and
@@ -34,10 +34,10 @@ from tollhouse.ledger.models import AccountKind, account_id_for
 from tollhouse.ledger.writer.apply import apply_all
 from tollhouse.ledger.writer.cached import prepare
 from tollhouse.ledger.writer.flush import collect
-from tollhouse.ledger.writer.flush_postgres import write
+from tollhouse.ledger.writer.flush_postgres import write, write_alone, writes_alone
 from tollhouse.ledger.writer.ops import HoldOp, Op, Outcome
 from tollhouse.ledger.writer.state import Account, BatchState, HoldCache, committed
-from tollhouse.storage.driver import CommitError
+from tollhouse.storage.driver import CommitError, HeldConnection
 
 CONTENDED_SECONDS = 1.0
 """How long a customer another process wrote is served the general way only."""
@@ -110,6 +110,7 @@ async def run_cached(
     now: datetime,
     hold_ttl: timedelta,
     cache: PostgresAccountCache,
+    connection: HeldConnection,
     hold_cache: HoldCache,
     known_accounts: set[str],
 ) -> list[Outcome] | None:
@@ -139,13 +140,11 @@ async def run_cached(
         hold_cache.forget(state.holds)
         return None
     try:
-        if len(changes.system) > 1:  # several statements: one transaction
+        if writes_alone(changes):
+            await write_alone(connection, changes, now)
+        else:  # several system accounts: several statements, one transaction
             async with engine.begin() as conn:
                 await write(conn, changes, now)
-        else:
-            async with engine.connect() as conn:
-                autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await write(autocommit, changes, now)
     except BaseException as exc:
         cache.forget(customers, contended=_sqlstate(exc) in _CONTENTION)
         hold_cache.forget(state.holds)

@@ -16,11 +16,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, text, update
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tollhouse.ledger.models import accounts_table
 from tollhouse.ledger.writer.flush import Changes, account_row
 from tollhouse.storage.base import UTCDateTime
+from tollhouse.storage.driver import HeldConnection
 
 A = accounts_table.c
 
@@ -68,6 +70,11 @@ _WRITE = text(
 must still be at the batch's `version`; it gains 1 and takes its balance change), and only then
 (`guard`) everything else; any row that does not match makes `ledger_check` abort the whole
 statement with SQLSTATE 40001, so nothing of it is written even in autocommit mode."""
+_COMPILED = _WRITE.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
+_DRIVER_WRITE = str(_COMPILED)
+"""`_WRITE` with asyncpg's placeholders, for `HeldConnection`."""
+_DRIVER_ORDER = tuple(_COMPILED.positiontup or ())
+"""The parameter names in placeholder order."""
 _SYSTEM_BALANCE = text("UPDATE ledger_accounts SET balance = balance + :delta WHERE id = :id")
 _ACCOUNT_META = (
     update(accounts_table)
@@ -103,6 +110,34 @@ async def write(conn: AsyncConnection, changes: Changes, now: datetime) -> None:
                 for a in changes.meta
             ],
         )
+    params, late_system = _write_params(changes, now)
+    await conn.execute(_WRITE, params)
+    if late_system:
+        await conn.execute(
+            _SYSTEM_BALANCE, [{"id": id_, "delta": delta} for id_, delta in late_system]
+        )
+
+
+def writes_alone(changes: Changes) -> bool:
+    """`changes` are all in `_WRITE`, ONE statement (`write_alone` may send them)."""
+    return not changes.new_accounts and not changes.meta and len(changes.system) <= 1
+
+
+async def write_alone(connection: HeldConnection, changes: Changes, now: datetime) -> None:
+    """Write `changes` (`writes_alone`) in ONE statement, its own transaction: committed when
+    this returns, nothing of it written when it raises.
+
+    Raises:
+        DBAPIError: as `write`, or the connection failed (the outcome is then unknown).
+    """
+    params, late_system = _write_params(changes, now)
+    assert not late_system and writes_alone(changes)
+    await connection.fetch(_DRIVER_WRITE, *[params[name] for name in _DRIVER_ORDER])
+
+
+def _write_params(changes: Changes, now: datetime) -> tuple[dict[str, Any], list[tuple[str, int]]]:
+    """`_WRITE`'s parameters, and the system accounts' deltas it does not carry (when there are
+    several: written after it, in id order)."""
     escrows = [(account_id, version, 0) for account_id, version in sorted(changes.versions.items())]
     index = {row[0]: n for n, row in enumerate(escrows)}
     balances: list[tuple[str, int]] = []
@@ -158,8 +193,4 @@ async def write(conn: AsyncConnection, changes: Changes, now: datetime) -> None:
         "s_settled": [h.settled_at for h in settled],
         "s_n": len(settled),
     }
-    await conn.execute(_WRITE, params)
-    if late_system:
-        await conn.execute(
-            _SYSTEM_BALANCE, [{"id": id_, "delta": delta} for id_, delta in late_system]
-        )
+    return params, late_system

@@ -59,7 +59,7 @@ from tollhouse.ledger.writer.ops import (
 from tollhouse.ledger.writer.pipeline import Applied, CommitPipeline
 from tollhouse.ledger.writer.state import AccountCache, HoldCache, StaleState
 from tollhouse.storage import Database
-from tollhouse.storage.driver import CommitError, datetime_to_db
+from tollhouse.storage.driver import CommitError, HeldConnection, datetime_to_db
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class Ledger:
         self._accounts: AccountCache | None = None
         self._pipeline: CommitPipeline | None = None
         self._postgres_cache: PostgresAccountCache | None = None
+        self._held = HeldConnection(db.engine)
         if db.engine.dialect.name == "postgresql":
             self._postgres_cache = PostgresAccountCache()
         if db.is_sqlite:
@@ -150,6 +151,7 @@ class Ledger:
         if self._task is not None:
             await self._task
             self._task = None
+        await self._held.release()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -430,6 +432,7 @@ class Ledger:
                 now=self._clock.now(),
                 hold_ttl=self._hold_ttl,
                 cache=self._postgres_cache,
+                connection=self._held,
                 hold_cache=self._hold_cache,
                 known_accounts=self._known_accounts,
             )
