@@ -219,3 +219,19 @@ class TestTheStatementChecksItself:
         assert raised.value is lost
         assert not locked(statements)  # not redone: it may have been written
         assert (await wallet("cus_a")).held_micros == 0
+
+
+class TestBounded:
+    async def test_the_least_recently_written_customer_is_read_again(
+        self, postgres_db: Database, clock: FrozenClock, statements: list[str]
+    ) -> None:
+        async with Ledger(postgres_db, clock=clock, max_cached_customers=2) as ledger:
+            for customer in ("cus_a", "cus_b", "cus_c"):
+                await ledger.grant(customer, 100, idempotency_key="g")
+            statements.clear()
+
+            await ledger.hold("cus_c", 1)  # cached
+            await ledger.hold("cus_b", 1)  # cached
+            assert not locked(statements)
+            await ledger.hold("cus_a", 1)  # dropped when cus_c came in
+            assert locked(statements)

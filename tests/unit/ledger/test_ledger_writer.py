@@ -535,3 +535,18 @@ class TestPipelinedCommits:
         balance = await wallet("cus_a")
         assert (balance.available_micros, balance.held_micros) == (60, 40)
         await consistent()
+
+
+class TestBoundedCacheOnSqlite:
+    async def test_the_customer_cached_longest_ago_is_read_again(
+        self, sqlite_db: Database, clock: FrozenClock
+    ) -> None:
+        async with Ledger(sqlite_db, clock=clock, max_cached_customers=2) as ledger:
+            for customer in ("cus_a", "cus_b", "cus_c"):
+                await ledger.grant(customer, 100, idempotency_key="g")
+            with recorded_statements(sqlite_db) as statements:
+                await ledger.hold("cus_c", 1)
+                await ledger.hold("cus_b", 1)
+                assert statements == []  # both cached: written on the driver's thread
+                await ledger.hold("cus_a", 1)
+                assert any("FROM ledger_accounts" in s for s in statements)

@@ -36,7 +36,13 @@ from tollhouse.ledger.writer.cached import prepare
 from tollhouse.ledger.writer.flush import collect
 from tollhouse.ledger.writer.flush_postgres import write, write_alone, writes_alone
 from tollhouse.ledger.writer.ops import HoldOp, Op, Outcome
-from tollhouse.ledger.writer.state import Account, BatchState, HoldCache, committed
+from tollhouse.ledger.writer.state import (
+    MAX_CACHED_CUSTOMERS,
+    Account,
+    BatchState,
+    HoldCache,
+    committed,
+)
 from tollhouse.storage.driver import CommitError, HeldConnection
 
 CONTENDED_SECONDS = 1.0
@@ -45,11 +51,14 @@ CONTENDED_SECONDS = 1.0
 
 class PostgresAccountCache:
     """Per customer: its accounts as this process's last batch on it left them, and the
-    `version` each of its escrow rows had after that batch (see the module)."""
+    `version` each of its escrow rows had after that batch (see the module). At most
+    `max_customers`, the least recently written dropped first."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_customers: int = MAX_CACHED_CUSTOMERS) -> None:
+        self.max_customers = max_customers
         self.customers: dict[str, list[Account]] = {}
         self.versions: dict[str, int] = {}
+        """escrow id -> its version, for the cached customers' escrow rows."""
         self._contended: dict[str, float] = {}
         """customer id -> `time.monotonic()` until which it is not cached."""
 
@@ -65,18 +74,28 @@ class PostgresAccountCache:
                 del self._contended[customer_id]
             for account in accounts:
                 committed(account)
+                version = state.versions.get(account.id)
+                if version is not None:
+                    self.versions[account.id] = version + 1
+            self.customers.pop(customer_id, None)  # to the end: the most recent
             self.customers[customer_id] = list(accounts)
-        for escrow_id, version in state.versions.items():
-            self.versions[escrow_id] = version + 1
+        while len(self.customers) > self.max_customers:
+            self._drop(next(iter(self.customers)))
 
     def forget(self, customer_ids: Iterable[str], *, contended: bool = False) -> None:
         """Drop the customers (their accounts may hold a failed batch's changes); with
         `contended`, keep them out for `CONTENDED_SECONDS`."""
-        until = time.monotonic() + CONTENDED_SECONDS
+        now = time.monotonic()
         for customer_id in customer_ids:
-            self.customers.pop(customer_id, None)
+            self._drop(customer_id)
             if contended:
-                self._contended[customer_id] = until
+                self._contended[customer_id] = now + CONTENDED_SECONDS
+        if len(self._contended) > self.max_customers:
+            self._contended = {c: t for c, t in self._contended.items() if t > now}
+
+    def _drop(self, customer_id: str) -> None:
+        for account in self.customers.pop(customer_id, ()):
+            self.versions.pop(account.id, None)
 
 
 def _escrows(state: BatchState, ops: Sequence[Op]) -> set[str]:

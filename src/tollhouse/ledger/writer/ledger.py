@@ -57,7 +57,12 @@ from tollhouse.ledger.writer.ops import (
     VoidOp,
 )
 from tollhouse.ledger.writer.pipeline import Applied, CommitPipeline
-from tollhouse.ledger.writer.state import AccountCache, HoldCache, StaleState
+from tollhouse.ledger.writer.state import (
+    MAX_CACHED_CUSTOMERS,
+    AccountCache,
+    HoldCache,
+    StaleState,
+)
 from tollhouse.storage import Database
 from tollhouse.storage.driver import CommitError, HeldConnection, datetime_to_db
 
@@ -85,6 +90,11 @@ class Ledger:
 
     Create one per process and database; `await start()` (or use `async with`), and `await
     stop()` on shutdown (it drains the queue). Reads go through `tollhouse.ledger.service`.
+
+    `max_batch` bounds the ops per transaction; `hold_ttl_seconds` is a hold's default life;
+    `max_cached_customers` bounds the customers whose accounts the writer keeps in memory
+    between batches (~0.7 KB for one with an escrow and one lot; the others are read from the
+    database by their next batch).
     """
 
     def __init__(
@@ -94,6 +104,7 @@ class Ledger:
         clock: Clock,
         max_batch: int = 512,
         hold_ttl_seconds: float = DEFAULT_HOLD_TTL_SECONDS,
+        max_cached_customers: int = MAX_CACHED_CUSTOMERS,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
@@ -113,9 +124,9 @@ class Ledger:
         self._postgres_cache: PostgresAccountCache | None = None
         self._held = HeldConnection(db.engine)
         if db.engine.dialect.name == "postgresql":
-            self._postgres_cache = PostgresAccountCache()
+            self._postgres_cache = PostgresAccountCache(max_cached_customers)
         if db.is_sqlite:
-            self._accounts = AccountCache()
+            self._accounts = AccountCache(max_cached_customers)
             self._pipeline = CommitPipeline(
                 db.engine,
                 accounts=self._accounts,

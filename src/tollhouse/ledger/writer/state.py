@@ -292,6 +292,11 @@ class HoldCache:
         self._holds.clear()
 
 
+MAX_CACHED_CUSTOMERS = 10_000
+"""The accounts caches keep at most this many customers; the one cached longest ago goes
+first (and is read from the database again by its next batch)."""
+
+
 class AccountCache:
     """SQLite only: each customer's accounts as this process last committed them.
 
@@ -300,10 +305,11 @@ class AccountCache:
     `connection` read before the accounts were loaded; another connection's COMMIT changes it,
     and a batch that sees another value (or runs on another pooled connection) drops the
     cache. Per customer: every account the general load read (non-lot accounts, lots holding
-    money) and every one created since.
+    money) and every one created since. At most `max_customers` (see `MAX_CACHED_CUSTOMERS`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_customers: int = MAX_CACHED_CUSTOMERS) -> None:
+        self.max_customers = max_customers
         self.customers: dict[str, list[Account]] = {}
         self.connection: sqlite3.Connection | None = None
         self.version: int | None = None
@@ -316,7 +322,10 @@ class AccountCache:
         for customer_id, accounts in state.by_customer.items():
             for account in accounts:
                 committed(account)
+            self.customers.pop(customer_id, None)  # to the end: the most recent
             self.customers[customer_id] = list(accounts)
+        while len(self.customers) > self.max_customers:
+            del self.customers[next(iter(self.customers))]
 
     def is_current(self, connection: sqlite3.Connection, version: int) -> bool:
         """Nobody else committed since the cache was loaded (call inside the transaction)."""
