@@ -46,19 +46,18 @@ from tollhouse.metering.errors import RecorderClosed, UnknownMeter
 from tollhouse.metering.schemas import RecordResult, UsageEventIn
 from tollhouse.storage import Database
 from tollhouse.storage.driver import (
+    TRANSIENT_SQLSTATES,
     HeldConnection,
     datetime_to_db,
     rows_statement,
     run_transaction,
+    sqlstate,
 )
 
 log = logging.getLogger("tollhouse.metering")
 
 DEFAULT_MAX_BATCH = 2000
 """Most events one transaction takes (a single larger call still goes in whole)."""
-
-RETRY_SQLSTATES = frozenset({"40001", "40P01"})
-"""PostgreSQL serialization failure and deadlock: safe to retry the whole transaction."""
 
 MAX_ATTEMPTS = 3
 
@@ -247,9 +246,9 @@ class UsageRecorder:
                 results = await self._insert(batch)
                 break
             except DBAPIError as exc:
-                if attempt == MAX_ATTEMPTS or _sqlstate(exc) not in RETRY_SQLSTATES:
+                if attempt == MAX_ATTEMPTS or sqlstate(exc) not in TRANSIENT_SQLSTATES:
                     raise
-                log.info("metering batch retried after %s", _sqlstate(exc))
+                log.info("metering batch retried after %s", sqlstate(exc))
         self.stats.batches += 1
         for item, result in zip(batch, results, strict=True):
             self.stats.accepted += result.accepted
@@ -405,12 +404,6 @@ def _json(properties: Mapping[str, Any]) -> str:
         return orjson.dumps(properties).decode()
     except TypeError:  # an integer beyond 64 bits
         return json.dumps(dict(properties))
-
-
-def _sqlstate(exc: DBAPIError) -> str | None:
-    orig = exc.orig
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    return code if isinstance(code, str) else None
 
 
 def _log_failure(future: asyncio.Future[RecordResult]) -> None:

@@ -209,7 +209,7 @@ class HeldConnection:
             rows: list[Any] = await self._driver.fetch(sql, *args)
             return rows
         except BaseException as exc:
-            if _server_sqlstate(exc) is None:
+            if not refused_by_server(exc):
                 await self.release(broken=True)
             if isinstance(exc, Exception):
                 raise _dbapi_error(sql, args, exc) from exc
@@ -225,12 +225,27 @@ class HeldConnection:
         await connection.close()
 
 
-def _server_sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of an error the server answered (not a connection error, class 08)."""
-    code = getattr(exc, "sqlstate", None)
-    if isinstance(code, str) and not code.startswith("08"):
-        return code
+TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+"""Serialization failure, deadlock detected: the transaction was rolled back and may be
+retried as it was."""
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error: asyncpg's own, or the one under SQLAlchemy's
+    `DBAPIError` (`orig`); None for anything else (SQLite's errors have none)."""
+    for error in (exc, getattr(exc, "orig", None)):
+        code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        if isinstance(code, str):
+            return code
     return None
+
+
+def refused_by_server(exc: BaseException) -> bool:
+    """The server answered a statement with an error: nothing of it was written, and the
+    connection still works. A connection error (SQLSTATE class 08, or none: a client-side
+    failure) or a shutdown (57P) leaves both unknown."""
+    code = sqlstate(exc)
+    return code is not None and not code.startswith(("08", "57P"))
 
 
 _ERROR_CLASSES: dict[str, type[DBAPIError]] = {
@@ -249,6 +264,6 @@ _ERROR_CLASSES: dict[str, type[DBAPIError]] = {
 def _dbapi_error(sql: str, args: Sequence[Any], error: Exception) -> DBAPIError:
     """asyncpg's `error` as SQLAlchemy would raise it (no SQLSTATE: a client-side failure of
     the connection, `OperationalError`)."""
-    code = getattr(error, "sqlstate", None)
-    kind = _ERROR_CLASSES.get(code[:2], DBAPIError) if isinstance(code, str) else OperationalError
+    code = sqlstate(error)
+    kind = _ERROR_CLASSES.get(code[:2], DBAPIError) if code is not None else OperationalError
     return kind(sql, args, error)

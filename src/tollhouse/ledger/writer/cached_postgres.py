@@ -27,7 +27,6 @@ import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollhouse.ledger.models import AccountKind, account_id_for
@@ -43,7 +42,13 @@ from tollhouse.ledger.writer.state import (
     HoldCache,
     committed,
 )
-from tollhouse.storage.driver import CommitError, HeldConnection
+from tollhouse.storage.driver import (
+    TRANSIENT_SQLSTATES,
+    CommitError,
+    HeldConnection,
+    refused_by_server,
+    sqlstate,
+)
 
 CONTENDED_SECONDS = 1.0
 """How long a customer another process wrote is served the general way only."""
@@ -105,23 +110,6 @@ def _escrows(state: BatchState, ops: Sequence[Op]) -> set[str]:
     return {account_id_for(AccountKind.ESCROW, currency, cid) for cid, currency in pairs}
 
 
-_CONTENTION = frozenset({"40001", "40P01"})
-"""The statement's own check failed (another process wrote the rows), or a deadlock."""
-
-
-def _sqlstate(exc: BaseException) -> str | None:
-    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    return code if isinstance(exc, DBAPIError) and isinstance(code, str) else None
-
-
-def _refused_by_server(exc: BaseException) -> bool:
-    """The server answered the statement with an error: in autocommit mode nothing of it was
-    written. Connection errors (SQLSTATE class 08, or none) and shutdowns (57P) leave the
-    outcome unknown."""
-    code = _sqlstate(exc)
-    return code is not None and not code.startswith(("08", "57P"))
-
-
 async def run_cached(
     engine: AsyncEngine,
     ops: Sequence[Op],
@@ -165,10 +153,11 @@ async def run_cached(
             async with engine.begin() as conn:
                 await write(conn, changes, now)
     except BaseException as exc:
-        cache.forget(customers, contended=_sqlstate(exc) in _CONTENTION)
+        # The statement's own check failed (another process wrote the rows), or a deadlock.
+        cache.forget(customers, contended=sqlstate(exc) in TRANSIENT_SQLSTATES)
         hold_cache.forget(state.holds)
         if isinstance(exc, Exception):
-            if _refused_by_server(exc):
+            if refused_by_server(exc):  # in autocommit mode: nothing of it was written
                 return None
             raise CommitError(exc) from exc
         raise

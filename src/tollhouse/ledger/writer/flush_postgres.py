@@ -130,8 +130,8 @@ async def write_alone(connection: HeldConnection, changes: Changes, now: datetim
     Raises:
         DBAPIError: as `write`, or the connection failed (the outcome is then unknown).
     """
-    params, late_system = _write_params(changes, now)
-    assert not late_system and writes_alone(changes)
+    assert writes_alone(changes)
+    params, _ = _write_params(changes, now)
     await connection.fetch(_DRIVER_WRITE, *[params[name] for name in _DRIVER_ORDER])
 
 

@@ -64,12 +64,17 @@ from tollhouse.ledger.writer.state import (
     StaleState,
 )
 from tollhouse.storage import Database
-from tollhouse.storage.driver import CommitError, HeldConnection, datetime_to_db
+from tollhouse.storage.driver import (
+    TRANSIENT_SQLSTATES,
+    CommitError,
+    HeldConnection,
+    datetime_to_db,
+    sqlstate,
+)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_HOLD_TTL_SECONDS = 3600.0
-_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 _SINGLE_OP_ATTEMPTS = 3
 
 
@@ -77,8 +82,7 @@ def _is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, IntegrityError | StaleState):
         return True
     if isinstance(exc, DBAPIError):
-        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        if code in _RETRYABLE_SQLSTATES:
+        if sqlstate(exc) in TRANSIENT_SQLSTATES:
             return True
         # SQLite shared by another process: its write lock was busy.
         return isinstance(exc, OperationalError) and "locked" in str(exc.orig).lower()
