@@ -150,9 +150,10 @@ class LedgerAccount(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     """When the account was opened (UTC)."""
     version: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
-    """Escrow rows on PostgreSQL: how many batches locked the customer's accounts in this
-    currency (each adds 1 as it writes). A process that cached the accounts at version v may
-    write over its cache only while the row still says v (`writer/cached_postgres.py`)."""
+    """Escrow rows on PostgreSQL: how many batches changed the customer's accounts in this
+    currency (a new lot or credit line, a revoked lot, a new limit; each adds 1 as it writes).
+    A process that cached the accounts at version v may write over its cache only while the
+    row still says v; balances it checks row by row (`writer/cached_postgres.py`)."""
 
 
 class LedgerEntry(Base):

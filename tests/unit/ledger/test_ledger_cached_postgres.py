@@ -1,5 +1,6 @@
 """PostgreSQL's cached batches: one autocommit statement over accounts cached at their escrow
-version, and what happens when another writer changed the rows (`writer/cached_postgres.py`)."""
+version, and what happens when another writer moved the balances or changed the accounts
+(`writer/cached_postgres.py`)."""
 
 from __future__ import annotations
 
@@ -88,9 +89,85 @@ class TestOneStatement:
         captured = await ledger.capture(hold.id, 10)
         assert len(statements) == 2 and captured.captured_amount == 10
 
-        assert await escrow_version(postgres_db) == version + 2
+        assert await escrow_version(postgres_db) == version  # balances only: no new version
         balance = await wallet("cus_a")
         assert (balance.available_micros, balance.held_micros) == (90, 0)
+        await consistent()
+
+
+async def warm(ledger: Ledger) -> None:
+    """Have `ledger` cache cus_a (its first batch on it reads the accounts)."""
+    await ledger.void((await ledger.hold("cus_a", 1)).id)
+
+
+class TestProcessesSharingACustomer:
+    async def test_each_writes_one_statement_per_batch(
+        self,
+        ledger: Ledger,
+        other: Ledger,
+        statements: list[str],
+        wallet: Wallet,
+        consistent: Check,
+    ) -> None:
+        await warm(other)
+        statements.clear()
+
+        for writer, amount in [(ledger, 10), (other, 20), (ledger, 30), (other, 5)]:
+            hold = await writer.hold("cus_a", amount + 1, answer_before_commit=True)
+            await writer.capture(hold.id, amount)
+
+        assert len(statements) == 8 and not locked(statements)
+        balance = await wallet("cus_a")
+        assert (balance.available_micros, balance.held_micros) == (35, 0)
+        await consistent()
+
+    async def test_the_cache_takes_the_balances_the_others_left(
+        self, ledger: Ledger, other: Ledger, statements: list[str]
+    ) -> None:
+        await other.hold("cus_a", 40)
+        await ledger.hold("cus_a", 10)  # decided over 100 free; its statement reads 50 left
+        statements.clear()
+
+        hold = await ledger.hold("cus_a", 10)
+
+        assert hold.available_after_micros == 40
+        assert not locked(statements)
+
+    async def test_a_hold_the_cache_would_refuse_is_asked_of_the_wallet(
+        self, ledger: Ledger, other: Ledger, statements: list[str], consistent: Check
+    ) -> None:
+        held = await other.hold("cus_a", 90)
+        await ledger.hold("cus_a", 5)  # this cache now says 5 are free
+        await other.void(held.id)  # 95 are
+        statements.clear()
+
+        hold = await ledger.hold("cus_a", 50)
+
+        assert hold.amount == 50 and hold.available_after_micros == 45
+        assert locked(statements)  # refused by the cache, granted by the wallet
+        await consistent()
+
+    async def test_money_back_on_a_lot_this_process_never_read_makes_it_read_again(
+        self,
+        ledger: Ledger,
+        other: Ledger,
+        postgres_db: Database,
+        clock: FrozenClock,
+        statements: list[str],
+        monkeypatch: pytest.MonkeyPatch,
+        consistent: Check,
+    ) -> None:
+        monkeypatch.setattr(cached_postgres, "CONTENDED_SECONDS", 0.0)
+        emptied = await other.hold("cus_a", 100)  # the first lot is empty
+        await grant_elsewhere(postgres_db, clock, "cus_a", 50)
+        await ledger.hold("cus_a", 10)  # read again: the second lot only
+        await other.void(emptied.id)  # the first lot has 100 again
+        await ledger.hold("cus_a", 5)  # its statement answers a lot this cache lacks
+        statements.clear()
+
+        await ledger.hold("cus_a", 5)
+
+        assert locked(statements)
         await consistent()
 
 
@@ -132,10 +209,24 @@ class TestAnotherWriter:
         assert (await wallet("cus_a")).available_micros == 30
         await consistent()
 
-    async def test_a_contended_customer_runs_the_general_way_for_a_while(
-        self, ledger: Ledger, other: Ledger, statements: list[str], consistent: Check
+    async def test_a_new_grant_moves_the_version(
+        self, ledger: Ledger, postgres_db: Database, clock: FrozenClock
     ) -> None:
-        await other.hold("cus_a", 1)
+        version = await escrow_version(postgres_db)
+
+        await grant_elsewhere(postgres_db, clock, "cus_a", 50)
+
+        assert await escrow_version(postgres_db) == version + 1
+
+    async def test_a_contended_customer_runs_the_general_way_for_a_while(
+        self,
+        ledger: Ledger,
+        postgres_db: Database,
+        clock: FrozenClock,
+        statements: list[str],
+        consistent: Check,
+    ) -> None:
+        await grant_elsewhere(postgres_db, clock, "cus_a", 50)
         await ledger.hold("cus_a", 1)  # the cached statement fails, the general way serves
         statements.clear()
 
@@ -149,13 +240,14 @@ class TestAnotherWriter:
     async def test_then_it_is_cached_again(
         self,
         ledger: Ledger,
-        other: Ledger,
+        postgres_db: Database,
+        clock: FrozenClock,
         statements: list[str],
         monkeypatch: pytest.MonkeyPatch,
         consistent: Check,
     ) -> None:
         monkeypatch.setattr(cached_postgres, "CONTENDED_SECONDS", 0.0)
-        await other.hold("cus_a", 1)
+        await grant_elsewhere(postgres_db, clock, "cus_a", 50)
         await ledger.hold("cus_a", 1)  # fails cached, served the general way, cached again
         statements.clear()
 
@@ -187,9 +279,9 @@ class TestTheStatementChecksItself:
         with pytest.raises(HoldNotOpen):
             await ledger.capture(hold.id, 30)
 
-        assert statements[0].startswith("WITH escrows AS")  # tried, then the general way
+        assert statements[0].startswith("WITH escrows AS") and locked(statements[1:])
         assert await row_counts() == before
-        assert await escrow_version(postgres_db) == version + 1  # the general batch's only
+        assert await escrow_version(postgres_db) == version
 
     async def test_an_unknown_outcome_fails_the_ops_without_a_retry(
         self,

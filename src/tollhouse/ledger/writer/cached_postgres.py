@@ -1,24 +1,36 @@
-"""PostgreSQL: batches of holds, captures and voids over accounts cached at their escrow's
-version, written in ONE autocommit statement that checks that version itself.
+"""PostgreSQL: batches of holds, captures and voids over cached accounts, written in ONE
+autocommit statement that checks itself, also when several processes serve one customer.
 
 The general batch (`batch.run_batch`) takes five round trips: BEGIN, lock the escrow rows, read
 the accounts, write, COMMIT; a gateway hold waits for the lock and the read, and behind the
-batch before it. Yet when one process serves a customer's traffic, the accounts it would read
-are the ones it last wrote. So each escrow row carries a `version` that every batch locking it
-advances as it writes (`flush_postgres`), and this process keeps, per customer, the accounts
-as its last batch left them and the escrow versions that batch wrote (`PostgresAccountCache`).
-A batch the caches can serve (the same conditions as SQLite's, `cached.prepare`) is applied on
-the event loop and written in ONE statement, in autocommit mode: its escrow rows must still be
-at the cached versions, every other write of it depends on that, and the statement aborts
-itself if any guard misses (`ledger_check`, SQLSTATE 40001). One round trip, on a connection
-the writer keeps (`HeldConnection`), durable when it returns; its ops are answered then.
+batch before it. Yet the accounts it would read are mostly the ones this process last wrote.
+So this process keeps, per customer, the accounts as its last statement on them left them
+(`PostgresAccountCache`), and a batch the caches can serve (the same conditions as SQLite's,
+`cached.prepare`) is applied on the event loop and written in ONE statement, in autocommit
+mode, on a connection the writer keeps (`HeldConnection`); durable when it returns, its ops
+are answered then. The statement is safe over a cache another process made stale:
 
-Another process that wrote one of the customers since (or anything else that changed the
-rows) makes the statement write nothing. Its customers are then dropped from the cache and
-the batch runs the general way. A customer written by another process is also left out of the
-cache for `CONTENDED_SECONDS`, so that processes sharing a hot customer do not each pay a
-failed statement per batch. A statement whose outcome is unknown (the connection failed)
-fails its ops with `CommitError`'s cause, as a failed COMMIT does.
+- Balances are written as deltas, each guarded by the account's bound on the row as it is
+  then (`flush_postgres`): no hold decided over a stale balance can overdraw.
+- What the deltas cannot check, the set of accounts and their bounds, is the escrow row's
+  `version`, which only a batch that changes them advances (a new lot or credit line, a
+  revocation, a new limit: `flush.bumped_escrows`). The statement writes only while the
+  escrow rows are still at the cached versions.
+- Settling a hold is guarded by its status still being `open`.
+- Any guard that misses aborts the whole statement (`ledger_check`, SQLSTATE 40001).
+
+Holds, captures and voids of other processes only move balances, so processes sharing a
+customer all stay on this path. Each statement answers the balances it left on its customers'
+accounts, with the other processes' changes in them, and the cache takes them; a lot with
+money that the cache does not know drops the customer, to be read again. A hold the cache
+refuses (`InsufficientCredit`) is asked of the wallet the general way: other processes may
+have released credit since.
+
+A statement that aborted wrote nothing: its customers are dropped from the cache and the batch
+runs the general way; on a version or guard miss they are also left out of the cache for
+`CONTENDED_SECONDS`, so that a customer whose accounts keep changing does not pay a failed
+statement per batch. A statement whose outcome is unknown (the connection failed) fails its
+ops with `CommitError`'s cause, as a failed COMMIT does.
 """
 
 from __future__ import annotations
@@ -29,11 +41,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tollhouse.ledger.errors import InsufficientCredit
 from tollhouse.ledger.models import AccountKind, account_id_for
 from tollhouse.ledger.writer.apply import apply_all
 from tollhouse.ledger.writer.cached import prepare
-from tollhouse.ledger.writer.flush import collect
-from tollhouse.ledger.writer.flush_postgres import write, write_alone, writes_alone
+from tollhouse.ledger.writer.flush import bumped_escrows, collect
+from tollhouse.ledger.writer.flush_postgres import Balances, write, write_alone, writes_alone
 from tollhouse.ledger.writer.ops import HoldOp, Op, Outcome
 from tollhouse.ledger.writer.state import (
     MAX_CACHED_CUSTOMERS,
@@ -67,10 +80,16 @@ class PostgresAccountCache:
         self._contended: dict[str, float] = {}
         """customer id -> `time.monotonic()` until which it is not cached."""
 
-    def remember(self, state: BatchState) -> None:
-        """After `state`'s batch was written: its customers as now stored, its escrow rows
-        one version further."""
+    def remember(self, state: BatchState, balances: Balances | None = None) -> None:
+        """After `state`'s batch was written: its customers as now stored (with `balances`,
+        the balances its statement answered, which other processes' batches moved too), at
+        the versions it left on their escrow rows (`bumped_escrows`)."""
         now = time.monotonic()
+        bumped = bumped_escrows(state)
+        if balances is not None and not balances.keys() <= state.accounts.keys():
+            # Another process put money on a lot this one never loaded: read them again.
+            self.forget(state.by_customer)
+            return
         for customer_id, accounts in state.by_customer.items():
             until = self._contended.get(customer_id)
             if until is not None:
@@ -78,10 +97,12 @@ class PostgresAccountCache:
                     continue
                 del self._contended[customer_id]
             for account in accounts:
+                if balances is not None:  # a lot it leaves out has no money
+                    account.balance = balances.get(account.id, 0)
                 committed(account)
                 version = state.versions.get(account.id)
                 if version is not None:
-                    self.versions[account.id] = version + 1
+                    self.versions[account.id] = version + (account.id in bumped)
             self.customers.pop(customer_id, None)  # to the end: the most recent
             self.customers[customer_id] = list(accounts)
         while len(self.customers) > self.max_customers:
@@ -146,12 +167,18 @@ async def run_cached(
         cache.forget(customers)
         hold_cache.forget(state.holds)
         return None
+    if any(not ok and isinstance(result, InsufficientCredit) for ok, result in outcomes):
+        # Other processes may have released credit since this cache was refreshed: only the
+        # general way, which reads the wallet under its lock, refuses a hold.
+        cache.forget(customers)
+        hold_cache.forget(state.holds)
+        return None
     try:
         if writes_alone(changes):
-            await write_alone(connection, changes, now)
+            balances = await write_alone(connection, changes, now)
         else:  # several system accounts: several statements, one transaction
             async with engine.begin() as conn:
-                await write(conn, changes, now)
+                balances = await write(conn, changes, now)
     except BaseException as exc:
         # The statement's own check failed (another process wrote the rows), or a deadlock.
         cache.forget(customers, contended=sqlstate(exc) in TRANSIENT_SQLSTATES)
@@ -161,6 +188,6 @@ async def run_cached(
                 return None
             raise CommitError(exc) from exc
         raise
-    cache.remember(state)
+    cache.remember(state, balances)
     hold_cache.remember(state.holds.values())
     return outcomes

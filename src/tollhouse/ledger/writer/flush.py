@@ -2,8 +2,8 @@
 
 Guards: a customer account's update only applies if the result respects its lower bound
 (`balance + delta >= lower_bound` for decreases); a hold's only if it is still `open`; on
-PostgreSQL an escrow row's only if it still has the batch's `version`. A row that does not
-match fails the batch (`ConcurrentUpdate` on SQLite; on PostgreSQL the write statement aborts
+PostgreSQL an escrow row's only if it still has the batch's `version` (which moves only when a
+customer's accounts change shape, `bumped_escrows`). A row that does not match fails the batch (`ConcurrentUpdate` on SQLite; on PostgreSQL the write statement aborts
 itself with SQLSTATE 40001) and the writer retries it op by op. Under the row-lock protocol
 (`load`) that never happens; the guards make a stale read (another process, a cache, a bug)
 fail loudly instead of breaking a bound.
@@ -49,6 +49,11 @@ class Changes:
     """Existing accounts whose `lower_bound` or `revoked_at` changed."""
     versions: dict[str, int] = field(default_factory=dict)
     """PostgreSQL: escrow id -> the `version` it must still have (`BatchState.versions`)."""
+    customers: list[str] = field(default_factory=list)
+    """The customers whose accounts the batch read (PostgreSQL answers their balances)."""
+    bumped: frozenset[str] = frozenset()
+    """PostgreSQL: the escrows among `versions` whose version the write advances by one
+    (`bumped_escrows`)."""
 
 
 ACCOUNT_COLUMNS = (
@@ -74,6 +79,22 @@ def account_row(account: Account) -> dict[str, Any]:
     return {column: getattr(account, column) for column in ACCOUNT_COLUMNS}
 
 
+def bumped_escrows(state: BatchState) -> frozenset[str]:
+    """The escrows (of `state.versions`) of the customers whose set of accounts, or an
+    account's bound or revocation, this batch changes: a new lot or credit line, a revoked
+    lot, a new overdraft limit. Their version moves, so every process that cached the
+    customer reads it again. Holds, captures, voids and expiries only move balances, which
+    the write's guards check row by row, so they leave the version alone (`cached_postgres`).
+    """
+    customers = {a.customer_id for a in state.new_accounts}
+    customers.update(a.customer_id for a in state.accounts.values() if a.meta_dirty)
+    return frozenset(
+        escrow_id
+        for escrow_id in state.versions
+        if state.accounts[escrow_id].customer_id in customers
+    )
+
+
 def collect(state: BatchState) -> Changes:
     changes = Changes(
         new_accounts=state.new_accounts,
@@ -85,7 +106,9 @@ def collect(state: BatchState) -> Changes:
             for seq, (account_id, amount) in enumerate(hold.allocations)
         ],
         settled=[hold for hold in state.holds.values() if hold.dirty],
+        customers=list(state.by_customer),
         versions=state.versions,
+        bumped=bumped_escrows(state),
     )
     for account in state.accounts.values():
         if account.is_system:
@@ -107,7 +130,8 @@ def check(kind: str, expected: int, got: int) -> None:
 
 
 async def flush(conn: AsyncConnection, state: BatchState, *, is_postgres: bool) -> None:
-    """Write everything `state` changed.
+    """Write everything `state` changed. (The balances PostgreSQL answers are not needed
+    here: under the batch's locks no other process moved them.)
 
     Raises:
         ConcurrentUpdate: SQLite, a guard missed a row.
@@ -115,7 +139,10 @@ async def flush(conn: AsyncConnection, state: BatchState, *, is_postgres: bool) 
     """
     changes = collect(state)
     if is_postgres:
-        from tollhouse.ledger.writer.flush_postgres import write
+        from tollhouse.ledger.writer import flush_postgres
+
+        await flush_postgres.write(conn, changes, state.now)
     else:
-        from tollhouse.ledger.writer.flush_sqlite import write
-    await write(conn, changes, state.now)
+        from tollhouse.ledger.writer import flush_sqlite
+
+        await flush_sqlite.write(conn, changes, state.now)

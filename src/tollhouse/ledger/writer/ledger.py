@@ -21,7 +21,8 @@ on SQLite run one per database (one connection serialises everything). Batches o
 captures and voids are applied on the event loop over accounts cached across batches: on
 SQLite (`cached`) written by a pipelined group commit (`pipeline`), the next batch decided
 while the previous one commits; on PostgreSQL (`cached_postgres`) in one autocommit statement
-that checks the customers' escrow versions itself. Everything else, and any batch the caches
+that checks the customers' escrow versions and balances itself, also when several processes
+serve one customer. Everything else, and any batch the caches
 cannot serve, runs the general way once every batch before it is written.
 """
 

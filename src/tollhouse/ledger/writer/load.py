@@ -5,9 +5,9 @@ escrow row (one per customer and currency) is locked with `SELECT ... FOR UPDATE
 the batch's customers in one statement ordered by id, so processes never deadlock on them. The
 accounts are read by a *later* statement, so a batch that waited for the lock sees everything the
 previous holder committed (READ COMMITTED takes a fresh snapshot per statement). The lock also
-reads each escrow row's `version`, which the batch's write advances by one (`flush_postgres`),
-so a process that cached the accounts can tell whether anyone wrote since
-(`cached_postgres`). System accounts are only updated by `balance + delta`, at the end, in id
+reads each escrow row's `version`, which a batch that changes the customer's accounts (not just
+their balances) advances by one (`flush.bumped_escrows`), so a process that cached them can
+tell whether they are still the accounts it knows (`cached_postgres`). System accounts are only updated by `balance + delta`, at the end, in id
 order (see `flush`).
 
 Holds named by id (capture, void) come from this process's `HoldCache` or are read before the

@@ -1,7 +1,7 @@
 """ledger: escrow versions, and the check a PostgreSQL write statement makes of itself.
 
-`ledger_accounts.version` counts the batches that locked a customer's escrow row (PostgreSQL;
-see `tollhouse.ledger.writer.cached_postgres`). `ledger_check(ok, what)` returns true or
+`ledger_accounts.version` counts, on a customer's escrow row, the batches that changed the
+customer's accounts (PostgreSQL; see `tollhouse.ledger.writer.cached_postgres`). `ledger_check(ok, what)` returns true or
 raises SQLSTATE 40001 (serialization_failure) with `what` in the message: a single
 autocommit statement that finds the rows changed under it aborts itself, writing nothing.
 
