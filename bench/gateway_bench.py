@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/gateway_bench.py [--duration 15] [--connections 32]
         [--targets upstream,bare,litellm,tollhouse-sqlite,tollhouse-pg] [--stream] [--repeat 1]
-        [--rate 500]
+        [--rate 500] [--pg-workers 1]
 
 It starts the fake upstream (bench/fake_upstream.py, port 9100), then for each target: starts
 the server, waits until it answers, sends one real request (preflight: must be 200), warms up
@@ -17,7 +17,8 @@ bench/results/<timestamp>.json (server logs in bench/results/<timestamp>-logs/).
 Targets (ports): upstream (9100, the fake upstream itself), bare (9201, bench/bare_proxy.py
 on uvicorn), bare-granian (9202, the same app on granian; not in the default set), litellm
 (9300, needs bench/setup_litellm.sh once), tollhouse-sqlite and tollhouse-pg (9200, the
-gateway via its CLI; -pg needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379).
+gateway via its CLI; -pg needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379, and
+runs `serve --workers N` with --pg-workers N: several processes sharing the one customer).
 
 A target that fails to start or to answer is reported with its stderr; the others still run.
 Only 127.0.0.1 is ever contacted; every process started is stopped at the end.
@@ -383,9 +384,10 @@ def setup_tollhouse(h: Harness, target: str) -> Running:
         running.key = _require(issued, "key", "keys create")
         grant = run_cli(cli, ["credits", "grant", customer_id, "1000000", "--json"], env, tmp)
         running.info.update(customer_id=customer_id, key_id=issued.get("id"), grant=grant)
-        proc = h.start(
-            target, cli + ["serve", "--host", HOST, "--port", str(TOLLHOUSE_PORT)], env=env, cwd=tmp
-        )
+        serve = ["serve", "--host", HOST, "--port", str(TOLLHOUSE_PORT)]
+        if target == "tollhouse-pg":
+            serve += ["--workers", str(h.args.pg_workers)]
+        proc = h.start(target, cli + serve, env=env, cwd=tmp)
         running.proc, running.pgid = proc, proc.pgid
         wait_or_fail(proc, f"http://{HOST}:{TOLLHOUSE_PORT}/healthz", 90)
 
@@ -669,7 +671,8 @@ def print_report(
     print(
         f"load: wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency, "
         f"{'streaming' if args.stream else 'non-streaming'} chat completion, "
-        f"warm-up {args.warmup:g} s, median of {args.repeat} run(s)"
+        f"warm-up {args.warmup:g} s, median of {args.repeat} run(s), "
+        f"tollhouse-pg {args.pg_workers} worker(s)"
     )
     head = (
         f"{'target':<18}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
@@ -797,6 +800,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pg-port", type=int, default=5432)
     p.add_argument("--pg-user", default="postgres")
     p.add_argument(
+        "--pg-workers",
+        type=int,
+        default=1,
+        help="processes of tollhouse-pg (`serve --workers`), all serving the one customer (1)",
+    )
+    p.add_argument(
         "--redis-url",
         default=f"redis://{HOST}:6379/14",
         help="Redis database for tollhouse-pg; FLUSHED before and after (db 14)",
@@ -812,8 +821,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = [t for t in targets if t not in ALL_TARGETS]
     if unknown:
         p.error(f"unknown targets {unknown}; choose from {', '.join(ALL_TARGETS)}")
-    if args.repeat < 1 or args.duration <= 0 or args.connections < 1 or args.threads < 1:
-        p.error("--repeat, --duration, --connections and --threads must be positive")
+    if min(args.repeat, args.connections, args.threads, args.pg_workers) < 1 or args.duration <= 0:
+        p.error("--repeat, --duration, --connections, --threads and --pg-workers must be positive")
     if args.rate < 0:
         p.error("--rate must be 0 (skip) or positive")
     if urlsplit(args.redis_url).hostname not in ("127.0.0.1", "localhost", "::1"):
