@@ -60,6 +60,12 @@ def statements(postgres_db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterat
         yield seen
 
 
+@pytest.fixture
+def no_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A customer whose cached statement failed is cached again at once."""
+    monkeypatch.setattr(cached_postgres, "CONTENDED_SECONDS", 0.0)
+
+
 def locked(statements: list[str]) -> bool:
     """The general way: the escrow rows were locked with `SELECT ... FOR UPDATE`."""
     return any("FOR UPDATE" in s for s in statements)
@@ -147,6 +153,7 @@ class TestProcessesSharingACustomer:
         assert locked(statements)  # refused by the cache, granted by the wallet
         await consistent()
 
+    @pytest.mark.usefixtures("no_pause")
     async def test_money_back_on_a_lot_this_process_never_read_makes_it_read_again(
         self,
         ledger: Ledger,
@@ -154,10 +161,8 @@ class TestProcessesSharingACustomer:
         postgres_db: Database,
         clock: FrozenClock,
         statements: list[str],
-        monkeypatch: pytest.MonkeyPatch,
         consistent: Check,
     ) -> None:
-        monkeypatch.setattr(cached_postgres, "CONTENDED_SECONDS", 0.0)
         emptied = await other.hold("cus_a", 100)  # the first lot is empty
         await grant_elsewhere(postgres_db, clock, "cus_a", 50)
         await ledger.hold("cus_a", 10)  # read again: the second lot only
@@ -237,16 +242,15 @@ class TestAnotherWriter:
         assert sum(s.startswith(lock) for s in statements) == 2  # both the general way
         await consistent()
 
+    @pytest.mark.usefixtures("no_pause")
     async def test_then_it_is_cached_again(
         self,
         ledger: Ledger,
         postgres_db: Database,
         clock: FrozenClock,
         statements: list[str],
-        monkeypatch: pytest.MonkeyPatch,
         consistent: Check,
     ) -> None:
-        monkeypatch.setattr(cached_postgres, "CONTENDED_SECONDS", 0.0)
         await grant_elsewhere(postgres_db, clock, "cus_a", 50)
         await ledger.hold("cus_a", 1)  # fails cached, served the general way, cached again
         statements.clear()
