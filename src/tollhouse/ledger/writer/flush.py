@@ -3,10 +3,11 @@
 Guards: a customer account's update only applies if the result respects its lower bound
 (`balance + delta >= lower_bound` for decreases); a hold's only if it is still `open`; on
 PostgreSQL an escrow row's only if it still has the batch's `version` (which moves only when a
-customer's accounts change shape, `bumped_escrows`). A row that does not match fails the batch (`ConcurrentUpdate` on SQLite; on PostgreSQL the write statement aborts
-itself with SQLSTATE 40001) and the writer retries it op by op. Under the row-lock protocol
-(`load`) that never happens; the guards make a stale read (another process, a cache, a bug)
-fail loudly instead of breaking a bound.
+customer's accounts change, `bumped_escrows`). A row that does not match fails the batch
+(`ConcurrentUpdate` on SQLite; on PostgreSQL the write statement aborts itself with SQLSTATE
+40001) and the writer retries it op by op. Under the row-lock protocol (`load`) that never
+happens; the guards make a stale read (another process, a cache, a bug) fail loudly instead
+of breaking a bound.
 
 System accounts (issuance, revenue, expired) are the only rows shared between customers; they
 are updated with `balance + delta` at the very end, in id order, so their locks are held from

@@ -5,9 +5,9 @@ accounts advances), entries, new holds, allocations, guarded customer balances, 
 settlements and (when there is just one) the system account go in ONE round trip, and the
 statement aborts itself if any guard missed a row (`ledger_check`, migration `ledger_0002`): a
 batch whose only statement this is may run in autocommit mode (`cached_postgres`). It answers
-the balances of the batch's customers' accounts. Rare writes (new accounts, metadata, several system
-accounts) are separate statements; several system accounts are updated in id order so two
-processes never deadlock on them.
+the balances of the batch's customers' accounts. Rare writes (new accounts, metadata, several
+system accounts) are separate statements; several system accounts are updated in id order so
+two processes never deadlock on them.
 """
 
 from __future__ import annotations

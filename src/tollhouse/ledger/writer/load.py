@@ -7,8 +7,8 @@ accounts are read by a *later* statement, so a batch that waited for the lock se
 previous holder committed (READ COMMITTED takes a fresh snapshot per statement). The lock also
 reads each escrow row's `version`, which a batch that changes the customer's accounts (not just
 their balances) advances by one (`flush.bumped_escrows`), so a process that cached them can
-tell whether they are still the accounts it knows (`cached_postgres`). System accounts are only updated by `balance + delta`, at the end, in id
-order (see `flush`).
+tell whether they are still the accounts it knows (`cached_postgres`). System accounts are
+only updated by `balance + delta`, at the end, in id order (see `flush`).
 
 Holds named by id (capture, void) come from this process's `HoldCache` or are read before the
 lock (that read names the customer to lock). Their customer and allocations never change; a

@@ -1,9 +1,10 @@
 """ledger: escrow versions, and the check a PostgreSQL write statement makes of itself.
 
 `ledger_accounts.version` counts, on a customer's escrow row, the batches that changed the
-customer's accounts (PostgreSQL; see `tollhouse.ledger.writer.cached_postgres`). `ledger_check(ok, what)` returns true or
-raises SQLSTATE 40001 (serialization_failure) with `what` in the message: a single
-autocommit statement that finds the rows changed under it aborts itself, writing nothing.
+customer's accounts (PostgreSQL; see `tollhouse.ledger.writer.cached_postgres`).
+`ledger_check(ok, what)` returns true or raises SQLSTATE 40001 (serialization_failure) with
+`what` in the message: a single autocommit statement that finds the rows changed under it
+aborts itself, writing nothing.
 
 Revision ID: ledger_0002
 Revises: ledger_0001
