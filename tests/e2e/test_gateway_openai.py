@@ -8,10 +8,13 @@ forwarded, charged at the upstream's real usage, and recorded as usage events.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+from typing import Any
 
 import httpx
 import openai
 import pytest
+from sqlalchemy import select
 from tests.e2e.conftest import Stack
 from tests.support.catalog import (
     IMAGE_MICROS,
@@ -23,6 +26,9 @@ from tests.support.catalog import (
 from tests.support.upstream import ANSWER, COMPLETION_TOKENS, PROMPT_TOKENS
 
 from tollhouse.gateway.tokens import count_tokens
+from tollhouse.ids import new_id
+from tollhouse.ledger import HoldView
+from tollhouse.metering.models import UsageEvent
 
 CHAT_COST_MICROS = (
     PROMPT_TOKENS * INPUT_MICROS_PER_TOKEN + COMPLETION_TOKENS * OUTPUT_MICROS_PER_TOKEN
@@ -264,6 +270,36 @@ class TestOtherRoutes:
         balance = await settled_balance(stack, customer_id)
         assert balance["available_micros"] == 0
         assert (await usage_totals(stack, customer_id))["input_tokens"] == PROMPT_TOKENS
+
+    async def test_a_call_whose_hold_was_lost_is_charged_without_it(
+        self, stack: Stack, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A hold answered before its commit whose batch then failed was never stored (see
+        `Ledger.hold`): the call's price is still charged, and its usage recorded, flagged."""
+        customer_id, key = await stack.customer()
+        ledger = stack.runtime.ledger
+        real_hold = ledger.hold
+
+        async def lost(*args: Any, answer_before_commit: bool = False, **kwargs: Any) -> HoldView:
+            view = await real_hold(*args, answer_before_commit=answer_before_commit, **kwargs)
+            if not answer_before_commit:  # not the gateway's hold: the one that replaces it
+                return view
+            await ledger.void(view.id)
+            return replace(view, id=new_id("hold"))  # as if its batch had failed
+
+        monkeypatch.setattr(ledger, "hold", lost)
+
+        await client(stack, key).chat.completions.create(model="test-chat", messages=MESSAGES)
+
+        balance = await settled_balance(stack, customer_id)
+        assert balance["available_micros"] == 1_000_000 - CHAT_COST_MICROS
+        assert (await usage_totals(stack, customer_id))["api_calls"] == 1
+        async with stack.runtime.db.engine.connect() as conn:
+            rows = await conn.execute(
+                select(UsageEvent.properties).where(UsageEvent.customer_id == customer_id)
+            )
+            flags = {(p["hold_lost"], p["cost_micros"]) for (p,) in rows}
+        assert flags == {(True, CHAT_COST_MICROS)}
 
     async def test_images_are_charged_per_image(self, stack: Stack) -> None:
         customer_id, key = await stack.customer()

@@ -15,6 +15,7 @@ What is charged when things go wrong:
 | client disconnects mid-stream | same: prompt + text received from upstream until the disconnect |
 | upstream breaks mid-stream | same, and the stream ends where it broke |
 | process dies before settling | the hold expires and is voided by the sweeper: nothing charged |
+| the hold was answered before its commit and never stored | the price, by a hold captured at once (or recorded as uncaptured), flagged `hold_lost` |
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from tollhouse.gateway.errors import UpstreamError, UpstreamTimeout
 from tollhouse.gateway.estimate import Kind
 from tollhouse.gateway.usage import StreamMeter, UsageSource, usage_from_body
 from tollhouse.keys import Principal
-from tollhouse.ledger import InsufficientCredit
+from tollhouse.ledger import HoldNotFound, InsufficientCredit
 from tollhouse.metering import UsageEventIn
 from tollhouse.metering.schemas import MAX_VALUE
 
@@ -273,6 +274,8 @@ async def settle(
     upstream's tokenizer counted more than the local estimate, or it ignored `max_tokens`),
     the excess is charged with a second hold captured at once; if the wallet cannot cover it,
     the shortfall is recorded as `uncaptured_micros` on the usage events, never as an overdraft.
+    A hold that was never stored (answered before its commit, and its batch failed; see
+    `Ledger.hold`) is flagged `hold_lost`, and the whole price is charged that way.
     """
     admission = call.admission
     cost = admission.model.price.cost(usage)
@@ -280,8 +283,13 @@ async def settle(
     captured = 0
     if admission.hold is not None:
         properties["hold_id"] = admission.hold.id
-        captured = min(cost, admission.hold.amount)
-        await deps.ledger.capture(admission.hold.id, captured)
+        try:
+            await deps.ledger.capture(admission.hold.id, min(cost, admission.hold.amount))
+            captured = min(cost, admission.hold.amount)
+        except HoldNotFound:
+            # Answered before its commit, and its batch failed (`Ledger.hold`): the call is
+            # charged below as if it had had no hold.
+            properties["hold_lost"] = True
     if cost > captured:
         captured += await _charge_excess(deps, call, cost - captured, properties)
     if interrupted:
