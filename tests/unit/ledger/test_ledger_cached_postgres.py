@@ -4,8 +4,9 @@ version, and what happens when another writer moved the balances or changed the 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
@@ -15,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from tests.support.statements import recorded_statements
 
 from tollhouse.clock import FrozenClock
-from tollhouse.ledger import HoldNotOpen, InsufficientCredit, Ledger
+from tollhouse.ledger import HoldNotFound, HoldNotOpen, InsufficientCredit, Ledger
 from tollhouse.ledger.models import AccountKind, account_id_for
 from tollhouse.ledger.writer import cached_postgres
 from tollhouse.storage import Database
@@ -75,6 +76,32 @@ async def missed_once(
     await grant_elsewhere(postgres_db, clock, "cus_a", 50)
     await ledger.hold("cus_a", 1)
     statements.clear()
+
+
+@dataclass
+class Gate:
+    """Where cached statements wait: `reached` is set when one arrives, which is sent once
+    `opened` is set."""
+
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@pytest.fixture
+def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
+    """Every cached statement (one per batch, `write_alone`) waits at the yielded gate, which
+    is opened when the test ends (before the ledgers stop)."""
+    real = cached_postgres.write_alone
+    waiting = Gate()
+
+    async def write_once_opened(*args: Any) -> Any:
+        waiting.reached.set()
+        await waiting.opened.wait()
+        return await real(*args)
+
+    monkeypatch.setattr(cached_postgres, "write_alone", write_once_opened)
+    yield waiting
+    waiting.opened.set()
 
 
 def locked(statements: list[str]) -> bool:
@@ -303,6 +330,60 @@ class TestTheStatementChecksItself:
         assert raised.value is lost
         assert not locked(statements)  # not redone: it may have been written
         assert (await wallet("cus_a")).held_micros == 0
+
+
+class TestEarlyAnswers:
+    """A gateway hold (`answer_before_commit`) is answered before its statement when the wallet
+    keeps a hundred times its amount available after it."""
+
+    async def test_a_hold_with_headroom_is_answered_before_its_statement(
+        self, ledger: Ledger, gate: Gate, postgres_db: Database, wallet: Wallet, consistent: Check
+    ) -> None:
+        await ledger.grant("cus_a", 10_000, idempotency_key="more")
+
+        hold = await asyncio.wait_for(ledger.hold("cus_a", 10, answer_before_commit=True), 5)
+
+        assert gate.reached.is_set() and not gate.opened.is_set()
+        assert hold.available_after_micros == 10_090
+        assert await stored_hold(postgres_db, hold.id) is None  # its statement waits
+        gate.opened.set()
+        assert (await ledger.capture(hold.id, 4)).captured_amount == 4
+        assert (await wallet("cus_a")).available_micros == 10_096
+        await consistent()
+
+    async def test_a_hold_without_it_waits_for_its_statement(
+        self, ledger: Ledger, gate: Gate, postgres_db: Database
+    ) -> None:
+        answer = asyncio.create_task(ledger.hold("cus_a", 30, answer_before_commit=True))
+
+        await gate.reached.wait()  # decided, 70 left: less than 100 x 30
+        assert not answer.done()
+        gate.opened.set()
+        hold = await answer
+        assert await stored_hold(postgres_db, hold.id) == replace(hold, available_after_micros=None)
+
+    async def test_an_early_hold_the_wallet_then_refuses_is_logged_and_never_stored(
+        self,
+        ledger: Ledger,
+        other: Ledger,
+        gate: Gate,
+        postgres_db: Database,
+        wallet: Wallet,
+        consistent: Check,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        await ledger.grant("cus_a", 10_000, idempotency_key="more")
+        hold = await asyncio.wait_for(ledger.hold("cus_a", 10, answer_before_commit=True), 5)
+        await other.hold("cus_a", 10_100)  # the general way: every micro, before that statement
+
+        gate.opened.set()
+
+        with pytest.raises(HoldNotFound):  # its statement failed, the general way refused it
+            await ledger.capture(hold.id, 10)
+        assert f"hold {hold.id} was answered before its commit" in caplog.text
+        assert await stored_hold(postgres_db, hold.id) is None
+        assert (await wallet("cus_a")).held_micros == 10_100
+        await consistent()
 
 
 class TestBounded:

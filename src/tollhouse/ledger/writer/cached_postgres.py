@@ -8,7 +8,9 @@ So this process keeps, per customer, the accounts as its last statement on them 
 (`PostgresAccountCache`), and a batch the caches can serve (the same conditions as SQLite's,
 `cached.prepare`) is applied on the event loop and written in ONE statement, in autocommit
 mode, on a connection the writer keeps (`HeldConnection`); durable when it returns, its ops
-are answered then. The statement is safe over a cache another process made stale:
+are answered then, except the gateway's holds (`answer_before_commit`), answered as soon as
+they are decided when the wallet keeps `EARLY_ANSWER_HEADROOM` times their amount available
+after them. The statement is safe over a cache another process made stale:
 
 - Balances are written as deltas, each guarded by the account's bound on the row as it is
   then (`flush_postgres`): no hold decided over a stale balance can overdraw.
@@ -25,6 +27,12 @@ accounts, with the other processes' changes in them, and the cache takes them; a
 money that the cache does not know drops the customer, to be read again. A hold the cache
 refuses (`InsufficientCredit`) is asked of the wallet the general way: other processes may
 have released credit since.
+
+A hold answered early is lost only if its statement aborts and the general way then refuses
+it, or if the statement's outcome is unknown: with the headroom, other processes must have
+spent a hundred times its amount since this one's last statement on the customer, or the
+customer lost credit (a revocation). The gateway then charges the call without its hold
+(`gateway.proxy.settle`).
 
 A statement that aborted wrote nothing: its customers are dropped from the cache and the batch
 runs the general way; on a version or guard miss they are also left out of the cache for
@@ -47,7 +55,7 @@ from tollhouse.ledger.writer.apply import apply_all
 from tollhouse.ledger.writer.cached import prepare
 from tollhouse.ledger.writer.flush import bumped_escrows, collect
 from tollhouse.ledger.writer.flush_postgres import Balances, write, write_alone, writes_alone
-from tollhouse.ledger.writer.ops import HoldOp, Op, Outcome
+from tollhouse.ledger.writer.ops import HoldOp, Op, Outcome, answer_early
 from tollhouse.ledger.writer.state import (
     MAX_CACHED_CUSTOMERS,
     Account,
@@ -65,6 +73,11 @@ from tollhouse.storage.driver import (
 
 CONTENDED_SECONDS = 1.0
 """How long a customer another process wrote is served the general way only."""
+
+EARLY_ANSWER_HEADROOM = 100
+"""A hold asked with `answer_before_commit` is answered before its statement only if the
+wallet, as cached, keeps at least this many times its amount available after it (see the
+module)."""
 
 
 class PostgresAccountCache:
@@ -173,6 +186,7 @@ async def run_cached(
         cache.forget(customers)
         hold_cache.forget(state.holds)
         return None
+    answer_early(ops, outcomes, headroom=EARLY_ANSWER_HEADROOM)
     try:
         if writes_alone(changes):
             balances = await write_alone(connection, changes, now)

@@ -234,13 +234,15 @@ class Ledger:
         earlier batches commit; on PostgreSQL's general path, under the batch's row locks on
         the customer's accounts, before its writes and COMMIT (two round trips sooner;
         another process's batch on that wallet waits for the locks, so it decides over this
-        hold). PostgreSQL's cached batches answer every op once their one statement has
-        returned: it is their commit. For holds that live no longer than the process's own
-        work, such as a gateway call's: the decision is made over every hold, committed or
-        not, so none can overdraw the wallet; if the process dies or its batch fails, the
-        hold never existed, as if it had expired at once (a failed batch of several ops is
-        retried op by op, the hold with the id already answered; one that still fails is
-        logged). A refusal is answered after the commit. Its `idempotency_key`, if any, must
+        hold); on PostgreSQL's cached batches, over accounts other processes may spend too,
+        only if the wallet keeps `EARLY_ANSWER_HEADROOM` (100) times its amount available
+        after it, else once their one statement (their commit) has returned. For holds that
+        live no longer than the process's own work, such as a gateway call's: no hold can
+        overdraw the wallet, answered early or not (the writes are guarded); if the process
+        dies or its batch fails, the hold never existed, as if it had expired at once (a
+        failed batch is redone the general way, op by op if it fails again, the hold with the
+        id already answered; one that is still refused or fails is logged, and its capture
+        raises `HoldNotFound`). A refusal is answered after the commit. Its `idempotency_key`, if any, must
         be new (the gateway's request id): were it the key of a stored hold, the early
         answer would be a new hold that is never stored (the unique (customer, key) index
         refuses it; on PostgreSQL's general path the key is not even looked up). A hold

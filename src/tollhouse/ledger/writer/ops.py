@@ -85,14 +85,20 @@ class SweepCustomerOp(Op):
     now: datetime
 
 
-def answer_early(ops: Sequence[Op], outcomes: Sequence[Outcome]) -> None:
+def answer_early(ops: Sequence[Op], outcomes: Sequence[Outcome], *, headroom: int = 0) -> None:
     """Answer the granted holds that asked for it (`answer_before_commit`) now that they are
-    decided (under the batch's locks, or over accounts the writer owns: `writer/cached.py`);
+    decided (under the batch's locks, or over accounts the writer owns: `writer/cached.py`,
+    or over cached accounts other processes may also spend: `writer/cached_postgres.py`);
     every other op is answered after the commit.
+
+    With `headroom`, a hold is answered early only if the wallet keeps at least `headroom`
+    times its amount available after it; the others wait for the commit.
 
     A refused hold waits for the commit, so a batch redone after a failure (which may then
     grant it) never stores a hold its caller was told was refused.
     """
     for op, (ok, value) in zip(ops, outcomes, strict=True):
         if ok and isinstance(op, HoldOp) and op.answer_before_commit and not op.future.done():
+            if headroom and (value.available_after_micros or 0) < headroom * value.amount:
+                continue
             op.future.set_result(value)
