@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -334,13 +335,25 @@ class TestTheStatementChecksItself:
 
 class TestEarlyAnswers:
     """A gateway hold (`answer_before_commit`) is answered before its statement when the wallet
-    keeps a hundred times its amount available after it."""
+    keeps a hundred times its amount available after it, plus ten times what other processes
+    took from it between this process's last two statements."""
 
-    async def test_a_hold_with_headroom_is_answered_before_its_statement(
+    @pytest.fixture
+    async def warmed(self, ledger: Ledger) -> None:
+        """`ledger` has seen, in a statement, that nobody else took from cus_a's wallet."""
+        await warm(ledger)
+
+    @pytest.fixture
+    async def plenty(self, ledger: Ledger, clock: FrozenClock) -> None:
+        """As `warmed`, with 10,100 in the wallet: a lot of 10,000 spent first (it expires)."""
+        expires_at = clock.now() + timedelta(days=1)
+        await ledger.grant("cus_a", 10_000, idempotency_key="more", expires_at=expires_at)
+        await warm(ledger)
+
+    @pytest.mark.usefixtures("plenty")
+    async def test_a_hold_with_room_to_spare_is_answered_before_its_statement(
         self, ledger: Ledger, gate: Gate, postgres_db: Database, wallet: Wallet, consistent: Check
     ) -> None:
-        await ledger.grant("cus_a", 10_000, idempotency_key="more")
-
         hold = await asyncio.wait_for(ledger.hold("cus_a", 10, answer_before_commit=True), 5)
 
         assert gate.reached.is_set() and not gate.opened.is_set()
@@ -351,17 +364,48 @@ class TestEarlyAnswers:
         assert (await wallet("cus_a")).available_micros == 10_096
         await consistent()
 
-    async def test_a_hold_without_it_waits_for_its_statement(
+    @pytest.mark.usefixtures("warmed")
+    async def test_one_that_leaves_less_waits_for_its_statement(
         self, ledger: Ledger, gate: Gate, postgres_db: Database
     ) -> None:
         answer = asyncio.create_task(ledger.hold("cus_a", 30, answer_before_commit=True))
 
-        await gate.reached.wait()  # decided, 70 left: less than 100 x 30
+        await asyncio.wait_for(gate.reached.wait(), 5)  # decided, 70 left: less than 100 x 30
         assert not answer.done()
         gate.opened.set()
         hold = await answer
         assert await stored_hold(postgres_db, hold.id) == replace(hold, available_after_micros=None)
 
+    async def test_so_does_one_before_a_statement_told_what_others_took(
+        self, ledger: Ledger, gate: Gate
+    ) -> None:
+        await ledger.grant("cus_a", 10_000, idempotency_key="more")  # read under the lock
+        answer = asyncio.create_task(ledger.hold("cus_a", 10, answer_before_commit=True))
+
+        await asyncio.wait_for(gate.reached.wait(), 5)
+        assert not answer.done()
+        gate.opened.set()
+        assert (await answer).available_after_micros == 10_090
+
+    @pytest.mark.usefixtures("plenty")
+    async def test_so_does_one_while_others_take_much_of_the_wallet(
+        self, ledger: Ledger, other: Ledger, gate: Gate
+    ) -> None:
+        await other.hold("cus_a", 1_000)  # taken between two statements of `ledger`
+        gate.opened.set()
+        await ledger.hold("cus_a", 1)  # its statement tells `ledger` what was taken
+        gate.opened.clear()
+        gate.reached.clear()
+        answer = asyncio.create_task(ledger.hold("cus_a", 10, answer_before_commit=True))
+
+        await asyncio.wait_for(
+            gate.reached.wait(), 5
+        )  # 9,089 left: less than 100 x 10 + 10 x 1,000
+        assert not answer.done()
+        gate.opened.set()
+        assert (await answer).available_after_micros == 9_089
+
+    @pytest.mark.usefixtures("plenty")
     async def test_an_early_hold_the_wallet_then_refuses_is_logged_and_never_stored(
         self,
         ledger: Ledger,
@@ -372,7 +416,6 @@ class TestEarlyAnswers:
         consistent: Check,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
-        await ledger.grant("cus_a", 10_000, idempotency_key="more")
         hold = await asyncio.wait_for(ledger.hold("cus_a", 10, answer_before_commit=True), 5)
         await other.hold("cus_a", 10_100)  # the general way: every micro, before that statement
 

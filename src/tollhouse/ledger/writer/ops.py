@@ -7,10 +7,12 @@ batch resolves to a customer before locking.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from tollhouse.ledger.schemas import HoldView
 
 Outcome = tuple[bool, Any]
 """(True, result) or (False, exception) per op."""
@@ -85,20 +87,23 @@ class SweepCustomerOp(Op):
     now: datetime
 
 
-def answer_early(ops: Sequence[Op], outcomes: Sequence[Outcome], *, headroom: int = 0) -> None:
+def answer_early(
+    ops: Sequence[Op],
+    outcomes: Sequence[Outcome],
+    *,
+    when: Callable[[HoldView], bool] | None = None,
+) -> None:
     """Answer the granted holds that asked for it (`answer_before_commit`) now that they are
     decided (under the batch's locks, or over accounts the writer owns: `writer/cached.py`,
     or over cached accounts other processes may also spend: `writer/cached_postgres.py`);
     every other op is answered after the commit.
 
-    With `headroom`, a hold is answered early only if the wallet keeps at least `headroom`
-    times its amount available after it; the others wait for the commit.
+    With `when`, only the holds it accepts are answered early; the others wait for the commit.
 
     A refused hold waits for the commit, so a batch redone after a failure (which may then
     grant it) never stores a hold its caller was told was refused.
     """
     for op, (ok, value) in zip(ops, outcomes, strict=True):
-        if ok and isinstance(op, HoldOp) and op.answer_before_commit and not op.future.done():
-            if headroom and (value.available_after_micros or 0) < headroom * value.amount:
-                continue
+        asked = ok and isinstance(op, HoldOp) and op.answer_before_commit
+        if asked and not op.future.done() and (when is None or when(value)):
             op.future.set_result(value)
