@@ -15,7 +15,7 @@ What is charged when things go wrong:
 | client disconnects mid-stream | same: prompt + text received from upstream until the disconnect |
 | upstream breaks mid-stream | same, and the stream ends where it broke |
 | process dies before settling | the hold expires and is voided by the sweeper: nothing charged |
-| the hold was answered before its commit and never stored | the price, by a hold captured at once (or recorded as uncaptured), flagged `hold_lost` |
+| hold answered before its commit, never stored | the price, by a hold captured at once (or uncaptured), flagged `hold_lost` |
 """
 
 from __future__ import annotations
@@ -283,9 +283,10 @@ async def settle(
     captured = 0
     if admission.hold is not None:
         properties["hold_id"] = admission.hold.id
+        held = min(cost, admission.hold.amount)
         try:
-            await deps.ledger.capture(admission.hold.id, min(cost, admission.hold.amount))
-            captured = min(cost, admission.hold.amount)
+            await deps.ledger.capture(admission.hold.id, held)
+            captured = held
         except HoldNotFound:
             # Answered before its commit, and its batch failed (`Ledger.hold`): the call is
             # charged below as if it had had no hold.

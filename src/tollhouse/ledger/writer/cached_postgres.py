@@ -82,6 +82,8 @@ wallet, as cached, keeps at least this many times its amount available after it,
 `TAKEN_FACTOR` times what other processes took from it lately (see the module)."""
 
 TAKEN_FACTOR = 10
+"""How many times what other processes took from a wallet between this process's last two
+statements on it a hold answered early must leave available, besides the headroom."""
 
 
 class PostgresAccountCache:

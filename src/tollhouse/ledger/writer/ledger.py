@@ -236,17 +236,17 @@ class Ledger:
         another process's batch on that wallet waits for the locks, so it decides over this
         hold); on PostgreSQL's cached batches, over accounts other processes may spend too,
         only when the wallet has room to spare (`PostgresAccountCache.answers_early`), else
-        once their one statement (their commit) has returned. For holds that
-        live no longer than the process's own work, such as a gateway call's: no hold can
-        overdraw the wallet, answered early or not (the writes are guarded); if the process
-        dies or its batch fails, the hold never existed, as if it had expired at once (a
-        failed batch is redone the general way, op by op if it fails again, the hold with the
-        id already answered; one that is still refused or fails is logged, and its capture
-        raises `HoldNotFound`). A refusal is answered after the commit. Its `idempotency_key`, if any, must
-        be new (the gateway's request id): were it the key of a stored hold, the early
-        answer would be a new hold that is never stored (the unique (customer, key) index
-        refuses it; on PostgreSQL's general path the key is not even looked up). A hold
-        handed to another program (`POST /v1/authorize`) must wait for its commit.
+        once their one statement (their commit) has returned. For holds that live no longer
+        than the process's own work, such as a gateway call's: no hold can overdraw the
+        wallet, answered early or not (the writes are guarded); if the process dies or its
+        batch fails, the hold never existed, as if it had expired at once (a failed batch is
+        redone the general way, op by op if it fails again, the hold with the id already
+        answered; one that is still refused or fails is logged, and its capture raises
+        `HoldNotFound`). A refusal is answered after the commit. Its `idempotency_key`, if
+        any, must be new (the gateway's request id): were it the key of a stored hold, the
+        early answer would be a new hold that is never stored (the unique (customer, key)
+        index refuses it; on PostgreSQL's general path the key is not even looked up). A
+        hold handed to another program (`POST /v1/authorize`) must wait for its commit.
 
         Raises:
             InvalidInput: bad amount, currency, key, expiry or metadata.
