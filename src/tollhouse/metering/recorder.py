@@ -38,7 +38,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError
 
 from tollhouse.clock import Clock
@@ -49,6 +48,7 @@ from tollhouse.storage.driver import (
     TRANSIENT_SQLSTATES,
     HeldConnection,
     datetime_to_db,
+    driver_statement,
     rows_statement,
     run_transaction,
     sqlstate,
@@ -358,7 +358,7 @@ async def _insert_rows(
         "models": [event.model for event in events],
         "properties": _properties_json(events),
     }
-    rows = await held.fetch(_PG_DRIVER_INSERT, *[params[name] for name in _PG_ORDER])
+    rows = await held.execute(_PG_DRIVER_INSERT, params)
     return {(row[0], row[1]) for row in rows}
 
 
@@ -371,10 +371,8 @@ _PG_INSERT = text(
     "CAST(:models AS VARCHAR[]), CAST(:properties AS JSON[])) AS u(i, c, m, v, o, k, d, p) "
     "ON CONFLICT (customer_id, event_id) DO NOTHING RETURNING customer_id, event_id"
 )
-_PG_COMPILED = _PG_INSERT.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
-_PG_DRIVER_INSERT = str(_PG_COMPILED)
-"""`_PG_INSERT` with asyncpg's placeholders, for `HeldConnection`."""
-_PG_ORDER = tuple(_PG_COMPILED.positiontup or ())
+_PG_DRIVER_INSERT = driver_statement(_PG_INSERT)
+"""`_PG_INSERT` for `HeldConnection`."""
 _SQLITE_INSERT_ROWS = (
     "INSERT INTO usage_events (event_id, customer_id, meter, value, occurred_at, recorded_at, "
     "key_id, model, properties) {rows} ON CONFLICT (customer_id, event_id) DO NOTHING"

@@ -32,13 +32,15 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
 import orjson
+from sqlalchemy import TextClause
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import (
     DataError,
@@ -174,6 +176,21 @@ def _translated(error: sqlite3.Error) -> BaseException:
     return DBAPIError.instance(None, None, error, sqlite3.Error)
 
 
+@dataclass(frozen=True, slots=True)
+class DriverStatement:
+    """A `text()` statement compiled once for asyncpg (`driver_statement`), to send with
+    `HeldConnection.execute`: its SQL with `$n` placeholders, its parameter names in order."""
+
+    sql: str
+    names: tuple[str, ...]
+
+
+def driver_statement(statement: TextClause) -> DriverStatement:
+    """`statement` (named `:params`) compiled for asyncpg, once (at import, say)."""
+    compiled = statement.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
+    return DriverStatement(str(compiled), tuple(compiled.positiontup or ()))
+
+
 class HeldConnection:
     """PostgreSQL: one connection of `engine`'s pool that a single task (a writer) keeps
     checked out, its statements sent with asyncpg's own `fetch` in autocommit mode (each
@@ -214,6 +231,14 @@ class HeldConnection:
             if isinstance(exc, Exception):
                 raise _dbapi_error(sql, args, exc) from exc
             raise
+
+    async def execute(self, statement: DriverStatement, params: Mapping[str, Any]) -> list[Any]:
+        """`fetch` of `statement` with its named `params`; its rows.
+
+        Raises:
+            DBAPIError: as `fetch`.
+        """
+        return await self.fetch(statement.sql, *[params[name] for name in statement.names])
 
     async def release(self, *, broken: bool = False) -> None:
         """Give the connection back to the pool (`broken`: close it instead)."""

@@ -17,13 +17,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, text, update
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tollhouse.ledger.models import accounts_table
 from tollhouse.ledger.writer.flush import Changes, account_row
 from tollhouse.storage.base import UTCDateTime
-from tollhouse.storage.driver import HeldConnection
+from tollhouse.storage.driver import HeldConnection, driver_statement
 
 A = accounts_table.c
 
@@ -83,11 +82,8 @@ It answers one row: the checks, then `r_id` and `r_balance`, the balances of the
 customers' accounts (their lots with money, and every other kind) as this statement leaves them
 for the rows it wrote, as its snapshot saw them for the others: what other processes' batches
 did to them, for the cache of a process that did not see those (`cached_postgres`)."""
-_COMPILED = _WRITE.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
-_DRIVER_WRITE = str(_COMPILED)
-"""`_WRITE` with asyncpg's placeholders, for `HeldConnection`."""
-_DRIVER_ORDER = tuple(_COMPILED.positiontup or ())
-"""The parameter names in placeholder order."""
+_DRIVER_WRITE = driver_statement(_WRITE)
+"""`_WRITE` for `HeldConnection`."""
 _SYSTEM_BALANCE = text("UPDATE ledger_accounts SET balance = balance + :delta WHERE id = :id")
 _ACCOUNT_META = (
     update(accounts_table)
@@ -150,7 +146,7 @@ async def write_alone(connection: HeldConnection, changes: Changes, now: datetim
     """
     assert writes_alone(changes)
     params, _ = _write_params(changes, now)
-    (row,) = await connection.fetch(_DRIVER_WRITE, *[params[name] for name in _DRIVER_ORDER])
+    (row,) = await connection.execute(_DRIVER_WRITE, params)
     return dict(zip(row["r_id"], row["r_balance"], strict=True))
 
 

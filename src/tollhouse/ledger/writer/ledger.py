@@ -22,8 +22,8 @@ captures and voids are applied on the event loop over accounts cached across bat
 SQLite (`cached`) written by a pipelined group commit (`pipeline`), the next batch decided
 while the previous one commits; on PostgreSQL (`cached_postgres`) in one autocommit statement
 that checks the customers' escrow versions and balances itself, also when several processes
-serve one customer. Everything else, and any batch the caches
-cannot serve, runs the general way once every batch before it is written.
+serve one customer. Everything else, and any batch the caches cannot serve, runs the general
+way once every batch before it is written.
 """
 
 from __future__ import annotations
