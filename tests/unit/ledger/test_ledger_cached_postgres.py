@@ -19,6 +19,7 @@ from tests.support.statements import recorded_statements
 from tollhouse.clock import FrozenClock
 from tollhouse.ledger import HoldNotFound, HoldNotOpen, InsufficientCredit, Ledger
 from tollhouse.ledger.models import AccountKind, account_id_for
+from tollhouse.ledger.schemas import HoldView
 from tollhouse.ledger.writer import cached_postgres
 from tollhouse.storage import Database
 from tollhouse.storage.driver import HeldConnection
@@ -427,6 +428,171 @@ class TestEarlyAnswers:
         assert await stored_hold(postgres_db, hold.id) is None
         assert (await wallet("cus_a")).held_micros == 10_100
         await consistent()
+
+
+async def until_stored(db: Database, hold_id: str) -> HoldView:
+    """The hold once it is committed (polled; bound the wait with `asyncio.wait_for`)."""
+    while (hold := await stored_hold(db, hold_id)) is None:
+        await asyncio.sleep(0.01)
+    return hold
+
+
+class TestPipeline:
+    """While a statement is in flight, the ops that arrive are applied over the accounts as it
+    will leave them, into one next batch sent when it returns (`writer/pipeline_postgres.py`)."""
+
+    @pytest.fixture
+    async def plenty(self, ledger: Ledger, clock: FrozenClock) -> None:
+        """As `TestEarlyAnswers.plenty`: 10,100 in the wallet, nobody else took from it."""
+        expires_at = clock.now() + timedelta(days=1)
+        await ledger.grant("cus_a", 10_000, idempotency_key="more", expires_at=expires_at)
+        await warm(ledger)
+
+    @pytest.mark.usefixtures("plenty")
+    async def test_holds_are_decided_while_a_statement_is_in_flight_and_sent_together(
+        self,
+        ledger: Ledger,
+        gate: Gate,
+        statements: list[str],
+        postgres_db: Database,
+        wallet: Wallet,
+        consistent: Check,
+    ) -> None:
+        statements.clear()
+        await asyncio.wait_for(ledger.hold("cus_a", 10, answer_before_commit=True), 5)
+        assert gate.reached.is_set()
+
+        meanwhile = [
+            await asyncio.wait_for(ledger.hold("cus_a", amount, answer_before_commit=True), 5)
+            for amount in (1, 2, 3)
+        ]
+
+        assert [hold.available_after_micros for hold in meanwhile] == [10_089, 10_087, 10_084]
+        assert await stored_hold(postgres_db, meanwhile[0].id) is None
+        gate.opened.set()
+        for hold in meanwhile:
+            stored = await asyncio.wait_for(until_stored(postgres_db, hold.id), 5)
+            assert stored == replace(hold, available_after_micros=None)
+        assert len(statements) == 2 and not locked(statements)  # the first; the three
+        balance = await wallet("cus_a")
+        assert (balance.available_micros, balance.held_micros) == (10_084, 16)
+        await consistent()
+
+    @pytest.mark.usefixtures("plenty")
+    async def test_the_next_batch_moves_with_what_the_statement_before_it_answered(
+        self, ledger: Ledger, other: Ledger, gate: Gate, wallet: Wallet, consistent: Check
+    ) -> None:
+        first = await asyncio.wait_for(ledger.hold("cus_a", 10, answer_before_commit=True), 5)
+        following = await asyncio.wait_for(ledger.hold("cus_a", 5, answer_before_commit=True), 5)
+        await other.hold("cus_a", 40)  # the general way, before the first statement runs
+
+        gate.opened.set()
+        await asyncio.wait_for(ledger.capture(first.id, 10), 5)  # after a later statement
+        hold = await asyncio.wait_for(ledger.hold("cus_a", 1), 5)
+
+        assert following.available_after_micros == 10_085
+        assert hold.available_after_micros == 10_044  # 10,100 - 10 - 5 - 40 - 1
+        assert (await wallet("cus_a")).held_micros == 46
+        await consistent()
+
+    @pytest.fixture
+    async def half_held(
+        self, ledger: Ledger, postgres_db: Database, clock: FrozenClock
+    ) -> AsyncIterator[tuple[Ledger, str]]:
+        """Another writer, which runs the general way only, and the id of its hold of 50 that
+        `ledger` has seen (its cache says 50 are free)."""
+        database = Database(postgres_db.url)
+        try:
+            async with Ledger(database, clock=clock) as fresh:
+                held = await fresh.hold("cus_a", 50)
+            await warm(ledger)
+            async with Ledger(database, clock=clock) as fresh:
+                yield fresh, held.id
+        finally:
+            await database.dispose()
+
+    async def test_a_hold_the_cache_refuses_meanwhile_is_asked_of_the_wallet_after_it(
+        self,
+        ledger: Ledger,
+        half_held: tuple[Ledger, str],
+        gate: Gate,
+        statements: list[str],
+        consistent: Check,
+    ) -> None:
+        fresh, held_id = half_held
+        first = asyncio.create_task(ledger.hold("cus_a", 30))
+        await asyncio.wait_for(gate.reached.wait(), 5)
+        await fresh.void(held_id)  # the general way: 100 are free, before the first statement
+        statements.clear()
+
+        refused_here = asyncio.create_task(ledger.hold("cus_a", 40))  # 20 free, as cached
+        await asyncio.sleep(0.05)
+        assert not first.done() and not refused_here.done()  # behind the statement in flight
+        gate.opened.set()
+
+        assert (await asyncio.wait_for(first, 5)).available_after_micros == 20
+        hold = await asyncio.wait_for(refused_here, 5)
+        assert hold.amount == 40 and hold.available_after_micros == 30
+        assert locked(statements)  # granted by the wallet, read under its lock
+        await consistent()
+
+    @pytest.mark.usefixtures("plenty")
+    async def test_a_refused_statement_has_the_batch_applied_since_redone_after_it(
+        self,
+        ledger: Ledger,
+        gate: Gate,
+        postgres_db: Database,
+        clock: FrozenClock,
+        wallet: Wallet,
+        consistent: Check,
+    ) -> None:
+        first = await asyncio.wait_for(ledger.hold("cus_a", 10, answer_before_commit=True), 5)
+        await grant_elsewhere(postgres_db, clock, "cus_a", 50)  # its statement's version misses
+        following = await asyncio.wait_for(ledger.hold("cus_a", 20, answer_before_commit=True), 5)
+
+        gate.opened.set()
+
+        assert (await asyncio.wait_for(ledger.capture(first.id, 10), 5)).captured_amount == 10
+        captured = await asyncio.wait_for(ledger.capture(following.id, 20), 5)
+        assert captured.captured_amount == 20
+        assert (await wallet("cus_a")).available_micros == 10_120
+        await consistent()
+
+    @pytest.mark.usefixtures("warmed_only")
+    async def test_an_unknown_outcome_fails_its_ops_and_redoes_the_batch_applied_since(
+        self,
+        ledger: Ledger,
+        postgres_db: Database,
+        monkeypatch: pytest.MonkeyPatch,
+        statements: list[str],
+    ) -> None:
+        lost = DBAPIError("WITH ...", {}, asyncpg.ConnectionDoesNotExistError("connection lost"))
+        gate = Gate()
+
+        async def lost_once_opened(*args: Any) -> None:
+            gate.reached.set()
+            await gate.opened.wait()
+            raise lost
+
+        monkeypatch.setattr(cached_postgres, "write_alone", lost_once_opened)
+        first = asyncio.create_task(ledger.hold("cus_a", 30))
+        await asyncio.wait_for(gate.reached.wait(), 5)
+        following = asyncio.create_task(ledger.hold("cus_a", 5))
+        await asyncio.sleep(0.05)
+        statements.clear()
+
+        gate.opened.set()
+
+        with pytest.raises(DBAPIError) as raised:
+            await asyncio.wait_for(first, 5)
+        assert raised.value is lost
+        hold = await asyncio.wait_for(following, 5)
+        assert await stored_hold(postgres_db, hold.id) == replace(hold, available_after_micros=None)
+        assert locked(statements)  # redone the general way
+
+    @pytest.fixture
+    async def warmed_only(self, ledger: Ledger) -> None:
+        await warm(ledger)
 
 
 class TestBounded:

@@ -410,7 +410,7 @@ class TestEarlyHoldsOnPostgres:
                 assert reads and not any("ledger_holds" in s for s in reads)
                 # A reused key breaks the contract: answered, refused by the unique index,
                 # never stored, and logged.
-                with caplog.at_level(logging.ERROR, logger="tollhouse.ledger.writer.ledger"):
+                with caplog.at_level(logging.ERROR, logger="tollhouse.ledger.writer"):
                     reused = await ledger.hold(
                         "cus_a", 30, idempotency_key="req_1", answer_before_commit=True
                     )

@@ -38,6 +38,7 @@ from tollhouse.ledger.writer.state import (
     Account,
     AccountCache,
     BatchState,
+    Hold,
     HoldCache,
     StaleState,
     committed,
@@ -58,32 +59,52 @@ def prepare(
     known_accounts: set[str],
 ) -> BatchState | None:
     """The batch's state from the caches (`customers`: customer id -> its cached accounts),
-    or None when the batch must run the general way. Also serves `cached_postgres`."""
+    or None when the batch must run the general way."""
     state = BatchState(now)
+    if not extend(
+        state, ops, customers=customers, hold_cache=hold_cache, known_accounts=known_accounts
+    ):
+        return None
+    return state
+
+
+def extend(
+    state: BatchState,
+    ops: Sequence[Op],
+    *,
+    customers: Mapping[str, list[Account]],
+    hold_cache: HoldCache,
+    known_accounts: set[str],
+) -> bool:
+    """Add to `state` what `ops` need from the caches; False when they must run the general
+    way (`state` may then hold more customers, unchanged). A hold the batch already has is
+    used as it stands there. Also serves `pipeline_postgres`, whose batch grows op by op."""
     escrows: set[str] = set()
+    added: list[Hold] = []
     for op in ops:
         if isinstance(op, HoldOp):
             escrows.add(account_id_for(AccountKind.ESCROW, op.currency, op.customer_id))
             if not _add_customer(state, customers, op.customer_id):
-                return None
+                return False
         elif isinstance(op, CaptureOp | VoidOp):
+            if op.hold_id in state.holds:
+                continue
             cached = hold_cache.get(op.hold_id)
             if cached is None:
-                return None
-            if op.hold_id not in state.holds:
-                state.add_hold(copy_hold(cached))
+                return False
+            hold = copy_hold(cached)
+            state.add_hold(hold)
+            added.append(hold)
         else:
-            return None
-    for hold in state.holds.values():
+            return False
+    for hold in added:
         if not _add_customer(state, customers, hold.customer_id):
-            return None
+            return False
         if any(account_id_for(k, hold.currency, None) not in known_accounts for k in SYSTEM_KINDS):
-            return None
+            return False
         if any(account_id not in state.accounts for account_id, _ in hold.allocations):
-            return None
-    if any(escrow not in state.accounts for escrow in escrows):
-        return None
-    return state
+            return False
+    return all(escrow in state.accounts for escrow in escrows)
 
 
 def _add_customer(

@@ -7,10 +7,12 @@ batch before it. Yet the accounts it would read are mostly the ones this process
 So this process keeps, per customer, the accounts as its last statement on them left them
 (`PostgresAccountCache`), and a batch the caches can serve (the same conditions as SQLite's,
 `cached.prepare`) is applied on the event loop and written in ONE statement, in autocommit
-mode, on a connection the writer keeps (`HeldConnection`); durable when it returns, its ops
-are answered then, except the gateway's holds (`answer_before_commit`), answered as soon as
-they are decided when the wallet has room to spare (`PostgresAccountCache.answers_early`).
-The statement is safe over a cache another process made stale:
+mode, on a connection the writer keeps (`HeldConnection`), by a pipeline that applies the
+next batch while a statement is in flight (`pipeline_postgres`). Durable when its statement
+returns, a batch's ops are answered then, except the gateway's holds (`answer_before_commit`),
+answered as soon as they are decided when the wallet has room to spare
+(`PostgresAccountCache.answers_early`). The statement is safe over a cache another process
+made stale:
 
 - Balances are written as deltas, each guarded by the account's bound on the row as it is
   then (`flush_postgres`): no hold decided over a stale balance can overdraw.
@@ -23,7 +25,8 @@ The statement is safe over a cache another process made stale:
 
 Holds, captures and voids of other processes only move balances, so processes sharing a
 customer all stay on this path. Each statement answers the balances it left on its customers'
-accounts, with the other processes' changes in them, and the cache takes them; a lot with
+accounts, with the other processes' changes in them, and the cache takes the difference from
+what it expected (over the batch applied since, if any); a lot with
 money that the cache does not know drops the customer, to be read again. A hold the cache
 refuses (`InsufficientCredit`) is asked of the wallet the general way: other processes may
 have released credit since.
@@ -35,43 +38,29 @@ plus ten times what they took in the interval before (the statements answer the 
 each tells what the others took); or the customer lost credit (a revocation). Its caller then
 charges the call without it (the gateway does, `gateway.proxy.settle`).
 
-A statement that aborted wrote nothing: its customers are dropped from the cache and the batch
-runs the general way; on a version or guard miss they are also left out of the cache for
-`CONTENDED_SECONDS`, so that a customer whose accounts keep changing does not pay a failed
-statement per batch. A statement whose outcome is unknown (the connection failed) fails its
-ops with `CommitError`'s cause, as a failed COMMIT does.
+A statement that aborted wrote nothing: its customers, and those of the batch applied since,
+are dropped from the cache, and both batches run the general way, in order; on a version or
+guard miss they are also left out of the cache for `CONTENDED_SECONDS`, so that a customer
+whose accounts keep changing does not pay a failed statement per batch. A statement whose
+outcome is unknown (the connection failed) fails its ops with the error, as a failed COMMIT
+does; the batch applied since is redone the general way.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tollhouse.ledger.errors import InsufficientCredit
 from tollhouse.ledger.models import AccountKind, account_id_for
 from tollhouse.ledger.schemas import HoldView
-from tollhouse.ledger.writer.apply import apply_all
-from tollhouse.ledger.writer.cached import prepare
-from tollhouse.ledger.writer.flush import bumped_escrows, collect
+from tollhouse.ledger.writer.flush import Changes, bumped_escrows
 from tollhouse.ledger.writer.flush_postgres import Balances, write, write_alone, writes_alone
-from tollhouse.ledger.writer.ops import HoldOp, Op, Outcome, answer_early
-from tollhouse.ledger.writer.state import (
-    MAX_CACHED_CUSTOMERS,
-    Account,
-    BatchState,
-    HoldCache,
-    committed,
-)
-from tollhouse.storage.driver import (
-    TRANSIENT_SQLSTATES,
-    CommitError,
-    HeldConnection,
-    refused_by_server,
-    sqlstate,
-)
+from tollhouse.ledger.writer.ops import HoldOp, Op
+from tollhouse.ledger.writer.state import MAX_CACHED_CUSTOMERS, Account, BatchState, committed
+from tollhouse.storage.driver import HeldConnection
 
 CONTENDED_SECONDS = 1.0
 """How long a customer another process wrote is served the general way only."""
@@ -104,9 +93,15 @@ class PostgresAccountCache:
         absent until a statement answered its balances."""
 
     def remember(self, state: BatchState, balances: Balances | None = None) -> None:
-        """After `state`'s batch was written: its customers as now stored (with `balances`,
-        the balances its statement answered, which other processes' batches moved too), at
-        the versions it left on their escrow rows (`bumped_escrows`)."""
+        """After `state`'s batch was written: its customers as now stored, at the versions it
+        left on their escrow rows (`bumped_escrows`).
+
+        Without `balances` (the general way, which read them under its lock), the accounts are
+        taken as they are. With `balances`, those its statement answered, moved by other
+        processes' batches too, each account's `start_balance` (what this process expected
+        after the batch, see `pipeline_postgres`) becomes the answered balance, and its
+        `balance` moves by the same drift: it may also carry a batch applied since, which is
+        then written as its own delta over the answered balance."""
         now = time.monotonic()
         bumped = bumped_escrows(state)
         if balances is not None and not balances.keys() <= state.accounts.keys():
@@ -121,12 +116,15 @@ class PostgresAccountCache:
                 del self._contended[customer_id]
             taken = 0
             for account in accounts:
-                if balances is not None:  # a lot it leaves out has no money
+                if balances is None:
+                    committed(account)
+                else:  # a lot it leaves out has no money
                     answered = balances.get(account.id, 0)
+                    drift = answered - account.start_balance
                     if account.kind != AccountKind.ESCROW:
-                        taken += account.balance - answered
-                    account.balance = answered
-                committed(account)
+                        taken -= drift
+                    account.balance += drift
+                    account.start_balance = answered
                 version = state.versions.get(account.id)
                 if version is not None:
                     self.versions[account.id] = version + (account.id in bumped)
@@ -167,71 +165,26 @@ class PostgresAccountCache:
             self.versions.pop(account.id, None)
 
 
-def _escrows(state: BatchState, ops: Sequence[Op]) -> set[str]:
-    """The escrow rows of every (customer, currency) the batch moves money for."""
+def escrows(state: BatchState, ops: Sequence[Op]) -> set[str]:
+    """The escrow rows of every (customer, currency) `ops` move money for, given the holds
+    `state` has."""
     pairs = {(hold.customer_id, hold.currency) for hold in state.holds.values()}
     pairs.update((op.customer_id, op.currency) for op in ops if isinstance(op, HoldOp))
     return {account_id_for(AccountKind.ESCROW, currency, cid) for cid, currency in pairs}
 
 
-async def run_cached(
-    engine: AsyncEngine,
-    ops: Sequence[Op],
-    *,
-    now: datetime,
-    hold_ttl: timedelta,
-    cache: PostgresAccountCache,
-    connection: HeldConnection,
-    hold_cache: HoldCache,
-    known_accounts: set[str],
-) -> list[Outcome] | None:
-    """Apply `ops` over the caches and write them in one autocommit statement. Returns the
-    outcomes in `ops` order, or None when nothing was written and the batch must run the
-    general way (the caches cannot serve it, or the rows changed under it).
+async def send(
+    engine: AsyncEngine, connection: HeldConnection, changes: Changes, now: datetime
+) -> Balances:
+    """Write a cached batch's `changes`: ONE autocommit statement on `connection` when they
+    fit in one (`writes_alone`), else one transaction of several. Returns the balances the
+    statement answered (`flush_postgres._WRITE`).
 
     Raises:
-        CommitError: the statement's outcome is unknown (its connection failed).
+        DBAPIError: the server refused it (`refused_by_server`: nothing of it was written),
+            SQLSTATE 40001 when a guard missed; or the connection failed (outcome unknown).
     """
-    state = prepare(
-        ops, now, customers=cache.customers, hold_cache=hold_cache, known_accounts=known_accounts
-    )
-    if state is None:
-        return None
-    escrows = _escrows(state, ops)
-    if not escrows.issubset(cache.versions):
-        return None
-    state.versions = {escrow_id: cache.versions[escrow_id] for escrow_id in escrows}
-    customers = list(state.by_customer)
-    try:
-        outcomes = apply_all(state, ops, hold_ttl)
-        changes = collect(state)
-        assert not changes.new_accounts and not changes.meta, "holds, captures, voids only"
-    except Exception:  # a bug: no cached account may keep its partial changes
-        cache.forget(customers)
-        hold_cache.forget(state.holds)
-        return None
-    if any(not ok and isinstance(result, InsufficientCredit) for ok, result in outcomes):
-        # Other processes may have released credit since this cache was refreshed: only the
-        # general way, which reads the wallet under its lock, refuses a hold.
-        cache.forget(customers)
-        hold_cache.forget(state.holds)
-        return None
-    answer_early(ops, outcomes, when=cache.answers_early)
-    try:
-        if writes_alone(changes):
-            balances = await write_alone(connection, changes, now)
-        else:  # several system accounts: several statements, one transaction
-            async with engine.begin() as conn:
-                balances = await write(conn, changes, now)
-    except BaseException as exc:
-        # The statement's own check failed (another process wrote the rows), or a deadlock.
-        cache.forget(customers, contended=sqlstate(exc) in TRANSIENT_SQLSTATES)
-        hold_cache.forget(state.holds)
-        if isinstance(exc, Exception):
-            if refused_by_server(exc):  # in autocommit mode: nothing of it was written
-                return None
-            raise CommitError(exc) from exc
-        raise
-    cache.remember(state, balances)
-    hold_cache.remember(state.holds.values())
-    return outcomes
+    if writes_alone(changes):
+        return await write_alone(connection, changes, now)
+    async with engine.begin() as conn:  # several system accounts
+        return await write(conn, changes, now)

@@ -2,12 +2,11 @@
 
 Each call validates its arguments (`InvalidInput` before anything is queued), enqueues an op with
 a future and awaits it. One background task takes everything queued (up to `max_batch`), runs it
-in ONE transaction (`batch.run_batch`; on SQLite the pipeline below may write several such
-batches in one), commits, then resolves the futures: an answer is durable
-before the caller gets it (except a hold asked with `answer_before_commit`, see `hold`). There
-is no tick: an idle ledger commits a lone op at once; under load ops pile up while a batch runs
-and the next batch takes them all, so commits per second stay roughly constant while ops per
-commit grow.
+in ONE transaction (`batch.run_batch`; the pipelines below may write several such batches in
+one), commits, then resolves the futures: an answer is durable before the caller gets it
+(except a hold asked with `answer_before_commit`, see `hold`). There is no tick: an idle
+ledger commits a lone op at once; under load ops pile up while a batch runs and the next
+batch takes them all, so commits per second stay roughly constant while ops per commit grow.
 
 Failures: a business error (insufficient credit, hold not open, ...) fails its op alone. Any other
 error fails the batch's transaction; its ops are then retried one per transaction (twice more on
@@ -18,9 +17,10 @@ that error (no blind retry of a possibly committed batch).
 An op whose caller is cancelled before its batch starts is dropped; once started it completes.
 Several processes may each run a `Ledger` on one PostgreSQL database (row locks, see `load`);
 on SQLite run one per database (one connection serialises everything). Batches of holds,
-captures and voids are applied on the event loop over accounts cached across batches: on
-SQLite (`cached`) written by a pipelined group commit (`pipeline`), the next batch decided
-while the previous one commits; on PostgreSQL (`cached_postgres`) in one autocommit statement
+captures and voids are applied on the event loop over accounts cached across batches and
+written by a pipeline, the next batch decided while the previous one is written: on SQLite
+(`cached`, `pipeline_sqlite`) by a group commit of every batch applied meanwhile; on
+PostgreSQL (`cached_postgres`, `pipeline_postgres`) in one autocommit statement per batch
 that checks the customers' escrow versions and balances itself, also when several processes
 serve one customer. Everything else, and any batch the caches cannot serve, runs the general
 way once every batch before it is written.
@@ -44,8 +44,7 @@ from tollhouse.ledger.errors import LedgerClosed
 from tollhouse.ledger.models import AccountKind, HoldStatus, accounts_table, holds_table
 from tollhouse.ledger.schemas import GrantView, HoldView, SweepResult
 from tollhouse.ledger.writer.batch import run_batch
-from tollhouse.ledger.writer.cached import apply_cached, prepare
-from tollhouse.ledger.writer.cached_postgres import PostgresAccountCache, run_cached
+from tollhouse.ledger.writer.cached_postgres import PostgresAccountCache
 from tollhouse.ledger.writer.ops import (
     CaptureOp,
     GrantOp,
@@ -56,8 +55,10 @@ from tollhouse.ledger.writer.ops import (
     RevokeOp,
     SweepCustomerOp,
     VoidOp,
+    resolve,
 )
-from tollhouse.ledger.writer.pipeline import Applied, CommitPipeline
+from tollhouse.ledger.writer.pipeline_postgres import PostgresPipeline
+from tollhouse.ledger.writer.pipeline_sqlite import SqlitePipeline
 from tollhouse.ledger.writer.state import (
     MAX_CACHED_CUSTOMERS,
     AccountCache,
@@ -96,10 +97,10 @@ class Ledger:
     Create one per process and database; `await start()` (or use `async with`), and `await
     stop()` on shutdown (it drains the queue). Reads go through `tollhouse.ledger.service`.
 
-    `max_batch` bounds the ops per transaction; `hold_ttl_seconds` is a hold's default life;
-    `max_cached_customers` bounds the customers whose accounts the writer keeps in memory
-    between batches (~0.7 KB for one with an escrow and one lot; the others are read from the
-    database by their next batch).
+    `max_batch` bounds the ops taken at once (a pipeline may write several takes together);
+    `hold_ttl_seconds` is a hold's default life; `max_cached_customers` bounds the customers
+    whose accounts the writer keeps in memory between batches (~0.7 KB for one with an escrow
+    and one lot; the others are read from the database by their next batch).
     """
 
     def __init__(
@@ -123,19 +124,30 @@ class Ledger:
         self._closed = False
         self._known_accounts: set[str] = set()
         self._hold_cache = HoldCache()
-        self._to_db = datetime_to_db(db.engine.dialect)
         self._accounts: AccountCache | None = None
-        self._pipeline: CommitPipeline | None = None
         self._postgres_cache: PostgresAccountCache | None = None
         self._held = HeldConnection(db.engine)
+        self._pipeline: SqlitePipeline | PostgresPipeline | None = None
         if db.engine.dialect.name == "postgresql":
             self._postgres_cache = PostgresAccountCache(max_cached_customers)
+            self._pipeline = PostgresPipeline(
+                db.engine,
+                connection=self._held,
+                cache=self._postgres_cache,
+                hold_cache=self._hold_cache,
+                known_accounts=self._known_accounts,
+                hold_ttl=self._hold_ttl,
+                on_failure=self._wakeup.set,
+            )
         if db.is_sqlite:
             self._accounts = AccountCache(max_cached_customers)
-            self._pipeline = CommitPipeline(
+            self._pipeline = SqlitePipeline(
                 db.engine,
                 accounts=self._accounts,
                 hold_cache=self._hold_cache,
+                known_accounts=self._known_accounts,
+                hold_ttl=self._hold_ttl,
+                to_db=datetime_to_db(db.engine.dialect),
                 on_failure=self._wakeup.set,
             )
         self._batches = 0
@@ -404,63 +416,12 @@ class Ledger:
                 op = pending.popleft()
                 if not op.future.done():  # cancelled callers withdraw their op
                     batch.append(op)
-            if batch and not self._pipelined(batch) and not await self._cached(batch):
-                await self._redo_failed()  # everything before this batch is written first
-                await self._execute_logged(batch)
-
-    def _pipelined(self, ops: list[Op]) -> bool:
-        """SQLite: apply `ops` over the caches and hand them to the pipeline; False when
-        they must run the general way (the caches cannot serve them)."""
-        pipeline, accounts = self._pipeline, self._accounts
-        if pipeline is None or accounts is None or accounts.version is None:
-            return False
-        state = prepare(
-            ops,
-            self._clock.now(),
-            customers=accounts.customers,
-            hold_cache=self._hold_cache,
-            known_accounts=self._known_accounts,
-        )
-        if state is None:
-            return False
-        outcomes = apply_cached(
-            ops,
-            state,
-            pipeline.rows,
-            hold_ttl=self._hold_ttl,
-            accounts=accounts,
-            hold_cache=self._hold_cache,
-            to_db=self._to_db,
-        )
-        if outcomes is None:
-            return False
-        pipeline.add(Applied(ops, outcomes))
-        return True
-
-    async def _cached(self, ops: list[Op]) -> bool:
-        """PostgreSQL: run `ops` over the cached accounts in one statement; False when they
-        must run the general way (nothing was written, see `writer/cached_postgres.py`)."""
-        if self._postgres_cache is None:
-            return False
-        try:
-            outcomes = await run_cached(
-                self._db.engine,
-                ops,
-                now=self._clock.now(),
-                hold_ttl=self._hold_ttl,
-                cache=self._postgres_cache,
-                connection=self._held,
-                hold_cache=self._hold_cache,
-                known_accounts=self._known_accounts,
-            )
-        except CommitError as failed:
-            for op in ops:
-                _resolve(op, False, failed.cause)
-            return True
-        if outcomes is None:
-            return False
-        self._resolve_batch(ops, outcomes)
-        return True
+            if not batch:
+                continue
+            left = self._pipeline.take(batch, self._clock.now()) if self._pipeline else batch
+            if left:
+                await self._redo_failed()  # everything before them is written first
+                await self._execute_logged(left)
 
     async def _redo_failed(self) -> None:
         """Wait for the pipeline's writes; redo the batches of a failed one, in order."""
@@ -477,7 +438,7 @@ class Ledger:
         except Exception as exc:
             logger.exception("ledger writer failed a batch")
             for op in ops:
-                _resolve(op, False, exc)
+                resolve(op, False, exc)
 
     async def _run_batch(self, ops: list[Op]) -> list[Outcome]:
         return await run_batch(
@@ -496,7 +457,7 @@ class Ledger:
             outcomes = await self._run_batch(batch)
         except CommitError as failed:
             for op in batch:
-                _resolve(op, False, failed.cause)
+                resolve(op, False, failed.cause)
             return
         except Exception as exc:
             if len(batch) > 1:
@@ -513,7 +474,7 @@ class Ledger:
         self._batches += 1
         self._ops += len(ops)
         for op, (ok, value) in zip(ops, outcomes, strict=True):
-            _resolve(op, ok, value)
+            resolve(op, ok, value)
 
     async def _execute_alone(self, op: Op, first_error: BaseException | None = None) -> None:
         attempts = 0 if first_error is None else 1
@@ -523,7 +484,7 @@ class Ledger:
             try:
                 outcomes = await self._run_batch([op])
             except CommitError as failed:
-                _resolve(op, False, failed.cause)
+                resolve(op, False, failed.cause)
                 return
             except Exception as exc:
                 error = exc
@@ -531,22 +492,7 @@ class Ledger:
             self._batches += 1
             self._ops += 1
             ok, value = outcomes[0]
-            _resolve(op, ok, value)
+            resolve(op, ok, value)
             return
         assert error is not None
-        _resolve(op, False, error)
-
-
-def _resolve(op: Op, ok: bool, value: Any) -> None:
-    if op.future.done():
-        if not ok and isinstance(op, HoldOp) and not op.future.cancelled():  # answered early
-            logger.error(
-                "hold %s was answered before its commit, and its batch failed: %r",
-                op.hold_id,
-                value,
-            )
-        return
-    if ok:
-        op.future.set_result(value)
-    else:
-        op.future.set_exception(value)
+        resolve(op, False, error)

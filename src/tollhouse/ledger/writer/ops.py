@@ -7,12 +7,15 @@ batch resolves to a customer before locking.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from tollhouse.ledger.schemas import HoldView
+
+logger = logging.getLogger(__name__)
 
 Outcome = tuple[bool, Any]
 """(True, result) or (False, exception) per op."""
@@ -107,3 +110,20 @@ def answer_early(
         asked = ok and isinstance(op, HoldOp) and op.answer_before_commit
         if asked and not op.future.done() and (when is None or when(value)):
             op.future.set_result(value)
+
+
+def resolve(op: Op, ok: bool, value: Any) -> None:
+    """Answer `op` with its outcome, unless it was answered already: a hold answered early
+    that then fails is logged (it was never stored; see `Ledger.hold`)."""
+    if op.future.done():
+        if not ok and isinstance(op, HoldOp) and not op.future.cancelled():
+            logger.error(
+                "hold %s was answered before its commit, and its batch failed: %r",
+                op.hold_id,
+                value,
+            )
+        return
+    if ok:
+        op.future.set_result(value)
+    else:
+        op.future.set_exception(value)

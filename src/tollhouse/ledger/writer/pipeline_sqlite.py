@@ -11,7 +11,7 @@ fails, every cache is dropped and its batches, and those applied after them, are
 to the writer in order (`take_failed`) to be redone the general way: each was decided over
 the state the failed write left unstored. A failed COMMIT fails its ops with the error
 instead (nothing can be said about their outcome; see `ledger.py`); batches applied after it
-are redone.
+are redone. PostgreSQL's writer has the same shape (`writer/pipeline_postgres.py`).
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tollhouse.ledger.writer.cached import StaleCache, write_cached
+from tollhouse.ledger.writer.cached import StaleCache, apply_cached, prepare, write_cached
 from tollhouse.ledger.writer.flush_sqlite import SqliteRows
-from tollhouse.ledger.writer.ops import Op, Outcome
+from tollhouse.ledger.writer.ops import Op, Outcome, resolve
 from tollhouse.ledger.writer.state import AccountCache, HoldCache
 from tollhouse.storage.driver import CommitError
 
@@ -40,11 +42,13 @@ class Applied:
     outcomes: list[Outcome]
 
 
-class CommitPipeline:
-    """Writes applied batches in order, several per transaction, on its own task.
+class SqlitePipeline:
+    """Applies batches over the caches (`take`) and writes them in order, several per
+    transaction, on its own task.
 
-    `rows` collects the rows of the batches applied since the last transaction started;
-    `add` registers such a batch and starts the committer if it is idle.
+    `rows` collects the rows of the batches applied since the last transaction started.
+    `on_failure` is called when a write failed: the writer then `drain`s and redoes
+    `take_failed` before anything else.
     """
 
     def __init__(
@@ -53,11 +57,17 @@ class CommitPipeline:
         *,
         accounts: AccountCache,
         hold_cache: HoldCache,
+        known_accounts: set[str],
+        hold_ttl: timedelta,
+        to_db: Callable[[datetime | None], Any],
         on_failure: Callable[[], None],
     ) -> None:
         self._engine = engine
         self._accounts = accounts
         self._hold_cache = hold_cache
+        self._known_accounts = known_accounts
+        self._hold_ttl = hold_ttl
+        self._to_db = to_db
         self._on_failure = on_failure
         self.rows = SqliteRows()
         self._applied: list[Applied] = []
@@ -73,12 +83,37 @@ class CommitPipeline:
         """A write failed: `take_failed` before anything else is written."""
         return bool(self._failed)
 
-    def add(self, applied: Applied) -> None:
-        """Register a batch whose rows were just added to `rows`; it is written soon."""
+    def take(self, ops: list[Op], now: datetime) -> list[Op]:
+        """Apply `ops` over the caches at `now` and queue their rows (written soon); returns
+        the ops left to the general way: all of them when the caches cannot serve them."""
         assert not self._failed, "take_failed first"
-        self._applied.append(applied)
+        accounts = self._accounts
+        if accounts.version is None:
+            return ops
+        state = prepare(
+            ops,
+            now,
+            customers=accounts.customers,
+            hold_cache=self._hold_cache,
+            known_accounts=self._known_accounts,
+        )
+        if state is None:
+            return ops
+        outcomes = apply_cached(
+            ops,
+            state,
+            self.rows,
+            hold_ttl=self._hold_ttl,
+            accounts=accounts,
+            hold_cache=self._hold_cache,
+            to_db=self._to_db,
+        )
+        if outcomes is None:
+            return ops
+        self._applied.append(Applied(ops, outcomes))
         if self._task is None:
             self._task = asyncio.create_task(self._commit_loop(), name="ledger.committer")
+        return []
 
     async def drain(self) -> None:
         """Wait until every added batch is written (or failed)."""
@@ -109,11 +144,7 @@ class CommitPipeline:
         for batch in applied:
             self.ops += len(batch.ops)
             for op, (ok, value) in zip(batch.ops, batch.outcomes, strict=True):
-                if not op.future.done():
-                    if ok:
-                        op.future.set_result(value)
-                    else:
-                        op.future.set_exception(value)
+                resolve(op, ok, value)
 
     def _fail(self, applied: list[Applied], exc: Exception) -> None:
         self._accounts.clear()
@@ -122,8 +153,7 @@ class CommitPipeline:
             logger.error("ledger commit failed (%r); its ops fail with the error", exc.cause)
             for batch in applied:
                 for op in batch.ops:
-                    if not op.future.done():
-                        op.future.set_exception(exc.cause)
+                    resolve(op, False, exc.cause)
         else:
             level = logging.INFO if isinstance(exc, StaleCache) else logging.WARNING
             logger.log(level, "cached ledger write failed (%r); redoing it the general way", exc)
