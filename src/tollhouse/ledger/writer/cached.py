@@ -1,5 +1,5 @@
 """SQLite: batches of holds, captures and voids over cached accounts, applied in memory on
-the event loop and written in ONE hop to aiosqlite's thread (`writer/pipeline.py`).
+the event loop and written in ONE hop to aiosqlite's thread (`writer/pipeline_sqlite.py`).
 
 Why caching accounts is sound on SQLite: tollhouse embeds SQLite with one writer, the process's
 `Ledger` (run one per database file; its one pooled connection serialises every transaction
@@ -132,7 +132,7 @@ def apply_cached(
     to_db: Callable[[datetime | None], Any],
 ) -> list[Outcome] | None:
     """Apply `ops` to the `prepare`d `state`, here on the event loop, and add what they
-    changed to `rows` (written later by `write_cached`, see `writer/pipeline.py`).
+    changed to `rows` (written later by `write_cached`, see `writer/pipeline_sqlite.py`).
 
     The cached accounts are then marked as stored (their balances are the start of the next
     batch's deltas) and the batch's holds are cached, before the write: the next batch

@@ -26,10 +26,10 @@ made stale:
 Holds, captures and voids of other processes only move balances, so processes sharing a
 customer all stay on this path. Each statement answers the balances it left on its customers'
 accounts, with the other processes' changes in them, and the cache takes the difference from
-what it expected (over the batch applied since, if any); a lot with
-money that the cache does not know drops the customer, to be read again. A hold the cache
-refuses (`InsufficientCredit`) is asked of the wallet the general way: other processes may
-have released credit since.
+what it expected (also under the batch applied since, if any); a lot with money that the
+cache does not know drops the customer, to be read again. A hold the cache refuses
+(`InsufficientCredit`) is asked of the wallet the general way: other processes may have
+released credit since.
 
 A hold answered early is lost if its statement aborts and the general way then refuses it,
 or if the statement's outcome is unknown. For the first, other processes must take, between

@@ -4,7 +4,7 @@
 (`storage.driver.rows_statement`): inserts select from the rows, updates join them
 (`UPDATE ... FROM (rows)`). `write` runs them through SQLAlchemy (one thread hop each);
 `write_on_driver` runs them on the raw connection, for the cached batches that the
-pipeline writes in one hop to the driver's thread (`writer/pipeline.py`).
+pipeline writes in one hop to the driver's thread (`writer/pipeline_sqlite.py`).
 
 Values go to the driver already converted by the dialect's own processors (datetimes, JSON),
 skipping SQLAlchemy's per-row parameter processing on the hot path. Customer and system balance
@@ -69,7 +69,7 @@ class SqliteRows:
     """The rows of one or more batches' changes (all but new accounts and account metadata),
     as the driver takes them, written by `writes` in one statement per table.
 
-    Several batches merge into one transaction (`writer/pipeline.py`): their rows are
+    Several batches merge into one transaction (`writer/pipeline_sqlite.py`): their rows are
     appended in order, and balance deltas add up per account, so each account is updated
     once (a guarded `balance + delta`, see `flush`). A hold inserted by one batch and settled
     by a later one is inserted first and updated after, as `writes` orders its statements.

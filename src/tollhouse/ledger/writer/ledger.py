@@ -247,8 +247,9 @@ class Ledger:
         the customer's accounts, before its writes and COMMIT (two round trips sooner;
         another process's batch on that wallet waits for the locks, so it decides over this
         hold); on PostgreSQL's cached batches, over accounts other processes may spend too,
-        only when the wallet has room to spare (`PostgresAccountCache.answers_early`), else
-        once their one statement (their commit) has returned. For holds that live no longer
+        while earlier batches' statements are in flight, only when the wallet has room to
+        spare (`PostgresAccountCache.answers_early`), else once their own statement (their
+        commit) has returned. For holds that live no longer
         than the process's own work, such as a gateway call's: no hold can overdraw the
         wallet, answered early or not (the writes are guarded); if the process dies or its
         batch fails, the hold never existed, as if it had expired at once (a failed batch is
