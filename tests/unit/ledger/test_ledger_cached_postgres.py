@@ -146,6 +146,15 @@ async def warm(ledger: Ledger) -> None:
     await ledger.void((await ledger.hold("cus_a", 1)).id)
 
 
+@pytest.fixture
+async def plenty(ledger: Ledger, clock: FrozenClock) -> None:
+    """`ledger` has 10,100 in cus_a's wallet, a lot of 10,000 spent first (it expires), and
+    has seen, in a statement, that nobody else took from it."""
+    expires_at = clock.now() + timedelta(days=1)
+    await ledger.grant("cus_a", 10_000, idempotency_key="more", expires_at=expires_at)
+    await warm(ledger)
+
+
 class TestProcessesSharingACustomer:
     async def test_each_writes_one_statement_per_batch(
         self,
@@ -344,13 +353,6 @@ class TestEarlyAnswers:
         """`ledger` has seen, in a statement, that nobody else took from cus_a's wallet."""
         await warm(ledger)
 
-    @pytest.fixture
-    async def plenty(self, ledger: Ledger, clock: FrozenClock) -> None:
-        """As `warmed`, with 10,100 in the wallet: a lot of 10,000 spent first (it expires)."""
-        expires_at = clock.now() + timedelta(days=1)
-        await ledger.grant("cus_a", 10_000, idempotency_key="more", expires_at=expires_at)
-        await warm(ledger)
-
     @pytest.mark.usefixtures("plenty")
     async def test_a_hold_with_room_to_spare_is_answered_before_its_statement(
         self, ledger: Ledger, gate: Gate, postgres_db: Database, wallet: Wallet, consistent: Check
@@ -440,13 +442,6 @@ async def until_stored(db: Database, hold_id: str) -> HoldView:
 class TestPipeline:
     """While a statement is in flight, the ops that arrive are applied over the accounts as it
     will leave them, into one next batch sent when it returns (`writer/pipeline_postgres.py`)."""
-
-    @pytest.fixture
-    async def plenty(self, ledger: Ledger, clock: FrozenClock) -> None:
-        """As `TestEarlyAnswers.plenty`: 10,100 in the wallet, nobody else took from it."""
-        expires_at = clock.now() + timedelta(days=1)
-        await ledger.grant("cus_a", 10_000, idempotency_key="more", expires_at=expires_at)
-        await warm(ledger)
 
     @pytest.mark.usefixtures("plenty")
     async def test_holds_are_decided_while_a_statement_is_in_flight_and_sent_together(

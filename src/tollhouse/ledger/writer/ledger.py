@@ -249,13 +249,12 @@ class Ledger:
         hold); on PostgreSQL's cached batches, over accounts other processes may spend too,
         while earlier batches' statements are in flight, only when the wallet has room to
         spare (`PostgresAccountCache.answers_early`), else once their own statement (their
-        commit) has returned. For holds that live no longer
-        than the process's own work, such as a gateway call's: no hold can overdraw the
-        wallet, answered early or not (the writes are guarded); if the process dies or its
-        batch fails, the hold never existed, as if it had expired at once (a failed batch is
-        redone the general way, op by op if it fails again, the hold with the id already
-        answered; one that is still refused or fails is logged, and its capture raises
-        `HoldNotFound`). A refusal is answered after the commit. Its `idempotency_key`, if
+        commit) has returned. For holds that live no longer than the process's own work,
+        such as a gateway call's: no hold can overdraw the wallet, answered early or not
+        (the writes are guarded); if the process dies or its batch fails, the hold never
+        existed, as if it had expired at once (a failed batch is redone the general way, op
+        by op if it fails again, the hold with the id already answered; one that is still
+        refused or fails is logged, and its capture raises `HoldNotFound`). A refusal is answered after the commit. Its `idempotency_key`, if
         any, must be new (the gateway's request id): were it the key of a stored hold, the
         early answer would be a new hold that is never stored (the unique (customer, key)
         index refuses it; on PostgreSQL's general path the key is not even looked up). A

@@ -25,7 +25,6 @@ released credit since.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from tollhouse.ledger.writer.cached import extend
 from tollhouse.ledger.writer.cached_postgres import PostgresAccountCache, escrows
 from tollhouse.ledger.writer.flush import collect
 from tollhouse.ledger.writer.ops import Op, Outcome, answer_early, resolve
+from tollhouse.ledger.writer.pipeline import Pipeline
 from tollhouse.ledger.writer.state import BatchState, HoldCache, committed
 from tollhouse.storage.driver import (
     TRANSIENT_SQLSTATES,
@@ -60,11 +60,9 @@ class _Batch:
     outcomes: list[Outcome] = field(default_factory=list)
 
 
-class PostgresPipeline:
-    """Applies batches over the caches (`take`) and writes them in order, one statement at a
-    time, on its own task; the batch applied while a statement is in flight grows until it
-    returns. `on_failure` is called when a statement failed: the writer then `drain`s and
-    redoes `take_failed` before anything else (the interface of `SqlitePipeline`)."""
+class PostgresPipeline(Pipeline):
+    """Writes the taken batches in order, one statement at a time (`pipeline.Pipeline`); the
+    batch taken while a statement is in flight grows until it returns."""
 
     def __init__(
         self,
@@ -77,31 +75,21 @@ class PostgresPipeline:
         hold_ttl: timedelta,
         on_failure: Callable[[], None],
     ) -> None:
+        super().__init__(
+            hold_cache=hold_cache,
+            known_accounts=known_accounts,
+            hold_ttl=hold_ttl,
+            on_failure=on_failure,
+        )
         self._engine = engine
         self._connection = connection
         self._cache = cache
-        self._hold_cache = hold_cache
-        self._known_accounts = known_accounts
-        self._hold_ttl = hold_ttl
-        self._on_failure = on_failure
         self._next: _Batch | None = None
         """The batch applied since the statement in flight was sent (None: none yet)."""
-        self._failed: list[list[Op]] = []
-        self._task: asyncio.Task[None] | None = None
-        self.transactions = 0
-        """Statements written so far."""
-        self.ops = 0
-        """Operations carried by those statements."""
-
-    @property
-    def failed(self) -> bool:
-        """A statement failed: `take_failed` before anything else is written."""
-        return bool(self._failed)
 
     def take(self, ops: list[Op], now: datetime) -> list[Op]:
-        """Apply `ops` over the caches at `now`, into the batch sent next; returns the ops left
-        to the general way: all of them when the caches cannot serve them, else the holds the
-        cache refused."""
+        """`Pipeline.take`, into the batch sent next; the holds the cache refuses are left to
+        the general way too."""
         assert not self._failed, "take_failed first"
         batch = self._next if self._next is not None else _Batch(BatchState(now))
         state = batch.state
@@ -140,27 +128,13 @@ class PostgresPipeline:
         answer_early(batch.ops[kept:], batch.outcomes[kept:], when=cache.answers_early)
         if batch.ops:
             self._next = batch
-            if self._task is None:
-                self._task = asyncio.create_task(self._send_loop(), name="ledger.statements")
+            self._start()
         return left
 
-    async def drain(self) -> None:
-        """Wait until every taken batch is written (or failed)."""
-        while self._task is not None:
-            await asyncio.shield(self._task)
-
-    def take_failed(self) -> list[list[Op]]:
-        """The ops of the batches to redo the general way, in order (call after `drain`)."""
-        failed, self._failed = self._failed, []
-        return failed
-
-    async def _send_loop(self) -> None:
-        try:
-            while self._next is not None and not self._failed:
-                batch, self._next = self._next, None
-                await self._send(batch)
-        finally:
-            self._task = None
+    async def _write_all(self) -> None:
+        while self._next is not None and not self._failed:
+            batch, self._next = self._next, None
+            await self._send(batch)
 
     async def _send(self, batch: _Batch) -> None:
         state = batch.state

@@ -16,7 +16,6 @@ are redone. PostgreSQL's writer has the same shape (`writer/pipeline_postgres.py
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tollhouse.ledger.writer.cached import StaleCache, apply_cached, prepare, write_cached
 from tollhouse.ledger.writer.flush_sqlite import SqliteRows
 from tollhouse.ledger.writer.ops import Op, Outcome, resolve
+from tollhouse.ledger.writer.pipeline import Pipeline
 from tollhouse.ledger.writer.state import AccountCache, HoldCache
 from tollhouse.storage.driver import CommitError
 
@@ -42,13 +42,10 @@ class Applied:
     outcomes: list[Outcome]
 
 
-class SqlitePipeline:
-    """Applies batches over the caches (`take`) and writes them in order, several per
-    transaction, on its own task.
+class SqlitePipeline(Pipeline):
+    """Writes the taken batches in order, several per transaction (`pipeline.Pipeline`).
 
     `rows` collects the rows of the batches applied since the last transaction started.
-    `on_failure` is called when a write failed: the writer then `drain`s and redoes
-    `take_failed` before anything else.
     """
 
     def __init__(
@@ -62,30 +59,19 @@ class SqlitePipeline:
         to_db: Callable[[datetime | None], Any],
         on_failure: Callable[[], None],
     ) -> None:
+        super().__init__(
+            hold_cache=hold_cache,
+            known_accounts=known_accounts,
+            hold_ttl=hold_ttl,
+            on_failure=on_failure,
+        )
         self._engine = engine
         self._accounts = accounts
-        self._hold_cache = hold_cache
-        self._known_accounts = known_accounts
-        self._hold_ttl = hold_ttl
         self._to_db = to_db
-        self._on_failure = on_failure
         self.rows = SqliteRows()
         self._applied: list[Applied] = []
-        self._failed: list[list[Op]] = []
-        self._task: asyncio.Task[None] | None = None
-        self.transactions = 0
-        """Transactions committed so far."""
-        self.ops = 0
-        """Operations carried by those transactions."""
-
-    @property
-    def failed(self) -> bool:
-        """A write failed: `take_failed` before anything else is written."""
-        return bool(self._failed)
 
     def take(self, ops: list[Op], now: datetime) -> list[Op]:
-        """Apply `ops` over the caches at `now` and queue their rows (written soon); returns
-        the ops left to the general way: all of them when the caches cannot serve them."""
         assert not self._failed, "take_failed first"
         accounts = self._accounts
         if accounts.version is None:
@@ -111,28 +97,14 @@ class SqlitePipeline:
         if outcomes is None:
             return ops
         self._applied.append(Applied(ops, outcomes))
-        if self._task is None:
-            self._task = asyncio.create_task(self._commit_loop(), name="ledger.committer")
+        self._start()
         return []
 
-    async def drain(self) -> None:
-        """Wait until every added batch is written (or failed)."""
-        if self._task is not None:
-            await asyncio.shield(self._task)
-
-    def take_failed(self) -> list[list[Op]]:
-        """The ops of the batches to redo the general way, in order (call after `drain`)."""
-        failed, self._failed = self._failed, []
-        return failed
-
-    async def _commit_loop(self) -> None:
-        try:
-            while self._applied and not self._failed:
-                applied, rows = self._applied, self.rows
-                self._applied, self.rows = [], SqliteRows()
-                await self._commit(applied, rows)
-        finally:
-            self._task = None
+    async def _write_all(self) -> None:
+        while self._applied and not self._failed:
+            applied, rows = self._applied, self.rows
+            self._applied, self.rows = [], SqliteRows()
+            await self._commit(applied, rows)
 
     async def _commit(self, applied: list[Applied], rows: SqliteRows) -> None:
         try:
