@@ -426,7 +426,8 @@ class TestEarlyHoldsOnPostgres:
 
 
 class TestPipelinedCommits:
-    """SQLite: cached batches are decided while earlier ones commit (`writer/pipeline_sqlite.py`)."""
+    """SQLite: cached batches are decided while earlier ones commit
+    (`writer/pipeline_sqlite.py`)."""
 
     async def test_batches_applied_during_a_commit_share_the_next_transaction(
         self,

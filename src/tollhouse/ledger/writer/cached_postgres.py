@@ -58,7 +58,7 @@ from tollhouse.ledger.models import AccountKind, account_id_for
 from tollhouse.ledger.schemas import HoldView
 from tollhouse.ledger.writer.flush import Changes, bumped_escrows
 from tollhouse.ledger.writer.flush_postgres import Balances, write, write_alone, writes_alone
-from tollhouse.ledger.writer.ops import HoldOp, Op
+from tollhouse.ledger.writer.ops import CaptureOp, HoldOp, Op, VoidOp
 from tollhouse.ledger.writer.state import MAX_CACHED_CUSTOMERS, Account, BatchState, committed
 from tollhouse.storage.driver import HeldConnection
 
@@ -166,10 +166,15 @@ class PostgresAccountCache:
 
 
 def escrows(state: BatchState, ops: Sequence[Op]) -> set[str]:
-    """The escrow rows of every (customer, currency) `ops` move money for, given the holds
-    `state` has."""
-    pairs = {(hold.customer_id, hold.currency) for hold in state.holds.values()}
-    pairs.update((op.customer_id, op.currency) for op in ops if isinstance(op, HoldOp))
+    """The escrow rows of every (customer, currency) `ops` move money for; the holds they
+    settle must be in `state` (`cached.extend` puts them there)."""
+    pairs: set[tuple[str, str]] = set()
+    for op in ops:
+        if isinstance(op, HoldOp):
+            pairs.add((op.customer_id, op.currency))
+        elif isinstance(op, CaptureOp | VoidOp):
+            hold = state.holds[op.hold_id]
+            pairs.add((hold.customer_id, hold.currency))
     return {account_id_for(AccountKind.ESCROW, currency, cid) for cid, currency in pairs}
 
 

@@ -254,11 +254,12 @@ class Ledger:
         (the writes are guarded); if the process dies or its batch fails, the hold never
         existed, as if it had expired at once (a failed batch is redone the general way, op
         by op if it fails again, the hold with the id already answered; one that is still
-        refused or fails is logged, and its capture raises `HoldNotFound`). A refusal is answered after the commit. Its `idempotency_key`, if
-        any, must be new (the gateway's request id): were it the key of a stored hold, the
-        early answer would be a new hold that is never stored (the unique (customer, key)
-        index refuses it; on PostgreSQL's general path the key is not even looked up). A
-        hold handed to another program (`POST /v1/authorize`) must wait for its commit.
+        refused or fails is logged, and its capture raises `HoldNotFound`). A refusal is
+        answered after the commit. Its `idempotency_key`, if any, must be new (the gateway's
+        request id): were it the key of a stored hold, the early answer would be a new hold
+        that is never stored (the unique (customer, key) index refuses it; on PostgreSQL's
+        general path the key is not even looked up). A hold handed to another program
+        (`POST /v1/authorize`) must wait for its commit.
 
         Raises:
             InvalidInput: bad amount, currency, key, expiry or metadata.

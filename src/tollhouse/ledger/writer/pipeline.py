@@ -11,10 +11,24 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from tollhouse.ledger.writer.ops import Op
+from tollhouse.ledger.writer.ops import Op, Outcome, resolve
 from tollhouse.ledger.writer.state import HoldCache
+
+
+@dataclass(slots=True)
+class Applied:
+    """A batch applied over the caches: its ops and their outcomes, answered once written."""
+
+    ops: list[Op]
+    outcomes: list[Outcome]
+
+    def resolve(self) -> None:
+        """Answer every op that was not answered early (`ops.resolve`)."""
+        for op, (ok, value) in zip(self.ops, self.outcomes, strict=True):
+            resolve(op, ok, value)
 
 
 class Pipeline(ABC):

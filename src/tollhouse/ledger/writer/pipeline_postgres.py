@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,8 +38,8 @@ from tollhouse.ledger.writer.apply import apply_all
 from tollhouse.ledger.writer.cached import extend
 from tollhouse.ledger.writer.cached_postgres import PostgresAccountCache, escrows
 from tollhouse.ledger.writer.flush import collect
-from tollhouse.ledger.writer.ops import Op, Outcome, answer_early, resolve
-from tollhouse.ledger.writer.pipeline import Pipeline
+from tollhouse.ledger.writer.ops import Op, answer_early, resolve
+from tollhouse.ledger.writer.pipeline import Applied, Pipeline
 from tollhouse.ledger.writer.state import BatchState, HoldCache, committed
 from tollhouse.storage.driver import (
     TRANSIENT_SQLSTATES,
@@ -52,12 +52,10 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
-class _Batch:
-    """A batch applied over the caches: its state, its ops and their outcomes."""
+class _Batch(Applied):
+    """`Applied`, with the state its ops were applied to (it grows while it is the next)."""
 
     state: BatchState
-    ops: list[Op] = field(default_factory=list)
-    outcomes: list[Outcome] = field(default_factory=list)
 
 
 class PostgresPipeline(Pipeline):
@@ -91,7 +89,7 @@ class PostgresPipeline(Pipeline):
         """`Pipeline.take`, into the batch sent next; the holds the cache refuses are left to
         the general way too."""
         assert not self._failed, "take_failed first"
-        batch = self._next if self._next is not None else _Batch(BatchState(now))
+        batch = self._next if self._next is not None else _Batch([], [], BatchState(now))
         state = batch.state
         state.now = now
         cache = self._cache
@@ -155,8 +153,7 @@ class PostgresPipeline(Pipeline):
         self._cache.remember(state, balances)
         self.transactions += 1
         self.ops += len(batch.ops)
-        for op, (ok, value) in zip(batch.ops, batch.outcomes, strict=True):
-            resolve(op, ok, value)
+        batch.resolve()
 
     def _fail(self, batch: _Batch, exc: BaseException) -> None:
         """`batch`'s statement raised: drop what the caches know of it and of the next batch;
@@ -165,9 +162,10 @@ class PostgresPipeline(Pipeline):
         following, self._next = self._next, None
         contended = sqlstate(exc) in TRANSIENT_SQLSTATES
         self._forget(batch.state, contended=contended)
-        redo = [following.ops] if following is not None else []
+        redo: list[list[Op]] = []
         if following is not None:
             self._forget(following.state, contended=contended)
+            redo.append(following.ops)
         if isinstance(exc, Exception) and refused_by_server(exc):
             logger.log(
                 logging.INFO if contended else logging.WARNING,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,20 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollhouse.ledger.writer.cached import StaleCache, apply_cached, prepare, write_cached
 from tollhouse.ledger.writer.flush_sqlite import SqliteRows
-from tollhouse.ledger.writer.ops import Op, Outcome, resolve
-from tollhouse.ledger.writer.pipeline import Pipeline
+from tollhouse.ledger.writer.ops import Op, resolve
+from tollhouse.ledger.writer.pipeline import Applied, Pipeline
 from tollhouse.ledger.writer.state import AccountCache, HoldCache
 from tollhouse.storage.driver import CommitError
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class Applied:
-    """A batch applied over the caches: its ops and their outcomes, resolved at commit."""
-
-    ops: list[Op]
-    outcomes: list[Outcome]
 
 
 class SqlitePipeline(Pipeline):
@@ -115,8 +106,7 @@ class SqlitePipeline(Pipeline):
         self.transactions += 1
         for batch in applied:
             self.ops += len(batch.ops)
-            for op, (ok, value) in zip(batch.ops, batch.outcomes, strict=True):
-                resolve(op, ok, value)
+            batch.resolve()
 
     def _fail(self, applied: list[Applied], exc: Exception) -> None:
         self._accounts.clear()
