@@ -38,7 +38,7 @@ from tollhouse.gateway.estimate import Kind
 from tollhouse.gateway.usage import StreamMeter, UsageSource, usage_from_body
 from tollhouse.keys import Principal
 from tollhouse.ledger import HoldNotFound, InsufficientCredit
-from tollhouse.metering import UsageEventIn
+from tollhouse.metering import CheckedUsageEvent, RecordableEvent, UsageEventIn
 from tollhouse.metering.schemas import MAX_VALUE
 
 STREAM_CHUNK_TIMEOUT_SECONDS = 120.0
@@ -224,13 +224,13 @@ async def _void(deps: GatewayDeps, call: Call) -> None:
 
 def usage_events(
     call: Call, usage: Usage, *, cost_micros: int, properties: dict[str, Any]
-) -> list[UsageEventIn]:
+) -> list[RecordableEvent]:
     """The usage events of one call: `api_calls` = 1 plus each nonzero quantity.
 
-    Built without pydantic's validation (`model_construct`, most of the cost of building
+    Built as `CheckedUsageEvent`s, without pydantic's validation (most of the cost of building
     them): every field comes from values made or checked here (ids, the admitted customer and
     key, catalog meters and model, an aware UTC time, scalar properties). A quantity beyond
-    what an event may carry is still validated, and refused.
+    what an event may carry is still validated (`UsageEventIn`), and refused.
     """
     quantities = {
         "api_calls": 1,
@@ -242,7 +242,7 @@ def usage_events(
     props = {**properties, "cost_micros": cost_micros, "route": call.route.kind}
     occurred_at = call.started_at.astimezone(UTC)
     return [
-        (UsageEventIn.model_construct if value <= MAX_VALUE else UsageEventIn)(
+        (CheckedUsageEvent if value <= MAX_VALUE else UsageEventIn)(
             id=f"{call.request_id}:{meter}",
             customer_id=call.admission.customer_id,
             meter=meter,

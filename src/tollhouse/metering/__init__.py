@@ -36,7 +36,9 @@ from tollhouse.metering.models import UsageEvent
 from tollhouse.metering.recorder import RecorderStats, UsageRecorder
 from tollhouse.metering.schemas import (
     Aggregation,
+    CheckedUsageEvent,
     GroupBy,
+    RecordableEvent,
     RecordResult,
     UsageBucket,
     UsageEventIn,
@@ -47,12 +49,14 @@ from tollhouse.metering.service import query_usage, totals, usage_by_key
 
 __all__ = [
     "Aggregation",
+    "CheckedUsageEvent",
     "GroupBy",
     "InvalidUsageEvent",
     "InvalidUsageQuery",
     "InvalidUsageWindow",
     "MeteringError",
     "RecordResult",
+    "RecordableEvent",
     "RecorderClosed",
     "RecorderStats",
     "UnknownMeter",

@@ -3,7 +3,7 @@
 Callers `await record(events)` (or fire-and-forget `record_later(events)`); one background task
 takes everything queued so far (whole calls, up to `max_batch` events), writes it in ONE
 transaction with `INSERT ... ON CONFLICT (customer_id, event_id) DO NOTHING RETURNING ...`,
-commits, and only then resolves each caller's future with its own accepted/duplicate counts.
+commits, and only then answers each `record` with its own accepted/duplicate counts.
 On SQLite the whole transaction is one call on the driver's thread (`storage.driver`): one
 multi-row INSERT ... ON CONFLICT DO NOTHING, redone row by row when some rows were already
 stored (see `_insert_on_driver`).
@@ -42,7 +42,12 @@ from sqlalchemy.exc import DBAPIError
 
 from tollhouse.clock import Clock
 from tollhouse.metering.errors import RecorderClosed, UnknownMeter
-from tollhouse.metering.schemas import RecordResult, UsageEventIn
+from tollhouse.metering.schemas import (
+    CheckedUsageEvent,
+    RecordableEvent,
+    RecordResult,
+    UsageEventIn,
+)
 from tollhouse.storage import Database
 from tollhouse.storage.driver import (
     TRANSIENT_SQLSTATES,
@@ -62,12 +67,14 @@ DEFAULT_MAX_BATCH = 2000
 MAX_ATTEMPTS = 3
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Pending:
-    """One record() call waiting for its batch."""
+    """One `record` (with the `future` it awaits) or `record_later` (None) call waiting for
+    its batch."""
 
-    events: Sequence[UsageEventIn]
-    future: asyncio.Future[RecordResult]
+    events: Sequence[RecordableEvent]
+    future: asyncio.Future[RecordResult] | None
+    finished: bool = False
 
 
 @dataclass
@@ -110,10 +117,14 @@ class UsageRecorder:
         self.max_batch = max_batch
         self.stats = RecorderStats()
         self._queue: deque[_Pending] = deque()
-        self._writing: list[_Pending] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._queued = 0
+        """Calls queued since start; `_finished` of them are written or failed (in order)."""
+        self._finished = 0
+        self._flushes: list[tuple[int, asyncio.Future[None]]] = []
+        """`flush` callers: how many calls must be finished, and the future to resolve then."""
         self._held = HeldConnection(db.engine)
         """PostgreSQL: the writer's own connection (`storage.driver`)."""
 
@@ -147,7 +158,7 @@ class UsageRecorder:
         self._fail_all(self._queue, RecorderClosed("the usage recorder was stopped"))
         self._queue.clear()
 
-    async def record(self, events: Sequence[UsageEventIn]) -> RecordResult:
+    async def record(self, events: Sequence[RecordableEvent]) -> RecordResult:
         """Write `events` (together, in one transaction) and wait until they are committed.
 
         Returns the accepted and duplicate counts of THIS call. Cancelling the caller does not
@@ -159,42 +170,72 @@ class UsageRecorder:
             RecorderClosed: `stop()` was called.
             sqlalchemy errors: the transaction failed (nothing of this call is written).
         """
-        return await self._enqueue(events)
+        self._check(events)
+        future: asyncio.Future[RecordResult] = asyncio.get_running_loop().create_future()
+        if events:
+            self._enqueue(_Pending(tuple(events), future))
+        else:
+            future.set_result(RecordResult(accepted=0, duplicates=0))
+        return await future
 
     async def flush(self) -> None:
         """Wait until every event queued so far, by `record` or `record_later`, is written
         (or failed). Events queued meanwhile are not waited for."""
-        pending = [item.future for item in (*self._writing, *self._queue)]
-        if pending:
-            await asyncio.wait(pending)
+        if self._finished < self._queued:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._flushes.append((self._queued, done))
+            await done
 
-    def record_later(self, events: Sequence[UsageEventIn]) -> asyncio.Future[RecordResult]:
-        """Queue `events` without waiting; the returned future may be ignored.
+    def record_later(self, events: Sequence[RecordableEvent]) -> None:
+        """Queue `events` without waiting (no future to answer: a gateway call records after
+        its answer is sent, and nobody waits for it; `flush` waits for them all).
 
         Validation errors (`UnknownMeter`, `RecorderClosed`) raise here, at once; a failure to
-        write is logged on the `tollhouse.metering` logger (and set on the future).
+        write is logged on the `tollhouse.metering` logger and counted in `stats.failed`.
         """
-        future = self._enqueue(events)
-        future.add_done_callback(_log_failure)
-        return future
+        self._check(events)
+        if events:
+            self._enqueue(_Pending(tuple(events), None))
 
-    def _enqueue(self, events: Sequence[UsageEventIn]) -> asyncio.Future[RecordResult]:
+    def _check(self, events: Sequence[RecordableEvent]) -> None:
         if self._closed:
             raise RecorderClosed("the usage recorder was stopped")
         for event in events:
-            if not isinstance(event, UsageEventIn):
-                raise TypeError(f"expected UsageEventIn, got {type(event).__name__}")
+            if not isinstance(event, (UsageEventIn, CheckedUsageEvent)):
+                raise TypeError(f"expected a usage event, got {type(event).__name__}")
             if self.known_meters is not None and event.meter not in self.known_meters:
                 raise UnknownMeter(f"no meter named {event.meter!r}", meter=event.meter)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[RecordResult] = loop.create_future()
-        if not events:
-            future.set_result(RecordResult(accepted=0, duplicates=0))
-            return future
-        self._queue.append(_Pending(events=tuple(events), future=future))
+
+    def _enqueue(self, item: _Pending) -> None:
+        self._queue.append(item)
+        self._queued += 1
         self._ensure_started()
         self._wakeup.set()
-        return future
+
+    def _finish(self, item: _Pending, result: RecordResult | BaseException) -> None:
+        """Answer `item` (once): its caller's future, or the log for a `record_later` call
+        that failed; then any `flush` that waited for it."""
+        if item.finished:
+            return
+        item.finished = True
+        future = item.future
+        if isinstance(result, BaseException):
+            self.stats.failed += len(item.events)
+            if future is None:
+                log.error("usage events were not recorded", exc_info=result)
+            elif not future.done():
+                future.set_exception(result)
+        elif future is not None and not future.done():
+            future.set_result(result)
+        self._finished += 1
+        if self._flushes:
+            waiting = []
+            for target, done in self._flushes:
+                if target > self._finished:
+                    waiting.append((target, done))
+                elif not done.done():
+                    done.set_result(None)
+            self._flushes = waiting
 
     async def _run(self) -> None:
         while True:
@@ -204,7 +245,7 @@ class UsageRecorder:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            batch = self._writing = self._take_batch()
+            batch = self._take_batch()
             try:
                 await self._write_isolated(batch)
             except asyncio.CancelledError:
@@ -212,8 +253,6 @@ class UsageRecorder:
                 self._fail_all(self._queue, RecorderClosed("the usage recorder was cancelled"))
                 self._queue.clear()
                 raise
-            finally:
-                self._writing = []  # written or failed: `flush` no longer waits for it
 
     def _take_batch(self) -> list[_Pending]:
         batch = [self._queue.popleft()]
@@ -253,12 +292,11 @@ class UsageRecorder:
         for item, result in zip(batch, results, strict=True):
             self.stats.accepted += result.accepted
             self.stats.duplicates += result.duplicates
-            if not item.future.done():
-                item.future.set_result(result)
+            self._finish(item, result)
 
     async def _insert(self, batch: list[_Pending]) -> list[RecordResult]:
         recorded_at = self.clock.now()
-        first: dict[tuple[str, str], UsageEventIn] = {}
+        first: dict[tuple[str, str], RecordableEvent] = {}
         for item in batch:
             for event in item.events:
                 first.setdefault((event.customer_id, event.id), event)
@@ -280,7 +318,7 @@ class UsageRecorder:
         return results
 
     async def _insert_on_driver(
-        self, events: list[UsageEventIn], recorded_at: datetime
+        self, events: list[RecordableEvent], recorded_at: datetime
     ) -> set[tuple[str, str]]:
         """SQLite: the rows in one multi-row INSERT, in ONE call on the driver's thread
         (`storage.driver`). When they inserted fewer rows than given (some events were
@@ -333,13 +371,11 @@ class UsageRecorder:
 
     def _fail_all(self, items: Collection[_Pending], exc: BaseException) -> None:
         for item in items:
-            if not item.future.done():
-                self.stats.failed += len(item.events)
-                item.future.set_exception(exc)
+            self._finish(item, exc)
 
 
 async def _insert_rows(
-    held: HeldConnection, events: list[UsageEventIn], recorded_at: datetime
+    held: HeldConnection, events: list[RecordableEvent], recorded_at: datetime
 ) -> set[tuple[str, str]]:
     """PostgreSQL: every event in ONE `INSERT ... SELECT FROM unnest(<one array per column>)
     ON CONFLICT DO NOTHING RETURNING`, its own transaction on the writer's connection; the
@@ -384,7 +420,7 @@ class _Duplicates(Exception):
     """Some rows of a multi-row INSERT were already stored."""
 
 
-def _properties_json(events: Sequence[UsageEventIn]) -> list[str]:
+def _properties_json(events: Sequence[RecordableEvent]) -> list[str]:
     """Each event's properties as JSON text, encoded once per distinct mapping (the events of
     one call share theirs)."""
     texts: dict[int, str] = {}
@@ -402,11 +438,3 @@ def _json(properties: Mapping[str, Any]) -> str:
         return orjson.dumps(properties).decode()
     except TypeError:  # an integer beyond 64 bits
         return json.dumps(dict(properties))
-
-
-def _log_failure(future: asyncio.Future[RecordResult]) -> None:
-    if future.cancelled():
-        return
-    exc = future.exception()
-    if exc is not None:
-        log.error("usage events were not recorded", exc_info=exc)

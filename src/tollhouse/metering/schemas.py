@@ -1,9 +1,10 @@
-"""Metering value objects: the validated incoming event, recording results, usage buckets."""
+"""Metering value objects: the validated incoming event, the event tollhouse builds itself,
+recording results, usage buckets."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
@@ -89,6 +90,29 @@ class UsageEventIn(BaseModel):
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
         return value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedUsageEvent:
+    """A usage event that tollhouse builds itself, from values it made or has validated (the
+    gateway's settlements): the fields of `UsageEventIn`, within the same bounds, without its
+    validation. A plain dataclass: ~0.3 µs to build where pydantic's `model_construct` takes
+    ~3 µs, and a gateway call records up to five. A value that may be out of bounds needs a
+    `UsageEventIn` instead. `occurred_at` must be timezone-aware UTC.
+    """
+
+    id: str
+    customer_id: str
+    meter: str
+    value: int
+    occurred_at: datetime
+    key_id: str | None = None
+    model: str | None = None
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+
+RecordableEvent = UsageEventIn | CheckedUsageEvent
+"""What `UsageRecorder` records: an event validated on the way in, or one tollhouse built."""
 
 
 def parse_events(items: Iterable[Mapping[str, Any]], *, loc: str = "events") -> list[UsageEventIn]:

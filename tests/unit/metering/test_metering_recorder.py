@@ -7,12 +7,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import IntegrityError
 
 from tollhouse.clock import FrozenClock
 from tollhouse.metering import (
+    CheckedUsageEvent,
     RecorderClosed,
     RecordResult,
     UnknownMeter,
@@ -62,6 +64,34 @@ class TestRecord:
         assert row.recorded_at == clock.now()
         assert (row.key_id, row.model) == ("key_1", "gpt-4o")
         assert row.properties == {"region": "eu", "cached": False}
+
+    async def test_a_checked_event_is_stored_like_a_validated_one(
+        self,
+        db: Database,
+        recorders: RecorderFactory,
+        make_event: EventFactory,
+        stored: StoredEvents,
+    ) -> None:
+        fields: dict[str, Any] = {
+            "customer_id": "cus_a",
+            "meter": "output_tokens",
+            "value": 8,
+            "occurred_at": datetime(2026, 3, 15, 11, 30, tzinfo=UTC),
+            "key_id": "key_1",
+            "model": "gpt-4o",
+            "properties": {"route": "chat", "cost_micros": 7},
+        }
+        recorder = recorders(db)
+
+        await recorder.record([UsageEventIn(id="req_1:out", **fields)])
+        await recorder.record([CheckedUsageEvent(id="req_2:out", **fields)])
+        duplicate = await recorder.record([CheckedUsageEvent(id="req_2:out", **fields)])
+
+        assert duplicate == RecordResult(accepted=0, duplicates=1)
+        validated, checked = sorted(await stored(db), key=lambda row: row.event_id)
+        columns = ("customer_id", "meter", "value", "occurred_at", "key_id", "model")
+        assert [getattr(checked, c) for c in columns] == [getattr(validated, c) for c in columns]
+        assert checked.properties == validated.properties == {"route": "chat", "cost_micros": 7}
 
     async def test_properties_round_trip_with_an_integer_beyond_64_bits(
         self,
@@ -269,12 +299,13 @@ class TestLifecycle:
         stored: StoredEvents,
     ) -> None:
         recorder = UsageRecorder(db, clock=clock, max_batch=3)
-        futures = [recorder.record_later([make_event(f"e{n}")]) for n in range(10)]
+        for n in range(10):
+            recorder.record_later([make_event(f"e{n}")])
         assert recorder.pending == 10
 
         await recorder.stop()
 
-        assert all(f.done() and f.result().accepted == 1 for f in futures)
+        assert recorder.stats.accepted == 10
         assert len(await stored(db)) == 10
         assert recorder.pending == 0
 
@@ -299,10 +330,11 @@ class TestLifecycle:
     ) -> None:
         recorder = recorders(db)
 
-        future = recorder.record_later([make_event("e1"), make_event("e1")])
-        assert not future.done()  # queued; the caller went on without waiting
+        recorder.record_later([make_event("e1"), make_event("e1")])
+        assert recorder.pending == 2  # queued; the caller went on without waiting
 
-        assert await asyncio.wait_for(future, timeout=10) == RecordResult(1, 1)
+        await asyncio.wait_for(recorder.flush(), timeout=10)
+        assert (recorder.stats.accepted, recorder.stats.duplicates) == (1, 1)
         assert [r.event_id for r in await stored(db)] == ["e1"]
 
     async def test_flush_waits_for_everything_queued_so_far(
@@ -333,12 +365,13 @@ class TestLifecycle:
         recorder = UsageRecorder(unmigrated, clock=clock)
         try:
             with caplog.at_level(logging.ERROR, logger="tollhouse.metering"):
-                future = recorder.record_later([make_event("e1")])
+                recorder.record_later([make_event("e1")])
+                await asyncio.wait_for(recorder.flush(), timeout=10)  # a failure ends it too
+                assert recorder.stats.failed == 1
                 await recorder.stop()
         finally:
             await unmigrated.dispose()
 
-        assert future.exception() is not None
         assert "usage events were not recorded" in caplog.text
         assert recorder.stats.failed == 1
 
