@@ -1,20 +1,34 @@
-"""Public identifiers: `<prefix>_<22 base62 chars>` (about 131 random bits), e.g. `cus_4Vx...`.
+"""Public identifiers: `<prefix>_<22 base62 chars>`, e.g. `cus_0Pv1Wd2k...`, time-ordered.
 
-Symbols come from `os.urandom` (the same source as `secrets`) mapped onto base62 with C-speed
-byte operations: bytes >= 248 are dropped (rejection sampling), the rest map `b % 62`, so every
-symbol is equally likely. `new_id` takes its symbols from a buffer of 4,096 symbols at a time (ids
-are made on every gateway call and ledger transfer; one `os.urandom` call per id was a
-measurable share of a call), under a lock, and emptied in a forked child so parent and child
-never share symbols. Secrets (API keys) draw fresh bytes: `random_base62`.
+An id is 8 symbols of its creation time (Unix milliseconds) followed by 14 random symbols
+(about 83 bits, the shape of a ULID: a 48-bit time, then 80 random bits). Ids made later sort
+after earlier ones (base62's symbols are in ASCII order), so the rows a gateway call inserts
+(holds, transfers, usage events keyed by its request id) land at the end of their indexes, not
+at random places in them: random keys made every insert touch a page anywhere in the index,
+which cost SQLite's writer about twice the CPU per call once the tables outgrew its page cache
+(see bench/README.md). RFC 9562 (section 2.1, UUIDv7) gives the same reason for time-ordered
+keys. Ids made in one millisecond are ordered by their random part only; nothing relies on
+the order of ids, only the indexes profit from it.
+
+Random symbols come from `os.urandom` (the same source as `secrets`) mapped onto base62 with
+C-speed byte operations: bytes >= 248 are dropped (rejection sampling), the rest map `b % 62`,
+so every symbol is equally likely. `new_id` takes its symbols from a buffer of 4,096 symbols at
+a time (ids are made on every gateway call and ledger transfer; one `os.urandom` call per id
+was a measurable share of a call), under a lock, and emptied in a forked child so parent and
+child never share symbols. Secrets (API keys) draw fresh bytes: `random_base62`.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 ID_LENGTH = 22
+TIME_SYMBOLS = 8
+"""Symbols of an id's creation time: 62**8 milliseconds, about 6,900 years from 1970."""
+RANDOM_SYMBOLS = ID_LENGTH - TIME_SYMBOLS
 
 _UNBIASED = 62 * 4  # bytes below 248 map uniformly onto 62 symbols (b % 62)
 _TO_BASE62 = bytes(ord(BASE62[b % 62]) if b < _UNBIASED else 0 for b in range(256))
@@ -68,6 +82,20 @@ _symbols = _Symbols()
 os.register_at_fork(after_in_child=_symbols.clear)
 
 
+_last_time: tuple[int, str] = (-1, "")
+"""The last millisecond an id was made in, and its symbols (one conversion per millisecond)."""
+
+
+def _time_symbols(milliseconds: int) -> str:
+    """The `TIME_SYMBOLS` base62 symbols of Unix `milliseconds`, as ids begin with them."""
+    global _last_time
+    last = _last_time
+    if last[0] != milliseconds:
+        last = _last_time = (milliseconds, base62(milliseconds, TIME_SYMBOLS))
+    return last[1]
+
+
 def new_id(prefix: str) -> str:
-    """A new random id such as `cus_...`, `key_...`, `hold_...`."""
-    return prefix + "_" + _symbols.take(ID_LENGTH)
+    """A new id such as `cus_...`, `key_...`, `hold_...`: the creation time's symbols, then
+    `RANDOM_SYMBOLS` random ones."""
+    return prefix + "_" + _time_symbols(time.time_ns() // 1_000_000) + _symbols.take(RANDOM_SYMBOLS)
