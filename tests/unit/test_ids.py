@@ -46,7 +46,7 @@ def test_ids_made_later_sort_after_earlier_ones() -> None:
 
 
 def test_ids_are_unique_across_many_buffer_refills() -> None:
-    ids = [new_id("x") for _ in range(50_000)]  # about 280 refills of the buffer
+    ids = [new_id("x") for _ in range(50_000)]  # about 170 refills of the buffer
 
     assert len(set(ids)) == len(ids)
 

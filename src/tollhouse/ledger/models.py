@@ -8,7 +8,7 @@ Shapes and units:
 Account ids of the singleton accounts (per customer and currency: escrow, overdraft; per
 currency: issuance, revenue, expired) are derived from their natural key (`account_id_for`),
 so creating them is idempotent across processes (`INSERT ... ON CONFLICT DO NOTHING`).
-Grant lots get random ids.
+Grant lots get new ids (`ids.new_id`).
 """
 
 from __future__ import annotations
