@@ -12,6 +12,7 @@ TollhouseError (500 internal)
 ├── Forbidden (403 forbidden)
 ├── NotFound (404 not-found)
 ├── Conflict (409 conflict)
+│   └── IdempotencyKeyReused (409 idempotency-key-reused)  same key, other arguments: `fields`
 ├── PayloadTooLarge (413 payload-too-large)
 ├── CatalogError          catalog/errors.py        invalid catalog, unknown model/plan, not in plan
 ├── CustomersError        customers/errors.py      unknown or duplicate customer
@@ -33,6 +34,10 @@ from typing import Any, ClassVar
 
 PROBLEM_BASE_URI = "https://tollhouse.dev/problems/"
 
+PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail", "instance"})
+"""RFC 9457's own members: an error's extras never take these names (domain state such as a
+hold's status goes in a member of its own, e.g. `hold_status`)."""
+
 
 class TollhouseError(Exception):
     """Base of every error tollhouse raises on purpose.
@@ -46,6 +51,9 @@ class TollhouseError(Exception):
     title: ClassVar[str] = "Internal error"
 
     def __init__(self, detail: str, **extra: Any) -> None:
+        clash = PROBLEM_MEMBERS.intersection(extra)
+        if clash:
+            raise ValueError(f"problem extras may not be named {sorted(clash)}")
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
@@ -93,6 +101,14 @@ class NotFound(TollhouseError):
 
 class Conflict(TollhouseError):
     status, code, title = 409, "conflict", "Conflict with the current state"
+
+
+class IdempotencyKeyReused(Conflict):
+    """An idempotency key came back with other arguments than its first use (as Stripe
+    answers it); `fields` names the arguments that differ. A replay with the same arguments
+    is answered with the first result instead."""
+
+    status, code, title = 409, "idempotency-key-reused", "Idempotency key reused"
 
 
 class PayloadTooLarge(TollhouseError):

@@ -8,7 +8,6 @@ forwarded, charged at the upstream's real usage, and recorded as usage events.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -25,8 +24,8 @@ from tests.support.catalog import (
 )
 from tests.support.upstream import ANSWER, COMPLETION_TOKENS, PROMPT_TOKENS
 
+from tollhouse.gateway import settle as settle_module
 from tollhouse.gateway.tokens import count_tokens
-from tollhouse.ids import new_id
 from tollhouse.ledger import HoldView
 from tollhouse.metering.models import UsageEvent
 
@@ -58,6 +57,18 @@ async def usage_totals(stack: Stack, customer_id: str) -> dict[str, int]:
     await stack.runtime.drain()
     data = await stack.operator.ok("GET", "/v1/usage", params={"customer_id": customer_id})
     return {b["meter"]: b["value"] for b in data["buckets"]}
+
+
+async def call_properties(stack: Stack, customer_id: str) -> list[tuple[int, int]]:
+    """`(cost_micros, uncaptured_micros)` of each call the customer made (its `api_calls`
+    event's properties)."""
+    async with stack.runtime.db.engine.connect() as conn:
+        rows = await conn.execute(
+            select(UsageEvent.properties).where(
+                UsageEvent.customer_id == customer_id, UsageEvent.meter == "api_calls"
+            )
+        )
+        return [(p["cost_micros"], p.get("uncaptured_micros", 0)) for (p,) in rows]
 
 
 class TestChatCompletions:
@@ -271,35 +282,39 @@ class TestOtherRoutes:
         assert balance["available_micros"] == 0
         assert (await usage_totals(stack, customer_id))["input_tokens"] == PROMPT_TOKENS
 
-    async def test_a_call_whose_hold_was_lost_is_charged_without_it(
-        self, stack: Stack, monkeypatch: pytest.MonkeyPatch
+    async def test_usage_above_the_hold_takes_what_the_wallet_has_left(self, stack: Stack) -> None:
+        """The hold (1 micro for "hello") is captured, then of the 11 micros beyond it the
+        wallet covers 4: those are charged, the other 7 recorded as uncaptured."""
+        customer_id, key = await stack.customer(credits_micros=5)
+        await client(stack, key).embeddings.create(model="test-embed", input="hello")
+        balance = await settled_balance(stack, customer_id)
+        assert balance["available_micros"] == 0
+        assert await call_properties(stack, customer_id) == [(5, 7)]
+
+    async def test_a_capture_that_fails_for_a_transient_reason_is_retried_until_written(
+        self, stack: Stack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
     ) -> None:
-        """A hold answered before its commit whose batch then failed was never stored (see
-        `Ledger.hold`): the call's price is still charged, and its usage recorded, flagged."""
+        """The database refuses the first two captures (a connection dropped): the call is
+        still charged its price, once."""
         customer_id, key = await stack.customer()
         ledger = stack.runtime.ledger
-        real_hold = ledger.hold
+        real_capture = ledger.capture
+        failures = [ConnectionResetError("server closed the connection")] * 2
 
-        async def lost(*args: Any, answer_before_commit: bool = False, **kwargs: Any) -> HoldView:
-            view = await real_hold(*args, answer_before_commit=answer_before_commit, **kwargs)
-            if not answer_before_commit:  # not the gateway's hold: the one that replaces it
-                return view
-            await ledger.void(view.id)
-            return replace(view, id=new_id("hold"))  # as if its batch had failed
+        async def flaky(*args: Any, **kwargs: Any) -> HoldView:
+            if failures:
+                raise failures.pop()
+            return await real_capture(*args, **kwargs)
 
-        monkeypatch.setattr(ledger, "hold", lost)
+        monkeypatch.setattr(ledger, "capture", flaky)
+        monkeypatch.setattr(settle_module, "RETRY_FIRST_SECONDS", 0.01)
 
         await client(stack, key).chat.completions.create(model="test-chat", messages=MESSAGES)
 
         balance = await settled_balance(stack, customer_id)
         assert balance["available_micros"] == 1_000_000 - CHAT_COST_MICROS
-        assert (await usage_totals(stack, customer_id))["api_calls"] == 1
-        async with stack.runtime.db.engine.connect() as conn:
-            rows = await conn.execute(
-                select(UsageEvent.properties).where(UsageEvent.customer_id == customer_id)
-            )
-            flags = {(p["hold_lost"], p["cost_micros"]) for (p,) in rows}
-        assert flags == {(True, CHAT_COST_MICROS)}
+        assert await call_properties(stack, customer_id) == [(CHAT_COST_MICROS, 0)]
+        assert failures == [] and "retrying" in caplog.text
 
     async def test_images_are_charged_per_image(self, stack: Stack) -> None:
         customer_id, key = await stack.customer()

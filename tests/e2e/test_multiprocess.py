@@ -86,15 +86,17 @@ class Server:
 
 @dataclass
 class Cluster:
-    """Two servers on one database and one Redis, and an operator client for the first."""
+    """Servers on one database and one Redis, and an operator client for the first."""
 
     servers: list[Server]
     operator_key: str
     operator: Api
     upstream: FakeUpstream
+    database_url: str
 
     def url(self, n: int) -> str:
-        """Server n mod 2: spreads request n across the processes like a round-robin balancer."""
+        """Server n mod the number of servers: spreads request n across the processes like a
+        round-robin balancer."""
         return self.servers[n % len(self.servers)].base_url
 
     async def customer(self, *, plan: str, credits_micros: int) -> tuple[str, str]:
@@ -171,10 +173,10 @@ async def stop(server: Server) -> None:
 
 @asynccontextmanager
 async def cluster(
-    directory: Path, upstream: FakeUpstream, redis_url: str
+    directory: Path, upstream: FakeUpstream, redis_url: str, *, processes: int = 2
 ) -> AsyncIterator[Cluster]:
-    """Two `serve` processes on a fresh PostgreSQL database and `redis_url`; always stopped,
-    the database always dropped, and their output printed if the block fails."""
+    """`processes` `serve` processes on a fresh PostgreSQL database and `redis_url`; always
+    stopped, the database always dropped, and their output printed if the block fails."""
     database_url = await create_postgres_database()
     operator_key = generate_key()
     env = {name: value for name, value in os.environ.items() if not name.startswith("TOLLHOUSE_")}
@@ -189,11 +191,11 @@ async def cluster(
     )
     servers: list[Server] = []
     try:
-        for name in ("first", "second"):  # one after the other: the first migrates and bootstraps
-            servers.append(launch(name, env, directory))
+        for number in range(processes):  # one after the other: the first migrates and bootstraps
+            servers.append(launch(f"server-{number + 1}", env, directory))
             await wait_until_healthy(servers[-1])
         async with Api(servers[0].base_url, operator_key) as operator:
-            yield Cluster(servers, operator_key, operator, upstream)
+            yield Cluster(servers, operator_key, operator, upstream, database_url)
     except BaseException:
         for server in servers:
             await stop(server)

@@ -74,7 +74,7 @@ def problem_response(
 
 
 def is_gateway_path(path: str) -> bool:
-    from tollhouse.gateway.proxy import ROUTES
+    from tollhouse.gateway.call import ROUTES
 
     return path == "/v1/models" or any(route.path == path for route in ROUTES)
 

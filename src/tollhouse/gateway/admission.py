@@ -7,12 +7,15 @@ principal -> scope -> model access (key, plan) -> rate limit (one decision for r
 tokens) -> price of the estimate -> hold on the wallet
 ```
 
-A denial raises before anything is reserved (the rate limiter is all-or-nothing, and a hold
-that fails stores nothing), so a refused call costs the customer nothing.
+A denial raises before anything is reserved (the rate limiter is all-or-nothing; a hold that
+fails stores nothing, and what the rate limits took for the call is given back), so a refused
+call costs the customer nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,7 +27,9 @@ from tollhouse.gateway.errors import ModelNotAllowedForKey, OperatorKeyNotBillab
 from tollhouse.gateway.quotas import Reservation
 from tollhouse.keys import Principal
 from tollhouse.ledger import HoldView
-from tollhouse.ratelimit import Decision, Limit
+from tollhouse.ratelimit import Decision, Limit, RateLimitCostTooLarge, Request
+
+log = logging.getLogger(__name__)
 
 MINUTE_SECONDS = 60.0
 
@@ -42,7 +47,8 @@ class Admission:
     estimate_micros: int
     hold: HoldView | None
     rate: Decision
-    token_limit: tuple[Limit, str] | None
+    tokens: Request | None
+    """The tokens-per-minute window and what was taken from it (settled after the call)."""
     quota: Reservation | None = None
     """What this call reserved against its plan's quotas (None: nothing capped)."""
 
@@ -77,28 +83,41 @@ def per_minute(amount: int) -> Limit:
 
 def rate_requests(
     catalog: Catalog, principal: Principal, customer_id: str, model: Model, usage: Usage
-) -> tuple[list[tuple[Limit, str, int]], tuple[Limit, str] | None]:
-    """The `(limit, key, cost)` triples of one call, and the tokens-per-minute window if any.
+) -> tuple[list[Request], Request | None]:
+    """The `(limit, key, cost)` triples of one call, and the tokens-per-minute one if any.
 
     Limits are the category's base limits times the plan's multiplier (catalog.limits_for),
     per customer and category; a key with `rate_limit_rpm` adds its own window. The token
-    window is charged the prompt estimate now (capped at the window size so a huge prompt
-    waits instead of failing forever) and the rest of the real usage after the call.
+    window is charged the whole estimate now, the prompt and the requested output
+    (`max_tokens`, else the model's default), and settled to the real usage after the call
+    (`gateway.settle.settle`); an estimate above the window's size can never pass
+    (`RateLimitCostTooLarge`, 422).
     """
     limits = catalog.limits_for(principal.plan, model.category)
-    requests: list[tuple[Limit, str, int]] = []
-    token_limit: tuple[Limit, str] | None = None
+    requests: list[Request] = []
+    tokens: Request | None = None
     subject = f"{customer_id}:{model.category}"
     if limits.requests_per_minute is not None:
         requests.append((per_minute(limits.requests_per_minute), subject + ":rpm", 1))
     if limits.tokens_per_minute is not None and (usage.input_tokens or usage.output_tokens):
-        limit = per_minute(limits.tokens_per_minute)
-        cost = max(1, min(usage.input_tokens, limits.tokens_per_minute))
-        requests.append((limit, subject + ":tpm", cost))
-        token_limit = (limit, subject + ":tpm")
+        tokens = (
+            per_minute(limits.tokens_per_minute),
+            subject + ":tpm",
+            usage.input_tokens + usage.output_tokens,
+        )
+        if tokens[2] > limits.tokens_per_minute:
+            raise RateLimitCostTooLarge(
+                f"this call may use {tokens[2]} tokens (its prompt and the output it asks "
+                f"for), more than the {limits.tokens_per_minute} tokens per minute of plan "
+                f"'{principal.plan}' for '{model.category}' models: ask for fewer output "
+                "tokens (max_tokens)",
+                cost=tokens[2],
+                limit=limits.tokens_per_minute,
+            )
+        requests.append(tokens)
     if principal.rate_limit_rpm is not None:
         requests.append((per_minute(principal.rate_limit_rpm), f"{principal.key_id}:rpm", 1))
-    return requests, token_limit
+    return requests, tokens
 
 
 async def admit(
@@ -108,9 +127,9 @@ async def admit(
     model: Model,
     usage: Usage,
     request_id: str,
+    idempotency_key: str | None = None,
     features: Sequence[str] = (),
     resource_tier: str | None = None,
-    hold_ends_with_call: bool = False,
 ) -> Admission:
     """Authorize one call of `model` expected to use at most `usage`, and hold its price.
 
@@ -120,10 +139,9 @@ async def admit(
 
     `principal` must act for a customer (an operator acting for one passes that customer's
     principal, see `api/routes/sidecar.py`). The hold expires after the upstream timeout plus
-    a minute, so a crashed process never keeps credits reserved for long.
-    `hold_ends_with_call=True` (the gateway, which settles its own calls) lets the hold be
-    answered before its commit (`Ledger.hold`'s `answer_before_commit`); a hold handed to
-    another program waits for it.
+    a minute, so a crashed process never keeps credits reserved for long. `request_id` is
+    kept in the hold's metadata; `idempotency_key` (the sidecar's) makes a retry find the
+    first hold (the gateway's holds have none: each call is new).
 
     Raises:
         InsufficientScope: the key lacks `write`.
@@ -131,6 +149,7 @@ async def admit(
         ModelNotAllowedForKey, ModelNotInPlan: see `check_model_access`.
         FeatureNotInPlan, ResourceTierNotInPlan: the plan lacks them (403, `required_plan`).
         QuotaExceeded: a per-period cap would be passed (429, `resets_at`).
+        RateLimitCostTooLarge: the estimate alone exceeds the tokens-per-minute window (422).
         RateLimited: a window is exhausted (429, `retry_after_seconds`).
         InsufficientCredit: the wallet cannot cover the estimate (402).
     """
@@ -146,24 +165,37 @@ async def admit(
     if resource_tier is not None:
         deps.catalog.require_tier(principal.plan, resource_tier)
     quota = await deps.quotas.reserve(customer_id, principal.plan, usage)
+    requests: list[Request] = []
     try:
-        requests, token_limit = rate_requests(deps.catalog, principal, customer_id, model, usage)
+        requests, tokens = rate_requests(deps.catalog, principal, customer_id, model, usage)
         decision = await deps.limiter.hit_all(requests) if requests else Decision(True, [])
         decision.raise_if_denied(f"rate limit reached for '{model.category}' models")
         price = model.price.cost(usage)
         hold = None
         if price > 0:
             timeout = deps.settings.upstream_timeout_seconds + MINUTE_SECONDS
-            hold = await deps.ledger.hold(
-                customer_id,
-                price,
-                idempotency_key=request_id,
-                currency=deps.catalog.currency,
-                expires_at=deps.clock.now() + timedelta(seconds=timeout),
-                metadata={"model": model.id, "key_id": principal.key_id},
-                answer_before_commit=hold_ends_with_call,
-            )
+            try:
+                hold = await deps.ledger.hold(
+                    customer_id,
+                    price,
+                    idempotency_key=idempotency_key,
+                    currency=deps.catalog.currency,
+                    expires_at=deps.clock.now() + timedelta(seconds=timeout),
+                    metadata={"model": model.id, "key_id": principal.key_id, "request": request_id},
+                )
+            except BaseException:
+                await _refund(deps, requests)
+                raise
     except BaseException:
         deps.quotas.settle(quota, None)
         raise
-    return Admission(customer_id, model, usage, price, hold, decision, token_limit, quota)
+    return Admission(customer_id, model, usage, price, hold, decision, tokens, quota)
+
+
+async def _refund(deps: GatewayDeps, requests: list[Request]) -> None:
+    """Give back what a refused call took from the rate limits (logged if that fails: the
+    call is refused anyway)."""
+    try:
+        await asyncio.gather(*(deps.limiter.refund(*request) for request in requests))
+    except Exception:
+        log.warning("could not give back the rate limits of a refused call", exc_info=True)

@@ -9,7 +9,7 @@
 | audio speech | characters of `input` |
 
 The hold is the model's price of this estimate; the capture is the price of the real usage,
-capped at the hold (see `gateway/proxy.py`).
+capped at the hold (see `gateway/settle.py`).
 """
 
 from __future__ import annotations

@@ -7,15 +7,17 @@ TollhouseError
     │                                                          overdraft_available_micros, currency
     ├── HoldNotFound (404 hold-not-found)              unknown id, or another customer's hold
     ├── GrantNotFound (404 grant-not-found)            unknown id, or another customer's grant
-    ├── HoldNotOpen (409 hold-not-open)                extras: hold_id, status
+    ├── HoldNotOpen (409 hold-not-open)                extras: hold_id, hold_status
     ├── CaptureExceedsHold (409 capture-exceeds-hold)  extras: hold_id, hold_micros, capture_micros
-    ├── IdempotencyKeyReused (409 idempotency-key-reused)  same key, different arguments
+    ├── IdempotencyKeyReused (409 idempotency-key-reused)  also the ground one: same key,
+    │                                                  other arguments (extras: fields, ...)
     └── LedgerClosed (503 ledger-closed)               the writer was stopped
 ```
 """
 
 from __future__ import annotations
 
+from tollhouse import errors
 from tollhouse.errors import TollhouseError
 
 
@@ -49,8 +51,9 @@ class CaptureExceedsHold(LedgerError):
     status, code, title = 409, "capture-exceeds-hold", "Capture exceeds the hold"
 
 
-class IdempotencyKeyReused(LedgerError):
-    """An idempotency key came back with different arguments than its first use."""
+class IdempotencyKeyReused(errors.IdempotencyKeyReused, LedgerError):
+    """A grant's or hold's idempotency key came back with other arguments than its first use;
+    `fields` names them."""
 
     status, code, title = 409, "idempotency-key-reused", "Idempotency key reused"
 

@@ -41,6 +41,9 @@ class GrantView:
     created_at: datetime
     revoked_at: datetime | None
     idempotency_key: str | None
+    replayed: bool = False
+    """True on the answer to a grant whose idempotency key was used before: this is the first
+    grant, and nothing was added."""
 
     @classmethod
     def from_row(cls, row: Any) -> GrantView:
@@ -85,6 +88,9 @@ class HoldView:
     available_after_micros: int | None = None
     """Set on the answer to a new hold: the wallet's live lots after this hold, in micros
     (negative when the hold drew on the overdraft). None on every other read."""
+    replayed: bool = False
+    """True on the answer to a hold whose idempotency key was used before: this is the first
+    hold, and nothing more was reserved."""
 
     @classmethod
     def from_row(cls, row: Any, available_after_micros: int | None = None) -> HoldView:

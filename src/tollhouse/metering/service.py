@@ -10,7 +10,7 @@ Writing is `UsageRecorder`'s job (recorder.py); these functions only read and ne
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from math import ceil
 from typing import Any, get_args
@@ -20,7 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollhouse.metering.errors import InvalidUsageQuery, InvalidUsageWindow
 from tollhouse.metering.models import UsageEvent
-from tollhouse.metering.schemas import AGGREGATIONS, Aggregation, GroupBy, UsageBucket, Window
+from tollhouse.metering.schemas import (
+    AGGREGATIONS,
+    Aggregation,
+    GroupBy,
+    UsageBucket,
+    UsageEventIn,
+    Window,
+)
 from tollhouse.storage.base import UTCDateTime
 
 MAX_WINDOWS = 10_000
@@ -173,6 +180,54 @@ async def list_events(
         stmt = stmt.where(UsageEvent.id < before_id)
     stmt = stmt.order_by(UsageEvent.id.desc()).limit(max(1, min(limit, 1000)))
     return list((await session.scalars(stmt)).all())
+
+
+async def conflicts(
+    session: AsyncSession, events: Sequence[UsageEventIn], *, timed: Collection[str]
+) -> list[dict[str, Any]]:
+    """The events whose id was recorded (or comes earlier in `events`) with other fields, as
+    `{"id", "fields"}`: a replay must repeat `meter`, `value`, `model` and `properties`, and
+    `occurred_at` for the ids in `timed` (those the caller gave a time; the others were
+    stamped on arrival, so a retry is stamped anew). One query for the whole batch.
+    """
+    first: dict[tuple[str, str], tuple[Any, ...]] = {}
+    keys = {(event.customer_id, event.id) for event in events}
+    for customer_id in {customer_id for customer_id, _ in keys}:
+        ids = [event_id for cid, event_id in keys if cid == customer_id]
+        stored = await session.scalars(
+            select(UsageEvent).where(
+                UsageEvent.customer_id == customer_id, UsageEvent.event_id.in_(ids)
+            )
+        )
+        for row in stored:
+            first[(customer_id, row.event_id)] = _fields(row)
+    found: list[dict[str, Any]] = []
+    for event in events:
+        key = (event.customer_id, event.id)
+        again = _fields(event)
+        earlier = first.setdefault(key, again)
+        differ = [
+            name
+            for name, a, b in zip(_COMPARED, earlier, again, strict=True)
+            if a != b and (name != "occurred_at" or event.id in timed)
+        ]
+        if differ:
+            found.append({"id": event.id, "fields": differ})
+    return found
+
+
+_COMPARED = ("meter", "value", "model", "properties", "occurred_at")
+
+
+def _fields(event: Any) -> tuple[Any, ...]:
+    """The `_COMPARED` fields of a stored or incoming event, comparable across both."""
+    return (
+        event.meter,
+        event.value,
+        event.model,
+        dict(event.properties or {}),
+        event.occurred_at.astimezone(UTC),
+    )
 
 
 def window_count(start: datetime, end: datetime, window: Window) -> int:

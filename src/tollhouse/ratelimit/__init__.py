@@ -12,6 +12,7 @@ decision.raise_if_denied()                       # RateLimited (429) with retry/
 response.headers.update(decision.headers())      # RateLimit-* and, when denied, Retry-After
 ...
 await limiter.consume(Limit.per_minute(40_000), "cus_1:text:tpm", extra_tokens)   # debt
+await limiter.refund(Limit.per_minute(40_000), "cus_1:text:tpm", unused_tokens)   # give back
 ```
 
 Invariants:
@@ -23,7 +24,8 @@ Invariants:
   per `period / amount` (GCRA, see `strategies`). State is one TAT per key; a key whose TAT is in
   the past is indistinguishable from a missing one and is dropped (memory: pruning; Redis: PEXPIRE).
 - `consume` always takes its cost (may exceed `amount`): the key runs into debt and later
-  requests wait it off. `hit`/`hit_all` refuse a cost > amount (`RateLimitCostTooLarge`, 422).
+  requests wait it off; `refund` gives back what was taken, never moving a key before now.
+  `hit`/`hit_all` refuse a cost > amount (`RateLimitCostTooLarge`, 422).
 - Backend failures surface only as `RateLimitStorageError` (503); nothing else leaks out of
   the Redis client.
 - This package imports only `tollhouse.errors` and `tollhouse.clock` from tollhouse.

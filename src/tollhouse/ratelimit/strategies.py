@@ -101,7 +101,10 @@ class Limit:
         return self.period_seconds - self.emission_interval_seconds
 
     def increment_us(self, cost: int) -> int:
-        """cost * T in whole microseconds, rounded down (exact integer arithmetic)."""
+        """cost * T in whole microseconds, rounded toward zero (exact integer arithmetic): a
+        refund of `cost` (negative) moves back exactly what taking `cost` moved forward."""
+        if cost < 0:
+            return -(-cost * self.period_us // self.amount)
         return cost * self.period_us // self.amount
 
     def __str__(self) -> str:
@@ -172,7 +175,8 @@ def key_for(*identifiers: str) -> str:
 
 
 class _Debt:
-    """Costs queued by `consume` for one (limit, key), and the callers waiting for them."""
+    """Costs queued by `consume` and `refund` (negative) for one (limit, key), and the callers
+    waiting for them."""
 
     __slots__ = ("cost", "waiters")
 
@@ -241,6 +245,22 @@ class RateLimiter:
             ValueError: a negative cost or an empty key.
         """
         _check_cost(cost)
+        return await self._force(limit, key, cost)
+
+    async def refund(self, limit: Limit, key: str, cost: int) -> WindowStats:
+        """Give back `cost` units that a `hit` or `consume` took: a call refused after its
+        decision, or one that used less than it reserved. The key's TAT moves back by what
+        taking `cost` moved it forward, never before now (a key back at now reads as unused).
+        Batched with `consume` (a refund and a debt of one key cancel out in one round).
+
+        Raises:
+            ValueError: a negative cost or an empty key.
+        """
+        _check_cost(cost)
+        return await self._force(limit, key, -cost)
+
+    async def _force(self, limit: Limit, key: str, cost: int) -> WindowStats:
+        """Queue a signed `cost` for the next round of `_flush_debts`; its key's state after."""
         if not key:
             raise ValueError("rate-limit keys must be non-empty")
         debt = self._debts.get((limit, key))
@@ -301,7 +321,7 @@ class RateLimiter:
             return Decision(allowed=True, stats=[])
         cells: list[Cell] = []
         for limit, key, cost in requests:
-            _check_cost(cost)
+            _check_cost(abs(cost) if mode == "force" else cost)  # force: refunds are negative
             if cost > limit.amount and mode != "force":
                 raise RateLimitCostTooLarge(
                     f"A cost of {cost} can never fit a limit of {limit}.",
@@ -320,7 +340,7 @@ class RateLimiter:
         now = outcome.now_us
         stats: list[WindowStats] = []
         for (limit, _key, _cost), cell, tat in zip(requests, cells, outcome.tats_us, strict=True):
-            after = tat + cell.increment_us if consumed else tat
+            after = max(now, tat + cell.increment_us) if consumed else tat  # refunds stop at now
             ahead = after - now
             retry_us = 0 if consumed else max(0, tat + cell.increment_us - now - cell.window_us)
             stats.append(

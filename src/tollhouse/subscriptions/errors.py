@@ -5,7 +5,7 @@ TollhouseError
 └── SubscriptionError (500 subscription-error)
     ├── SubscriptionNotFound (404 subscription-not-found)   also a NotFound; customer_id
     ├── InvalidPlanChange (409 invalid-plan-change)         also a Conflict; plan, new_plan
-    ├── SubscriptionCanceled (409 subscription-canceled)    also a Conflict; status
+    ├── SubscriptionCanceled (409 subscription-canceled)    also a Conflict; subscription_status
     └── QuotaExceeded (429 quota-exceeded)                  meter, limit, used, requested,
                                                             resets_at, retry_after_seconds
 ```
@@ -40,7 +40,7 @@ class InvalidPlanChange(Conflict, SubscriptionError):
 
 class SubscriptionCanceled(Conflict, SubscriptionError):
     """The subscription is canceled or expired: it cannot be resumed or canceled again.
-    Subscribe to a plan with `change_plan` instead. Extra: `status`."""
+    Subscribe to a plan with `change_plan` instead. Extra: `subscription_status`."""
 
     status, code, title = 409, "subscription-canceled", "Subscription canceled"
 

@@ -39,9 +39,7 @@ async def main(url: str, seed: int, pairs: int, concurrency: int) -> None:
     async def one(n: int) -> None:
         amount = rng.randint(1, 50)
         try:
-            hold = await ledger.hold(
-                CUSTOMER, amount, idempotency_key=f"p{seed}-{n}", answer_before_commit=n % 2 == 0
-            )
+            hold = await ledger.hold(CUSTOMER, amount, idempotency_key=f"p{seed}-{n}")
         except InsufficientCredit:
             totals["refused"] += 1
             return

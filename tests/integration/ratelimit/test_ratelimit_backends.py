@@ -248,6 +248,39 @@ class TestConsume:
         assert stats.remaining == 650
 
 
+class TestRefund:
+    async def test_a_refund_gives_back_what_a_hit_took(self, backend: Backend) -> None:
+        tpm = TOKENS_PER_HOUR
+        await backend.limiter.hit_all([(tpm, "tpm", 400)])
+
+        stats = await backend.limiter.refund(tpm, "tpm", 300)
+
+        assert stats.remaining == 900
+        assert (await backend.limiter.test(tpm, "tpm", cost=900)).allowed
+
+    async def test_a_refund_beyond_what_was_taken_leaves_the_key_unused(
+        self, backend: Backend
+    ) -> None:
+        await backend.limiter.hit(TEN_PER_MINUTE, "k", cost=3)
+
+        stats = await backend.limiter.refund(TEN_PER_MINUTE, "k", 50)
+
+        assert (stats.remaining, stats.reset_after_seconds) == (10, 0)
+        burst = await backend.limiter.hit(TEN_PER_MINUTE, "k", cost=10)
+        assert burst.allowed  # a full burst, never more than the limit
+        assert not (await backend.limiter.hit(TEN_PER_MINUTE, "k")).allowed
+
+    async def test_a_refund_and_a_debt_of_one_key_settle_together(self, backend: Backend) -> None:
+        tpm = TOKENS_PER_HOUR
+        await backend.limiter.hit_all([(tpm, "tpm", 500)])
+
+        taken, given = await asyncio.gather(
+            backend.limiter.consume(tpm, "tpm", 100), backend.limiter.refund(tpm, "tpm", 300)
+        )
+
+        assert taken.remaining == given.remaining == 700
+
+
 class TestCostTooLarge:
     async def test_cost_above_amount_is_rejected_and_consumes_nothing(
         self, backend: Backend

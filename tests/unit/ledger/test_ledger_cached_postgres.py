@@ -17,9 +17,8 @@ from sqlalchemy.exc import DBAPIError
 from tests.support.statements import recorded_statements
 
 from tollhouse.clock import FrozenClock
-from tollhouse.ledger import HoldNotFound, HoldNotOpen, InsufficientCredit, Ledger
+from tollhouse.ledger import HoldNotOpen, InsufficientCredit, Ledger
 from tollhouse.ledger.models import AccountKind, account_id_for
-from tollhouse.ledger.schemas import HoldView
 from tollhouse.ledger.writer import cached_postgres
 from tollhouse.storage import Database
 from tollhouse.storage.driver import HeldConnection
@@ -129,7 +128,7 @@ class TestOneStatement:
         version = await escrow_version(postgres_db)
         statements.clear()
 
-        hold = await ledger.hold("cus_a", 30, answer_before_commit=True)
+        hold = await ledger.hold("cus_a", 30)
         assert len(statements) == 1 and statements[0].startswith("WITH escrows AS")
         assert await stored_hold(postgres_db, hold.id) == replace(hold, available_after_micros=None)
         captured = await ledger.capture(hold.id, 10)
@@ -168,7 +167,7 @@ class TestProcessesSharingACustomer:
         statements.clear()
 
         for writer, amount in [(ledger, 10), (other, 20), (ledger, 30), (other, 5)]:
-            hold = await writer.hold("cus_a", amount + 1, answer_before_commit=True)
+            hold = await writer.hold("cus_a", amount + 1)
             await writer.capture(hold.id, amount)
 
         assert len(statements) == 8 and not locked(statements)
@@ -240,7 +239,7 @@ class TestAnotherWriter:
         statements.clear()
 
         with pytest.raises(InsufficientCredit):
-            await ledger.hold("cus_a", 50, answer_before_commit=True)
+            await ledger.hold("cus_a", 50)
 
         assert statements[0].startswith("WITH escrows AS") and locked(statements[1:])
         assert await row_counts() == before
@@ -301,7 +300,7 @@ class TestTheStatementChecksItself:
         statements: list[str],
         row_counts: Counts,
     ) -> None:
-        hold = await ledger.hold("cus_a", 30, answer_before_commit=True)
+        hold = await ledger.hold("cus_a", 30)
         # A writer that ignores the protocol settles the hold without touching the escrow
         # row, so the escrow's version still matches the cache.
         async with postgres_db.engine.begin() as conn:
@@ -336,107 +335,29 @@ class TestTheStatementChecksItself:
         statements.clear()
 
         with pytest.raises(DBAPIError) as raised:
-            await ledger.hold("cus_a", 30, answer_before_commit=True)
+            await ledger.hold("cus_a", 30)
 
         assert raised.value is lost
         assert not locked(statements)  # not redone: it may have been written
         assert (await wallet("cus_a")).held_micros == 0
 
 
-class TestEarlyAnswers:
-    """A gateway hold (`answer_before_commit`) is answered before its statement when the wallet
-    keeps a hundred times its amount available after it, plus ten times what other processes
-    took from it between this process's last two statements."""
-
-    @pytest.fixture
-    async def warmed(self, ledger: Ledger) -> None:
-        """`ledger` has seen, in a statement, that nobody else took from cus_a's wallet."""
-        await warm(ledger)
+class TestAnswersAfterTheStatement:
+    """A cached batch's ops are answered once its statement (its commit) has returned."""
 
     @pytest.mark.usefixtures("plenty")
-    async def test_a_hold_with_room_to_spare_is_answered_before_its_statement(
-        self, ledger: Ledger, gate: Gate, postgres_db: Database, wallet: Wallet, consistent: Check
+    async def test_a_hold_waits_for_its_statement(
+        self, ledger: Ledger, gate: Gate, postgres_db: Database, consistent: Check
     ) -> None:
-        hold = await asyncio.wait_for(ledger.hold("cus_a", 10, answer_before_commit=True), 5)
-
-        assert gate.reached.is_set() and not gate.opened.is_set()
-        assert hold.available_after_micros == 10_090
-        assert await stored_hold(postgres_db, hold.id) is None  # its statement waits
-        gate.opened.set()
-        assert (await ledger.capture(hold.id, 4)).captured_amount == 4
-        assert (await wallet("cus_a")).available_micros == 10_096
-        await consistent()
-
-    @pytest.mark.usefixtures("warmed")
-    async def test_one_that_leaves_less_waits_for_its_statement(
-        self, ledger: Ledger, gate: Gate, postgres_db: Database
-    ) -> None:
-        answer = asyncio.create_task(ledger.hold("cus_a", 30, answer_before_commit=True))
-
-        await asyncio.wait_for(gate.reached.wait(), 5)  # decided, 70 left: less than 100 x 30
-        assert not answer.done()
-        gate.opened.set()
-        hold = await answer
-        assert await stored_hold(postgres_db, hold.id) == replace(hold, available_after_micros=None)
-
-    async def test_so_does_one_before_a_statement_told_what_others_took(
-        self, ledger: Ledger, gate: Gate
-    ) -> None:
-        await ledger.grant("cus_a", 10_000, idempotency_key="more")  # read under the lock
-        answer = asyncio.create_task(ledger.hold("cus_a", 10, answer_before_commit=True))
+        answer = asyncio.create_task(ledger.hold("cus_a", 10))
 
         await asyncio.wait_for(gate.reached.wait(), 5)
+        await asyncio.sleep(0.05)
         assert not answer.done()
         gate.opened.set()
-        assert (await answer).available_after_micros == 10_090
-
-    @pytest.mark.usefixtures("plenty")
-    async def test_so_does_one_while_others_take_much_of_the_wallet(
-        self, ledger: Ledger, other: Ledger, gate: Gate
-    ) -> None:
-        await other.hold("cus_a", 1_000)  # taken between two statements of `ledger`
-        gate.opened.set()
-        await ledger.hold("cus_a", 1)  # its statement tells `ledger` what was taken
-        gate.opened.clear()
-        gate.reached.clear()
-        answer = asyncio.create_task(ledger.hold("cus_a", 10, answer_before_commit=True))
-
-        await asyncio.wait_for(
-            gate.reached.wait(), 5
-        )  # 9,089 left: less than 100 x 10 + 10 x 1,000
-        assert not answer.done()
-        gate.opened.set()
-        assert (await answer).available_after_micros == 9_089
-
-    @pytest.mark.usefixtures("plenty")
-    async def test_an_early_hold_the_wallet_then_refuses_is_logged_and_never_stored(
-        self,
-        ledger: Ledger,
-        other: Ledger,
-        gate: Gate,
-        postgres_db: Database,
-        wallet: Wallet,
-        consistent: Check,
-        caplog: pytest.LogCaptureFixture,
-    ) -> None:
-        hold = await asyncio.wait_for(ledger.hold("cus_a", 10, answer_before_commit=True), 5)
-        await other.hold("cus_a", 10_100)  # the general way: every micro, before that statement
-
-        gate.opened.set()
-
-        with pytest.raises(HoldNotFound):  # its statement failed, the general way refused it
-            await ledger.capture(hold.id, 10)
-        assert f"hold {hold.id} was answered before its commit" in caplog.text
-        assert await stored_hold(postgres_db, hold.id) is None
-        assert (await wallet("cus_a")).held_micros == 10_100
+        hold = await asyncio.wait_for(answer, 5)
+        assert await stored_hold(postgres_db, hold.id) == replace(hold, available_after_micros=None)
         await consistent()
-
-
-async def until_stored(db: Database, hold_id: str) -> HoldView:
-    """The hold once it is committed (polled; bound the wait with `asyncio.wait_for`)."""
-    while (hold := await stored_hold(db, hold_id)) is None:
-        await asyncio.sleep(0.01)
-    return hold
 
 
 class TestPipeline:
@@ -449,25 +370,21 @@ class TestPipeline:
         ledger: Ledger,
         gate: Gate,
         statements: list[str],
-        postgres_db: Database,
         wallet: Wallet,
         consistent: Check,
     ) -> None:
         statements.clear()
-        await asyncio.wait_for(ledger.hold("cus_a", 10, answer_before_commit=True), 5)
-        assert gate.reached.is_set()
+        first = asyncio.create_task(ledger.hold("cus_a", 10))
+        await asyncio.wait_for(gate.reached.wait(), 5)
 
-        meanwhile = [
-            await asyncio.wait_for(ledger.hold("cus_a", amount, answer_before_commit=True), 5)
-            for amount in (1, 2, 3)
-        ]
+        meanwhile = [asyncio.create_task(ledger.hold("cus_a", amount)) for amount in (1, 2, 3)]
+        await asyncio.sleep(0.05)
 
-        assert [hold.available_after_micros for hold in meanwhile] == [10_089, 10_087, 10_084]
-        assert await stored_hold(postgres_db, meanwhile[0].id) is None
+        assert not any(task.done() for task in [first, *meanwhile])
         gate.opened.set()
-        for hold in meanwhile:
-            stored = await asyncio.wait_for(until_stored(postgres_db, hold.id), 5)
-            assert stored == replace(hold, available_after_micros=None)
+        await asyncio.wait_for(first, 5)
+        answered = [await asyncio.wait_for(task, 5) for task in meanwhile]
+        assert [hold.available_after_micros for hold in answered] == [10_089, 10_087, 10_084]
         assert len(statements) == 2 and not locked(statements)  # the first; the three
         balance = await wallet("cus_a")
         assert (balance.available_micros, balance.held_micros) == (10_084, 16)
@@ -477,15 +394,17 @@ class TestPipeline:
     async def test_the_next_batch_moves_with_what_the_statement_before_it_answered(
         self, ledger: Ledger, other: Ledger, gate: Gate, wallet: Wallet, consistent: Check
     ) -> None:
-        first = await asyncio.wait_for(ledger.hold("cus_a", 10, answer_before_commit=True), 5)
-        following = await asyncio.wait_for(ledger.hold("cus_a", 5, answer_before_commit=True), 5)
+        first = asyncio.create_task(ledger.hold("cus_a", 10))
+        await asyncio.wait_for(gate.reached.wait(), 5)
+        following = asyncio.create_task(ledger.hold("cus_a", 5))
+        await asyncio.sleep(0.05)
         await other.hold("cus_a", 40)  # the general way, before the first statement runs
 
         gate.opened.set()
-        await asyncio.wait_for(ledger.capture(first.id, 10), 5)  # after a later statement
+        await asyncio.wait_for(ledger.capture((await first).id, 10), 5)  # after a later one
         hold = await asyncio.wait_for(ledger.hold("cus_a", 1), 5)
 
-        assert following.available_after_micros == 10_085
+        assert (await following).available_after_micros == 10_085
         assert hold.available_after_micros == 10_044  # 10,100 - 10 - 5 - 40 - 1
         assert (await wallet("cus_a")).held_micros == 46
         await consistent()
@@ -541,14 +460,18 @@ class TestPipeline:
         wallet: Wallet,
         consistent: Check,
     ) -> None:
-        first = await asyncio.wait_for(ledger.hold("cus_a", 10, answer_before_commit=True), 5)
+        first = asyncio.create_task(ledger.hold("cus_a", 10))
+        await asyncio.wait_for(gate.reached.wait(), 5)
         await grant_elsewhere(postgres_db, clock, "cus_a", 50)  # its statement's version misses
-        following = await asyncio.wait_for(ledger.hold("cus_a", 20, answer_before_commit=True), 5)
+        following = asyncio.create_task(ledger.hold("cus_a", 20))
+        await asyncio.sleep(0.05)
 
         gate.opened.set()
 
-        assert (await asyncio.wait_for(ledger.capture(first.id, 10), 5)).captured_amount == 10
-        captured = await asyncio.wait_for(ledger.capture(following.id, 20), 5)
+        held = await asyncio.wait_for(first, 5)
+        assert (await asyncio.wait_for(ledger.capture(held.id, 10), 5)).captured_amount == 10
+        later = await asyncio.wait_for(following, 5)
+        captured = await asyncio.wait_for(ledger.capture(later.id, 20), 5)
         assert captured.captured_amount == 20
         assert (await wallet("cus_a")).available_micros == 10_120
         await consistent()

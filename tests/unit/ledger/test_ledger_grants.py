@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,6 +14,8 @@ from .conftest import Check, Counts, History, Wallet
 
 TEN_DOLLARS = 10_000_000
 ONE_DOLLAR = 1_000_000
+EXPIRY = datetime(2027, 1, 1, tzinfo=UTC)
+"""After the tests' frozen clock (2026-03-15)."""
 
 
 class TestGrant:
@@ -46,6 +48,7 @@ class TestGrant:
         again = await ledger.grant("cus_a", TEN_DOLLARS, idempotency_key="order-1")
 
         assert again.id == first.id
+        assert (first.replayed, again.replayed) == (False, True)
         assert (await wallet("cus_a")).available_micros == TEN_DOLLARS
         assert (await row_counts())[0] == entries_after_first
         await consistent()
@@ -67,6 +70,32 @@ class TestGrant:
         with pytest.raises(IdempotencyKeyReused) as raised:
             await sqlite_ledger.grant("cus_a", 2 * ONE_DOLLAR, idempotency_key="k")
         assert raised.value.status == 409
+        assert raised.value.extra["fields"] == ["amount"]
+
+    @pytest.mark.parametrize(
+        ("changed", "fields"),
+        [
+            ({"description": "other"}, ["description"]),
+            ({"priority": 3}, ["priority"]),
+            ({"source": "promotional", "expires_at": EXPIRY}, ["expires_at", "source"]),
+        ],
+    )
+    async def test_same_key_with_other_fields_raises_naming_them(
+        self,
+        sqlite_ledger: Ledger,
+        wallet: Wallet,
+        changed: dict[str, object],
+        fields: list[str],
+    ) -> None:
+        await sqlite_ledger.grant("cus_a", ONE_DOLLAR, idempotency_key="k", description="first")
+
+        with pytest.raises(IdempotencyKeyReused) as raised:
+            await sqlite_ledger.grant(
+                "cus_a", ONE_DOLLAR, idempotency_key="k", **{"description": "first", **changed}
+            )
+
+        assert raised.value.extra["fields"] == fields
+        assert (await wallet("cus_a")).available_micros == ONE_DOLLAR
 
     async def test_keys_are_per_customer(self, sqlite_ledger: Ledger, wallet: Wallet) -> None:
         a = await sqlite_ledger.grant("cus_a", ONE_DOLLAR, idempotency_key="k")

@@ -165,7 +165,7 @@ class TestHold:
         )
 
         assert first.available_after_micros == ONE_DOLLAR - 300_000
-        assert again == replace(first, available_after_micros=None)
+        assert again == replace(first, available_after_micros=None, replayed=True)
         assert len({h.id for h in concurrent}) == 1
         assert (await wallet("cus_a")).held_micros == 600_000
         await consistent()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
@@ -267,60 +266,11 @@ def commit_gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[asyncio.Event]:
     gate.set()
 
 
-async def early_hold(ledger: Ledger, amount: int) -> HoldView:
-    """A hold of cus_a answered before its commit (5 s at most: it must not wait for one)."""
-    return await asyncio.wait_for(ledger.hold("cus_a", amount, answer_before_commit=True), 5)
-
-
-class TestAnswerBeforeCommit:
-    """`hold(answer_before_commit=True)` on SQLite's cached batches (the gateway's holds)."""
-
-    async def test_the_hold_is_answered_at_once_and_stored_by_its_commit(
-        self,
-        sqlite_ledger: Ledger,
-        sqlite_db: Database,
-        commit_gate: asyncio.Event,
-        consistent: Check,
-    ) -> None:
-        await sqlite_ledger.grant("cus_a", 100, idempotency_key="g")
-        await sqlite_ledger.hold("cus_a", 10)  # cus_a's accounts are now cached
-        commit_gate.clear()
-
-        early = await early_hold(sqlite_ledger, 30)
-        waiting = asyncio.create_task(sqlite_ledger.hold("cus_a", 5))
-        await asyncio.sleep(0.05)
-
-        assert early.available_after_micros == 60
-        assert await stored_hold(sqlite_db, early.id) is None  # not committed yet
-        assert not waiting.done()  # a plain hold waits for the commit
-        commit_gate.set()
-        await waiting
-        stored = await stored_hold(sqlite_db, early.id)
-        assert stored is not None and (stored.amount, stored.status) == (30, "open")
-        await consistent()
-
-    async def test_a_batch_redone_the_general_way_stores_the_answered_hold_id(
-        self,
-        sqlite_ledger: Ledger,
-        sqlite_db: Database,
-        clock: FrozenClock,
-        commit_gate: asyncio.Event,
-        wallet: Wallet,
-        consistent: Check,
-    ) -> None:
-        await sqlite_ledger.grant("cus_a", 100, idempotency_key="g")
-        await sqlite_ledger.hold("cus_a", 10)  # cus_a's accounts are now cached
-        commit_gate.clear()
-        early = await early_hold(sqlite_ledger, 30)
-        await grant_elsewhere(sqlite_db, clock, "cus_a", 50)
-
-        commit_gate.set()
-        captured = await sqlite_ledger.capture(early.id, 20)
-
-        assert (captured.status, captured.captured_amount) == ("captured", 20)
-        balance = await wallet("cus_a")
-        assert (balance.available_micros, balance.held_micros) == (120, 10)
-        await consistent()
+async def queued_hold(ledger: Ledger, amount: int) -> asyncio.Task[HoldView]:
+    """A hold of cus_a, asked in its own batch (the writer has taken it when this returns)."""
+    task = asyncio.create_task(ledger.hold("cus_a", amount))
+    await asyncio.sleep(0.02)
+    return task
 
 
 @pytest.fixture
@@ -340,12 +290,32 @@ def write_gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[asyncio.Event]:
     gate.set()
 
 
-class TestEarlyHoldsOnPostgres:
-    """On PostgreSQL's general path an early hold is answered under its batch's locks, before
-    its writes and COMMIT, and its key is not looked up. (Another process grants, so the
-    ledger under test has not cached the customer's accounts.)"""
+class TestAnswersAfterCommit:
+    """Every answer of the ledger is given after the commit that stores it: on SQLite's cached
+    batches and on PostgreSQL's general path alike (nothing is answered early)."""
 
-    async def test_answered_before_the_writes_and_stored_by_the_commit(
+    async def test_a_cached_hold_is_answered_once_its_commit_has_stored_it(
+        self,
+        sqlite_ledger: Ledger,
+        sqlite_db: Database,
+        commit_gate: asyncio.Event,
+        consistent: Check,
+    ) -> None:
+        await sqlite_ledger.grant("cus_a", 100, idempotency_key="g")
+        await sqlite_ledger.hold("cus_a", 10)  # cus_a's accounts are now cached
+        commit_gate.clear()
+
+        waiting = await queued_hold(sqlite_ledger, 30)
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+
+        commit_gate.set()
+        hold = await asyncio.wait_for(waiting, 5)
+        stored = await stored_hold(sqlite_db, hold.id)
+        assert stored is not None and (stored.amount, stored.status) == (30, "open")
+        await consistent()
+
+    async def test_a_general_hold_is_answered_once_its_commit_has_stored_it(
         self,
         postgres_db: Database,
         clock: FrozenClock,
@@ -354,74 +324,18 @@ class TestEarlyHoldsOnPostgres:
         consistent: Check,
     ) -> None:
         async with Ledger(postgres_db, clock=clock) as ledger:
-            await grant_elsewhere(postgres_db, clock, "cus_a", 100)
+            await grant_elsewhere(postgres_db, clock, "cus_a", 100)  # not cached here
             write_gate.clear()
-            other_db = Database(postgres_db.url)
             try:
-                early = await early_hold(ledger, 30)
-                assert early.available_after_micros == 70
-                assert await stored_hold(postgres_db, early.id) is None  # not written yet
-                # Another writer waits for the customer's locks, so it decides over the hold.
-                async with Ledger(other_db, clock=clock) as other:
-                    refused = asyncio.create_task(other.hold("cus_a", 80))
-                    await asyncio.sleep(0.2)
-                    assert not refused.done()
-                    write_gate.set()
-                    with pytest.raises(InsufficientCredit):
-                        await asyncio.wait_for(refused, 5)
+                waiting = await queued_hold(ledger, 30)
+                await asyncio.sleep(0.1)
+                assert not waiting.done()
             finally:
                 write_gate.set()  # else stopping the ledger waits for the gated batch
-                await other_db.dispose()
-            stored = await stored_hold(postgres_db, early.id)
-            assert stored == replace(early, available_after_micros=None)
+            hold = await asyncio.wait_for(waiting, 5)
+            stored = await stored_hold(postgres_db, hold.id)
+            assert stored == replace(hold, available_after_micros=None)
         assert (await wallet("cus_a")).held_micros == 30
-        await consistent()
-
-    async def test_a_refusal_waits_for_the_commit(
-        self, postgres_db: Database, clock: FrozenClock, write_gate: asyncio.Event
-    ) -> None:
-        async with Ledger(postgres_db, clock=clock) as ledger:
-            await grant_elsewhere(postgres_db, clock, "cus_a", 100)
-            write_gate.clear()
-            refused = asyncio.create_task(ledger.hold("cus_a", 130, answer_before_commit=True))
-            try:
-                await asyncio.sleep(0.2)
-                assert not refused.done()
-            finally:
-                write_gate.set()
-            with pytest.raises(InsufficientCredit):
-                await asyncio.wait_for(refused, 5)
-
-    async def test_no_key_lookup_and_a_reused_key_is_never_stored(
-        self,
-        postgres_db: Database,
-        clock: FrozenClock,
-        wallet: Wallet,
-        consistent: Check,
-        caplog: pytest.LogCaptureFixture,
-    ) -> None:
-        async with Ledger(postgres_db, clock=clock) as ledger:
-            await grant_elsewhere(postgres_db, clock, "cus_a", 100)
-            with recorded_statements(postgres_db) as statements:
-                hold = await ledger.hold(
-                    "cus_a", 30, idempotency_key="req_1", answer_before_commit=True
-                )
-                reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-                assert reads and not any("ledger_holds" in s for s in reads)
-                # A reused key breaks the contract: answered, refused by the unique index,
-                # never stored, and logged.
-                with caplog.at_level(logging.ERROR, logger="tollhouse.ledger.writer"):
-                    reused = await ledger.hold(
-                        "cus_a", 30, idempotency_key="req_1", answer_before_commit=True
-                    )
-                    await ledger.hold("cus_a", 1)  # the writer has moved on
-            assert await stored_hold(postgres_db, reused.id) is None
-            assert f"hold {reused.id} was answered before its commit" in caplog.text
-            assert "IntegrityError" in caplog.text
-            # A plain hold with that key finds the first one (the lookup is kept for it).
-            again = await ledger.hold("cus_a", 30, idempotency_key="req_1")
-            assert again.id == hold.id
-        assert (await wallet("cus_a")).held_micros == 31
         await consistent()
 
 
@@ -442,32 +356,27 @@ class TestPipelinedCommits:
         commit_gate.clear()
         batches_before = sqlite_ledger.batches
 
-        # One batch each (each awaited alone), all decided while the first one's write waits.
-        answered = [await early_hold(sqlite_ledger, n) for n in (10, 20, 30)]
-        # 39 left: the unwritten holds count. A refusal is answered after its commit.
-        refused = asyncio.create_task(sqlite_ledger.hold("cus_a", 40, answer_before_commit=True))
-        capture = asyncio.create_task(sqlite_ledger.capture(answered[0].id, 4))
-        await asyncio.sleep(0.05)
+        # One batch each, all decided while the first one's write waits; 39 are left then.
+        waiting = [await queued_hold(sqlite_ledger, n) for n in (10, 20, 30)]
+        refused = await queued_hold(sqlite_ledger, 40)
 
-        assert [h.available_after_micros for h in answered] == [89, 69, 39]
-        assert not refused.done()
-        assert not capture.done()  # a capture is answered after its commit
+        assert not any(task.done() for task in [*waiting, refused])
         assert sqlite_ledger.batches == batches_before
         commit_gate.set()
-        captured = await asyncio.wait_for(capture, 5)
+        answered = [await asyncio.wait_for(task, 5) for task in waiting]
         with pytest.raises(InsufficientCredit):
             await refused
 
-        assert (captured.status, captured.captured_amount) == ("captured", 4)
+        assert [h.available_after_micros for h in answered] == [89, 69, 39]
         assert sqlite_ledger.batches == batches_before + 2  # the first, then all the rest
         stored = [await stored_hold(sqlite_db, h.id) for h in answered]
         assert [(h.amount, h.status) for h in stored if h] == [
-            (10, "captured"),
+            (10, "open"),
             (20, "open"),
             (30, "open"),
         ]
         balance = await wallet("cus_a")
-        assert (balance.available_micros, balance.held_micros) == (45, 51)
+        assert (balance.available_micros, balance.held_micros) == (39, 61)
         await consistent()
 
     async def test_a_failed_write_has_its_batches_and_later_ones_redone_in_order(
@@ -482,20 +391,17 @@ class TestPipelinedCommits:
         await sqlite_ledger.grant("cus_a", 100, idempotency_key="g")
         await sqlite_ledger.hold("cus_a", 1)  # cus_a's accounts are now cached
         commit_gate.clear()
-        first = await early_hold(sqlite_ledger, 10)
-        second = await early_hold(sqlite_ledger, 20)
-        capture = asyncio.create_task(sqlite_ledger.capture(first.id, 10))
-        await asyncio.sleep(0.05)
+        first = await queued_hold(sqlite_ledger, 10)
+        second = await queued_hold(sqlite_ledger, 20)
         await grant_elsewhere(sqlite_db, clock, "cus_a", 50)  # the pending writes are stale
 
         commit_gate.set()
-        captured = await asyncio.wait_for(capture, 5)
-        void = await sqlite_ledger.void(second.id)  # stored by the redo, under its answered id
+        holds = [await asyncio.wait_for(task, 5) for task in (first, second)]
 
-        assert (captured.status, captured.captured_amount) == ("captured", 10)
-        assert (void.id, void.status) == (second.id, "voided")
+        stored = [await stored_hold(sqlite_db, h.id) for h in holds]
+        assert [(h.amount, h.status) for h in stored if h] == [(10, "open"), (20, "open")]
         balance = await wallet("cus_a")
-        assert (balance.available_micros, balance.held_micros) == (139, 1)
+        assert (balance.available_micros, balance.held_micros) == (119, 31)
         await consistent()
 
     async def test_a_failed_commit_fails_its_ops_and_redoes_later_batches(

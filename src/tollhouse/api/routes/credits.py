@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from tollhouse.api.deps import Reader, RuntimeDep, SessionDep, customer_of, require_operator
@@ -25,7 +25,8 @@ class GrantCreate(BaseModel):
     amount_micros: StrictInt = Field(gt=0, le=MAX_MICROS)
     """Credits to add, in micros of the catalog currency (1 USD = 1,000,000)."""
     idempotency_key: str = Field(min_length=1, max_length=128)
-    """The same key again returns the first grant and adds nothing."""
+    """The same key again with the same fields returns the first grant and adds nothing; with
+    other fields it is refused (409)."""
     expires_at: datetime | None = None
     priority: StrictInt = Field(default=0, ge=-1000, le=1000)
     """Among grants expiring together, lower priority is spent first."""
@@ -91,9 +92,17 @@ def _grant_out(grant: ledger.GrantView) -> GrantOut:
 
 @router.post("/customers/{customer_id}/credits/grants", status_code=status.HTTP_201_CREATED)
 async def grant_credits(
-    customer_id: str, body: GrantCreate, principal: Reader, runtime: RuntimeDep
+    customer_id: str,
+    body: GrantCreate,
+    principal: Reader,
+    runtime: RuntimeDep,
+    response: Response,
 ) -> GrantOut:
-    """Add credits to a customer's wallet (operator keys only); idempotent by key."""
+    """Add credits to a customer's wallet (operator keys only): 201 with the new grant.
+
+    Idempotent by key, as Stripe's API is: the same key with the same arguments answers 200
+    with the first grant (nothing added); with other arguments, 409 `idempotency-key-reused`
+    naming the `fields` that differ."""
     require_operator(principal)
     await _existing_customer(runtime, customer_id)
     if body.expires_at is not None and body.expires_at <= runtime.clock.now():
@@ -110,6 +119,8 @@ async def grant_credits(
         description=body.description,
         currency=runtime.catalog.currency,
     )
+    if grant.replayed:
+        response.status_code = status.HTTP_200_OK
     return _grant_out(grant)
 
 

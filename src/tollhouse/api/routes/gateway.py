@@ -1,7 +1,7 @@
 """The OpenAI-compatible gateway routes (the hot path: `call_model` is a raw ASGI handler).
 
 Each call: authenticate -> parse -> model -> estimate -> admit (scope, access, rate limit,
-hold) -> forward -> answer; settlement runs after the answer (gateway/proxy.py). Denials come
+hold) -> forward -> answer; settlement runs after the answer (gateway/settle.py). Denials come
 before the upstream is called. Errors use OpenAI's error shape with problem+json members.
 
 Response headers: `x-tollhouse-request-id`; `x-tollhouse-balance-micros` (available after this
@@ -22,9 +22,11 @@ from tollhouse.api.deps import bearer_token
 from tollhouse.api.problems import problem_response, unexpected_response
 from tollhouse.errors import TollhouseError
 from tollhouse.gateway.admission import Admission, admit
+from tollhouse.gateway.call import ROUTES, Call, Route
 from tollhouse.gateway.errors import InvalidRequest
 from tollhouse.gateway.estimate import estimate
-from tollhouse.gateway.proxy import ROUTES, Call, Route, forward, settle
+from tollhouse.gateway.proxy import forward
+from tollhouse.gateway.settle import settle
 from tollhouse.ids import new_id
 from tollhouse.ratelimit import headers as rate_headers
 from tollhouse.server.runtime import Runtime
@@ -108,7 +110,6 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
             model=model,
             usage=expected.usage,
             request_id=request_id,
-            hold_ends_with_call=True,
         )
         call = Call(request_id, route, principal, admission, started_at, body, raw, expected.stream)
         forwarded = await forward(runtime, call)

@@ -14,9 +14,9 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from tollhouse.api.deps import Reader, RuntimeDep, Writer
-from tollhouse.catalog import Usage
+from tollhouse.catalog import Model, Usage
 from tollhouse.customers import service as customers
-from tollhouse.errors import InvalidInput
+from tollhouse.errors import IdempotencyKeyReused, InvalidInput
 from tollhouse.gateway.admission import admit
 from tollhouse.ids import new_id
 from tollhouse.keys import Principal
@@ -123,16 +123,25 @@ async def authorize(
 
     Checks scope, model access, `features` and `resource_tier` against the plan, the plan's
     quotas (usage recorded so far this period plus `usage`), the rate limit and the wallet.
+    A retry with the same `idempotency_key` answers the first hold again (header
+    `Idempotent-Replayed: true`) without counting against the rate limits or quotas again;
+    the same key for another model or estimate is 409 `idempotency-key-reused`.
     """
     acting = await _acting_principal(runtime, principal, body.customer_id)
     model = runtime.catalog.model(body.model)
     usage = Usage(**body.usage.model_dump())
+    if body.idempotency_key is not None:
+        replayed = await _replayed(runtime, acting, model, usage, body.idempotency_key)
+        if replayed is not None:
+            response.headers["Idempotent-Replayed"] = "true"
+            return replayed
     admission = await admit(
         runtime,
         acting,
         model=model,
         usage=usage,
-        request_id=body.idempotency_key or new_id("auth"),
+        request_id=new_id("auth"),
+        idempotency_key=body.idempotency_key,
         features=body.features,
         resource_tier=body.resource_tier,
     )
@@ -145,6 +154,42 @@ async def authorize(
         model=model.id,
         amount_micros=admission.estimate_micros,
         hold=HoldOut.of(admission.hold) if admission.hold is not None else None,
+    )
+
+
+async def _replayed(
+    runtime: Runtime, acting: Principal, model: Model, usage: Usage, idempotency_key: str
+) -> AuthorizeOut | None:
+    """The answer already given to this idempotency key, or None when it is new.
+
+    Raises:
+        IdempotencyKeyReused: the key's hold was made for another model or estimate.
+    """
+    assert acting.customer_id is not None
+    async with runtime.db.transaction() as session:
+        hold = await ledger.find_hold(session, acting.customer_id, idempotency_key)
+    if hold is None:
+        return None
+    differ = [
+        name
+        for name, same in (
+            ("model", hold.metadata.get("model") == model.id),
+            ("usage", hold.amount == model.price.cost(usage)),
+        )
+        if not same
+    ]
+    if differ:
+        raise IdempotencyKeyReused(
+            f"idempotency key {idempotency_key!r} was used for another authorization",
+            fields=differ,
+            hold_id=hold.id,
+        )
+    return AuthorizeOut(
+        allowed=True,
+        customer_id=hold.customer_id,
+        model=model.id,
+        amount_micros=hold.amount,
+        hold=HoldOut.of(hold),
     )
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from tollhouse.api.deps import ME, Reader, RuntimeDep, SessionDep, Writer, customer_of
 from tollhouse.customers import service as customers
-from tollhouse.errors import InvalidInput
+from tollhouse.errors import IdempotencyKeyReused, InvalidInput
 from tollhouse.metering import UsageEventIn
 from tollhouse.metering import service as metering
 from tollhouse.server.runtime import Runtime
@@ -109,8 +109,21 @@ async def query_usage(
 
 @router.post("/events")
 async def record_events(body: EventBatch, principal: Writer, runtime: RuntimeDep) -> RecordOut:
-    """Record up to 1,000 usage events; ids already seen count once (idempotent retries)."""
+    """Record up to 1,000 usage events; ids already seen count once (idempotent retries).
+
+    A replayed id must carry the same event: one with another meter, value, model,
+    properties or (when given) `occurred_at` is 409 `idempotency-key-reused`, naming each
+    such event and its `fields`, and nothing of the batch is recorded."""
     events = await _events(body, principal.customer_id, runtime)
+    timed = {event.id for event in body.events if event.occurred_at is not None}
+    async with runtime.db.transaction() as session:
+        conflicting = await metering.conflicts(session, events, timed=timed)
+    if conflicting:
+        raise IdempotencyKeyReused(
+            f"{len(conflicting)} event ids were recorded with other fields; nothing was recorded",
+            fields=sorted({name for item in conflicting for name in item["fields"]}),
+            events=conflicting,
+        )
     result = await runtime.recorder.record(events)
     for customer_id in {event.customer_id for event in events}:
         runtime.quotas.invalidate(customer_id)

@@ -12,6 +12,7 @@ from tollhouse.ledger.service.invariants import check_invariants
 from tollhouse.ledger.service.reads import (
     MAX_PAGE,
     balance,
+    find_hold,
     get_hold,
     list_grants,
     transactions,
@@ -25,6 +26,7 @@ __all__ = [
     "TransactionView",
     "balance",
     "check_invariants",
+    "find_hold",
     "get_hold",
     "list_grants",
     "transactions",

@@ -132,3 +132,14 @@ async def get_hold(
     if row is None or (customer_id is not None and row.customer_id != customer_id):
         raise HoldNotFound(f"no hold {hold_id!r}", hold_id=hold_id)
     return HoldView.from_row(row)
+
+
+async def find_hold(
+    session: AsyncSession, customer_id: str, idempotency_key: str
+) -> HoldView | None:
+    """The customer's hold made with `idempotency_key`, or None."""
+    query = select(holds_table).where(
+        H.customer_id == customer_id, H.idempotency_key == idempotency_key
+    )
+    row = (await session.execute(query)).first()
+    return None if row is None else HoldView.from_row(row)

@@ -7,6 +7,7 @@ operation's partial changes anyway (`BatchState.rollback`). No I/O here.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -70,6 +71,22 @@ def apply(state: BatchState, op: Op, hold_ttl: timedelta) -> Any:
     raise TypeError(f"unknown ledger operation {op!r}")
 
 
+def _same_arguments(kind: str, key: str, pairs: dict[str, tuple[Any, Any]], **extra: Any) -> None:
+    """Raise unless each `(first, again)` pair is equal: the same idempotency key with other
+    arguments is a conflict, as Stripe answers it, naming the `fields` that differ.
+
+    Raises:
+        IdempotencyKeyReused: 409, with `fields`.
+    """
+    differ = [name for name, (first, again) in pairs.items() if first != again]
+    if differ:
+        raise IdempotencyKeyReused(
+            f"idempotency key {key!r} was used for a {kind} with another " + ", ".join(differ),
+            fields=differ,
+            **extra,
+        )
+
+
 def _overdraft(state: BatchState, customer_id: str, currency: str) -> Account | None:
     return state.singleton(AccountKind.OVERDRAFT, currency, customer_id)
 
@@ -79,12 +96,16 @@ def apply_hold(state: BatchState, op: HoldOp, hold_ttl: timedelta) -> HoldView:
     if op.idempotency_key is not None:
         existing = state.hold_keys.get((op.customer_id, op.idempotency_key))
         if existing is not None:
-            if existing.amount != op.amount or existing.currency != op.currency:
-                raise IdempotencyKeyReused(
-                    f"idempotency key {op.idempotency_key!r} was used for another hold",
-                    hold_id=existing.id,
-                )
-            return existing.view()
+            _same_arguments(
+                "hold",
+                op.idempotency_key,
+                {
+                    "amount": (existing.amount, op.amount),
+                    "currency": (existing.currency, op.currency),
+                },
+                hold_id=existing.id,
+            )
+            return replace(existing.view(), replayed=True)
     lots = state.live_lots(op.customer_id, op.currency)
     available = sum(lot.balance for lot in lots)
     overdraft = _overdraft(state, op.customer_id, op.currency)
@@ -170,12 +191,14 @@ def apply_capture(state: BatchState, op: CaptureOp) -> HoldView:
     if hold.status == HoldStatus.CAPTURED and hold.captured_amount == op.amount:
         return hold.view()
     if hold.status != HoldStatus.OPEN:
-        raise HoldNotOpen(f"hold {hold.id} is {hold.status}", hold_id=hold.id, status=hold.status)
+        raise HoldNotOpen(
+            f"hold {hold.id} is {hold.status}", hold_id=hold.id, hold_status=hold.status
+        )
     if hold.expires_at <= state.now:
         raise HoldNotOpen(
             f"hold {hold.id} expired at {hold.expires_at.isoformat()}",
             hold_id=hold.id,
-            status="expired",
+            hold_status="expired",
         )
     if op.amount > hold.amount:
         raise CaptureExceedsHold(
@@ -213,7 +236,9 @@ def apply_void(state: BatchState, op: VoidOp) -> HoldView:
     if hold.status in (HoldStatus.VOIDED, HoldStatus.EXPIRED):
         return hold.view()
     if hold.status != HoldStatus.OPEN:
-        raise HoldNotOpen(f"hold {hold.id} is {hold.status}", hold_id=hold.id, status=hold.status)
+        raise HoldNotOpen(
+            f"hold {hold.id} is {hold.status}", hold_id=hold.id, hold_status=hold.status
+        )
     _release_all(state, hold, HoldStatus.VOIDED)
     return hold.view()
 
@@ -222,12 +247,20 @@ def apply_grant(state: BatchState, op: GrantOp) -> GrantView:
     """Open a lot funded from issuance; it first repays captured overdraft debt, if any."""
     existing = state.grant_keys.get((op.customer_id, op.idempotency_key))
     if existing is not None:
-        if existing.amount != op.amount or existing.currency != op.currency:
-            raise IdempotencyKeyReused(
-                f"idempotency key {op.idempotency_key!r} was used for another grant",
-                grant_id=existing.id,
-            )
-        return existing.grant_view()
+        _same_arguments(
+            "grant",
+            op.idempotency_key,
+            {
+                "amount": (existing.amount, op.amount),
+                "currency": (existing.currency, op.currency),
+                "expires_at": (existing.expires_at, op.expires_at),
+                "priority": (existing.priority, op.priority),
+                "source": (existing.source, op.source),
+                "description": (existing.description, op.description),
+            },
+            grant_id=existing.id,
+        )
+        return replace(existing.grant_view(), replayed=True)
     lot = state.create_account(
         Account(
             id=new_id("acct"),

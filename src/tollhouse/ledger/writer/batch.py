@@ -1,11 +1,9 @@
 """One batch = one transaction: load (locked), apply each op in order, flush, commit.
 
 `run_batch` returns each op's outcome (result or business error) only after the commit, so a
-caller never sees an answer that is not durable, except a granted hold that asked to be
-answered early (`answer_before_commit`): it is answered once decided, under the batch's locks
-(`load`), before the writes and the COMMIT (see `Ledger.hold`). Unexpected errors (database,
-guard failure) propagate: the writer then retries the ops one by one (an early hold keeps its
-id) so a bad op cannot fail its neighbours.
+caller never sees an answer that is not durable. Unexpected errors (database, guard failure)
+propagate: the writer then retries the ops one by one, so a bad op cannot fail its
+neighbours.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ from tollhouse.ledger.writer.apply import apply_all
 from tollhouse.ledger.writer.cached_postgres import PostgresAccountCache
 from tollhouse.ledger.writer.flush import flush
 from tollhouse.ledger.writer.load import load
-from tollhouse.ledger.writer.ops import Op, Outcome, answer_early
+from tollhouse.ledger.writer.ops import Op, Outcome
 from tollhouse.ledger.writer.state import AccountCache, BatchState, HoldCache
 from tollhouse.storage.driver import CommitError, sqlite_connection
 
@@ -65,7 +63,6 @@ async def run_batch(
                 hold_cache=hold_cache,
             )
             outcomes = apply_all(state, ops, hold_ttl)
-            answer_early(ops, outcomes)
             await flush(conn, state, is_postgres=is_postgres)
         except BaseException:
             await transaction.rollback()

@@ -33,7 +33,7 @@ from tollhouse.ledger.writer.apply import apply_all
 from tollhouse.ledger.writer.flush import collect
 from tollhouse.ledger.writer.flush_sqlite import SqliteRows, write_on_driver
 from tollhouse.ledger.writer.load import copy_hold
-from tollhouse.ledger.writer.ops import CaptureOp, HoldOp, Op, Outcome, VoidOp, answer_early
+from tollhouse.ledger.writer.ops import CaptureOp, HoldOp, Op, Outcome, VoidOp
 from tollhouse.ledger.writer.state import (
     Account,
     AccountCache,
@@ -137,8 +137,7 @@ def apply_cached(
     The cached accounts are then marked as stored (their balances are the start of the next
     batch's deltas) and the batch's holds are cached, before the write: the next batch
     decides over this one's outcome, and a failed write drops every cache and has every
-    batch written since redone the general way. Holds asked with `answer_before_commit` are
-    answered here (see `Ledger.hold`); every other op after its commit.
+    batch written since redone the general way. Every op is answered after its commit.
 
     Returns the outcomes in `ops` order, or None (nothing added to `rows`, the caches
     dropped) when applying raised anything but a business error: a bug, whose partial
@@ -153,7 +152,6 @@ def apply_cached(
         accounts.clear()
         hold_cache.forget(state.holds)
         return None
-    answer_early(ops, outcomes)
     for account in state.accounts.values():
         committed(account)
     hold_cache.remember(state.holds.values())

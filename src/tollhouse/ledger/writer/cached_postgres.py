@@ -9,9 +9,7 @@ So this process keeps, per customer, the accounts as its last statement on them 
 `cached.prepare`) is applied on the event loop and written in ONE statement, in autocommit
 mode, on a connection the writer keeps (`HeldConnection`), by a pipeline that applies the
 next batch while a statement is in flight (`pipeline_postgres`). Durable when its statement
-returns, a batch's ops are answered then, except the gateway's holds (`answer_before_commit`),
-answered as soon as they are decided when the wallet has room to spare
-(`PostgresAccountCache.answers_early`). The statement is safe over a cache another process
+returns, a batch's ops are answered then. The statement is safe over a cache another process
 made stale:
 
 - Balances are written as deltas, each guarded by the account's bound on the row as it is
@@ -31,13 +29,6 @@ cache does not know drops the customer, to be read again. A hold the cache refus
 (`InsufficientCredit`) is asked of the wallet the general way: other processes may have
 released credit since.
 
-A hold answered early is lost if its statement aborts and the general way then refuses it,
-or if the statement's outcome is unknown. For the first, other processes must take, between
-two statements of this one, more than this one keeps in reserve: a hundred times the hold,
-plus ten times what they took in the interval before (the statements answer the balances, so
-each tells what the others took); or the customer lost credit (a revocation). Its caller then
-charges the call without it (the gateway does, `gateway.proxy.settle`).
-
 A statement that aborted wrote nothing: its customers, and those of the batch applied since,
 are dropped from the cache, and both batches run the general way, in order; on a version or
 guard miss they are also left out of the cache for `CONTENDED_SECONDS`, so that a customer
@@ -55,7 +46,6 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollhouse.ledger.models import AccountKind, account_id_for
-from tollhouse.ledger.schemas import HoldView
 from tollhouse.ledger.writer.flush import Changes, bumped_escrows
 from tollhouse.ledger.writer.flush_postgres import Balances, write, write_alone, writes_alone
 from tollhouse.ledger.writer.ops import CaptureOp, HoldOp, Op, VoidOp
@@ -64,15 +54,6 @@ from tollhouse.storage.driver import HeldConnection
 
 CONTENDED_SECONDS = 1.0
 """How long a customer another process wrote is served the general way only."""
-
-EARLY_ANSWER_HEADROOM = 100
-"""A hold asked with `answer_before_commit` is answered before its statement only if the
-wallet, as cached, keeps at least this many times its amount available after it, plus
-`TAKEN_FACTOR` times what other processes took from it lately (see the module)."""
-
-TAKEN_FACTOR = 10
-"""How many times what other processes took from a wallet between this process's last two
-statements on it a hold answered early must leave available, besides the headroom."""
 
 
 class PostgresAccountCache:
@@ -87,10 +68,6 @@ class PostgresAccountCache:
         """escrow id -> its version, for the cached customers' escrow rows."""
         self._contended: dict[str, float] = {}
         """customer id -> `time.monotonic()` until which it is not cached."""
-        self.taken: dict[str, int] = {}
-        """customer id -> micros other processes took from its available credit between this
-        process's last two statements on it (their holds less their releases, at least 0);
-        absent until a statement answered its balances."""
 
     def remember(self, state: BatchState, balances: Balances | None = None) -> None:
         """After `state`'s batch was written: its customers as now stored, at the versions it
@@ -114,15 +91,12 @@ class PostgresAccountCache:
                 if until > now:
                     continue
                 del self._contended[customer_id]
-            taken = 0
             for account in accounts:
                 if balances is None:
                     committed(account)
                 else:  # a lot it leaves out has no money
                     answered = balances.get(account.id, 0)
                     drift = answered - account.start_balance
-                    if account.kind != AccountKind.ESCROW:
-                        taken -= drift
                     account.balance += drift
                     account.start_balance = answered
                 version = state.versions.get(account.id)
@@ -130,10 +104,6 @@ class PostgresAccountCache:
                     self.versions[account.id] = version + (account.id in bumped)
             self.customers.pop(customer_id, None)  # to the end: the most recent
             self.customers[customer_id] = list(accounts)
-            if balances is None:  # read under the lock: nothing is known of the others
-                self.taken.pop(customer_id, None)
-            else:
-                self.taken[customer_id] = max(0, taken)
         while len(self.customers) > self.max_customers:
             self._drop(next(iter(self.customers)))
 
@@ -148,19 +118,7 @@ class PostgresAccountCache:
         if len(self._contended) > self.max_customers:
             self._contended = {c: t for c, t in self._contended.items() if t > now}
 
-    def answers_early(self, hold: HoldView) -> bool:
-        """May `hold`, just granted over this cache, be answered before its statement? Only if
-        the wallet keeps `EARLY_ANSWER_HEADROOM` times its amount available after it, plus
-        `TAKEN_FACTOR` times what other processes took from it between this process's last two
-        statements on the customer (not yet known: no)."""
-        taken = self.taken.get(hold.customer_id)
-        if taken is None or hold.available_after_micros is None:
-            return False
-        margin = EARLY_ANSWER_HEADROOM * hold.amount + TAKEN_FACTOR * taken
-        return hold.available_after_micros >= margin
-
     def _drop(self, customer_id: str) -> None:
-        self.taken.pop(customer_id, None)
         for account in self.customers.pop(customer_id, ()):
             self.versions.pop(account.id, None)
 

@@ -3,8 +3,8 @@
 Each call validates its arguments (`InvalidInput` before anything is queued), enqueues an op with
 a future and awaits it. One background task takes everything queued (up to `max_batch`), runs it
 in ONE transaction (`batch.run_batch`; the pipelines below may write several such batches in
-one), commits, then resolves the futures: an answer is durable before the caller gets it
-(except a hold asked with `answer_before_commit`, see `hold`). There is no tick: an idle
+one), commits, then resolves the futures: an answer is durable before the caller gets it,
+whatever the store and however many processes write it. There is no tick: an idle
 ledger commits a lone op at once; under load ops pile up while a batch runs and the next
 batch takes them all, so commits per second stay roughly constant while ops per commit grow.
 
@@ -204,13 +204,15 @@ class Ledger:
     ) -> GrantView:
         """Give `amount` micros (> 0) as a new lot (issuance -> lot).
 
-        The same `idempotency_key` for the customer returns the first grant (no double credit).
+        The same `idempotency_key` for the customer with the same arguments returns the first
+        grant (`replayed`; no double credit).
         A new lot first repays captured overdraft debt. Lots with an `expires_at` are spent
         before lots without; then lower `priority` first; then older first.
 
         Raises:
             InvalidInput: bad amount, currency, key, expiry (must be future), priority, source.
-            IdempotencyKeyReused: the key was used for a grant of another amount or currency.
+            IdempotencyKeyReused: the key was used for a grant with other arguments (amount,
+                currency, expiry, priority, source or description: `fields` names them).
         """
         op = GrantOp(
             future=self._future(),
@@ -234,37 +236,18 @@ class Ledger:
         currency: str = "usd",
         expires_at: datetime | None = None,
         metadata: dict[str, Any] | None = None,
-        answer_before_commit: bool = False,
     ) -> HoldView:
         """Reserve `amount` micros (> 0): live lots in spend order, then the overdraft line.
 
-        The same `idempotency_key` for the customer returns the first hold. `expires_at`
-        defaults to now + `hold_ttl_seconds`; `sweep` voids open holds past it.
-
-        `answer_before_commit=True` answers a granted hold as soon as it is decided, before
-        its batch commits: on SQLite's cached batches, over accounts the writer owns, while
-        earlier batches commit; on PostgreSQL's general path, under the batch's row locks on
-        the customer's accounts, before its writes and COMMIT (two round trips sooner;
-        another process's batch on that wallet waits for the locks, so it decides over this
-        hold); on PostgreSQL's cached batches, over accounts other processes may spend too,
-        while earlier batches' statements are in flight, only when the wallet has room to
-        spare (`PostgresAccountCache.answers_early`), else once their own statement (their
-        commit) has returned. For holds that live no longer than the process's own work,
-        such as a gateway call's: no hold can overdraw the wallet, answered early or not
-        (the writes are guarded); if the process dies or its batch fails, the hold never
-        existed, as if it had expired at once (a failed batch is redone the general way, op
-        by op if it fails again, the hold with the id already answered; one that is still
-        refused or fails is logged, and its capture raises `HoldNotFound`). A refusal is
-        answered after the commit. Its `idempotency_key`, if any, must be new (the gateway's
-        request id): were it the key of a stored hold, the early answer would be a new hold
-        that is never stored (the unique (customer, key) index refuses it; on PostgreSQL's
-        general path the key is not even looked up). A hold handed to another program
-        (`POST /v1/authorize`) must wait for its commit.
+        The same `idempotency_key` for the customer returns the first hold (`replayed`). `expires_at`
+        defaults to now + `hold_ttl_seconds`; `sweep` voids open holds past it. The hold is
+        answered once it is committed.
 
         Raises:
             InvalidInput: bad amount, currency, key, expiry or metadata.
             InsufficientCredit: lots + unused overdraft < amount (nothing is stored).
-            IdempotencyKeyReused: the key was used for a hold of another amount or currency.
+            IdempotencyKeyReused: the key was used for a hold of another amount or currency
+                (`fields` names them).
         """
         op = HoldOp(
             future=self._future(),
@@ -275,7 +258,6 @@ class Ledger:
             idempotency_key=validate.idempotency_key(idempotency_key, required=False),
             expires_at=validate.future_time(expires_at, "expires_at", self._clock.now()),
             metadata=validate.metadata(metadata),
-            answer_before_commit=answer_before_commit,
         )
         return cast(HoldView, await self._submit(op))
 

@@ -277,17 +277,12 @@ async def _read_holds(
 async def _load_holds_after_lock(
     conn: AsyncConnection, ops: Sequence[Op], state: BatchState, is_postgres: bool
 ) -> None:
-    """Holds matched by idempotency key, and open holds a sweep may expire.
-
-    A hold asked with `answer_before_commit` carries a new key by contract (the gateway's
-    request id, see `Ledger.hold`), so none is looked up for it: a round trip less per
-    gateway batch, and the unique (customer, key) index still refuses a reused one.
-    """
+    """Holds matched by idempotency key, and open holds a sweep may expire."""
     conditions: list[ColumnElement[bool]] = []
     keyed = {
         (op.customer_id, op.idempotency_key)
         for op in ops
-        if isinstance(op, HoldOp) and op.idempotency_key is not None and not op.answer_before_commit
+        if isinstance(op, HoldOp) and op.idempotency_key is not None
     }
     if keyed:
         conditions.append(

@@ -7,15 +7,9 @@ batch resolves to a customer before locking.
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-
-from tollhouse.ledger.schemas import HoldView
-
-logger = logging.getLogger(__name__)
 
 Outcome = tuple[bool, Any]
 """(True, result) or (False, exception) per op."""
@@ -44,14 +38,13 @@ class GrantOp(Op):
 class HoldOp(Op):
     hold_id: str
     """The new hold's id, chosen with the op: a batch retried the general way (or op by op)
-    makes the same hold, which a caller answered before the commit already knows."""
+    makes the same hold."""
     customer_id: str
     amount: int
     currency: str
     idempotency_key: str | None
     expires_at: datetime | None
     metadata: dict[str, Any] = field(default_factory=dict)
-    answer_before_commit: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -90,38 +83,9 @@ class SweepCustomerOp(Op):
     now: datetime
 
 
-def answer_early(
-    ops: Sequence[Op],
-    outcomes: Sequence[Outcome],
-    *,
-    when: Callable[[HoldView], bool] | None = None,
-) -> None:
-    """Answer the granted holds that asked for it (`answer_before_commit`) now that they are
-    decided (under the batch's locks, or over accounts the writer owns: `writer/cached.py`,
-    or over cached accounts other processes may also spend: `writer/cached_postgres.py`);
-    every other op is answered after the commit.
-
-    With `when`, only the holds it accepts are answered early; the others wait for the commit.
-
-    A refused hold waits for the commit, so a batch redone after a failure (which may then
-    grant it) never stores a hold its caller was told was refused.
-    """
-    for op, (ok, value) in zip(ops, outcomes, strict=True):
-        asked = ok and isinstance(op, HoldOp) and op.answer_before_commit
-        if asked and not op.future.done() and (when is None or when(value)):
-            op.future.set_result(value)
-
-
 def resolve(op: Op, ok: bool, value: Any) -> None:
-    """Answer `op` with its outcome, unless it was answered already: a hold answered early
-    that then fails is logged (it was never stored; see `Ledger.hold`)."""
+    """Answer `op` with its outcome, unless its caller is gone (cancelled)."""
     if op.future.done():
-        if not ok and isinstance(op, HoldOp) and not op.future.cancelled():
-            logger.error(
-                "hold %s was answered before its commit, and its batch failed: %r",
-                op.hold_id,
-                value,
-            )
         return
     if ok:
         op.future.set_result(value)

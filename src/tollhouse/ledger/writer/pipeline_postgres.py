@@ -3,9 +3,7 @@
 One statement is in flight at a time, on the writer's held connection, in the order the
 batches were applied. While it is, the ops that arrive are applied over the cached accounts as
 that statement will leave them, into ONE next batch that grows until the statement returns,
-and is then sent. So a gateway hold (`answer_before_commit`) with room to spare is answered
-as soon as it arrives, never after a statement; everything else is answered when its own
-statement returns, as before.
+and is then sent. Every op is answered when its own statement has returned (its commit).
 
 How the cache follows: when a batch is sent, its accounts are marked as stored (their balances
 are the start of the next batch's deltas) and its holds are cached, so the next batch can
@@ -38,7 +36,7 @@ from tollhouse.ledger.writer.apply import apply_all
 from tollhouse.ledger.writer.cached import extend
 from tollhouse.ledger.writer.cached_postgres import PostgresAccountCache, escrows
 from tollhouse.ledger.writer.flush import collect
-from tollhouse.ledger.writer.ops import Op, answer_early, resolve
+from tollhouse.ledger.writer.ops import Op, resolve
 from tollhouse.ledger.writer.pipeline import Applied, Pipeline
 from tollhouse.ledger.writer.state import BatchState, HoldCache, committed
 from tollhouse.storage.driver import (
@@ -115,7 +113,6 @@ class PostgresPipeline(Pipeline):
             self._on_failure()
             return []
         left: list[Op] = []
-        kept = len(batch.ops)
         for op, outcome in zip(ops, outcomes, strict=True):
             ok, value = outcome
             if not ok and isinstance(value, InsufficientCredit):
@@ -123,7 +120,6 @@ class PostgresPipeline(Pipeline):
             else:
                 batch.ops.append(op)
                 batch.outcomes.append(outcome)
-        answer_early(batch.ops[kept:], batch.outcomes[kept:], when=cache.answers_early)
         if batch.ops:
             self._next = batch
             self._start()

@@ -2,8 +2,8 @@
 
 The writer applies a cached batch on the event loop and hands its rows here; one committer
 task writes them, together with every batch applied while the previous transaction was
-committing, in one transaction. So the writer decides batch N+1 while batch N commits, and a
-hold answered before its commit (`Ledger.hold`) waits for no commit at all. Each account's
+committing, in one transaction. So the writer decides batch N+1 while batch N commits; each
+batch's ops are answered once the transaction that carries them has committed. Each account's
 balance is written as the sum of its batches' deltas (`flush_sqlite.SqliteRows`).
 
 Order and failure: transactions commit in the order their batches were applied. When a write

@@ -7,7 +7,8 @@
 -- then, per decision d:
 --   mode          "hit" (all-or-nothing consume) | "test" (check only) | "force" (consume)
 --   n             its number of cells (>= 1)
---   n pairs       increment_us (= cost * emission interval, whole microseconds, >= 0) and
+--   n pairs       increment_us (= cost * emission interval, whole microseconds, >= 0; may be
+--                 negative in "force" mode: a refund) and
 --                 window_us (= tolerance + emission interval = the period, > 0) per cell
 -- KEYS          every decision's TAT keys in the same order (integer microseconds since
 --               the Unix epoch; missing = now)
@@ -15,7 +16,7 @@
 -- cell i conforms iff max(TAT_i, now) + increment_i - now <= window_i
 -- Returns {now_us, then per decision: allowed (1|0), tat_1, ..., tat_n}; tat_i = max(TAT_i,
 -- now) before the increment. Written keys expire when their TAT passes (a past TAT reads like
--- a missing key).
+-- a missing key); a key refunded back to now or before is deleted.
 
 -- Redis < 5 needs effects replication to write after the non-deterministic TIME.
 if redis.replicate_commands then
@@ -62,7 +63,7 @@ for _ = 1, tonumber(ARGV[1]) do
   if mode == 'force' or (mode == 'hit' and allowed == 1) then
     for i = 1, n do
       local name = KEYS[key + i - 1]
-      tat[name] = tats[i] + increment[i]
+      tat[name] = math.max(tats[i] + increment[i], now)
       written[name] = true
     end
   end
@@ -79,6 +80,8 @@ for name in pairs(written) do
   if new_tat > now then
     redis.call('SET', name, string.format('%.0f', new_tat),
       'PX', string.format('%.0f', math.ceil((new_tat - now) / 1000)))
+  else
+    redis.call('DEL', name)
   end
 end
 return reply

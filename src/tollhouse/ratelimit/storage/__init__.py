@@ -8,7 +8,9 @@ step, over integer microseconds:
     conforms = tat_i + increment_i - now <= window_i   for every i
     mode "hit":   if all conform, store tat_i + increment_i for every i; else store nothing
     mode "test":  store nothing
-    mode "force": store tat_i + increment_i for every i, conforming or not (debt)
+    mode "force": store tat_i + increment_i for every i, conforming or not (debt); only
+                  here may increment_i be negative (a refund): a result at or before `now`
+                  drops the key
 
 and returns `Outcome(allowed=all conform, now_us, tats_us=[tat_i ...])` (the TATs *before*
 this call's increments, already raised to `now`). `strategies.py` turns those into
@@ -33,7 +35,8 @@ class Cell(NamedTuple):
     key: str
     """The caller's key, without the backend namespace (Redis prefixes `th:rl:`)."""
     increment_us: int
-    """cost * emission interval, in whole microseconds (rounded down), >= 0."""
+    """cost * emission interval, in whole microseconds (rounded toward zero); >= 0, except
+    in mode "force", where a negative increment refunds."""
     window_us: int
     """tolerance + emission interval = the limit's period, in microseconds, > 0."""
 

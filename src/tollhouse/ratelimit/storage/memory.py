@@ -56,6 +56,8 @@ class MemoryStorage:
                 new_tat = tat + cell.increment_us
                 if new_tat > now:
                     tats[cell.key] = new_tat
+                else:  # a refund back to now (or before): the key reads as unused
+                    tats.pop(cell.key, None)
         return Outcome(allowed=allowed, now_us=now, tats_us=before)
 
     def prune(self, now_us: int | None = None) -> int:

@@ -370,7 +370,9 @@ async def cancel(
     """
     sub = await state.load(session, customer_id)
     if sub.status in state.ENDED:
-        raise SubscriptionCanceled(f"the subscription is already {sub.status}", status=sub.status)
+        raise SubscriptionCanceled(
+            f"the subscription is already {sub.status}", subscription_status=sub.status
+        )
     now = clock.now()
     sub.updated_at = now
     sub.canceled_at = now
@@ -415,7 +417,7 @@ async def resume(session: AsyncSession, customer_id: str, *, clock: Clock) -> Su
     if sub.status in state.ENDED:
         raise SubscriptionCanceled(
             f"a {sub.status} subscription cannot be resumed; change plan to subscribe again",
-            status=sub.status,
+            subscription_status=sub.status,
         )
     if not sub.cancel_at_period_end and sub.scheduled_plan is None:
         raise InvalidPlanChange("nothing is scheduled to undo", plan=sub.plan, new_plan=sub.plan)
