@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from tests.support.catalog import write_catalog
 from tests.support.server import Api, serve
 from tests.support.upstream import FakeUpstream
 
+from tollhouse.clock import SYSTEM_CLOCK, Clock
 from tollhouse.config import Settings
 from tollhouse.server.bootstrap import bootstrap
 from tollhouse.server.runtime import Runtime
@@ -56,17 +58,31 @@ async def upstream() -> AsyncIterator[FakeUpstream]:
     await fake.stop()
 
 
-@pytest.fixture
-async def stack(tmp_path: Path, upstream: FakeUpstream) -> AsyncIterator[Stack]:
+@asynccontextmanager
+async def running_stack(
+    directory: Path,
+    upstream: FakeUpstream,
+    *,
+    database_url: str | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> AsyncIterator[Stack]:
+    """tollhouse served in front of `upstream`, on `database_url` (default: a SQLite file in
+    `directory`) and `clock`, with its operator's client."""
     settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'th.db'}",
-        catalog=write_catalog(tmp_path, upstream.base_url),
+        database_url=database_url or f"sqlite+aiosqlite:///{directory / 'th.db'}",
+        catalog=write_catalog(directory, upstream.base_url),
         upstream_timeout_seconds=UPSTREAM_TIMEOUT_SECONDS,
         max_body_bytes=64 * 1024,
         _env_file=None,  # type: ignore[call-arg]
     )
-    operator_key = await bootstrap(settings)
+    operator_key = await bootstrap(settings, clock=clock)
     assert operator_key is not None
-    async with serve(Runtime(settings)) as served:
+    async with serve(Runtime(settings, clock=clock)) as served:
         async with Api(served.base_url, operator_key) as operator:
             yield Stack(served.base_url, served.runtime, upstream, operator_key, operator)
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, upstream: FakeUpstream) -> AsyncIterator[Stack]:
+    async with running_stack(tmp_path, upstream) as running:
+        yield running

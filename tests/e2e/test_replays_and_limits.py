@@ -14,19 +14,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.e2e.conftest import UPSTREAM_TIMEOUT_SECONDS, Stack
+from tests.e2e.conftest import Stack, running_stack
 from tests.e2e.test_control_api import PROBLEM_JSON, raw
-from tests.support.catalog import TEXT_RPM_FREE, write_catalog
-from tests.support.server import Api, serve
+from tests.support.catalog import TEXT_RPM_FREE
+from tests.support.server import Api
 from tests.support.upstream import COMPLETION_TOKENS, PROMPT_TOKENS, FakeUpstream
 
 from tollhouse.catalog import Usage
 from tollhouse.clock import FrozenClock
-from tollhouse.config import Settings
 from tollhouse.gateway.admission import admit, per_minute
 from tollhouse.gateway.tokens import count_chat_tokens
-from tollhouse.server.bootstrap import bootstrap
-from tollhouse.server.runtime import Runtime
 
 TEXT_TOKENS_PER_MINUTE = 1_000_000
 """The test catalog's `text` tokens-per-minute limit (free plan, multiplier 1)."""
@@ -37,17 +34,8 @@ async def frozen(
     tmp_path: Path, upstream: FakeUpstream, clock: FrozenClock
 ) -> AsyncIterator[Stack]:
     """The e2e stack on a clock that stands still, so rate-limit windows do not refill."""
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'th.db'}",
-        catalog=write_catalog(tmp_path, upstream.base_url),
-        upstream_timeout_seconds=UPSTREAM_TIMEOUT_SECONDS,
-        _env_file=None,  # type: ignore[call-arg]
-    )
-    operator_key = await bootstrap(settings, clock=clock)
-    assert operator_key is not None
-    async with serve(Runtime(settings, clock=clock)) as served:
-        async with Api(served.base_url, operator_key) as operator:
-            yield Stack(served.base_url, served.runtime, upstream, operator_key, operator)
+    async with running_stack(tmp_path, upstream, clock=clock) as running:
+        yield running
 
 
 def grant(key: str, **fields: object) -> dict[str, object]:

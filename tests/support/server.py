@@ -47,11 +47,18 @@ async def serve(runtime: Runtime) -> AsyncIterator[Served]:
 
 
 class Api:
-    """A small httpx wrapper for the control API with one key."""
+    """A small httpx wrapper for the control API with one key.
 
-    def __init__(self, base_url: str, key: str) -> None:
+    `keep_alive=False` sends every request on a new connection: HTTP/1.1 servers answer one
+    connection's requests one after the other, so only a new connection sees what happens
+    while the previous request is still finishing on the server."""
+
+    def __init__(self, base_url: str, key: str, *, keep_alive: bool = True) -> None:
         self.client = httpx.AsyncClient(
-            base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+            limits=httpx.Limits(max_keepalive_connections=None if keep_alive else 0),
         )
 
     async def __aenter__(self) -> Api:

@@ -30,7 +30,10 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+"""The request's session. `scope="function"`: FastAPI ends the dependency (the COMMIT) when
+the route function returns, before the response is sent, so a 2xx is never answered for a
+write that is not committed (the default, "request", would commit after the answer)."""
 
 
 def bearer_token(authorization: str | bytes | None) -> str:
