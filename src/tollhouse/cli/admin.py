@@ -123,12 +123,11 @@ def keys_create(
             svc.catalog.model(model_id)
         expires = svc.clock.now() + timedelta(days=expires_in_days) if expires_in_days else None
         async with svc.db.transaction() as session:
-            if customer is not None:
-                await customers.get(session, customer)
             issued = await keys.create_key(
                 session,
                 customer_id=customer,
                 name=name,
+                issuer=None,
                 scopes=[s.strip() for s in scopes.split(",") if s.strip()],
                 expires_at=expires,
                 allowed_models=allowed,

@@ -8,6 +8,9 @@ Invariants:
 - A revoked key never authenticates again; an expired one from its `expires_at` on, even while
   cached. Unknown, revoked and expired keys fail with the same `InvalidKey` message.
 - Scopes are a non-empty subset of `read`, `write`, `admin`; `admin` implies the others.
+- A key mints only what it has: a key created or rotated with a key (the issuer) gets at
+  most the issuer's customer, scopes, allowed models, per-key rpm and expiry
+  (`keys/bounds.py`); only operator keys mint operator keys.
 - `customer_id` None means an operator key (`Principal.is_operator`, `plan` "").
 - Service functions never commit; `KeyAuthenticator.flush_last_used` owns its transaction.
 """
@@ -17,6 +20,7 @@ from tollhouse.keys.errors import (
     InsufficientScope,
     InvalidKey,
     InvalidScope,
+    KeyExceedsIssuer,
     KeyExists,
     KeyNotFound,
     KeysError,
@@ -43,6 +47,7 @@ __all__ = [
     "InvalidScope",
     "IssuedKey",
     "KeyAuthenticator",
+    "KeyExceedsIssuer",
     "KeyExists",
     "KeyNotFound",
     "KeysError",

@@ -7,6 +7,8 @@ TollhouseError
     ├── InvalidKey (401 invalid-key)                      also Unauthenticated: unknown, revoked
     │                                                     or expired (one message for all)
     ├── InsufficientScope (403 insufficient-scope)        also Forbidden; extra: required_scope
+    ├── KeyExceedsIssuer (403 key-exceeds-issuer)         also Forbidden: a key may mint only
+    │                                                     what it has; extra: fields
     ├── KeyNotFound (404 key-not-found)                   also NotFound
     ├── KeyExists (409 key-exists)                        also Conflict: a given raw key is taken
     └── InvalidScope (422 invalid-scope)                  also InvalidInput; extra: errors
@@ -48,6 +50,16 @@ class InsufficientScope(Forbidden, KeysError):
     """The key lacks the scope the operation needs (`required_scope` in the body)."""
 
     status, code, title = 403, "insufficient-scope", "Insufficient scope"
+
+
+class KeyExceedsIssuer(Forbidden, KeysError):
+    """The key asked for would have more than the key minting it (`create_key(issuer=...)`).
+
+    `fields` (sorted) names what exceeds: `customer_id` (an operator key minted by a customer
+    key), `scopes`, `allowed_models`, `rate_limit_rpm`, `expires_at`.
+    """
+
+    status, code, title = 403, "key-exceeds-issuer", "Key exceeds the issuing key"
 
 
 class KeyNotFound(NotFound, KeysError):

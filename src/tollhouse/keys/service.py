@@ -4,6 +4,10 @@ Functions take the caller's `AsyncSession` and never commit. `secret` is the HMA
 digests (`Settings.key_secret`); the raw key leaves `create_key` once, in `IssuedKey.secret`,
 and is never stored or logged.
 
+`issuer` is the key the request came with (the API passes its `Principal`): what it mints is
+bounded by what it has (`keys/bounds.py`). `issuer=None` is a trusted context with
+database access (the CLI, `bootstrap`, code embedding tollhouse): not bounded.
+
 After `revoke_key` commits, call `Runtime.invalidate_key(key_id)`: this process stops accepting
 the key at once, and other processes at once through Redis (`server/invalidation.py`); without
 Redis they stop within their cache TTL.
@@ -19,16 +23,18 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollhouse.clock import Clock
+from tollhouse.customers import CustomerNotFound
 from tollhouse.customers import service as customers
 from tollhouse.errors import InvalidInput
 from tollhouse.ids import new_id
-from tollhouse.keys.errors import InvalidScope, KeyExists, KeyNotFound
+from tollhouse.keys.bounds import default_scopes, require_within
+from tollhouse.keys.errors import InvalidKey, InvalidScope, KeyExists, KeyNotFound
 from tollhouse.keys.format import ENV_PATTERN, digest, generate_key, parse_key
 from tollhouse.keys.models import ApiKey
+from tollhouse.keys.principal import Principal
 
 SCOPES = frozenset({"read", "write", "admin"})
 """Every scope a key may carry. `admin` implies `read` and `write`."""
-DEFAULT_SCOPES = ("read", "write")
 
 
 @dataclass(frozen=True)
@@ -65,12 +71,25 @@ def normalize_scopes(scopes: Iterable[str]) -> list[str]:
     return result
 
 
+async def _issuer_key(session: AsyncSession, issuer: Principal, now: datetime) -> ApiKey:
+    """The stored key behind `issuer`, read in this transaction (its bounds as they are now).
+
+    Raises:
+        InvalidKey: revoked or expired since it authenticated.
+    """
+    key = await session.get(ApiKey, issuer.key_id)
+    if key is None or not key.is_active(now):
+        raise InvalidKey("the API key is invalid, revoked or expired")
+    return key
+
+
 async def create_key(
     session: AsyncSession,
     *,
     customer_id: str | None,
     name: str,
-    scopes: Iterable[str] = DEFAULT_SCOPES,
+    issuer: Principal | None,
+    scopes: Iterable[str] | None = None,
     expires_at: datetime | None = None,
     allowed_models: Iterable[str] | None = None,
     rate_limit_rpm: int | None = None,
@@ -81,12 +100,20 @@ async def create_key(
 ) -> IssuedKey:
     """Issue a key for `customer_id` (None = an operator key) and return it with its secret.
 
-    `allowed_models` None = every model the plan allows; an empty iterable = none.
-    `rate_limit_rpm` >= 1 requests per minute, or None. `raw_key` installs a given
-    well-formed key instead of generating one (its own `env` wins over `env`).
+    `issuer` is the key minting it (None: a trusted context, see the module docstring); the
+    new key gets at most what `issuer` has, and an omitted (None) `scopes`, `allowed_models`,
+    `rate_limit_rpm` or `expires_at` inherits the issuer's bound (`keys/bounds.py`).
+    Without an issuer: `scopes` None = `read`, `write`; `allowed_models` None = every model
+    the plan allows (an empty iterable = none); `rate_limit_rpm` None = only the plan's
+    limits; `expires_at` None = never. `rate_limit_rpm` is >= 1 requests per minute.
+    `raw_key` installs a given well-formed key instead of generating one (its own `env` wins
+    over `env`).
 
     Raises:
-        CustomerNotFound: no customer `customer_id`.
+        CustomerNotFound: no customer `customer_id`, or another customer's (issuer a customer
+            key: no existence oracle).
+        KeyExceedsIssuer: 403, the key would have more than `issuer` (`fields` names what).
+        InvalidKey: `issuer` was revoked or expired meanwhile.
         InvalidScope: empty or unknown scopes.
         InvalidInput: empty/oversized name, bad env, rate_limit_rpm < 1, expires_at not
             after now.
@@ -96,33 +123,86 @@ async def create_key(
     name = name.strip()
     if not name or len(name) > 200:
         raise _invalid("name", "must be 1..200 characters")
-    normalized_scopes = normalize_scopes(scopes)
+    normalized_scopes = None if scopes is None else normalize_scopes(scopes)
     models = None if allowed_models is None else sorted(set(_models(allowed_models)))
     if rate_limit_rpm is not None and rate_limit_rpm < 1:
         raise _invalid("rate_limit_rpm", "must be at least 1")
     now = clock.now()
     if expires_at is not None and expires_at <= now:
         raise _invalid("expires_at", "must be in the future")
+    if raw_key is None and not ENV_PATTERN.fullmatch(env):
+        raise _invalid("env", "must be 1..12 characters of [a-z0-9]")
+
+    bound = None if issuer is None else await _issuer_key(session, issuer, now)
+    if (
+        bound is not None
+        and customer_id is not None
+        and bound.customer_id not in (None, customer_id)
+    ):
+        # Another customer's id answers as an unknown one would: no existence oracle.
+        raise CustomerNotFound(f"no customer {customer_id!r}", customer_id=customer_id)
     if customer_id is not None:
         await customers.get(session, customer_id)
+    if normalized_scopes is None:
+        normalized_scopes = default_scopes(bound)
+    if bound is not None:
+        if models is None and bound.allowed_models is not None:
+            models = list(bound.allowed_models)
+        rate_limit_rpm = rate_limit_rpm if rate_limit_rpm is not None else bound.rate_limit_rpm
+        expires_at = expires_at if expires_at is not None else bound.expires_at
+        require_within(
+            bound,
+            customer_id=customer_id,
+            scopes=normalized_scopes,
+            allowed_models=models,
+            rate_limit_rpm=rate_limit_rpm,
+            expires_at=expires_at,
+        )
+    return await _insert(
+        session,
+        customer_id=customer_id,
+        name=name,
+        scopes=normalized_scopes,
+        allowed_models=models,
+        rate_limit_rpm=rate_limit_rpm,
+        expires_at=expires_at,
+        raw_key=raw_key if raw_key is not None else generate_key(env),
+        secret=secret,
+        now=now,
+    )
 
-    if raw_key is None:
-        if not ENV_PATTERN.fullmatch(env):
-            raise _invalid("env", "must be 1..12 characters of [a-z0-9]")
-        raw_key = generate_key(env)
+
+async def _insert(
+    session: AsyncSession,
+    *,
+    customer_id: str | None,
+    name: str,
+    scopes: list[str],
+    allowed_models: list[str] | None,
+    rate_limit_rpm: int | None,
+    expires_at: datetime | None,
+    raw_key: str,
+    secret: bytes,
+    now: datetime,
+) -> IssuedKey:
+    """Store a checked key for `raw_key` (its digest and prefix, never the key).
+
+    Raises:
+        MalformedKey: `raw_key` is not a well-formed key.
+        KeyExists: `raw_key` is already installed.
+    """
     parsed = parse_key(raw_key)
     key_digest = digest(raw_key, secret)
     if await session.scalar(select(exists().where(ApiKey.digest == key_digest))):
         raise KeyExists("this API key is already installed")
-
     key = ApiKey(
         id=new_id("key"),
         customer_id=customer_id,
         name=name,
         prefix=parsed.prefix,
         digest=key_digest,
-        scopes=normalized_scopes,
-        allowed_models=models,
+        scopes=scopes,
+        allowed_models=allowed_models,
         rate_limit_rpm=rate_limit_rpm,
         expires_at=expires_at,
         created_at=now,

@@ -30,6 +30,7 @@ async def test_create_authenticate_revoke(postgres_db: Database, clock: FrozenCl
             expires_at=clock.now() + timedelta(days=30),
             secret=SECRET,
             clock=clock,
+            issuer=None,
         )
     async with postgres_db.sessions() as session:
         rows = (await session.execute(text("SELECT api_keys::text FROM api_keys"))).scalars()
