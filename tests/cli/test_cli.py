@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +228,48 @@ class TestKeys:
 
         assert result.exit_code == 1
         assert "key_missing" in result.stderr
+
+
+class TestKeyRotation:
+    def test_rotate_issues_a_successor_and_the_old_key_works_for_24_hours(
+        self, migrated: Cli
+    ) -> None:
+        customer_id = migrated.customer()
+        old = migrated.json("keys", "create", "--customer", customer_id, "--name", "prod")
+
+        rotated = migrated.json("keys", "rotate", old["id"])
+
+        assert rotated["previous_key_id"] == old["id"]
+        assert (rotated["name"], rotated["customer_id"]) == ("prod", customer_id)
+        grace = datetime.fromisoformat(rotated["previous_key_expires_at"]) - datetime.fromisoformat(
+            rotated["created_at"]
+        )
+        assert grace == timedelta(hours=24)
+        listed = {k["id"]: k for k in migrated.json("keys", "list", "--customer", customer_id)}
+        assert listed[old["id"]]["successor_id"] == rotated["id"]
+        assert authenticates(migrated.url, old["key"])
+        assert authenticates(migrated.url, rotated["key"])
+
+    def test_rotate_with_zero_grace_stops_the_old_key(self, migrated: Cli) -> None:
+        customer_id = migrated.customer()
+        old = migrated.json("keys", "create", "--customer", customer_id)
+
+        rotated = migrated.json("keys", "rotate", old["id"], "--grace-seconds", "0")
+
+        assert not authenticates(migrated.url, old["key"])
+        assert authenticates(migrated.url, rotated["key"])
+
+    def test_rotating_a_rotated_key_exits_1_naming_why(self, migrated: Cli) -> None:
+        customer_id = migrated.customer()
+        old = migrated.json("keys", "create", "--customer", customer_id)
+        migrated.json("keys", "rotate", old["id"])
+
+        result = migrated.invoke("keys", "rotate", old["id"])
+
+        assert result.exit_code == 1
+        assert "key-not-rotatable" in result.stderr
+        assert "rotated" in result.stderr
+        assert migrated.rows("SELECT count(*) FROM api_keys") == [(2,)]
 
 
 def authenticates(url: str, raw_key: str) -> bool:

@@ -23,7 +23,7 @@ from tollhouse.server.invalidation import key_message
 from tollhouse.subscriptions import service as subscriptions
 
 customers_app = typer.Typer(help="Create and list customers.", no_args_is_help=True)
-keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
+keys_app = typer.Typer(help="Issue, list, rotate and revoke API keys.", no_args_is_help=True)
 credits_app = typer.Typer(help="Grant credits, read balances and history.", no_args_is_help=True)
 catalog_app = typer.Typer(help="Check catalog files.", no_args_is_help=True)
 
@@ -52,6 +52,7 @@ def key_dict(key: ApiKey) -> dict[str, Any]:
         "revoked_at": key.revoked_at,
         "last_used_at": key.last_used_at,
         "created_at": key.created_at,
+        "successor_id": key.successor_id,
     }
 
 
@@ -170,6 +171,54 @@ def keys_revoke(key_id: str, as_json: bool = JsonOption) -> None:
         return key_dict(revoked)
 
     emit(run(job), as_json, columns=["id", "prefix", "revoked_at"], title="key revoked")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: str,
+    grace_seconds: int = typer.Option(
+        keys.DEFAULT_GRACE_SECONDS,
+        min=0,
+        max=keys.MAX_GRACE_SECONDS,
+        help="Seconds the old key keeps working (never beyond its own expiry); 0 = stop now.",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Issue a successor with the key's settings (printed once) and retire the old key after
+    the grace period (running servers see its new expiry at once with Redis, else within
+    30 s)."""
+
+    async def job(svc: Services) -> dict[str, Any]:
+        async with svc.db.transaction() as session:
+            rotation = await keys.rotate_key(
+                session,
+                key_id,
+                issuer=None,
+                grace_seconds=grace_seconds,
+                secret=svc.key_secret,
+                clock=svc.clock,
+            )
+        await svc.notify(key_message(rotation.previous.id))
+        return {
+            **key_dict(rotation.successor.key),
+            "key": rotation.successor.secret,
+            "previous_key_id": rotation.previous.id,
+            "previous_key_expires_at": rotation.previous_expires_at,
+        }
+
+    emit(
+        run(job),
+        as_json,
+        columns=[
+            "id",
+            "customer_id",
+            "scopes",
+            "key",
+            "previous_key_id",
+            "previous_key_expires_at",
+        ],
+        title="key rotated (shown once)",
+    )
 
 
 def _parse_time(value: str | None, name: str) -> datetime | None:

@@ -11,6 +11,8 @@ TollhouseError
     │                                                     what it has; extra: fields
     ├── KeyNotFound (404 key-not-found)                   also NotFound
     ├── KeyExists (409 key-exists)                        also Conflict: a given raw key is taken
+    ├── KeyNotRotatable (409 key-not-rotatable)           also Conflict: rotated, revoked or
+    │                                                     expired; extra: key_id, state
     └── InvalidScope (422 invalid-scope)                  also InvalidInput; extra: errors
 ```
 """
@@ -78,3 +80,12 @@ class KeyExists(Conflict, KeysError):
     """`create_key(raw_key=...)` was given a key that is already installed."""
 
     status, code, title = 409, "key-exists", "API key already exists"
+
+
+class KeyNotRotatable(Conflict, KeysError):
+    """The key was already rotated, or is revoked or expired: it has no successor to get.
+
+    `state` is `rotated` (then `successor_id` names its successor), `revoked` or `expired`.
+    """
+
+    status, code, title = 409, "key-not-rotatable", "API key cannot be rotated"

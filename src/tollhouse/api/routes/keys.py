@@ -1,6 +1,6 @@
-"""API keys: issue (secret shown once), list, read, revoke, per-key usage.
+"""API keys: issue and rotate (secret shown once), list, read, revoke, per-key usage.
 
-A key mints only what it has: what the calling key issues is bounded by it
+A key mints only what it has: what the calling key issues or rotates is bounded by it
 (`keys/bounds.py`), refused with 403 `key-exceeds-issuer` otherwise.
 """
 
@@ -40,6 +40,17 @@ class KeyCreate(BaseModel):
     calling key's."""
 
 
+class KeyRotate(BaseModel):
+    """A rotation: how long the old key keeps working. The body may be left out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grace_seconds: int = Field(
+        default=keys.DEFAULT_GRACE_SECONDS, ge=0, le=keys.MAX_GRACE_SECONDS, strict=True
+    )
+    """Seconds the old key keeps working (never beyond its own expiry); 0 = it stops now."""
+
+
 class KeyOut(BaseModel):
     id: str
     customer_id: str | None
@@ -53,6 +64,8 @@ class KeyOut(BaseModel):
     revoked_at: datetime | None
     last_used_at: datetime | None
     created_at: datetime
+    successor_id: str | None
+    """The key that replaced this one by rotation; null = never rotated."""
 
     @classmethod
     def of(cls, key: ApiKey) -> KeyOut:
@@ -68,12 +81,21 @@ class KeyOut(BaseModel):
             revoked_at=key.revoked_at,
             last_used_at=key.last_used_at,
             created_at=key.created_at,
+            successor_id=key.successor_id,
         )
 
 
 class IssuedKeyOut(KeyOut):
     key: str
     """The secret key. Shown only in this response: store it now."""
+
+
+class RotatedKeyOut(IssuedKeyOut):
+    previous_key_id: str
+    """The rotated key."""
+    previous_key_expires_at: datetime
+    """When the rotated key stops working: the end of the grace period, or its own expiry
+    if that comes first."""
 
 
 class KeyUsageOut(BaseModel):
@@ -148,6 +170,33 @@ async def revoke_key(key_id: str, principal: Admin, runtime: RuntimeDep) -> KeyO
         revoked = await keys.revoke_key(session, key.id, clock=runtime.clock)
     await runtime.invalidate_key(key.id)
     return KeyOut.of(revoked)
+
+
+@router.post("/v1/keys/{key_id}/rotate", status_code=status.HTTP_201_CREATED)
+async def rotate_key(
+    key_id: str, principal: Admin, runtime: RuntimeDep, body: KeyRotate | None = None
+) -> RotatedKeyOut:
+    """Issue a successor with the key's settings (secret shown once) and keep the old key
+    working for `grace_seconds` (default 24 h). A customer's key rotates only its own
+    customer's keys. Caches drop the old key after the commit, so every process sees its
+    new expiry."""
+    grace_seconds = (body or KeyRotate()).grace_seconds
+    async with runtime.db.transaction() as session:
+        rotation = await keys.rotate_key(
+            session,
+            key_id,
+            issuer=principal,
+            grace_seconds=grace_seconds,
+            secret=runtime.key_secret,
+            clock=runtime.clock,
+        )
+    await runtime.invalidate_key(rotation.previous.id)
+    return RotatedKeyOut(
+        **KeyOut.of(rotation.successor.key).model_dump(),
+        key=rotation.successor.secret,
+        previous_key_id=rotation.previous.id,
+        previous_key_expires_at=rotation.previous_expires_at,
+    )
 
 
 @router.get("/v1/keys/{key_id}/usage")
