@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -229,6 +232,95 @@ class TestKeys:
         assert result.exit_code == 1
         assert "key_missing" in result.stderr
 
+    def test_create_prints_the_secret_alone_on_its_own_line(self, migrated: Cli) -> None:
+        customer_id = migrated.customer()
+
+        lines = migrated.ok("keys", "create", "--customer", customer_id).stdout.splitlines()
+
+        secrets = [line for line in lines if line.startswith("th_live_")]
+        assert len(secrets) == 1
+        assert re.fullmatch(r"th_live_[0-9A-Za-z]{28}", secrets[0])
+        assert authenticates(migrated.url, secrets[0])
+
+    def test_create_as_json_is_one_document_with_times_as_the_api_writes_them(
+        self, migrated: Cli
+    ) -> None:
+        customer_id = migrated.customer()
+
+        created = migrated.json(
+            "keys", "create", "--customer", customer_id, "--expires-in-days", "1"
+        )
+
+        assert API_TIME.fullmatch(created["created_at"])
+        assert API_TIME.fullmatch(created["expires_at"])
+        assert authenticates(migrated.url, created["key"])
+
+
+API_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
+"""A UTC time as the API (pydantic) writes it: `2026-03-15T12:00:00Z`, fractions if any."""
+
+
+def piped(cli: Cli, *args: str, columns: int = 40) -> str:
+    """Run `tollhouse *args` in a child process whose stdout is a pipe, `COLUMNS` wide."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tollhouse.cli.main", *args],
+        cwd=cli.directory,
+        env={**os.environ, "COLUMNS": str(columns)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, (args, result.stdout, result.stderr)
+    return result.stdout
+
+
+class TestNarrowOutput:
+    """`COLUMNS=40` with stdout piped: every id, key and time printed whole, on one line."""
+
+    def test_created_key_and_its_secret_are_printed_whole(self, migrated: Cli) -> None:
+        customer_id = migrated.customer()
+
+        lines = piped(migrated, "keys", "create", "--customer", customer_id).splitlines()
+
+        secret = next(line for line in lines if line.startswith("th_"))
+        assert re.fullmatch(r"th_live_[0-9A-Za-z]{28}", secret)
+        assert any(line.split() == ["customer_id", customer_id] for line in lines)
+        assert "…" not in "".join(lines)
+        assert authenticates(migrated.url, secret)
+
+    def test_key_list_prints_ids_and_times_whole(self, migrated: Cli) -> None:
+        customer_id = migrated.customer()
+        created = migrated.json(
+            "keys", "create", "--customer", customer_id, "--expires-in-days", "3"
+        )
+
+        output = piped(migrated, "keys", "list", "--customer", customer_id)
+
+        rows = [line.split() for line in output.splitlines()]
+        assert ["id", created["id"]] in rows
+        assert ["prefix", created["prefix"]] in rows
+        assert ["expires_at", created["expires_at"]] in rows
+        assert "…" not in output
+
+    def test_customer_list_prints_times_as_the_api_writes_them(self, migrated: Cli) -> None:
+        customer_id = migrated.customer()
+        created_at = migrated.json("customers", "list")[0]["created_at"]
+
+        output = piped(migrated, "customers", "list")
+
+        rows = [line.split() for line in output.splitlines()]
+        assert ["id", customer_id] in rows
+        assert ["created_at", created_at] in rows
+        assert API_TIME.fullmatch(created_at)
+
+    def test_a_table_that_fits_is_printed_as_a_table(self, migrated: Cli) -> None:
+        customer_id = migrated.customer()
+
+        output = piped(migrated, "customers", "list", columns=200)
+
+        assert "┃ id" in output
+        assert customer_id in output
+
 
 class TestKeyRotation:
     def test_rotate_issues_a_successor_and_the_old_key_works_for_24_hours(
@@ -258,6 +350,16 @@ class TestKeyRotation:
 
         assert not authenticates(migrated.url, old["key"])
         assert authenticates(migrated.url, rotated["key"])
+
+    def test_rotate_prints_the_successor_alone_on_its_own_line(self, migrated: Cli) -> None:
+        customer_id = migrated.customer()
+        old = migrated.json("keys", "create", "--customer", customer_id)
+
+        lines = migrated.ok("keys", "rotate", old["id"]).stdout.splitlines()
+
+        secrets = [line for line in lines if line.startswith("th_live_")]
+        assert len(secrets) == 1
+        assert authenticates(migrated.url, secrets[0])
 
     def test_rotating_a_rotated_key_exits_1_naming_why(self, migrated: Cli) -> None:
         customer_id = migrated.customer()

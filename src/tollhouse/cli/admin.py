@@ -9,7 +9,15 @@ from typing import Any
 import typer
 
 from tollhouse.catalog import validate_catalog_file
-from tollhouse.cli.common import JsonOption, Services, emit, errors, print_error, run
+from tollhouse.cli.common import (
+    JsonOption,
+    Services,
+    emit,
+    errors,
+    print_error,
+    run,
+    show_secret,
+)
 from tollhouse.customers import Customer
 from tollhouse.customers import service as customers
 from tollhouse.errors import InvalidInput, TollhouseError
@@ -26,6 +34,10 @@ customers_app = typer.Typer(help="Create and list customers.", no_args_is_help=T
 keys_app = typer.Typer(help="Issue, list, rotate and revoke API keys.", no_args_is_help=True)
 credits_app = typer.Typer(help="Grant credits, read balances and history.", no_args_is_help=True)
 catalog_app = typer.Typer(help="Check catalog files.", no_args_is_help=True)
+
+
+KEY_COLUMNS = ["id", "customer_id", "name", "scopes", "expires_at"]
+"""What `keys create` and `keys rotate` show of the new key, beside its secret."""
 
 
 def customer_dict(customer: Customer) -> dict[str, Any]:
@@ -139,14 +151,17 @@ def keys_create(
             )
         return {**key_dict(issued.key), "key": issued.secret}
 
-    emit(
-        run(job), as_json, columns=["id", "customer_id", "scopes", "key"], title="key (shown once)"
-    )
+    created = run(job)
+    if as_json:
+        emit(created, True)
+        return
+    emit(created, False, columns=KEY_COLUMNS, title="key created")
+    show_secret(created["key"])
 
 
 @keys_app.command("list")
 def keys_list(
-    customer: str | None = typer.Option(None, help="Customer id; omit for operator keys."),
+    customer: str | None = typer.Option(None, help="Customer id; omit for every key."),
     as_json: bool = JsonOption,
 ) -> None:
     """List keys (never their secrets)."""
@@ -156,7 +171,9 @@ def keys_list(
             return [key_dict(k) for k in await keys.list_keys(session, customer_id=customer)]
 
     emit(
-        run(job), as_json, columns=["id", "prefix", "name", "scopes", "revoked_at", "last_used_at"]
+        run(job),
+        as_json,
+        columns=["id", "prefix", "name", "scopes", "expires_at", "revoked_at", "last_used_at"],
     )
 
 
@@ -206,19 +223,13 @@ def keys_rotate(
             "previous_key_expires_at": rotation.previous_expires_at,
         }
 
-    emit(
-        run(job),
-        as_json,
-        columns=[
-            "id",
-            "customer_id",
-            "scopes",
-            "key",
-            "previous_key_id",
-            "previous_key_expires_at",
-        ],
-        title="key rotated (shown once)",
-    )
+    rotated = run(job)
+    if as_json:
+        emit(rotated, True)
+        return
+    columns = [*KEY_COLUMNS, "previous_key_id", "previous_key_expires_at"]
+    emit(rotated, False, columns=columns, title="key rotated")
+    show_secret(rotated["key"])
 
 
 def _parse_time(value: str | None, name: str) -> datetime | None:
