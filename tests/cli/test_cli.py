@@ -20,15 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from tests.support.catalog import write_catalog
 from typer.testing import CliRunner, Result
 
 import tollhouse.catalog
 from tollhouse.cli.main import app
 from tollhouse.clock import SystemClock
-from tollhouse.config import get_settings
-from tollhouse.keys import InvalidKey, KeyAuthenticator
+from tollhouse.config import Settings, get_settings
+from tollhouse.keys import InvalidKey, KeyAuthenticator, parse_key
 from tollhouse.metering import UsageEventIn, UsageRecorder
+from tollhouse.server.bootstrap import bootstrap
 from tollhouse.storage import Database
 
 BUILTIN_CATALOG = Path(tollhouse.catalog.__file__).with_name("builtin.yaml")
@@ -372,6 +374,51 @@ class TestKeyRotation:
         assert "key-not-rotatable" in result.stderr
         assert "rotated" in result.stderr
         assert migrated.rows("SELECT count(*) FROM api_keys") == [(2,)]
+
+
+class TestKeysGenerate:
+    def test_generate_prints_one_well_formed_key_and_stores_nothing(self, migrated: Cli) -> None:
+        output = migrated.ok("keys", "generate").stdout
+
+        key = output.strip()
+        assert output == key + "\n"
+        assert parse_key(key).env == "live"
+        assert migrated.rows("SELECT count(*) FROM api_keys") == [(0,)]
+
+    def test_env_comes_from_the_option_or_the_settings(
+        self, cli: Cli, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        given = cli.ok("keys", "generate", "--env", "staging").stdout.strip()
+        monkeypatch.setenv("TOLLHOUSE_KEY_ENV", "test")
+        configured = cli.ok("keys", "generate").stdout.strip()
+
+        assert parse_key(given).env == "staging"
+        assert parse_key(configured).env == "test"
+
+    def test_generate_as_json_is_one_document(self, cli: Cli) -> None:
+        generated = cli.json("keys", "generate")
+
+        assert parse_key(generated["key"]).env == "live"
+
+    def test_bad_env_exits_2(self, cli: Cli) -> None:
+        result = cli.invoke("keys", "generate", "--env", "Prod")
+
+        assert result.exit_code == 2
+        assert "1..12 characters" in result.stderr
+        assert result.stdout == ""
+
+    def test_generated_key_is_installed_as_the_bootstrap_operator_key(self, cli: Cli) -> None:
+        generated = cli.ok("keys", "generate").stdout.strip()
+        settings = Settings(
+            database_url=cli.url,
+            bootstrap_key=SecretStr(generated),
+            _env_file=None,  # type: ignore[call-arg]
+        )
+
+        installed = asyncio.run(bootstrap(settings))
+
+        assert installed == generated
+        assert authenticates(cli.url, generated)
 
 
 def authenticates(url: str, raw_key: str) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from tollhouse.catalog import validate_catalog_file
 from tollhouse.cli.common import (
@@ -18,11 +19,12 @@ from tollhouse.cli.common import (
     run,
     show_secret,
 )
+from tollhouse.config import get_settings
 from tollhouse.customers import Customer
 from tollhouse.customers import service as customers
 from tollhouse.errors import InvalidInput, TollhouseError
 from tollhouse.ids import new_id
-from tollhouse.keys import ApiKey
+from tollhouse.keys import ApiKey, generate_key
 from tollhouse.keys import service as keys
 from tollhouse.ledger import service as ledger
 from tollhouse.metering import service as metering
@@ -31,7 +33,10 @@ from tollhouse.server.invalidation import key_message
 from tollhouse.subscriptions import service as subscriptions
 
 customers_app = typer.Typer(help="Create and list customers.", no_args_is_help=True)
-keys_app = typer.Typer(help="Issue, list, rotate and revoke API keys.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Issue, list, rotate and revoke API keys; generate one for TOLLHOUSE_BOOTSTRAP_KEY.",
+    no_args_is_help=True,
+)
 credits_app = typer.Typer(help="Grant credits, read balances and history.", no_args_is_help=True)
 catalog_app = typer.Typer(help="Check catalog files.", no_args_is_help=True)
 
@@ -230,6 +235,26 @@ def keys_rotate(
     columns = [*KEY_COLUMNS, "previous_key_id", "previous_key_expires_at"]
     emit(rotated, False, columns=columns, title="key rotated")
     show_secret(rotated["key"])
+
+
+@keys_app.command("generate")
+def keys_generate(
+    env: str | None = typer.Option(
+        None, help="The key's <env> label, 1..12 of [a-z0-9]; default: TOLLHOUSE_KEY_ENV (live)."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Print a new well-formed key, alone on its line and stored nowhere: set it as
+    TOLLHOUSE_BOOTSTRAP_KEY and `serve` installs it as the operator key on first start."""
+    try:
+        key = generate_key(env or get_settings().key_env)
+    except ValueError as error:
+        errors.print(f"[red]error[/red]: {escape(str(error))}", highlight=False)
+        raise typer.Exit(2) from None
+    if as_json:
+        emit({"key": key}, True)
+    else:
+        typer.echo(key)
 
 
 def _parse_time(value: str | None, name: str) -> datetime | None:
