@@ -7,14 +7,24 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from tollhouse.catalog import validate_catalog_file
-from tollhouse.cli.common import JsonOption, Services, emit, errors, print_error, run
+from tollhouse.cli.common import (
+    JsonOption,
+    Services,
+    emit,
+    errors,
+    print_error,
+    run,
+    show_secret,
+)
+from tollhouse.config import get_settings
 from tollhouse.customers import Customer
 from tollhouse.customers import service as customers
 from tollhouse.errors import InvalidInput, TollhouseError
 from tollhouse.ids import new_id
-from tollhouse.keys import ApiKey
+from tollhouse.keys import ApiKey, generate_key
 from tollhouse.keys import service as keys
 from tollhouse.ledger import service as ledger
 from tollhouse.metering import service as metering
@@ -23,9 +33,16 @@ from tollhouse.server.invalidation import key_message
 from tollhouse.subscriptions import service as subscriptions
 
 customers_app = typer.Typer(help="Create and list customers.", no_args_is_help=True)
-keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Issue, list, rotate and revoke API keys; generate one for TOLLHOUSE_BOOTSTRAP_KEY.",
+    no_args_is_help=True,
+)
 credits_app = typer.Typer(help="Grant credits, read balances and history.", no_args_is_help=True)
 catalog_app = typer.Typer(help="Check catalog files.", no_args_is_help=True)
+
+
+KEY_COLUMNS = ["id", "customer_id", "name", "scopes", "expires_at"]
+"""What `keys create` and `keys rotate` show of the new key, beside its secret."""
 
 
 def customer_dict(customer: Customer) -> dict[str, Any]:
@@ -52,6 +69,7 @@ def key_dict(key: ApiKey) -> dict[str, Any]:
         "revoked_at": key.revoked_at,
         "last_used_at": key.last_used_at,
         "created_at": key.created_at,
+        "successor_id": key.successor_id,
     }
 
 
@@ -123,12 +141,11 @@ def keys_create(
             svc.catalog.model(model_id)
         expires = svc.clock.now() + timedelta(days=expires_in_days) if expires_in_days else None
         async with svc.db.transaction() as session:
-            if customer is not None:
-                await customers.get(session, customer)
             issued = await keys.create_key(
                 session,
                 customer_id=customer,
                 name=name,
+                issuer=None,
                 scopes=[s.strip() for s in scopes.split(",") if s.strip()],
                 expires_at=expires,
                 allowed_models=allowed,
@@ -139,14 +156,17 @@ def keys_create(
             )
         return {**key_dict(issued.key), "key": issued.secret}
 
-    emit(
-        run(job), as_json, columns=["id", "customer_id", "scopes", "key"], title="key (shown once)"
-    )
+    created = run(job)
+    if as_json:
+        emit(created, True)
+        return
+    emit(created, False, columns=KEY_COLUMNS, title="key created")
+    show_secret(created["key"])
 
 
 @keys_app.command("list")
 def keys_list(
-    customer: str | None = typer.Option(None, help="Customer id; omit for operator keys."),
+    customer: str | None = typer.Option(None, help="Customer id; omit for every key."),
     as_json: bool = JsonOption,
 ) -> None:
     """List keys (never their secrets)."""
@@ -156,7 +176,9 @@ def keys_list(
             return [key_dict(k) for k in await keys.list_keys(session, customer_id=customer)]
 
     emit(
-        run(job), as_json, columns=["id", "prefix", "name", "scopes", "revoked_at", "last_used_at"]
+        run(job),
+        as_json,
+        columns=["id", "prefix", "name", "scopes", "expires_at", "revoked_at", "last_used_at"],
     )
 
 
@@ -171,6 +193,68 @@ def keys_revoke(key_id: str, as_json: bool = JsonOption) -> None:
         return key_dict(revoked)
 
     emit(run(job), as_json, columns=["id", "prefix", "revoked_at"], title="key revoked")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: str,
+    grace_seconds: int = typer.Option(
+        keys.DEFAULT_GRACE_SECONDS,
+        min=0,
+        max=keys.MAX_GRACE_SECONDS,
+        help="Seconds the old key keeps working (never beyond its own expiry); 0 = stop now.",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Issue a successor with the key's settings (printed once) and retire the old key after
+    the grace period (running servers see its new expiry at once with Redis, else within
+    30 s)."""
+
+    async def job(svc: Services) -> dict[str, Any]:
+        async with svc.db.transaction() as session:
+            rotation = await keys.rotate_key(
+                session,
+                key_id,
+                issuer=None,
+                grace_seconds=grace_seconds,
+                secret=svc.key_secret,
+                clock=svc.clock,
+            )
+        await svc.notify(key_message(rotation.previous.id))
+        return {
+            **key_dict(rotation.successor.key),
+            "key": rotation.successor.secret,
+            "previous_key_id": rotation.previous.id,
+            "previous_key_expires_at": rotation.previous_expires_at,
+        }
+
+    rotated = run(job)
+    if as_json:
+        emit(rotated, True)
+        return
+    columns = [*KEY_COLUMNS, "previous_key_id", "previous_key_expires_at"]
+    emit(rotated, False, columns=columns, title="key rotated")
+    show_secret(rotated["key"])
+
+
+@keys_app.command("generate")
+def keys_generate(
+    env: str | None = typer.Option(
+        None, help="The key's <env> label, 1..12 of [a-z0-9]; default: TOLLHOUSE_KEY_ENV (live)."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Print a new well-formed key, alone on its line and stored nowhere: set it as
+    TOLLHOUSE_BOOTSTRAP_KEY and `serve` installs it as the operator key on first start."""
+    try:
+        key = generate_key(env or get_settings().key_env)
+    except ValueError as error:
+        errors.print(f"[red]error[/red]: {escape(str(error))}", highlight=False)
+        raise typer.Exit(2) from None
+    if as_json:
+        emit({"key": key}, True)
+    else:
+        typer.echo(key)
 
 
 def _parse_time(value: str | None, name: str) -> datetime | None:

@@ -7,14 +7,15 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 from typing import Any, TypeVar
 
 import typer
+from pydantic_core import to_jsonable_python
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.exc import DBAPIError
 
 from tollhouse.catalog import Catalog, load_catalog
@@ -29,6 +30,9 @@ T = TypeVar("T")
 
 console = Console()
 errors = Console(stderr=True)
+
+_UNBOUNDED_WIDTH = 1_000_000
+"""Width to measure a table's natural width in (Rich measures within a maximum)."""
 
 JsonOption = typer.Option(False, "--json", help="Print one JSON document for scripts.")
 
@@ -103,27 +107,57 @@ def print_error(headline: str, error: TollhouseError) -> None:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (set, frozenset, tuple)):
-        return sorted(value) if isinstance(value, (set, frozenset)) else list(value)
-    return value
+    """`value` as the API's JSON writes it (pydantic's rules: a UTC datetime is
+    `2026-03-15T12:00:00Z`, a Decimal a string); sets sorted."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return to_jsonable_python(value)
+
+
+def _cell(value: Any) -> str:
+    """A table cell: strings as they are, None empty, anything else as its JSON."""
+    if value is None:
+        return ""
+    plain = _plain(value)
+    return plain if isinstance(plain, str) else json.dumps(plain, default=_plain)
 
 
 def emit(
     data: Any, as_json: bool, *, columns: Sequence[str] | None = None, title: str = ""
 ) -> None:
-    """Print `data` (a dict or a list of dicts) as JSON or as a table of `columns`."""
+    """Print `data` (a dict or a list of dicts) as one JSON document, or as a table of
+    `columns`.
+
+    No cell is ever cut or wrapped: a table wider than the terminal (or than `COLUMNS`, or
+    80 when piped) prints instead as one `column  value` line per field, records apart.
+    """
     if as_json:
         typer.echo(json.dumps(data, default=_plain, indent=2))
         return
     rows = data if isinstance(data, list) else [data]
     columns = columns or (list(rows[0].keys()) if rows else [])
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     table = Table(title=title or None)
     for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(_plain(row.get(c))) for c in columns))
-    console.print(table)
+        table.add_column(column, no_wrap=True)
+    for line in cells:
+        table.add_row(*(Text(cell) for cell in line))
+    unbounded = console.options.update_width(_UNBOUNDED_WIDTH)
+    if Measurement.get(console, unbounded, table).maximum <= console.width:
+        console.print(table)
+        return
+    if title:
+        typer.echo(title)
+    label_width = max(len(column) for column in columns)
+    for number, line in enumerate(cells):
+        if number:
+            typer.echo("")
+        for column, cell in zip(columns, line, strict=True):
+            typer.echo(f"{column.ljust(label_width)}  {cell}".rstrip())
+
+
+def show_secret(secret: str) -> None:
+    """Print a key that is shown once: a headline, then the key alone on its own line (no
+    table, no wrapping: a pipe or a narrow terminal gets every character)."""
+    console.print("[bold]API key (shown once, store it now):[/bold]")
+    typer.echo(secret)

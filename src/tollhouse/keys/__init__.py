@@ -1,4 +1,4 @@
-"""API keys: issue, authenticate, scope-check and revoke the secrets customers call with.
+"""API keys: issue, authenticate, scope-check, rotate and revoke the secrets customers call with.
 
 Invariants:
 - A raw key (`th_<env>_<22 base62 random><6 base62 crc32>`, ~131 random bits) exists only in
@@ -8,6 +8,11 @@ Invariants:
 - A revoked key never authenticates again; an expired one from its `expires_at` on, even while
   cached. Unknown, revoked and expired keys fail with the same `InvalidKey` message.
 - Scopes are a non-empty subset of `read`, `write`, `admin`; `admin` implies the others.
+- A key mints only what it has: a key created or rotated with a key (the issuer) gets at
+  most the issuer's customer, scopes, allowed models, per-key rpm and expiry
+  (`keys/bounds.py`); only operator keys mint operator keys.
+- A key is rotated at most once: `successor_id` names its successor, and it keeps working
+  until its grace period ends.
 - `customer_id` None means an operator key (`Principal.is_operator`, `plan` "").
 - Service functions never commit; `KeyAuthenticator.flush_last_used` owns its transaction.
 """
@@ -17,8 +22,10 @@ from tollhouse.keys.errors import (
     InsufficientScope,
     InvalidKey,
     InvalidScope,
+    KeyExceedsIssuer,
     KeyExists,
     KeyNotFound,
+    KeyNotRotatable,
     KeysError,
     MalformedKey,
 )
@@ -28,11 +35,13 @@ from tollhouse.keys.principal import Principal
 from tollhouse.keys.service import (
     SCOPES,
     IssuedKey,
+    Rotation,
     create_key,
     get_key,
     has_operator_key,
     list_keys,
     revoke_key,
+    rotate_key,
 )
 
 __all__ = [
@@ -43,12 +52,15 @@ __all__ = [
     "InvalidScope",
     "IssuedKey",
     "KeyAuthenticator",
+    "KeyExceedsIssuer",
     "KeyExists",
     "KeyNotFound",
+    "KeyNotRotatable",
     "KeysError",
     "MalformedKey",
     "ParsedKey",
     "Principal",
+    "Rotation",
     "create_key",
     "digest",
     "generate_key",
@@ -57,4 +69,5 @@ __all__ = [
     "list_keys",
     "parse_key",
     "revoke_key",
+    "rotate_key",
 ]

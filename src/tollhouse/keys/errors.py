@@ -7,8 +7,12 @@ TollhouseError
     ├── InvalidKey (401 invalid-key)                      also Unauthenticated: unknown, revoked
     │                                                     or expired (one message for all)
     ├── InsufficientScope (403 insufficient-scope)        also Forbidden; extra: required_scope
+    ├── KeyExceedsIssuer (403 key-exceeds-issuer)         also Forbidden: a key may mint only
+    │                                                     what it has; extra: fields
     ├── KeyNotFound (404 key-not-found)                   also NotFound
     ├── KeyExists (409 key-exists)                        also Conflict: a given raw key is taken
+    ├── KeyNotRotatable (409 key-not-rotatable)           also Conflict: rotated, revoked or
+    │                                                     expired; extra: key_id, state
     └── InvalidScope (422 invalid-scope)                  also InvalidInput; extra: errors
 ```
 """
@@ -50,6 +54,16 @@ class InsufficientScope(Forbidden, KeysError):
     status, code, title = 403, "insufficient-scope", "Insufficient scope"
 
 
+class KeyExceedsIssuer(Forbidden, KeysError):
+    """The key asked for would have more than the key minting it (`create_key(issuer=...)`).
+
+    `fields` (sorted) names what exceeds: `customer_id` (an operator key minted by a customer
+    key), `scopes`, `allowed_models`, `rate_limit_rpm`, `expires_at`.
+    """
+
+    status, code, title = 403, "key-exceeds-issuer", "Key exceeds the issuing key"
+
+
 class KeyNotFound(NotFound, KeysError):
     """No key with that id (for that customer)."""
 
@@ -66,3 +80,12 @@ class KeyExists(Conflict, KeysError):
     """`create_key(raw_key=...)` was given a key that is already installed."""
 
     status, code, title = 409, "key-exists", "API key already exists"
+
+
+class KeyNotRotatable(Conflict, KeysError):
+    """The key was already rotated, or is revoked or expired: it has no successor to get.
+
+    `state` is `rotated` (then `successor_id` names its successor), `revoked` or `expired`.
+    """
+
+    status, code, title = 409, "key-not-rotatable", "API key cannot be rotated"

@@ -85,6 +85,11 @@ def parse_key(raw: str) -> ParsedKey:
     return ParsedKey(env=match["env"], body=match["body"])
 
 
+def env_of_prefix(prefix: str) -> str:
+    """The `env` of a stored `prefix` (`th_<env>_` + 8 random characters)."""
+    return prefix.split("_")[1]
+
+
 def digest(raw: str, secret: bytes) -> str:
     """HMAC-SHA256 of `raw` under `secret`, 64 lowercase hex characters. What the DB stores."""
     return hmac.new(secret, raw.encode("utf-8"), hashlib.sha256).hexdigest()

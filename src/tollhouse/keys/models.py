@@ -37,6 +37,8 @@ class ApiKey(Base):
     """From this moment the key no longer authenticates; None = never expires."""
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     """When the key was revoked; a revoked key never authenticates again."""
+    successor_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("api_keys.id"))
+    """The key issued by rotating this one (`rotate_key`); None = never rotated."""
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     """Latest successful authentication, written in batches (may lag a few seconds)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

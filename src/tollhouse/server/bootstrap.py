@@ -40,6 +40,7 @@ async def bootstrap(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> str |
                 session,
                 customer_id=None,
                 name="operator",
+                issuer=None,
                 scopes=("read", "write", "admin"),
                 env=settings.key_env,
                 secret=settings.key_secret.get_secret_value().encode(),

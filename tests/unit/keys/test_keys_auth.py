@@ -48,7 +48,7 @@ async def issue(db: Database, clock: FrozenClock, secret: bytes, **kwargs: Any) 
     kwargs.setdefault("customer_id", None)
     kwargs.setdefault("name", "k")
     async with db.transaction() as session:
-        return await keys.create_key(session, secret=secret, clock=clock, **kwargs)
+        return await keys.create_key(session, issuer=None, secret=secret, clock=clock, **kwargs)
 
 
 async def revoke(db: Database, clock: FrozenClock, key_id: str) -> None:

@@ -32,7 +32,12 @@ class TestCreateKey:
     ) -> None:
         async with sqlite_db.transaction() as session:
             issued = await keys.create_key(
-                session, customer_id=customer.id, name="prod", secret=secret, clock=clock
+                session,
+                customer_id=customer.id,
+                name="prod",
+                secret=secret,
+                clock=clock,
+                issuer=None,
             )
         raw = issued.secret
         parsed = parse_key(raw)
@@ -49,7 +54,12 @@ class TestCreateKey:
     ) -> None:
         async with sqlite_db.transaction() as session:
             issued = await keys.create_key(
-                session, customer_id=customer.id, name="prod", secret=secret, clock=clock
+                session,
+                customer_id=customer.id,
+                name="prod",
+                secret=secret,
+                clock=clock,
+                issuer=None,
             )
         await sqlite_db.dispose()
         database = Path(str(make_url(sqlite_db.url).database))
@@ -64,7 +74,12 @@ class TestCreateKey:
     ) -> None:
         async with sqlite_db.transaction() as session:
             issued = await keys.create_key(
-                session, customer_id=None, name="ops", secret=secret, clock=clock
+                session,
+                customer_id=None,
+                name="ops",
+                secret=secret,
+                clock=clock,
+                issuer=None,
             )
         assert issued.secret not in repr(issued)
         assert issued.key.digest not in repr(issued)
@@ -85,6 +100,7 @@ class TestCreateKey:
                 env="test",
                 secret=secret,
                 clock=clock,
+                issuer=None,
             )
         key = issued.key
         assert key.id.startswith("key_")
@@ -104,7 +120,13 @@ class TestCreateKey:
         async with sqlite_db.transaction() as session:
             with pytest.raises(InvalidScope) as caught:
                 await keys.create_key(
-                    session, customer_id=None, name="x", scopes=scopes, secret=secret, clock=clock
+                    session,
+                    customer_id=None,
+                    name="x",
+                    scopes=scopes,
+                    secret=secret,
+                    clock=clock,
+                    issuer=None,
                 )
         assert caught.value.status == 422
         assert caught.value.code == "invalid-scope"
@@ -115,7 +137,12 @@ class TestCreateKey:
         async with sqlite_db.transaction() as session:
             with pytest.raises(CustomerNotFound):
                 await keys.create_key(
-                    session, customer_id="cus_nope", name="x", secret=secret, clock=clock
+                    session,
+                    customer_id="cus_nope",
+                    name="x",
+                    secret=secret,
+                    clock=clock,
+                    issuer=None,
                 )
 
     @pytest.mark.parametrize(
@@ -133,6 +160,7 @@ class TestCreateKey:
                 await keys.create_key(
                     session,
                     customer_id=None,
+                    issuer=None,
                     secret=secret,
                     clock=clock,
                     **kwargs,  # type: ignore[arg-type]
@@ -144,7 +172,13 @@ class TestCreateKey:
         raw = generate_key("boot")
         async with sqlite_db.transaction() as session:
             issued = await keys.create_key(
-                session, customer_id=None, name="bootstrap", secret=secret, clock=clock, raw_key=raw
+                session,
+                customer_id=None,
+                name="bootstrap",
+                secret=secret,
+                clock=clock,
+                raw_key=raw,
+                issuer=None,
             )
         assert issued.secret == raw
         assert issued.key.digest == digest(raw, secret)
@@ -156,11 +190,23 @@ class TestCreateKey:
         raw = generate_key()
         async with sqlite_db.transaction() as session:
             await keys.create_key(
-                session, customer_id=None, name="a", secret=secret, clock=clock, raw_key=raw
+                session,
+                customer_id=None,
+                name="a",
+                secret=secret,
+                clock=clock,
+                raw_key=raw,
+                issuer=None,
             )
             with pytest.raises(KeyExists):
                 await keys.create_key(
-                    session, customer_id=None, name="b", secret=secret, clock=clock, raw_key=raw
+                    session,
+                    customer_id=None,
+                    name="b",
+                    secret=secret,
+                    clock=clock,
+                    raw_key=raw,
+                    issuer=None,
                 )
 
     async def test_malformed_raw_key_raises(
@@ -169,7 +215,13 @@ class TestCreateKey:
         async with sqlite_db.transaction() as session:
             with pytest.raises(MalformedKey):
                 await keys.create_key(
-                    session, customer_id=None, name="a", secret=secret, clock=clock, raw_key="x"
+                    session,
+                    customer_id=None,
+                    name="a",
+                    secret=secret,
+                    clock=clock,
+                    raw_key="x",
+                    issuer=None,
                 )
 
 
@@ -179,7 +231,12 @@ class TestRevokeAndList:
     ) -> None:
         async with sqlite_db.transaction() as session:
             issued = await keys.create_key(
-                session, customer_id=customer.id, name="a", secret=secret, clock=clock
+                session,
+                customer_id=customer.id,
+                name="a",
+                secret=secret,
+                clock=clock,
+                issuer=None,
             )
         revoked_at = clock.now()
         async with sqlite_db.transaction() as session:
@@ -195,7 +252,12 @@ class TestRevokeAndList:
     ) -> None:
         async with sqlite_db.transaction() as session:
             issued = await keys.create_key(
-                session, customer_id=customer.id, name="a", secret=secret, clock=clock
+                session,
+                customer_id=customer.id,
+                name="a",
+                secret=secret,
+                clock=clock,
+                issuer=None,
             )
             with pytest.raises(KeyNotFound) as caught:
                 await keys.revoke_key(session, issued.key.id, clock=clock, customer_id="cus_x")
@@ -210,14 +272,29 @@ class TestRevokeAndList:
     ) -> None:
         async with sqlite_db.transaction() as session:
             first = await keys.create_key(
-                session, customer_id=customer.id, name="a", secret=secret, clock=clock
+                session,
+                customer_id=customer.id,
+                name="a",
+                secret=secret,
+                clock=clock,
+                issuer=None,
             )
             clock.advance(1)
             second = await keys.create_key(
-                session, customer_id=customer.id, name="b", secret=secret, clock=clock
+                session,
+                customer_id=customer.id,
+                name="b",
+                secret=secret,
+                clock=clock,
+                issuer=None,
             )
             operator = await keys.create_key(
-                session, customer_id=None, name="ops", secret=secret, clock=clock
+                session,
+                customer_id=None,
+                name="ops",
+                secret=secret,
+                clock=clock,
+                issuer=None,
             )
             await keys.revoke_key(session, first.key.id, clock=clock)
         async with sqlite_db.sessions() as session:
@@ -234,7 +311,12 @@ class TestRevokeAndList:
         async with sqlite_db.transaction() as session:
             assert not await keys.has_operator_key(session)
             await keys.create_key(
-                session, customer_id=customer.id, name="c", secret=secret, clock=clock
+                session,
+                customer_id=customer.id,
+                name="c",
+                secret=secret,
+                clock=clock,
+                issuer=None,
             )
             assert not await keys.has_operator_key(session)
             ops = await keys.create_key(
@@ -245,6 +327,7 @@ class TestRevokeAndList:
                 expires_at=clock.now() + timedelta(hours=1),
                 secret=secret,
                 clock=clock,
+                issuer=None,
             )
             assert await keys.has_operator_key(session)
             clock.advance(3600)

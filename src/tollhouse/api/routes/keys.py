@@ -1,4 +1,8 @@
-"""API keys: issue (secret shown once), list, read, revoke, per-key usage."""
+"""API keys: issue and rotate (secret shown once), list, read, revoke, per-key usage.
+
+A key mints only what it has: what the calling key issues or rotates is bounded by it
+(`keys/bounds.py`), refused with 403 `key-exceeds-issuer` otherwise.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from tollhouse.api.deps import Admin, Reader, RuntimeDep, SessionDep, customer_of
-from tollhouse.customers import service as customers
 from tollhouse.errors import InvalidInput, NotFound
 from tollhouse.keys import ApiKey, Principal
 from tollhouse.keys import service as keys
@@ -21,16 +24,31 @@ Scope = Literal["read", "write", "admin"]
 
 
 class KeyCreate(BaseModel):
+    """A new key. Omitted (or null) bounded fields inherit the calling key's bound."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(default="default", min_length=1, max_length=100)
     scopes: list[Scope] = Field(default=["read", "write"], min_length=1)
     expires_at: datetime | None = None
-    """UTC-aware expiry; the key stops working at this instant."""
+    """UTC-aware expiry; the key stops working at this instant. Null: the calling key's."""
     allowed_models: list[str] | None = None
-    """Model ids this key may call; null = every model the plan allows."""
+    """Model ids this key may call; null = the calling key's (every model the plan allows
+    for an unrestricted calling key)."""
     rate_limit_rpm: int | None = Field(default=None, ge=1, le=10_000_000)
-    """This key's own requests-per-minute cap, on top of the plan's limits."""
+    """This key's own requests-per-minute cap, on top of the plan's limits; null = the
+    calling key's."""
+
+
+class KeyRotate(BaseModel):
+    """A rotation: how long the old key keeps working. The body may be left out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grace_seconds: int = Field(
+        default=keys.DEFAULT_GRACE_SECONDS, ge=0, le=keys.MAX_GRACE_SECONDS, strict=True
+    )
+    """Seconds the old key keeps working (never beyond its own expiry); 0 = it stops now."""
 
 
 class KeyOut(BaseModel):
@@ -46,6 +64,8 @@ class KeyOut(BaseModel):
     revoked_at: datetime | None
     last_used_at: datetime | None
     created_at: datetime
+    successor_id: str | None
+    """The key that replaced this one by rotation; null = never rotated."""
 
     @classmethod
     def of(cls, key: ApiKey) -> KeyOut:
@@ -61,12 +81,21 @@ class KeyOut(BaseModel):
             revoked_at=key.revoked_at,
             last_used_at=key.last_used_at,
             created_at=key.created_at,
+            successor_id=key.successor_id,
         )
 
 
 class IssuedKeyOut(KeyOut):
     key: str
     """The secret key. Shown only in this response: store it now."""
+
+
+class RotatedKeyOut(IssuedKeyOut):
+    previous_key_id: str
+    """The rotated key."""
+    previous_key_expires_at: datetime
+    """When the rotated key stops working: the end of the grace period, or its own expiry
+    if that comes first."""
 
 
 class KeyUsageOut(BaseModel):
@@ -85,9 +114,10 @@ async def _visible_key(session: Any, principal: Principal, key_id: str) -> ApiKe
 
 @router.post("/v1/customers/{customer_id}/keys", status_code=status.HTTP_201_CREATED)
 async def create_key(
-    customer_id: str, body: KeyCreate, principal: Admin, runtime: RuntimeDep, session: SessionDep
+    customer_id: str, body: KeyCreate, principal: Admin, runtime: RuntimeDep
 ) -> IssuedKeyOut:
-    """Issue a key for a customer (operator, or the customer's own `admin` key)."""
+    """Issue a key for a customer (operator, or the customer's own `admin` key), within the
+    calling key's scopes, allowed models, per-key rpm and expiry."""
     owner = customer_of(principal, customer_id)
     if body.allowed_models is not None:
         unknown = [m for m in body.allowed_models if m not in runtime.catalog.models]
@@ -101,19 +131,20 @@ async def create_key(
             "expires_at needs a time zone",
             errors=[{"loc": "expires_at", "msg": "naive datetime"}],
         )
-    await customers.get(session, owner)
-    issued = await keys.create_key(
-        session,
-        customer_id=owner,
-        name=body.name,
-        scopes=body.scopes,
-        expires_at=body.expires_at,
-        allowed_models=body.allowed_models,
-        rate_limit_rpm=body.rate_limit_rpm,
-        env=runtime.settings.key_env,
-        secret=runtime.key_secret,
-        clock=runtime.clock,
-    )
+    async with runtime.db.transaction() as session:
+        issued = await keys.create_key(
+            session,
+            customer_id=owner,
+            name=body.name,
+            issuer=principal,
+            scopes=body.scopes,
+            expires_at=body.expires_at,
+            allowed_models=body.allowed_models,
+            rate_limit_rpm=body.rate_limit_rpm,
+            env=runtime.settings.key_env,
+            secret=runtime.key_secret,
+            clock=runtime.clock,
+        )
     return IssuedKeyOut(**KeyOut.of(issued.key).model_dump(), key=issued.secret)
 
 
@@ -139,6 +170,33 @@ async def revoke_key(key_id: str, principal: Admin, runtime: RuntimeDep) -> KeyO
         revoked = await keys.revoke_key(session, key.id, clock=runtime.clock)
     await runtime.invalidate_key(key.id)
     return KeyOut.of(revoked)
+
+
+@router.post("/v1/keys/{key_id}/rotate", status_code=status.HTTP_201_CREATED)
+async def rotate_key(
+    key_id: str, principal: Admin, runtime: RuntimeDep, body: KeyRotate | None = None
+) -> RotatedKeyOut:
+    """Issue a successor with the key's settings (secret shown once) and keep the old key
+    working for `grace_seconds` (default 24 h). A customer's key rotates only its own
+    customer's keys. Caches drop the old key after the commit, so every process sees its
+    new expiry."""
+    grace_seconds = (body or KeyRotate()).grace_seconds
+    async with runtime.db.transaction() as session:
+        rotation = await keys.rotate_key(
+            session,
+            key_id,
+            issuer=principal,
+            grace_seconds=grace_seconds,
+            secret=runtime.key_secret,
+            clock=runtime.clock,
+        )
+    await runtime.invalidate_key(rotation.previous.id)
+    return RotatedKeyOut(
+        **KeyOut.of(rotation.successor.key).model_dump(),
+        key=rotation.successor.secret,
+        previous_key_id=rotation.previous.id,
+        previous_key_expires_at=rotation.previous_expires_at,
+    )
 
 
 @router.get("/v1/keys/{key_id}/usage")
