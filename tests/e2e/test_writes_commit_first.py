@@ -79,6 +79,17 @@ async def create_key(stack: Stack) -> None:
     assert revoked["revoked_at"] is not None
 
 
+@scenario("POST", "/v1/keys/{key_id}/rotate")
+async def rotate_key(stack: Stack) -> None:
+    customer_id, _ = await stack.customer()
+    keys = await stack.operator.ok("GET", f"/v1/customers/{customer_id}/keys")
+    rotated = await stack.operator.ok(
+        "POST", f"/v1/keys/{keys[0]['id']}/rotate", json={"grace_seconds": 0}
+    )
+    async with Api(stack.base_url, rotated["key"], keep_alive=False) as successor:
+        assert (await successor.ok("GET", "/v1/customers/me"))["id"] == customer_id
+
+
 @scenario("DELETE", "/v1/keys/{key_id}")
 async def revoke_key(stack: Stack) -> None:
     customer_id, app = await customer_key(stack)
