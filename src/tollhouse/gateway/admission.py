@@ -69,10 +69,11 @@ def check_model_access(catalog: Catalog, principal: Principal, model: Model) -> 
 
 
 @lru_cache(maxsize=1024)
-def per_minute(amount: int) -> Limit:
-    """`Limit(amount, 60 s)`, built (and validated) once per amount: immutable, and made for
-    every call otherwise."""
-    return Limit(amount, MINUTE_SECONDS)
+def per_minute(amount: int, scope: str, unit: str) -> Limit:
+    """`Limit(amount, 60 s)` named `<scope>-<unit>` (e.g. `text-rpm`), built (and validated)
+    once per amount and name: immutable, and made for every call otherwise (with its header
+    items, see `ratelimit.fields`)."""
+    return Limit(amount, MINUTE_SECONDS, f"{scope}-{unit}")
 
 
 def rate_requests(
@@ -84,20 +85,27 @@ def rate_requests(
     per customer and category; a key with `rate_limit_rpm` adds its own window. The token
     window is charged the prompt estimate now (capped at the window size so a huge prompt
     waits instead of failing forever) and the rest of the real usage after the call.
+
+    The windows are named in the `RateLimit-Policy` and `RateLimit` header fields
+    `<category>-rpm`, `<category>-tpm` and `api-key-rpm`.
     """
     limits = catalog.limits_for(principal.plan, model.category)
     requests: list[tuple[Limit, str, int]] = []
     token_limit: tuple[Limit, str] | None = None
     subject = f"{customer_id}:{model.category}"
     if limits.requests_per_minute is not None:
-        requests.append((per_minute(limits.requests_per_minute), subject + ":rpm", 1))
+        requests.append(
+            (per_minute(limits.requests_per_minute, model.category, "rpm"), subject + ":rpm", 1)
+        )
     if limits.tokens_per_minute is not None and (usage.input_tokens or usage.output_tokens):
-        limit = per_minute(limits.tokens_per_minute)
+        limit = per_minute(limits.tokens_per_minute, model.category, "tpm")
         cost = max(1, min(usage.input_tokens, limits.tokens_per_minute))
         requests.append((limit, subject + ":tpm", cost))
         token_limit = (limit, subject + ":tpm")
     if principal.rate_limit_rpm is not None:
-        requests.append((per_minute(principal.rate_limit_rpm), f"{principal.key_id}:rpm", 1))
+        requests.append(
+            (per_minute(principal.rate_limit_rpm, "api-key", "rpm"), f"{principal.key_id}:rpm", 1)
+        )
     return requests, token_limit
 
 

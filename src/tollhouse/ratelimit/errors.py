@@ -18,6 +18,9 @@ decides whether to fail open or closed on it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from tollhouse.errors import InvalidInput, TollhouseError
 
 
@@ -35,9 +38,19 @@ class RateLimited(RateLimitError):
     `remaining` (int, its remaining cost units now), `reset_seconds` (int, ceil: seconds until
     that window is fully replenished). The same numbers go into the `Retry-After` and
     `RateLimit-*` headers (see `tollhouse.ratelimit.headers`).
+
+    `headers` are the decision's header fields (`Decision.headers()`: every window's
+    `RateLimit-Policy` and `RateLimit` items, the older `RateLimit-*` fields, `Retry-After`),
+    sent with the 429 answer and not part of its body.
     """
 
     status, code, title = 429, "rate-limited", "Rate limit exceeded"
+
+    def __init__(
+        self, detail: str, *, headers: Mapping[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(detail, **extra)
+        self.headers = dict(headers or {})
 
 
 class RateLimitStorageError(RateLimitError):
