@@ -93,19 +93,22 @@ def headers(stats: Sequence[WindowStats]) -> dict[str, str]:
     }
     retry = max(s.retry_after_seconds for s in stats)
     longest = retry_after_header_seconds(retry) if retry > 0 else None
-    policies = ", ".join(s.policy.policy_item for s in stats if s.policy is not None)
+    policies = limits = ""
+    for s in stats:
+        policy = s.policy
+        if policy is None:
+            continue
+        seconds = math.ceil(s.effective_window_seconds)
+        if longest is not None and seconds > longest:
+            seconds = longest
+        if policies:
+            policies += ", "
+            limits += ", "
+        policies += policy.policy_item
+        limits += f"{policy.sf_name};r={s.remaining};t={seconds}"
     if policies:
         result["RateLimit-Policy"] = policies
-        result["RateLimit"] = ", ".join(
-            f"{s.policy.sf_name};r={s.remaining};t={_effective_window(s, longest)}"
-            for s in stats
-            if s.policy is not None
-        )
+        result["RateLimit"] = limits
     if longest is not None:
         result["Retry-After"] = str(longest)
     return result
-
-
-def _effective_window(stats: WindowStats, retry_after: int | None) -> int:
-    seconds = math.ceil(stats.effective_window_seconds)
-    return seconds if retry_after is None else min(seconds, retry_after)
