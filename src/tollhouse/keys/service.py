@@ -4,9 +4,9 @@ Functions take the caller's `AsyncSession` and never commit. `secret` is the HMA
 digests (`Settings.key_secret`); the raw key leaves `create_key` once, in `IssuedKey.secret`,
 and is never stored or logged.
 
-After `revoke_key` commits, call `Runtime.invalidate_key(key_id)`: this process stops accepting
-the key at once, and other processes at once through Redis (`server/invalidation.py`); without
-Redis they stop within their cache TTL.
+After `revoke_key` commits, call `Runtime.invalidate_key(key_id)` (the CLI: `Services.notify`):
+this process stops accepting the key at once, and every other process within 2 s, with or
+without Redis (`server/invalidation.py`).
 """
 
 from __future__ import annotations

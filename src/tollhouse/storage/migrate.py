@@ -22,6 +22,7 @@ MODEL_MODULES = (
     "tollhouse.keys.models",
     "tollhouse.ledger.models",
     "tollhouse.metering.models",
+    "tollhouse.server.models",
     "tollhouse.subscriptions.models",
 )
 
