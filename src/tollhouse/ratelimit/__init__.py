@@ -25,7 +25,8 @@ Invariants:
 - `consume` always takes its cost (may exceed `amount`): the key runs into debt and later
   requests wait it off. `hit`/`hit_all` refuse a cost > amount (`RateLimitCostTooLarge`, 422).
 - Backend failures surface only as `RateLimitStorageError` (503); nothing else leaks out of
-  the Redis client.
+  the Redis client. While Redis is down, decisions are refused at once (fail-closed) or made
+  in the process (fail-open), per `storage_from_url(..., on_failure=...)`.
 - This package imports only `tollhouse.errors` and `tollhouse.clock` from tollhouse.
 """
 

@@ -12,8 +12,10 @@ TollhouseError
 ```
 
 `RateLimitStorageError` is deliberately *not* a `RateLimited`: an outage is not the client's
-fault, and `except RateLimited` must not turn a dead Redis into a 429. The caller (gateway/API)
-decides whether to fail open or closed on it.
+fault, and `except RateLimited` must not turn a dead Redis into a 429. Whether a dead Redis
+raises it at all is the storage's failure policy (`storage_from_url(..., on_failure=...)`, see
+`storage.failover`): fail-closed raises it with `retry_after_seconds`, fail-open decides in
+the process instead.
 """
 
 from __future__ import annotations

@@ -225,8 +225,8 @@ class _Debt:
 class RateLimiter:
     """GCRA over a `Storage` (`storage_from_url("memory://" | "redis://...")`).
 
-    All methods may raise `RateLimitStorageError` (503) when the backend fails; the caller
-    chooses to fail open or closed.
+    All methods may raise `RateLimitStorageError` (503) when the backend fails (for a Redis
+    URL: while it is down under the fail-closed policy, see `storage.failover`).
     """
 
     def __init__(self, storage: Storage) -> None:
