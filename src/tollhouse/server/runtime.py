@@ -112,13 +112,16 @@ class Runtime:
 
     async def invalidate_key(self, key_id: str) -> None:
         """After a key's change commits: drop it from this process's cache at once, and from
-        every other process's within 2 s (`server.invalidation`)."""
+        every other process's within 2 s (`server.invalidation`). Call it once the change's
+        transaction has ended: it writes a row in a transaction of its own (on SQLite, over
+        the one pooled connection)."""
         self._drop("key", key_id)
         await self.invalidations.announce(key_message(key_id))
 
     async def invalidate_customer(self, customer_id: str) -> None:
         """After a customer's plan or period changes: drop its cached keys (their plan) and
-        quota view, here at once and in every other process within 2 s."""
+        quota view, here at once and in every other process within 2 s (called like
+        `invalidate_key`)."""
         self._drop("customer", customer_id)
         await self.invalidations.announce(customer_message(customer_id))
 
