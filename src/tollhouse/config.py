@@ -4,6 +4,7 @@
 | --- | --- | --- |
 | `TOLLHOUSE_DATABASE_URL` | `sqlite+aiosqlite:///./tollhouse.db` | SQLAlchemy async URL; `postgresql+asyncpg://...` in production |
 | `TOLLHOUSE_REDIS_URL` | unset | unset = in-process rate limiter and caches; `redis://...` shares them across processes |
+| `TOLLHOUSE_REDIS_FAILURE_POLICY` | `fail-closed` | while Redis is unreachable: `fail-closed` answers rate-limited calls 503 with `Retry-After`; `fail-open` decides them in each process alone (logged once per outage) |
 | `TOLLHOUSE_CATALOG` | unset | path of the catalog YAML; unset = the built-in catalog |
 | `TOLLHOUSE_BOOTSTRAP_KEY` | unset | an operator key to install on first start instead of generating one |
 | `TOLLHOUSE_KEY_SECRET` | empty | HMAC-SHA256 secret for API key digests (empty = plain HMAC with an empty key) |
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +33,8 @@ class Settings(BaseSettings):
     """SQLAlchemy async URL of the system of record."""
     redis_url: str | None = None
     """Redis for shared rate limits; None = in-process."""
+    redis_failure_policy: Literal["fail-closed", "fail-open"] = "fail-closed"
+    """What decides rate limits while Redis is unreachable (`ratelimit.storage.failover`)."""
     catalog: Path | None = None
     """Catalog YAML path; None = the built-in catalog."""
     bootstrap_key: SecretStr | None = None

@@ -21,7 +21,8 @@ TollhouseError (500 internal)
 ├── MeteringError         metering/errors.py       invalid usage event or query (422)
 ├── LedgerError           ledger/errors.py         insufficient credit (402), hold states (404/409)
 ├── SubscriptionError     subscriptions/errors.py  quota exceeded (429), plan changes (409)
-└── GatewayError          gateway/errors.py        upstream error (502), timeout (504)
+├── GatewayError          gateway/errors.py        upstream error (502), timeout (504)
+└── NotReady              server/errors.py         `/ready`: a dependency is not ready (503)
 ```
 Each domain's `errors.py` holds the rest of its branch; domain errors also subclass the
 generic class whose status they share (a `CustomerNotFound` is a `NotFound`).

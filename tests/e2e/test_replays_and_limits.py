@@ -176,7 +176,7 @@ class TestLimits:
         """With time stopped: during the call the window holds the prompt and the asked-for
         output (90 tokens); after it, exactly what the upstream reported."""
         customer_id, key = await frozen.customer()
-        window = (per_minute(TEXT_TOKENS_PER_MINUTE), f"{customer_id}:text:tpm", 0)
+        window = (per_minute(TEXT_TOKENS_PER_MINUTE, "text", "tpm"), f"{customer_id}:text:tpm", 0)
         body = {"model": "test-chat", "messages": [{"role": "user", "content": "hi"}]}
         async with Api(frozen.base_url, key) as app:
             await app.ok("POST", "/v1/chat/completions", json={**body, "max_tokens": 90})

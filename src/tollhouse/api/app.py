@@ -21,6 +21,7 @@ from tollhouse.api.routes import (
     credits,
     customers,
     gateway,
+    health,
     keys,
     sidecar,
     subscriptions,
@@ -87,7 +88,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     problems.install(app)
-    for module in (customers, keys, credits, usage, sidecar, catalog, subscriptions):
+    for module in (customers, keys, credits, usage, sidecar, catalog, subscriptions, health):
         app.include_router(module.router)
     app.router.routes.extend(gateway.routes)
 

@@ -1,15 +1,14 @@
 """The one place where errors become HTTP responses (RFC 9457 problem+json).
 
 Control API routes answer `application/problem+json`; gateway routes answer OpenAI's error
-object with the problem members beside it (`gateway/errors.py`). Rate-limit errors carry
-`Retry-After` and the `RateLimit-Limit`/`-Remaining`/`-Reset` headers (IETF httpapi
-ratelimit-headers draft). Unexpected exceptions answer 500 with no internals in the body.
+object with the problem members beside it (`gateway/errors.py`). Rate-limit denials carry
+`Retry-After` and the decision's `RateLimit-Policy`, `RateLimit` and `RateLimit-*` header fields
+(`tollhouse.ratelimit.fields`). Unexpected exceptions answer 500 with no internals in the body.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import orjson
@@ -26,7 +25,7 @@ from tollhouse.errors import (
     TollhouseError,
 )
 from tollhouse.gateway.errors import openai_error_body
-from tollhouse.ratelimit import retry_after_header_seconds
+from tollhouse.ratelimit import RateLimited, retry_after_header_seconds
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +41,12 @@ class Internal(TollhouseError):
 
 
 def problem_headers(error: TollhouseError) -> dict[str, str]:
-    """`Retry-After` and `RateLimit-*` for errors that carry rate-limit figures."""
-    headers: dict[str, str] = {}
+    """A rate-limit denial's header fields (`RateLimited.headers`), and `Retry-After` for
+    every error with a `retry_after_seconds` extra."""
+    headers = dict(error.headers) if isinstance(error, RateLimited) else {}
     retry = error.extra.get("retry_after_seconds")
-    if isinstance(retry, (int, float)):
+    if isinstance(retry, (int, float)) and "Retry-After" not in headers:
         headers["Retry-After"] = str(retry_after_header_seconds(retry))
-    if "limit" in error.extra and "remaining" in error.extra:
-        headers["RateLimit-Limit"] = str(error.extra["limit"])
-        headers["RateLimit-Remaining"] = str(error.extra["remaining"])
-        reset = error.extra.get("reset_seconds", 0)
-        headers["RateLimit-Reset"] = str(max(0, math.ceil(float(reset))))
     return headers
 
 

@@ -184,7 +184,7 @@ def keys_list(
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, as_json: bool = JsonOption) -> None:
-    """Revoke a key (running servers drop it at once with Redis, else within 30 s)."""
+    """Revoke a key (running servers refuse it within 2 s, at once with Redis)."""
 
     async def job(svc: Services) -> dict[str, Any]:
         async with svc.db.transaction() as session:

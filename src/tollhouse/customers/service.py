@@ -144,8 +144,8 @@ async def list_customers(
 async def set_plan(session: AsyncSession, customer_id: str, plan: str) -> Customer:
     """Set the customer's plan mirror to `plan` (a catalog plan name). Written by the
     subscriptions service (`subscriptions.plan` is the source of truth). After the commit,
-    call `Runtime.invalidate_customer`: other processes drop their cached plan at once through
-    Redis (`server/invalidation.py`), or within their cache TTL without Redis.
+    call `Runtime.invalidate_customer`: other processes drop their cached plan within 2 s
+    (`server/invalidation.py`).
 
     Raises:
         CustomerNotFound: no such customer.

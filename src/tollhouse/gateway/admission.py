@@ -75,10 +75,11 @@ def check_model_access(catalog: Catalog, principal: Principal, model: Model) -> 
 
 
 @lru_cache(maxsize=1024)
-def per_minute(amount: int) -> Limit:
-    """`Limit(amount, 60 s)`, built (and validated) once per amount: immutable, and made for
-    every call otherwise."""
-    return Limit(amount, MINUTE_SECONDS)
+def per_minute(amount: int, scope: str, unit: str) -> Limit:
+    """`Limit(amount, 60 s)` named `<scope>-<unit>` (e.g. `text-rpm`), built (and validated)
+    once per amount and name: immutable, and made for every call otherwise (with its header
+    items, see `ratelimit.fields`)."""
+    return Limit(amount, MINUTE_SECONDS, f"{scope}-{unit}")
 
 
 def rate_requests(
@@ -92,16 +93,21 @@ def rate_requests(
     (`max_tokens`, else the model's default), and settled to the real usage after the call
     (`gateway.settle.settle`); an estimate above the window's size can never pass
     (`RateLimitCostTooLarge`, 422).
+
+    The windows are named in the `RateLimit-Policy` and `RateLimit` header fields
+    `<category>-rpm`, `<category>-tpm` and `api-key-rpm`.
     """
     limits = catalog.limits_for(principal.plan, model.category)
     requests: list[Request] = []
     tokens: Request | None = None
     subject = f"{customer_id}:{model.category}"
     if limits.requests_per_minute is not None:
-        requests.append((per_minute(limits.requests_per_minute), subject + ":rpm", 1))
+        requests.append(
+            (per_minute(limits.requests_per_minute, model.category, "rpm"), subject + ":rpm", 1)
+        )
     if limits.tokens_per_minute is not None and (usage.input_tokens or usage.output_tokens):
         tokens = (
-            per_minute(limits.tokens_per_minute),
+            per_minute(limits.tokens_per_minute, model.category, "tpm"),
             subject + ":tpm",
             usage.input_tokens + usage.output_tokens,
         )
@@ -116,7 +122,9 @@ def rate_requests(
             )
         requests.append(tokens)
     if principal.rate_limit_rpm is not None:
-        requests.append((per_minute(principal.rate_limit_rpm), f"{principal.key_id}:rpm", 1))
+        requests.append(
+            (per_minute(principal.rate_limit_rpm, "api-key", "rpm"), f"{principal.key_id}:rpm", 1)
+        )
     return requests, tokens
 
 

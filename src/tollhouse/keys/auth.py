@@ -8,9 +8,12 @@ database. The cache is keyed by digest (the raw key is never kept) and is bounde
 - negative entries (unknown, revoked, expired) live `negative_ttl_seconds`, so a flood of
   bad keys costs one lookup per distinct key per few seconds;
 - `invalidate(key_id)` drops a key here at once (call `Runtime.invalidate_key` after
-  `revoke_key` commits); other processes drop it at once through Redis
-  (`server/invalidation.py`), or within `cache_ttl_seconds` without Redis. A lookup racing
-  with `invalidate` is not cached.
+  `revoke_key` commits). Every other process drops it within 2 s of the commit, with or
+  without Redis: the revoking process writes an invalidation row right after its commit, and
+  every serving process reads new rows once a second; with Redis, a pub/sub message makes it
+  milliseconds (`server/invalidation.py`). Only a revoking process that dies between its
+  commit and that row leaves the others on `cache_ttl_seconds` (30 s). A lookup racing with
+  `invalidate` is not cached.
 
 Concurrent misses for the same key share one database query. Successful authentications
 `touch` the key; `flush_last_used` writes `last_used_at` for all touched keys in one

@@ -9,9 +9,8 @@ rotates is bounded by what it has (`keys/bounds.py`). `issuer=None` is a trusted
 database access (the CLI, `bootstrap`, code embedding tollhouse): not bounded.
 
 After `revoke_key` or `rotate_key` commits, call `Runtime.invalidate_key(key_id)` for the
-revoked or rotated key: this process drops its cached copy at once, and other processes at
-once through Redis (`server/invalidation.py`); without Redis they re-read it within their
-cache TTL.
+revoked or rotated key (the CLI: `Services.notify`): this process drops its cached copy at
+once, and every other process within 2 s, with or without Redis (`server/invalidation.py`).
 """
 
 from __future__ import annotations

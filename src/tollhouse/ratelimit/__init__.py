@@ -5,14 +5,14 @@ from tollhouse.ratelimit import Limit, RateLimiter, storage_from_url
 
 limiter = RateLimiter(storage_from_url("redis://127.0.0.1:6379/0"))
 decision = await limiter.hit_all([
-    (Limit.per_minute(60), "cus_1:text:rpm", 1),
-    (Limit.per_minute(40_000), "cus_1:text:tpm", estimated_tokens),
+    (Limit.per_minute(60, "text-rpm"), "cus_1:text:rpm", 1),
+    (Limit.per_minute(40_000, "text-tpm"), "cus_1:text:tpm", estimated_tokens),
 ])
 decision.raise_if_denied()                       # RateLimited (429) with retry/limit extras
-response.headers.update(decision.headers())      # RateLimit-* and, when denied, Retry-After
+response.headers.update(decision.headers())      # RateLimit(-Policy), RateLimit-*, Retry-After
 ...
-await limiter.consume(Limit.per_minute(40_000), "cus_1:text:tpm", extra_tokens)   # debt
-await limiter.refund(Limit.per_minute(40_000), "cus_1:text:tpm", unused_tokens)   # give back
+await limiter.consume(Limit.per_minute(40_000, "text-tpm"), "cus_1:text:tpm", extra_tokens)
+await limiter.refund(Limit.per_minute(40_000, "text-tpm"), "cus_1:text:tpm", unused_tokens)
 ```
 
 Invariants:
@@ -27,7 +27,8 @@ Invariants:
   requests wait it off; `refund` gives back what was taken, never moving a key before now.
   `hit`/`hit_all` refuse a cost > amount (`RateLimitCostTooLarge`, 422).
 - Backend failures surface only as `RateLimitStorageError` (503); nothing else leaks out of
-  the Redis client.
+  the Redis client. While Redis is down, decisions are refused at once (fail-closed) or made
+  in the process (fail-open), per `storage_from_url(..., on_failure=...)`.
 - This package imports only `tollhouse.errors` and `tollhouse.clock` from tollhouse.
 """
 
@@ -39,6 +40,7 @@ from tollhouse.ratelimit.errors import (
     RateLimitError,
     RateLimitStorageError,
 )
+from tollhouse.ratelimit.fields import headers, most_restrictive, retry_after_header_seconds
 from tollhouse.ratelimit.storage import Cell, Mode, Outcome, Storage, storage_from_url
 from tollhouse.ratelimit.storage.memory import MemoryStorage
 from tollhouse.ratelimit.strategies import (
@@ -48,10 +50,7 @@ from tollhouse.ratelimit.strategies import (
     RateLimiter,
     Request,
     WindowStats,
-    headers,
     key_for,
-    most_restrictive,
-    retry_after_header_seconds,
 )
 
 __all__ = [

@@ -12,11 +12,16 @@ TollhouseError
 ```
 
 `RateLimitStorageError` is deliberately *not* a `RateLimited`: an outage is not the client's
-fault, and `except RateLimited` must not turn a dead Redis into a 429. The caller (gateway/API)
-decides whether to fail open or closed on it.
+fault, and `except RateLimited` must not turn a dead Redis into a 429. Whether a dead Redis
+raises it at all is the storage's failure policy (`storage_from_url(..., on_failure=...)`, see
+`storage.failover`): fail-closed raises it with `retry_after_seconds`, fail-open decides in
+the process instead.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from tollhouse.errors import InvalidInput, TollhouseError
 
@@ -35,9 +40,19 @@ class RateLimited(RateLimitError):
     `remaining` (int, its remaining cost units now), `reset_seconds` (int, ceil: seconds until
     that window is fully replenished). The same numbers go into the `Retry-After` and
     `RateLimit-*` headers (see `tollhouse.ratelimit.headers`).
+
+    `headers` are the decision's header fields (`Decision.headers()`: every window's
+    `RateLimit-Policy` and `RateLimit` items, the older `RateLimit-*` fields, `Retry-After`),
+    sent with the 429 answer and not part of its body.
     """
 
     status, code, title = 429, "rate-limited", "Rate limit exceeded"
+
+    def __init__(
+        self, detail: str, *, headers: Mapping[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(detail, **extra)
+        self.headers = dict(headers or {})
 
 
 class RateLimitStorageError(RateLimitError):

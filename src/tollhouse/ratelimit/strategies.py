@@ -32,9 +32,14 @@ instead of being answered with an infinite retry time. `remaining` is computed i
 
 `hit_all` decides several (limit, key, cost) at once, all-or-nothing, in one storage call (one
 Redis round trip): the gateway checks requests-per-minute and tokens-per-minute together, and a
-denial by either consumes from neither. Reported fields follow the IETF httpapi draft "RateLimit
-header fields for HTTP" (draft-ietf-httpapi-ratelimit-headers-06): `RateLimit-Limit`,
-`RateLimit-Remaining`, `RateLimit-Reset`, for the window closest to its limit.
+denial by either consumes from neither. Each window also reports its effective window, the
+seconds within which no more than `remaining` units pass (until the next unit is freed):
+
+    effective_window = 0                                          when remaining = amount
+                     = ahead - period + ceil((remaining + 1) * T)  otherwise (> 0)
+
+`fields.headers` turns the windows into HTTP header fields (the IETF draft's `RateLimit-Policy`
+and `RateLimit`, and the older `RateLimit-Limit`/`-Remaining`/`-Reset`).
 """
 
 from __future__ import annotations
@@ -45,6 +50,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tollhouse.ratelimit.errors import RateLimitCostTooLarge, RateLimited
+from tollhouse.ratelimit.fields import (
+    headers,
+    most_restrictive,
+    policy_item,
+    retry_after_header_seconds,
+    sf_string,
+)
 from tollhouse.ratelimit.storage import Cell, Mode, Storage
 
 _US_PER_SECOND = 1_000_000
@@ -54,14 +66,24 @@ _US_PER_SECOND = 1_000_000
 class Limit:
     """`amount` cost units per `period_seconds`, GCRA-shaped (a burst of `amount`, then steady).
 
+    `name` identifies the limit in the `RateLimit-Policy` and `RateLimit` header fields
+    (printable ASCII; default `str(limit)`, e.g. "60/60s"); the windows of one decision should
+    have distinct names.
+
     Raises:
-        ValueError: amount < 1 or not an int; period not a finite number > 0 (or < 1 µs).
+        ValueError: amount < 1 or not an int; period not a finite number > 0 (or < 1 µs); a name
+            with characters outside printable ASCII.
     """
 
     amount: int
     period_seconds: float
+    name: str = ""
     period_us: int = field(init=False, repr=False, compare=False)
     """The period in whole microseconds (= tau + T), what backends use."""
+    sf_name: str = field(init=False, repr=False, compare=False)
+    """`name` as a structured-field String, built once (headers are built on every call)."""
+    policy_item: str = field(init=False, repr=False, compare=False)
+    """This limit's `RateLimit-Policy` item, built once (`fields.policy_item`)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.amount, bool) or not isinstance(self.amount, int) or self.amount < 1:
@@ -73,22 +95,26 @@ class Limit:
         if period_us < 1:
             raise ValueError(f"Limit period must be at least 1 µs, got {self.period_seconds!r}")
         object.__setattr__(self, "period_us", period_us)
+        name = self.name or str(self)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "sf_name", sf_string(name))
+        object.__setattr__(self, "policy_item", policy_item(name, self.amount, period_us))
 
     @classmethod
-    def per_second(cls, amount: int) -> Limit:
-        return cls(amount, 1.0)
+    def per_second(cls, amount: int, name: str = "") -> Limit:
+        return cls(amount, 1.0, name)
 
     @classmethod
-    def per_minute(cls, amount: int) -> Limit:
-        return cls(amount, 60.0)
+    def per_minute(cls, amount: int, name: str = "") -> Limit:
+        return cls(amount, 60.0, name)
 
     @classmethod
-    def per_hour(cls, amount: int) -> Limit:
-        return cls(amount, 3600.0)
+    def per_hour(cls, amount: int, name: str = "") -> Limit:
+        return cls(amount, 3600.0, name)
 
     @classmethod
-    def per_day(cls, amount: int) -> Limit:
-        return cls(amount, 86400.0)
+    def per_day(cls, amount: int, name: str = "") -> Limit:
+        return cls(amount, 86400.0, name)
 
     @property
     def emission_interval_seconds(self) -> float:
@@ -123,6 +149,11 @@ class WindowStats:
     """Seconds until the window is fully replenished (0 for an untouched key)."""
     retry_after_seconds: float
     """Seconds until this request would pass; 0 when it passed (or would, for `test`)."""
+    policy: Limit | None = field(default=None, kw_only=True)
+    """The limit this window measures (None for windows built by hand)."""
+    effective_window_seconds: float = field(default=0.0, kw_only=True)
+    """Seconds within which no more than `remaining` units pass (until the next unit is
+    freed); 0 when the window is full."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +187,7 @@ class Decision:
         retry = retry_after_header_seconds(self.retry_after_seconds)
         raise RateLimited(
             detail or f"Rate limit of {window.limit} exceeded; retry after {retry} s.",
+            headers=self.headers(),
             retry_after_seconds=retry,
             limit=window.limit,
             remaining=window.remaining,
@@ -197,8 +229,8 @@ class _Debt:
 class RateLimiter:
     """GCRA over a `Storage` (`storage_from_url("memory://" | "redis://...")`).
 
-    All methods may raise `RateLimitStorageError` (503) when the backend fails; the caller
-    chooses to fail open or closed.
+    All methods may raise `RateLimitStorageError` (503) when the backend fails (for a Redis
+    URL: while it is down under the fail-closed policy, see `storage.failover`).
     """
 
     def __init__(self, storage: Storage) -> None:
@@ -343,12 +375,20 @@ class RateLimiter:
             after = max(now, tat + cell.increment_us) if consumed else tat  # refunds stop at now
             ahead = after - now
             retry_us = 0 if consumed else max(0, tat + cell.increment_us - now - cell.window_us)
+            period, amount = limit.period_us, limit.amount
+            remaining = max(0, (period - ahead) * amount // period)
+            # ahead - period + ceil((remaining + 1) * period / amount), see the module docstring
+            window_us = (
+                0 if remaining >= amount else ahead - period - (-(remaining + 1) * period) // amount
+            )
             stats.append(
                 WindowStats(
-                    limit=limit.amount,
-                    remaining=max(0, (limit.period_us - ahead) * limit.amount // limit.period_us),
+                    limit=amount,
+                    remaining=remaining,
                     reset_after_seconds=ahead / _US_PER_SECOND,
                     retry_after_seconds=retry_us / _US_PER_SECOND,
+                    policy=limit,
+                    effective_window_seconds=window_us / _US_PER_SECOND,
                 )
             )
         return Decision(allowed=outcome.allowed, stats=stats)
@@ -368,44 +408,6 @@ def _with_allowed(decision: Decision) -> HitResult:
         reset_after_seconds=stats.reset_after_seconds,
         retry_after_seconds=stats.retry_after_seconds,
         allowed=decision.allowed,
+        policy=stats.policy,
+        effective_window_seconds=stats.effective_window_seconds,
     )
-
-
-def most_restrictive(stats: Sequence[WindowStats]) -> WindowStats:
-    """The window closest to its limit: the longest retry, else the smallest remaining share
-    (remaining / limit, so request and token windows compare), else the longest reset.
-
-    Raises:
-        ValueError: `stats` is empty.
-    """
-    if not stats:
-        raise ValueError("no rate-limit windows")
-    return max(
-        stats, key=lambda s: (s.retry_after_seconds, -s.remaining / s.limit, s.reset_after_seconds)
-    )
-
-
-def retry_after_header_seconds(seconds: float) -> int:
-    """A wait as `Retry-After` delta-seconds: rounded up, at least 1."""
-    return max(1, math.ceil(seconds))
-
-
-def headers(stats: Sequence[WindowStats]) -> dict[str, str]:
-    """HTTP response headers for a decision's windows (empty dict for no windows).
-
-    `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (integer seconds, rounded up)
-    describe the most restrictive window (`most_restrictive`); `Retry-After` (integer seconds,
-    rounded up, >= 1) is present only when some window denied the request.
-    """
-    if not stats:
-        return {}
-    window = most_restrictive(stats)
-    result = {
-        "RateLimit-Limit": str(window.limit),
-        "RateLimit-Remaining": str(window.remaining),
-        "RateLimit-Reset": str(math.ceil(window.reset_after_seconds)),
-    }
-    retry = max(s.retry_after_seconds for s in stats)
-    if retry > 0:
-        result["Retry-After"] = str(retry_after_header_seconds(retry))
-    return result

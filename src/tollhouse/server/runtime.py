@@ -55,13 +55,17 @@ class Runtime:
         self.authenticator = KeyAuthenticator(
             self.db, secret=self.key_secret, clock=clock, cache_ttl_seconds=30.0
         )
-        self.limiter = RateLimiter(storage_from_url(settings.redis_url or "memory://", clock=clock))
+        self.limiter = RateLimiter(
+            storage_from_url(
+                settings.redis_url or "memory://",
+                clock=clock,
+                on_failure=settings.redis_failure_policy,
+            )
+        )
         self.ledger = Ledger(self.db, clock=clock)
         self.recorder = UsageRecorder(self.db, clock=clock, known_meters=set(self.catalog.meters))
         self.quotas = QuotaGuard(self.db, catalog=self.catalog, clock=clock)
-        self.invalidations = (
-            Invalidations(settings.redis_url, self._drop) if settings.redis_url else None
-        )
+        self.invalidations = Invalidations(self.db, settings.redis_url, self._drop, clock=clock)
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -85,8 +89,7 @@ class Runtime:
         await self.ledger.start()
         await self.recorder.start()
         self.authenticator.start()
-        if self.invalidations is not None:
-            await self.invalidations.start()
+        await self.invalidations.start()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweeper")
 
     async def stop(self) -> None:
@@ -97,8 +100,7 @@ class Runtime:
                 await self._sweeper
             self._sweeper = None
         await self.drain()
-        if self.invalidations is not None:
-            await self.invalidations.stop()
+        await self.invalidations.stop()
         await self.authenticator.stop()
         await self.recorder.stop()
         await self.ledger.stop()
@@ -109,16 +111,19 @@ class Runtime:
         await self.db.dispose()
 
     async def invalidate_key(self, key_id: str) -> None:
-        """Drop a key from every process's cache (this one at once; others via Redis)."""
+        """After a key's change commits: drop it from this process's cache at once, and from
+        every other process's within 2 s (`server.invalidation`). Call it once the change's
+        transaction has ended: it writes a row in a transaction of its own (on SQLite, over
+        the one pooled connection)."""
         self._drop("key", key_id)
-        if self.invalidations is not None:
-            await self.invalidations.publish(key_message(key_id))
+        await self.invalidations.announce(key_message(key_id))
 
     async def invalidate_customer(self, customer_id: str) -> None:
-        """Drop a customer's cached keys (their plan) and quota view, in every process."""
+        """After a customer's plan or period changes: drop its cached keys (their plan) and
+        quota view, here at once and in every other process within 2 s (called like
+        `invalidate_key`)."""
         self._drop("customer", customer_id)
-        if self.invalidations is not None:
-            await self.invalidations.publish(customer_message(customer_id))
+        await self.invalidations.announce(customer_message(customer_id))
 
     def _drop(self, kind: str, ident: str) -> None:
         if kind == "key":

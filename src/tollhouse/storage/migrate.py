@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 import threading
+from functools import cache, lru_cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -22,6 +24,7 @@ MODEL_MODULES = (
     "tollhouse.keys.models",
     "tollhouse.ledger.models",
     "tollhouse.metering.models",
+    "tollhouse.server.models",
     "tollhouse.subscriptions.models",
 )
 
@@ -57,3 +60,27 @@ def upgrade(url: str, revision: str = "heads") -> None:
 async def upgrade_async(url: str, revision: str = "heads") -> None:
     """`upgrade` from inside a running event loop (runs Alembic in a worker thread)."""
     await asyncio.to_thread(upgrade, url, revision)
+
+
+@cache
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config(""))
+
+
+@lru_cache(maxsize=8)
+def schema_lag(current: frozenset[str]) -> str | None:
+    """Why a database whose `alembic_version` holds `current` is not at this build's heads, or
+    None when it is: every packaged revision is `current` or below one of them (a revision
+    that another depends on is not listed in `alembic_version` itself)."""
+    scripts = _scripts()
+    known = {script.revision for script in scripts.walk_revisions()}
+    unknown = current - known
+    if unknown:
+        return f"at {', '.join(sorted(unknown))}, unknown to this build (a newer one migrated it)"
+    applied: set[str] = set()
+    for revision in current:
+        applied.update(script.revision for script in scripts.iterate_revisions(revision, "base"))
+    missing = known - applied
+    if not missing:
+        return None
+    return f"lacks {', '.join(sorted(missing))} (run `tollhouse db upgrade`)"

@@ -213,7 +213,7 @@ class TestHitAll:
         }
 
     async def test_headers_of_a_denied_decision(self, backend: Backend) -> None:
-        limit = Limit(2, 60.0)
+        limit = Limit(2, 60.0, "pair")
         for _ in range(2):
             await backend.limiter.hit(limit, "k")
 
@@ -223,6 +223,8 @@ class TestHitAll:
             "RateLimit-Limit": "2",
             "RateLimit-Remaining": "0",
             "RateLimit-Reset": "60",
+            "RateLimit-Policy": '"pair";q=2;w=60',
+            "RateLimit": '"pair";r=0;t=30',  # the next unit is freed when the retry passes
             "Retry-After": "30",
         }
 

@@ -6,6 +6,7 @@ import pytest
 
 from tollhouse.clock import FrozenClock
 from tollhouse.ratelimit import Limit, MemoryStorage, RateLimiter, storage_from_url
+from tollhouse.ratelimit.storage.failover import FailoverStorage
 from tollhouse.ratelimit.storage.redis import GCRA_SCRIPT, RedisStorage
 
 LIMIT = Limit(10, 60.0)
@@ -80,7 +81,18 @@ class TestStorageFromUrl:
     async def test_redis_urls_give_redis_storage_without_connecting(self, url: str) -> None:
         storage = storage_from_url(url)
 
-        assert isinstance(storage, RedisStorage)
+        assert isinstance(storage, FailoverStorage)
+        assert isinstance(storage.primary, RedisStorage)
+        assert storage.fallback is None  # fail-closed by default
+        await storage.close()
+
+    async def test_fail_open_falls_back_to_memory_on_the_given_clock(
+        self, clock: FrozenClock
+    ) -> None:
+        storage = storage_from_url("redis://127.0.0.1:6379/0", clock=clock, on_failure="fail-open")
+
+        assert isinstance(storage, FailoverStorage)
+        assert isinstance(storage.fallback, MemoryStorage)
         await storage.close()
 
     def test_unknown_scheme_raises(self) -> None:

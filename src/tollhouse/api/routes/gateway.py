@@ -5,7 +5,8 @@ hold) -> forward -> answer; settlement runs after the answer (gateway/settle.py)
 before the upstream is called. Errors use OpenAI's error shape with problem+json members.
 
 Response headers: `x-tollhouse-request-id`; `x-tollhouse-balance-micros` (available after this
-call's hold); `x-tollhouse-hold-id`; `RateLimit-Limit`/`-Remaining`/`-Reset`.
+call's hold); `x-tollhouse-hold-id`; `RateLimit-Policy` and `RateLimit` (IETF draft) and
+`RateLimit-Limit`/`-Remaining`/`-Reset` (see `tollhouse.ratelimit.fields`).
 """
 
 from __future__ import annotations

@@ -162,9 +162,9 @@ async def get_key(key_id: str, principal: Reader, session: SessionDep) -> KeyOut
 
 @router.delete("/v1/keys/{key_id}")
 async def revoke_key(key_id: str, principal: Admin, runtime: RuntimeDep) -> KeyOut:
-    """Revoke a key: refused at once here, and in other processes as soon as they hear of it
-    through Redis (without Redis there is one process). Caches are dropped after the commit,
-    so no process can reload the key as it was."""
+    """Revoke a key: refused at once here, and in every other process within 2 s (through
+    Redis at once when it is configured). Caches are dropped after the commit, so no process
+    can reload the key as it was."""
     async with runtime.db.transaction() as session:
         key = await _visible_key(session, principal, key_id)
         revoked = await keys.revoke_key(session, key.id, clock=runtime.clock)

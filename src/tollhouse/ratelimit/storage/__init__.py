@@ -28,6 +28,10 @@ from tollhouse.clock import Clock
 Mode = Literal["hit", "test", "force"]
 """`hit`: all-or-nothing consume; `test`: check only; `force`: consume regardless (debt)."""
 
+FailurePolicy = Literal["fail-closed", "fail-open"]
+"""What decides while a shared backend is unreachable (`storage.failover`): nothing (503), or
+this process alone."""
+
 
 class Cell(NamedTuple):
     """One key of a decision, in backend units (a NamedTuple: built on every decision)."""
@@ -71,29 +75,36 @@ class Storage(Protocol):
         ...
 
 
-def storage_from_url(url: str, *, clock: Clock | None = None) -> Storage:
+def storage_from_url(
+    url: str, *, clock: Clock | None = None, on_failure: FailurePolicy = "fail-closed"
+) -> Storage:
     """Pick a backend from a URL.
 
     `memory://` -> `MemoryStorage(clock)`: one process only (the embedded default).
     `redis://host:port/db`, `rediss://...` (TLS), `unix://path?db=N` -> `RedisStorage(url)`:
-    shared by every process; time comes from the Redis server, `clock` is ignored.
+    shared by every process; time comes from the Redis server. It is wrapped in a
+    `FailoverStorage` that, while Redis is unreachable, refuses decisions at once
+    (`on_failure="fail-closed"`: 503 with `Retry-After`) or makes them in this process
+    (`"fail-open"`: a `MemoryStorage` on `clock`).
 
     Raises:
         ValueError: any other scheme.
     """
     scheme = url.partition("://")[0].lower()
-    if scheme == "memory":
-        from tollhouse.ratelimit.storage.memory import MemoryStorage
+    from tollhouse.ratelimit.storage.memory import MemoryStorage
 
+    if scheme == "memory":
         return MemoryStorage(clock=clock)
     if scheme in ("redis", "rediss", "unix"):
+        from tollhouse.ratelimit.storage.failover import FailoverStorage
         from tollhouse.ratelimit.storage.redis import RedisStorage
 
-        return RedisStorage(url)
+        fallback = MemoryStorage(clock=clock) if on_failure == "fail-open" else None
+        return FailoverStorage(RedisStorage(url), fallback=fallback)
     raise ValueError(
         f"unsupported rate-limit storage URL scheme {scheme!r}: "
         "use memory://, redis://, rediss:// or unix://"
     )
 
 
-__all__ = ["Cell", "Mode", "Outcome", "Storage", "storage_from_url"]
+__all__ = ["Cell", "FailurePolicy", "Mode", "Outcome", "Storage", "storage_from_url"]
