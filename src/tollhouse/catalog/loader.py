@@ -2,9 +2,12 @@
 
 Steps: read the file, parse YAML (floats keep their source text exactly, duplicate keys are
 errors), validate against `CatalogSpec` (unknown keys are errors), check cross-references,
-then convert dollars to micros. Any failure raises one `CatalogInvalid` whose `errors` list
-every problem as `{"loc": "models.gpt-4o.price.per_image", "msg": "..."}` and whose `detail`
-has one line per problem, `<loc>: <msg> (line N)`.
+then convert dollars to micros. Duplicate keys, schema errors and cross-reference errors are
+found in one pass (the references are checked on the raw document, so a typo'd key hides no
+duplicate rank or unknown category); only a YAML syntax error stops the check early. Any
+failure raises one `CatalogInvalid` whose `errors` list every problem, in document order, as
+`{"loc": "models.gpt-4o.price.per_image", "msg": "..."}` and whose `detail` has one line per
+problem, `<loc>: <msg> (line N)`.
 """
 
 from __future__ import annotations
@@ -57,7 +60,8 @@ T = TypeVar("T")
 
 
 class _Problems:
-    """Collected `(loc, msg)` pairs, rendered into one `CatalogInvalid`."""
+    """Collected `(loc, msg)` pairs, rendered into one `CatalogInvalid`; `root` (the parsed
+    YAML nodes, once known) gives each its line."""
 
     def __init__(self, source: str, root: yaml.Node | None = None) -> None:
         self.source = source
@@ -73,14 +77,18 @@ class _Problems:
             raise self.error()
 
     def error(self) -> CatalogInvalid:
+        """Every problem, in document order where the lines are known (structural and
+        semantic problems interleaved), else in the order found."""
+        located = [
+            (loc, msg, line if line is not None or self.root is None else _line_of(self.root, loc))
+            for loc, msg, line in self.items
+        ]
+        located.sort(key=lambda item: item[2] or 0)
         errors: list[dict[str, str]] = []
         lines: list[str] = []
-        for loc, msg, known_line in self.items:
+        for loc, msg, line in located:
             path = ".".join(str(part) for part in loc)
             errors.append({"loc": path, "msg": msg})
-            line = known_line
-            if line is None and self.root is not None:
-                line = _line_of(self.root, loc)
             where = f" (line {line})" if line is not None and loc else ""
             lines.append(f"  {path or '<file>'}: {msg}{where}")
         count = f"{len(errors)} error" + ("s" if len(errors) != 1 else "")
@@ -145,94 +153,146 @@ def _duplicate_keys(node: yaml.Node, loc: Loc, problems: _Problems, seen: set[in
             _duplicate_keys(item, (*loc, index), problems, seen)
 
 
-def _parse(text: str, source: str) -> tuple[Any, yaml.Node | None]:
-    """YAML text -> (python data, node tree). Raises CatalogInvalid on syntax errors."""
+def _parse(text: str, problems: _Problems) -> Any:
+    """YAML text -> python data; duplicate keys are added to `problems` (the document is
+    still built, the last value winning, so that every other problem is found too).
+
+    Raises:
+        CatalogInvalid: YAML syntax errors (nothing else can be checked then).
+    """
     loader = _CatalogLoader(text)
     try:
         root = loader.get_single_node()
-        problems = _Problems(source, root)
+        problems.root = root
         if root is not None:
             _duplicate_keys(root, (), problems, set())
-        problems.raise_if_any()
         data = loader.construct_document(root) if root is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        syntax = _Problems(source)
+        syntax = _Problems(problems.source)
         syntax.add((), f"YAML syntax error: {where}{problem}")
         raise syntax.error() from exc
     except yaml.YAMLError as exc:
-        syntax = _Problems(source)
+        syntax = _Problems(problems.source)
         syntax.add((), f"YAML error: {exc}")
         raise syntax.error() from exc
     finally:
         loader.dispose()
-    return data, root
+    return data
 
 
-def _validate(data: Any, source: str, root: yaml.Node | None) -> CatalogSpec:
-    problems = _Problems(source, root)
-    if data is None:
-        problems.add((), "the catalog is empty")
-    elif not isinstance(data, dict):
-        problems.add((), f"the catalog must be a mapping of keys, not {type(data).__name__}")
-    problems.raise_if_any()
+def _validate(data: Any, problems: _Problems) -> CatalogSpec:
+    """Check `data` against the schema and the cross-references in one pass.
+
+    Raises:
+        CatalogInvalid: every problem found, structural and semantic together (with any
+            already in `problems`).
+    """
+    if data is None or not isinstance(data, dict):
+        shape = "empty" if data is None else f"a {type(data).__name__}, not a mapping of keys"
+        problems.add((), f"the catalog is {shape}")
+        raise problems.error()
+    spec: CatalogSpec | None = None
+    schema_locs: list[Loc] = []
     try:
         spec = CatalogSpec.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
+            schema_locs.append(tuple(error["loc"]))
             problems.add(tuple(error["loc"]), error["msg"])
-        raise problems.error() from exc
-    _check_references(spec, problems)
+    _check_references(data, _Semantic(problems, schema_locs))
     problems.raise_if_any()
+    assert spec is not None
     return spec
 
 
-def _check_references(spec: CatalogSpec, problems: _Problems) -> None:
-    """Cross-references the schema cannot see: names that must exist, unique ranks."""
-    if not spec.plans:
+class _Semantic:
+    """Adds cross-reference problems to `problems`, except at a key path where the schema
+    found one (`schema_locs`, or under one): a wrong value is reported once, by its first
+    fault."""
+
+    def __init__(self, problems: _Problems, schema_locs: Iterable[Loc]) -> None:
+        self.problems = problems
+        self.structural = [tuple(str(part) for part in loc) for loc in schema_locs]
+
+    def add(self, loc: Loc, msg: str) -> None:
+        path = tuple(str(part) for part in loc)
+        if not any(path[: len(known)] == known for known in self.structural):
+            self.problems.add(loc, msg)
+
+
+def _section(data: Mapping[str, Any], key: str) -> Mapping[Any, Any] | None:
+    """`data[key]` when it is a mapping (absent = empty); `None` when it is something else
+    (the schema reports that, and nothing can be looked up in it)."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    return value if isinstance(value, Mapping) else None
+
+
+def _entries(section: Mapping[Any, Any] | None) -> Iterable[tuple[Any, Mapping[str, Any]]]:
+    """The `(name, mapping)` entries of a section; entries of another type are skipped."""
+    for name, value in (section or {}).items():
+        if isinstance(value, Mapping):
+            yield name, value
+
+
+def _name(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _check_references(data: Mapping[str, Any], problems: _Semantic) -> None:
+    """Cross-references the schema cannot see: names that must exist, unique ranks.
+
+    Reads the raw document (not the validated spec), so that a schema error elsewhere hides
+    none of these: a typo'd key in one model still lets a duplicate rank and an unknown
+    category be reported. A section that is not a mapping is not looked up in.
+    """
+    plans, categories = _section(data, "plans"), _section(data, "categories")
+    upstreams, models = _section(data, "upstreams"), _section(data, "models")
+    meters = STANDARD_METERS if data.get("meters") is None else _section(data, "meters")
+    default_plan = _name(data.get("default_plan", "free"))
+    if plans is not None and "plans" in data and not plans:
         problems.add(("plans",), "at least one plan is required")
-    elif spec.default_plan not in spec.plans:
-        problems.add(("default_plan",), _unknown("plan", spec.default_plan, spec.plans))
-    ranks: dict[int, str] = {}
-    meters = STANDARD_METERS if spec.meters is None else spec.meters
-    for name, plan in spec.plans.items():
-        for meter in plan.quotas:
-            if meter not in meters:
+    elif plans and default_plan is not None and default_plan not in plans:
+        problems.add(("default_plan",), _unknown("plan", default_plan, plans))
+    ranks: dict[int, Any] = {}
+    for name, plan in _entries(plans):
+        quotas = plan.get("quotas")
+        for meter in quotas if isinstance(quotas, Mapping) else ():
+            if meters is not None and meter not in meters:
                 problems.add(("plans", name, "quotas", meter), _unknown("meter", meter, meters))
-        for tier in plan.session_rates:
-            if tier not in plan.resource_tiers:
-                problems.add(
-                    ("plans", name, "session_rates", tier),
-                    f"resource tier {tier!r} is not in the plan's resource_tiers",
-                )
-        if plan.rank in ranks:
+        tiers = plan.get("resource_tiers")
+        rates = plan.get("session_rates")
+        if isinstance(tiers, list) and isinstance(rates, Mapping):
+            for tier in rates:
+                if tier not in tiers:
+                    problems.add(
+                        ("plans", name, "session_rates", tier),
+                        f"resource tier {tier!r} is not in the plan's resource_tiers",
+                    )
+        rank = plan.get("rank")
+        if not isinstance(rank, int) or isinstance(rank, bool):
+            continue
+        if rank in ranks:
             problems.add(
-                ("plans", name, "rank"),
-                f"rank {plan.rank} is also used by plan {ranks[plan.rank]!r}",
+                ("plans", name, "rank"), f"rank {rank} is also used by plan {ranks[rank]!r}"
             )
         else:
-            ranks[plan.rank] = name
-    for model_id, model in spec.models.items():
-        if model.category not in spec.categories:
-            problems.add(
-                ("models", model_id, "category"),
-                _unknown("category", model.category, spec.categories),
-            )
-        if model.upstream not in spec.upstreams:
-            problems.add(
-                ("models", model_id, "upstream"),
-                _unknown("upstream", model.upstream, spec.upstreams),
-            )
-        if model.min_plan is not None and model.min_plan not in spec.plans:
-            problems.add(
-                ("models", model_id, "min_plan"), _unknown("plan", model.min_plan, spec.plans)
-            )
+            ranks[rank] = name
+    references = (("category", categories), ("upstream", upstreams), ("min_plan", plans))
+    for model_id, model in _entries(models):
+        for field, known in references:
+            wanted = _name(model.get(field))
+            if wanted is not None and known is not None and wanted not in known:
+                kind = "plan" if field == "min_plan" else field
+                problems.add(("models", model_id, field), _unknown(kind, wanted, known))
 
 
-def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
-    names = ", ".join(sorted(known)) or "none"
+def _unknown(kind: str, name: str, known: Iterable[Any]) -> str:
+    names = ", ".join(sorted(str(item) for item in known)) or "none"
     return f"unknown {kind} {name!r} (known: {names})"
 
 
@@ -323,8 +383,8 @@ def load_catalog_text(text: str, *, source: str = "<string>") -> Catalog:
     Raises:
         CatalogInvalid: syntax, schema or cross-reference errors (all of them, with `loc`).
     """
-    data, root = _parse(text, source)
-    return _build(_validate(data, source, root))
+    problems = _Problems(source)
+    return _build(_validate(_parse(text, problems), problems))
 
 
 def load_catalog_data(data: Mapping[str, Any], *, source: str = "<data>") -> Catalog:
@@ -335,7 +395,7 @@ def load_catalog_data(data: Mapping[str, Any], *, source: str = "<data>") -> Cat
     Raises:
         CatalogInvalid: schema or cross-reference errors.
     """
-    return _build(_validate(dict(data), source, None))
+    return _build(_validate(dict(data), _Problems(source)))
 
 
 def load_catalog(path: Path | None = None) -> Catalog:
