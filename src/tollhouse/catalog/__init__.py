@@ -15,6 +15,8 @@ Invariants:
   raise 403 errors whose `required_plan` is the lowest-rank plan that has what is missing.
 - Limits are a category's base limits times the plan's multiplier, rounded down, at least 1;
   a `None` multiplier means unlimited.
+- Every model has a `tokenizer` (`cl100k_base` or `o200k_base`), resolved at load time from
+  the YAML or the model's name (`catalog.tokenizers`); another name is a `CatalogInvalid`.
 
 No database tables: the catalog is configuration, loaded once per process.
 """
@@ -56,10 +58,13 @@ from tollhouse.catalog.loader import (
     validate_catalog_file,
 )
 from tollhouse.catalog.pricing import Price, Usage
+from tollhouse.catalog.tokenizers import DEFAULT_TOKENIZER, TOKENIZERS, Tokenizer, tokenizer_for
 
 __all__ = [
+    "DEFAULT_TOKENIZER",
     "RESOURCE_TIERS",
     "STANDARD_METERS",
+    "TOKENIZERS",
     "Aggregation",
     "Catalog",
     "CatalogError",
@@ -80,6 +85,7 @@ __all__ = [
     "ResourceTier",
     "ResourceTierNotInPlan",
     "RolloverPolicy",
+    "Tokenizer",
     "Upstream",
     "UpstreamNotFound",
     "Usage",
@@ -89,5 +95,6 @@ __all__ = [
     "load_catalog_data",
     "load_catalog_text",
     "starter_catalog_text",
+    "tokenizer_for",
     "validate_catalog_file",
 ]

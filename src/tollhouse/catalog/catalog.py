@@ -24,6 +24,7 @@ from tollhouse.catalog.errors import (
     UpstreamNotFound,
 )
 from tollhouse.catalog.pricing import Price
+from tollhouse.catalog.tokenizers import DEFAULT_TOKENIZER, Tokenizer
 from tollhouse.errors import InvalidInput
 
 Aggregation = Literal["sum", "count", "max"]
@@ -158,7 +159,10 @@ class Upstream:
 
 @dataclass(frozen=True, slots=True)
 class Model:
-    """A registry entry: `id` as clients send it, `upstream_model` as the upstream knows it."""
+    """A registry entry: `id` as clients send it, `upstream_model` as the upstream knows it.
+
+    `tokenizer` is the encoding that counts its prompt for a hold's estimate, resolved when
+    the catalog loads (`catalog.tokenizers`)."""
 
     id: str
     category: str
@@ -168,6 +172,7 @@ class Model:
     min_plan: str
     max_output_tokens: int | None = None
     description: str = ""
+    tokenizer: Tokenizer = DEFAULT_TOKENIZER
 
 
 @dataclass(frozen=True, slots=True, eq=False)

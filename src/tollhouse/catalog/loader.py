@@ -35,7 +35,8 @@ from tollhouse.catalog.catalog import (
 )
 from tollhouse.catalog.errors import CatalogInvalid
 from tollhouse.catalog.pricing import Price
-from tollhouse.catalog.schemas import CatalogSpec, MeterSpec, PlanSpec, PriceSpec
+from tollhouse.catalog.schemas import CatalogSpec, MeterSpec, ModelSpec, PlanSpec, PriceSpec
+from tollhouse.catalog.tokenizers import DEFAULT_TOKENIZER, Tokenizer, tokenizer_for
 
 BUILTIN_RESOURCE = "builtin.yaml"
 STARTER_RESOURCE = "starter.yaml"
@@ -333,6 +334,16 @@ def _plan(name: str, p: PlanSpec) -> Plan:
     )
 
 
+def _tokenizer(model_id: str, spec: ModelSpec) -> Tokenizer:
+    """The YAML's `tokenizer`, else the family of `upstream_model`, then of the id."""
+    return (
+        spec.tokenizer
+        or tokenizer_for(spec.upstream_model or model_id)
+        or tokenizer_for(model_id)
+        or DEFAULT_TOKENIZER
+    )
+
+
 def _build(spec: CatalogSpec) -> Catalog:
     """A validated spec -> the immutable catalog (dollars -> micros)."""
     meters = STANDARD_METERS if spec.meters is None else spec.meters
@@ -370,6 +381,7 @@ def _build(spec: CatalogSpec) -> Catalog:
                     min_plan=m.min_plan or spec.default_plan,
                     max_output_tokens=m.max_output_tokens,
                     description=m.description,
+                    tokenizer=_tokenizer(model_id, m),
                 )
                 for model_id, m in spec.models.items()
             }
