@@ -2,9 +2,9 @@
 
 | variable | default | meaning |
 | --- | --- | --- |
-| `TOLLHOUSE_DATABASE_URL` | `sqlite+aiosqlite:///./tollhouse.db` | SQLAlchemy async URL; `postgresql+asyncpg://...` in production |
+| `TOLLHOUSE_DATABASE_URL` | `sqlite:///./tollhouse.db` | `sqlite:///x.db` or `postgresql://user@host/db` (`postgres://` too); the async driver is picked here |
 | `TOLLHOUSE_REDIS_URL` | unset | unset = in-process rate limiter and caches; `redis://...` shares them across processes |
-| `TOLLHOUSE_CATALOG` | unset | path of the catalog YAML; unset = the built-in catalog |
+| `TOLLHOUSE_CATALOG` | unset | path of the catalog YAML; unset = `./tollhouse.yaml` if it exists, else the built-in catalog |
 | `TOLLHOUSE_BOOTSTRAP_KEY` | unset | an operator key to install on first start instead of generating one |
 | `TOLLHOUSE_KEY_SECRET` | empty | HMAC-SHA256 secret for API key digests (empty = plain HMAC with an empty key) |
 | `TOLLHOUSE_KEY_ENV` | `live` | the `<env>` part of new keys: `th_<env>_...` |
@@ -18,8 +18,17 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tollhouse.storage.engine import async_database_url
+
+CATALOG_FILE = Path("tollhouse.yaml")
+"""The catalog file `tollhouse init` writes, used from the working directory when present."""
+
+
+def _catalog_in_working_directory() -> Path | None:
+    return CATALOG_FILE if CATALOG_FILE.is_file() else None
 
 
 class Settings(BaseSettings):
@@ -27,12 +36,14 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TOLLHOUSE_", env_file=".env", extra="ignore")
 
-    database_url: str = "sqlite+aiosqlite:///./tollhouse.db"
-    """SQLAlchemy async URL of the system of record."""
+    database_url: str = Field(default="sqlite:///./tollhouse.db", validate_default=True)
+    """SQLAlchemy async URL of the system of record, normalised to tollhouse's async driver
+    (`storage.engine.async_database_url`: `postgres://...` -> `postgresql+asyncpg://...`)."""
     redis_url: str | None = None
     """Redis for shared rate limits; None = in-process."""
-    catalog: Path | None = None
-    """Catalog YAML path; None = the built-in catalog."""
+    catalog: Path | None = Field(default_factory=_catalog_in_working_directory)
+    """Catalog YAML path; default `./tollhouse.yaml` when that file exists; None = the
+    built-in catalog."""
     bootstrap_key: SecretStr | None = None
     """Operator key to install on first start (must be a well-formed `th_` key)."""
     key_secret: SecretStr = SecretStr("")
@@ -47,6 +58,11 @@ class Settings(BaseSettings):
     """Largest accepted request body in bytes; larger gets 413."""
     hold_timeout_seconds: int = Field(default=3600, gt=0)
     """An open hold older than this is voided by the sweeper (a crashed request's reservation)."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        return async_database_url(url)
 
 
 @lru_cache(maxsize=1)
