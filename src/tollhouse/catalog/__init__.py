@@ -18,7 +18,13 @@ Invariants:
 - Every model has a `tokenizer` (`cl100k_base` or `o200k_base`), resolved at load time from
   the YAML or the model's name (`catalog.tokenizers`); another name is a `CatalogInvalid`.
 
-No database tables: the catalog is configuration, loaded once per process.
+- The catalog is configuration, loaded once per process from `TOLLHOUSE_CATALOG`, else
+  `./tollhouse.yaml`, else the built-in file; `Catalog.digest` is the SHA-256 of its YAML.
+- One table, `served_catalogs` (append-only): the catalogs `tollhouse serve` started with,
+  the last being the catalog in force. `serve` refuses a catalog that lacks a plan in use;
+  writes naming a plan, a model or the currency are checked against the catalog in force
+  (`catalog.service.require_in_force`), so a process with another catalog cannot write what
+  the served one does not have.
 """
 
 from tollhouse.catalog.catalog import (
@@ -43,7 +49,9 @@ from tollhouse.catalog.errors import (
     FeatureNotInPlan,
     ModelNotFound,
     ModelNotInPlan,
+    NotInCatalogInForce,
     PlanNotFound,
+    PlansInUseMissing,
     ResourceTierNotInPlan,
     UpstreamNotFound,
 )
@@ -78,8 +86,10 @@ __all__ = [
     "Model",
     "ModelNotFound",
     "ModelNotInPlan",
+    "NotInCatalogInForce",
     "Plan",
     "PlanNotFound",
+    "PlansInUseMissing",
     "Price",
     "Protocol",
     "ResourceTier",

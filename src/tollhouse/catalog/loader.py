@@ -13,6 +13,8 @@ problem, `<loc>: <msg> (line N)`.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from importlib import resources
@@ -25,6 +27,7 @@ from pydantic import ValidationError
 
 from tollhouse import money
 from tollhouse.catalog.catalog import (
+    BUILTIN_SOURCE,
     Catalog,
     Category,
     Meter,
@@ -344,10 +347,12 @@ def _tokenizer(model_id: str, spec: ModelSpec) -> Tokenizer:
     )
 
 
-def _build(spec: CatalogSpec) -> Catalog:
+def _build(spec: CatalogSpec, *, source: str, digest: str) -> Catalog:
     """A validated spec -> the immutable catalog (dollars -> micros)."""
     meters = STANDARD_METERS if spec.meters is None else spec.meters
     return Catalog(
+        source=source,
+        digest=digest,
         version=spec.version,
         currency=spec.currency,
         default_plan=spec.default_plan,
@@ -390,28 +395,42 @@ def _build(spec: CatalogSpec) -> Catalog:
 
 
 def load_catalog_text(text: str, *, source: str = "<string>") -> Catalog:
-    """Parse, validate and build a catalog from YAML text; `source` names it in errors.
+    """Parse, validate and build a catalog from YAML text; `source` names it in errors and
+    is its `Catalog.source`; its digest is that of the text's UTF-8 bytes.
 
     Raises:
         CatalogInvalid: syntax, schema or cross-reference errors (all of them, with `loc`).
     """
-    problems = _Problems(source)
-    return _build(_validate(_parse(text, problems), problems))
+    return _load(text, shown=source, source=source, digest=_sha256(text.encode("utf-8")))
+
+
+def _load(text: str, *, shown: str, source: str, digest: str) -> Catalog:
+    problems = _Problems(shown)
+    return _build(_validate(_parse(text, problems), problems), source=source, digest=digest)
+
+
+def _sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
 
 
 def load_catalog_data(data: Mapping[str, Any], *, source: str = "<data>") -> Catalog:
     """Validate and build a catalog from already-parsed data (a dict shaped like the YAML).
 
-    Float values are converted through `str()`, so `0.1` is exactly 0.1.
+    Float values are converted through `str()`, so `0.1` is exactly 0.1. The digest is that
+    of the data as sorted JSON.
 
     Raises:
         CatalogInvalid: schema or cross-reference errors.
     """
-    return _build(_validate(dict(data), _Problems(source)))
+    digest = _sha256(json.dumps(data, sort_keys=True, default=str).encode("utf-8"))
+    return _build(_validate(dict(data), _Problems(source)), source=source, digest=digest)
 
 
 def load_catalog(path: Path | None = None) -> Catalog:
     """Load the catalog at `path`, or the built-in one when `path` is `None`.
+
+    The catalog's `source` is the file's absolute path, its `digest` the SHA-256 of the
+    file's bytes.
 
     Raises:
         CatalogInvalid: unreadable file (missing, a directory, not UTF-8) or invalid catalog.
@@ -420,7 +439,8 @@ def load_catalog(path: Path | None = None) -> Catalog:
         return builtin_catalog()
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        content = path.read_bytes()
+        text = content.decode("utf-8")
     except FileNotFoundError:
         _fail_file(path, "file not found")
     except IsADirectoryError:
@@ -429,7 +449,7 @@ def load_catalog(path: Path | None = None) -> Catalog:
         _fail_file(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})")
     except OSError as exc:
         _fail_file(path, f"cannot read: {exc.strerror or exc}")
-    return load_catalog_text(text, source=str(path))
+    return _load(text, shown=str(path), source=str(path.resolve()), digest=_sha256(content))
 
 
 def _fail_file(path: Path, msg: str) -> NoReturn:
@@ -454,8 +474,10 @@ def builtin_catalog_text() -> str:
 
 @functools.cache
 def builtin_catalog() -> Catalog:
-    """The built-in catalog, loaded once per process (it is immutable)."""
-    return load_catalog_text(builtin_catalog_text(), source="builtin.yaml")
+    """The built-in catalog, loaded once per process (it is immutable); its `source` is
+    `built-in`."""
+    text = builtin_catalog_text()
+    return _load(text, shown=BUILTIN_RESOURCE, source=BUILTIN_SOURCE, digest=_sha256(text.encode()))
 
 
 def starter_catalog_text() -> str:

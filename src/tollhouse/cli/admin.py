@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from tollhouse.catalog import service as catalogs
 from tollhouse.catalog import validate_catalog_file
 from tollhouse.cli.common import JsonOption, Services, emit, errors, print_error, run
 from tollhouse.customers import Customer
@@ -125,6 +126,7 @@ def keys_create(
         async with svc.db.transaction() as session:
             if customer is not None:
                 await customers.get(session, customer)
+            await catalogs.require_in_force(session, svc.catalog, models=allowed or ())
             issued = await keys.create_key(
                 session,
                 customer_id=customer,
@@ -203,6 +205,7 @@ def credits_grant(
             raise InvalidInput(str(exc)) from None
         async with svc.db.transaction() as session:
             await customers.get(session, customer)
+            await catalogs.require_in_force(session, svc.catalog, currency=True)
         grant = await svc.ledger.grant(
             customer,
             micros,

@@ -18,6 +18,7 @@ from alembic.config import Config
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 MODEL_MODULES = (
+    "tollhouse.catalog.models",
     "tollhouse.customers.models",
     "tollhouse.keys.models",
     "tollhouse.ledger.models",
