@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.support.catalog import catalog_text
 from tests.support.upstream import FakeUpstream
 
@@ -199,13 +200,13 @@ class Serving:
 
 
 @contextmanager
-def serving(cwd: Path, env: dict[str, str]) -> Iterator[Serving]:
+def serving(cwd: Path, env: dict[str, str], *options: str) -> Iterator[Serving]:
     """Start `tollhouse serve` on a free port; yield once it printed "listening"; stop it."""
     port = free_port()
     stderr_path = cwd / f"serve-{port}.err"
     with stderr_path.open("w") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tollhouse.cli.main", "serve", "--port", str(port)],
+            [sys.executable, "-m", "tollhouse.cli.main", "serve", "--port", str(port), *options],
             cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
@@ -252,6 +253,20 @@ class TestStartup:
             "warning: upstream 'unkeyed' takes its API key from TH_TEST_UNSET_KEY, which is not "
             "set: its models (2) will be called without a key"
         ]
+
+
+async def test_several_workers_serve_the_socket_bound_before_listening(tmp_path: Path) -> None:
+    """`--workers 2` on PostgreSQL: uvicorn's workers serve the socket `serve` bound."""
+    database_url = await create_postgres_database()
+    try:
+        env = environment(TOLLHOUSE_DATABASE_URL=database_url.replace("+asyncpg", ""))
+        with serving(tmp_path, env, "--workers", "2") as served:
+            async with httpx.AsyncClient(timeout=STARTUP_SECONDS) as http:
+                answers = [await http.get(f"{served.base_url}/healthz") for _ in range(4)]
+    finally:
+        await drop_postgres_database(database_url)
+
+    assert [a.status_code for a in answers] == [200] * 4
 
 
 @asynccontextmanager
