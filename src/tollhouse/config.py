@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     key_env: str = Field(default="live", pattern=r"^[a-z0-9]{1,12}$")
     """The `<env>` label of new keys."""
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(default=8080, ge=1, le=65535)
     upstream_timeout_seconds: float = Field(default=300.0, gt=0)
     """Total seconds one upstream call may take before the gateway answers 504."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)

@@ -65,3 +65,14 @@ class TestCatalog:
         monkeypatch.setenv("TOLLHOUSE_CATALOG", "/srv/catalog.yaml")
 
         assert settings().catalog == Path("/srv/catalog.yaml")
+
+
+def test_a_port_outside_1_to_65535_is_a_validation_error(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOLLHOUSE_PORT", "70000")
+
+    with pytest.raises(ValidationError) as caught:
+        settings()
+
+    assert caught.value.errors()[0]["loc"] == ("port",)

@@ -42,7 +42,9 @@ def fail(message: str) -> NoReturn:
 
 def serve(
     host: str | None = typer.Option(None, help="Default: TOLLHOUSE_HOST or 127.0.0.1."),
-    port: int | None = typer.Option(None, help="Default: TOLLHOUSE_PORT or 8080."),
+    port: int | None = typer.Option(
+        None, min=1, max=65535, help="Default: TOLLHOUSE_PORT or 8080."
+    ),
     workers: int = typer.Option(
         1, min=1, help="Processes (needs PostgreSQL, and Redis for shared limits)."
     ),
