@@ -106,7 +106,7 @@ class TestCatalogInForce:
         result = migrated.invoke("credits", "grant", customer_id, "5.00")
 
         assert result.exit_code == 1
-        assert "its currency is 'eur', this catalog's is 'usd'" in flat(result.stderr)
+        assert "the catalog in force counts money in 'eur', not 'usd'" in flat(result.stderr)
         assert migrated.rows("SELECT count(*) FROM ledger_entries") == [(0,)]
 
     def test_rollover_with_other_terms_for_a_plan_in_use_is_refused(self, migrated: Cli) -> None:

@@ -114,7 +114,7 @@ async def require_in_force(
     reasons += [f"model {m!r} is not in the catalog in force" for m in missing_models]
     if other_currency:
         reasons.append(
-            f"its currency is {theirs['currency']!r}, this catalog's is {catalog.currency!r}"
+            f"the catalog in force counts money in {theirs['currency']!r}, not {catalog.currency!r}"
         )
     if not reasons:
         return

@@ -49,7 +49,8 @@ def serve(
         1, min=1, help="Processes (needs PostgreSQL, and Redis for shared limits)."
     ),
 ) -> None:
-    """Migrate, create the operator key on first start (printed once), and serve HTTP."""
+    """Migrate, record the catalog in force, create the operator key on first start (printed
+    once), and serve HTTP."""
     import uvicorn
 
     settings = settings_or_exit()
