@@ -2,10 +2,10 @@
 
 | variable | default | meaning |
 | --- | --- | --- |
-| `TOLLHOUSE_DATABASE_URL` | `sqlite+aiosqlite:///./tollhouse.db` | SQLAlchemy async URL; `postgresql+asyncpg://...` in production |
+| `TOLLHOUSE_DATABASE_URL` | `sqlite:///./tollhouse.db` | `sqlite:///x.db` or `postgresql://user@host/db` (`postgres://` too); the async driver is picked here |
 | `TOLLHOUSE_REDIS_URL` | unset | unset = in-process rate limiter and caches; `redis://...` shares them across processes |
 | `TOLLHOUSE_REDIS_FAILURE_POLICY` | `fail-closed` | while Redis is unreachable: `fail-closed` answers rate-limited calls 503 with `Retry-After`; `fail-open` decides them in each process alone (logged once per outage) |
-| `TOLLHOUSE_CATALOG` | unset | path of the catalog YAML; unset = the built-in catalog |
+| `TOLLHOUSE_CATALOG` | unset | path of the catalog YAML; unset = `./tollhouse.yaml` if it exists, else the built-in catalog |
 | `TOLLHOUSE_BOOTSTRAP_KEY` | unset | an operator key to install on first start instead of generating one |
 | `TOLLHOUSE_KEY_SECRET` | empty | HMAC-SHA256 secret for API key digests (empty = plain HMAC with an empty key) |
 | `TOLLHOUSE_KEY_ENV` | `live` | the `<env>` part of new keys: `th_<env>_...` |
@@ -20,8 +20,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tollhouse.storage.engine import async_database_url
+
+CATALOG_FILE = Path("tollhouse.yaml")
+"""The catalog file `tollhouse init` writes, used from the working directory when present."""
+
+
+def _catalog_in_working_directory() -> Path | None:
+    return CATALOG_FILE if CATALOG_FILE.is_file() else None
 
 
 class Settings(BaseSettings):
@@ -29,14 +38,16 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TOLLHOUSE_", env_file=".env", extra="ignore")
 
-    database_url: str = "sqlite+aiosqlite:///./tollhouse.db"
-    """SQLAlchemy async URL of the system of record."""
+    database_url: str = Field(default="sqlite:///./tollhouse.db", validate_default=True)
+    """SQLAlchemy async URL of the system of record, normalised to tollhouse's async driver
+    (`storage.engine.async_database_url`: `postgres://...` -> `postgresql+asyncpg://...`)."""
     redis_url: str | None = None
     """Redis for shared rate limits; None = in-process."""
     redis_failure_policy: Literal["fail-closed", "fail-open"] = "fail-closed"
     """What decides rate limits while Redis is unreachable (`ratelimit.storage.failover`)."""
-    catalog: Path | None = None
-    """Catalog YAML path; None = the built-in catalog."""
+    catalog: Path | None = Field(default_factory=_catalog_in_working_directory)
+    """Catalog YAML path; default `./tollhouse.yaml` when that file exists; None = the
+    built-in catalog."""
     bootstrap_key: SecretStr | None = None
     """Operator key to install on first start (must be a well-formed `th_` key)."""
     key_secret: SecretStr = SecretStr("")
@@ -44,13 +55,18 @@ class Settings(BaseSettings):
     key_env: str = Field(default="live", pattern=r"^[a-z0-9]{1,12}$")
     """The `<env>` label of new keys."""
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(default=8080, ge=1, le=65535)
     upstream_timeout_seconds: float = Field(default=300.0, gt=0)
     """Total seconds one upstream call may take before the gateway answers 504."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     """Largest accepted request body in bytes; larger gets 413."""
     hold_timeout_seconds: int = Field(default=3600, gt=0)
     """An open hold older than this is voided by the sweeper (a crashed request's reservation)."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        return async_database_url(url)
 
 
 @lru_cache(maxsize=1)

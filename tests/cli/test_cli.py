@@ -53,6 +53,23 @@ models:
 """
 
 
+MANY_PROBLEMS_CATALOG = """\
+version: "many"
+default_plan: free
+plans:
+  free: {rank: 0, price: "0", trial_dayz: 3}
+  pro: {rank: 0, price: "29.00"}
+categories:
+  text: {requests_per_minute: 5}
+upstreams:
+  local: {base_url: "http://127.0.0.1:9/v1"}
+models:
+  chat: {category: txt, upstream: local}
+"""
+"""A typo'd key (`trial_dayz`), a duplicate rank and an unknown category, in that order."""
+MANY_PROBLEMS = ["plans.free.trial_dayz", "plans.pro.rank", "models.chat.category"]
+
+
 class Cli:
     """Invoke `tollhouse` in-process on one SQLite file."""
 
@@ -627,6 +644,28 @@ class TestCatalogValidate:
         problem = json.loads(result.stdout)
         assert problem["status"] == 422
         assert [e["loc"] for e in problem["errors"]] == ["models.bad-model.category"]
+
+    def test_every_problem_is_printed_in_one_pass_with_its_line(self, cli: Cli) -> None:
+        path = cli.directory / "many.yaml"
+        path.write_text(MANY_PROBLEMS_CATALOG)
+
+        result = cli.invoke("catalog", "validate", str(path))
+
+        assert result.exit_code == 1
+        assert "(3 errors)" in result.stderr
+        printed = [line.strip() for line in result.stderr.splitlines() if line.startswith("  ")]
+        assert [line.split(":")[0] for line in printed] == MANY_PROBLEMS
+        assert printed[1].endswith("rank 0 is also used by plan 'free' (line 5)")
+        assert "unknown category 'txt'" in printed[2]
+
+    def test_every_problem_is_listed_in_the_json_problem(self, cli: Cli) -> None:
+        path = cli.directory / "many.yaml"
+        path.write_text(MANY_PROBLEMS_CATALOG)
+
+        result = cli.invoke("catalog", "validate", str(path), "--json")
+
+        assert result.exit_code == 1
+        assert [e["loc"] for e in json.loads(result.stdout)["errors"]] == MANY_PROBLEMS
 
     def test_missing_file_exits_1_naming_it(self, cli: Cli) -> None:
         result = cli.invoke("catalog", "validate", "nowhere.yaml")

@@ -119,7 +119,8 @@ class TestChatCompletions:
             pass
         charged = 1_000_000 - await stack.available(customer_id)
         usage = await usage_totals(stack, customer_id)
-        assert usage["output_tokens"] == count_tokens(ANSWER)
+        tokenizer = stack.runtime.catalog.model("test-chat-nousage").tokenizer
+        assert usage["output_tokens"] == count_tokens(ANSWER, tokenizer)
         assert charged == (
             usage["input_tokens"] * INPUT_MICROS_PER_TOKEN
             + usage["output_tokens"] * OUTPUT_MICROS_PER_TOKEN
@@ -142,7 +143,8 @@ class TestChatCompletions:
         balance = await settled_balance(stack, customer_id)
         charged = 1_000_000 - balance["available_micros"]
         usage = await usage_totals(stack, customer_id)
-        assert 0 < usage["output_tokens"] < count_tokens(ANSWER)
+        tokenizer = stack.runtime.catalog.model("test-chat-slow-stream").tokenizer
+        assert 0 < usage["output_tokens"] < count_tokens(ANSWER, tokenizer)
         assert charged == (
             usage["input_tokens"] * INPUT_MICROS_PER_TOKEN
             + usage["output_tokens"] * OUTPUT_MICROS_PER_TOKEN

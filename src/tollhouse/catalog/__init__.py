@@ -15,8 +15,16 @@ Invariants:
   raise 403 errors whose `required_plan` is the lowest-rank plan that has what is missing.
 - Limits are a category's base limits times the plan's multiplier, rounded down, at least 1;
   a `None` multiplier means unlimited.
+- Every model has a `tokenizer` (`cl100k_base` or `o200k_base`), resolved at load time from
+  the YAML or the model's name (`catalog.tokenizers`); another name is a `CatalogInvalid`.
 
-No database tables: the catalog is configuration, loaded once per process.
+- The catalog is configuration, loaded once per process from `TOLLHOUSE_CATALOG`, else
+  `./tollhouse.yaml`, else the built-in file; `Catalog.digest` is the SHA-256 of its YAML.
+- One table, `served_catalogs` (append-only): the catalogs `tollhouse serve` started with,
+  the last being the catalog in force. `serve` refuses a catalog that lacks a plan in use;
+  writes naming a plan, a model or the currency are checked against the catalog in force
+  (`catalog.service.require_in_force`), so a process with another catalog cannot write what
+  the served one does not have.
 """
 
 from tollhouse.catalog.catalog import (
@@ -41,7 +49,9 @@ from tollhouse.catalog.errors import (
     FeatureNotInPlan,
     ModelNotFound,
     ModelNotInPlan,
+    NotInCatalogInForce,
     PlanNotFound,
+    PlansInUseMissing,
     ResourceTierNotInPlan,
     UpstreamNotFound,
 )
@@ -56,10 +66,13 @@ from tollhouse.catalog.loader import (
     validate_catalog_file,
 )
 from tollhouse.catalog.pricing import Price, Usage
+from tollhouse.catalog.tokenizers import DEFAULT_TOKENIZER, TOKENIZERS, Tokenizer, tokenizer_for
 
 __all__ = [
+    "DEFAULT_TOKENIZER",
     "RESOURCE_TIERS",
     "STANDARD_METERS",
+    "TOKENIZERS",
     "Aggregation",
     "Catalog",
     "CatalogError",
@@ -73,13 +86,16 @@ __all__ = [
     "Model",
     "ModelNotFound",
     "ModelNotInPlan",
+    "NotInCatalogInForce",
     "Plan",
     "PlanNotFound",
+    "PlansInUseMissing",
     "Price",
     "Protocol",
     "ResourceTier",
     "ResourceTierNotInPlan",
     "RolloverPolicy",
+    "Tokenizer",
     "Upstream",
     "UpstreamNotFound",
     "Usage",
@@ -89,5 +105,6 @@ __all__ = [
     "load_catalog_data",
     "load_catalog_text",
     "starter_catalog_text",
+    "tokenizer_for",
     "validate_catalog_file",
 ]

@@ -24,6 +24,7 @@ from tollhouse.catalog.errors import (
     UpstreamNotFound,
 )
 from tollhouse.catalog.pricing import Price
+from tollhouse.catalog.tokenizers import DEFAULT_TOKENIZER, Tokenizer
 from tollhouse.errors import InvalidInput
 
 Aggregation = Literal["sum", "count", "max"]
@@ -158,7 +159,10 @@ class Upstream:
 
 @dataclass(frozen=True, slots=True)
 class Model:
-    """A registry entry: `id` as clients send it, `upstream_model` as the upstream knows it."""
+    """A registry entry: `id` as clients send it, `upstream_model` as the upstream knows it.
+
+    `tokenizer` is the encoding that counts its prompt for a hold's estimate, resolved when
+    the catalog loads (`catalog.tokenizers`)."""
 
     id: str
     category: str
@@ -168,6 +172,11 @@ class Model:
     min_plan: str
     max_output_tokens: int | None = None
     description: str = ""
+    tokenizer: Tokenizer = DEFAULT_TOKENIZER
+
+
+BUILTIN_SOURCE = "built-in"
+"""`Catalog.source` of the catalog shipped with tollhouse."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -175,6 +184,8 @@ class Catalog:
     """Plans, categories, meters, upstreams and models; cross-references are valid.
 
     Compared and hashed by identity (one loaded catalog per process, usable as a cache key).
+    `source` says where it came from (an absolute path, or `built-in`); `digest` is the
+    SHA-256 (hex) of its YAML bytes, as `sha256sum` prints it.
 
     Invariants (checked by the loader): every model's `category`, `upstream` and `min_plan`
     exist; `default_plan` exists; plan ranks are unique.
@@ -188,6 +199,8 @@ class Catalog:
     plans: Mapping[str, Plan]
     upstreams: Mapping[str, Upstream]
     models: Mapping[str, Model]
+    source: str = "<string>"
+    digest: str = ""
     _plans_by_rank: tuple[Plan, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -368,6 +381,10 @@ class Catalog:
         rank = self.plan(plan).rank
         return [m for m in self.models.values() if self.plans[m.min_plan].rank <= rank]
 
+    def describe(self) -> dict[str, str]:
+        """`{source, version, digest}`: how errors name this catalog."""
+        return {"source": self.source, "version": self.version, "digest": self.digest}
+
     def upstream_api_key(
         self, upstream_name: str, *, environ: Mapping[str, str] | None = None
     ) -> str | None:
@@ -384,6 +401,16 @@ class Catalog:
             return None
         value = (os.environ if environ is None else environ).get(variable)
         return value or None
+
+    def upstreams_without_key(self, *, environ: Mapping[str, str] | None = None) -> list[Upstream]:
+        """The upstreams whose `api_key_env` names a variable that is unset or empty in the
+        environment (`os.environ` unless `environ`): their models are called without a key."""
+        return [
+            upstream
+            for upstream in self.upstreams.values()
+            if upstream.api_key_env is not None
+            and self.upstream_api_key(upstream.name, environ=environ) is None
+        ]
 
 
 _T = TypeVar("_T")

@@ -10,18 +10,23 @@ TollhouseError
     ├── UpstreamNotFound (404 upstream-not-found)     upstream
     ├── ModelNotInPlan (403 model-not-in-plan)        model, required_plan, plan
     ├── FeatureNotInPlan (403 feature-not-in-plan)    feature, required_plan, plan
-    └── ResourceTierNotInPlan (403 resource-tier-not-in-plan)  tier, required_plan, plan
+    ├── ResourceTierNotInPlan (403 resource-tier-not-in-plan)  tier, required_plan, plan
+    ├── NotInCatalogInForce (409 not-in-catalog-in-force)  also a Conflict; missing, catalog,
+    │                                                      catalog_in_force
+    └── PlansInUseMissing (409 plans-in-use-missing)   also a Conflict; plans, catalog,
+                                                       catalog_in_force
 ```
 
 `required_plan` is the lowest-rank plan that has what is missing (`None` when no plan has
-it), so a client can say "upgrade to pro".
+it), so a client can say "upgrade to pro". `catalog` and `catalog_in_force` describe a
+catalog as `{"source", "version", "digest"}` (`source` is a path or `built-in`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tollhouse.errors import TollhouseError
+from tollhouse.errors import Conflict, TollhouseError
 
 
 class CatalogError(TollhouseError):
@@ -112,3 +117,26 @@ class ResourceTierNotInPlan(CatalogError):
 
     def __init__(self, detail: str, *, tier: str, required_plan: str | None, **extra: Any) -> None:
         super().__init__(detail, tier=tier, required_plan=required_plan, **extra)
+
+
+class NotInCatalogInForce(Conflict, CatalogError):
+    """A write names a plan, model or currency that the catalog in force (the one `serve`
+    last recorded) does not have, or a plan whose terms (rank, price, interval, trial,
+    included credits, rollover) differ there: this process runs another catalog.
+
+    Extra: `missing` (`{"plans": [...], "models": [...], "currency": ...}`, what differs),
+    `catalog` (this process's) and `catalog_in_force`, each `{source, version, digest}`.
+    """
+
+    status, code, title = 409, "not-in-catalog-in-force", "Not in the catalog in force"
+
+
+class PlansInUseMissing(Conflict, CatalogError):
+    """The catalog lacks plans that customers or subscriptions are on (or scheduled for):
+    serving it would leave them on plans that do not exist.
+
+    Extra: `plans` (sorted names), `catalog` and `catalog_in_force` (`None` when no catalog
+    was recorded), each `{source, version, digest}`.
+    """
+
+    status, code, title = 409, "plans-in-use-missing", "Plans in use are missing"

@@ -2,14 +2,19 @@
 
 Steps: read the file, parse YAML (floats keep their source text exactly, duplicate keys are
 errors), validate against `CatalogSpec` (unknown keys are errors), check cross-references,
-then convert dollars to micros. Any failure raises one `CatalogInvalid` whose `errors` list
-every problem as `{"loc": "models.gpt-4o.price.per_image", "msg": "..."}` and whose `detail`
-has one line per problem, `<loc>: <msg> (line N)`.
+then convert dollars to micros. Duplicate keys, schema errors and cross-reference errors are
+found in one pass (the references are checked on the raw document, so a typo'd key hides no
+duplicate rank or unknown category); only a YAML syntax error stops the check early. Any
+failure raises one `CatalogInvalid` whose `errors` list every problem, in document order, as
+`{"loc": "models.gpt-4o.price.per_image", "msg": "..."}` and whose `detail` has one line per
+problem, `<loc>: <msg> (line N)`.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from importlib import resources
@@ -22,6 +27,7 @@ from pydantic import ValidationError
 
 from tollhouse import money
 from tollhouse.catalog.catalog import (
+    BUILTIN_SOURCE,
     Catalog,
     Category,
     Meter,
@@ -32,7 +38,8 @@ from tollhouse.catalog.catalog import (
 )
 from tollhouse.catalog.errors import CatalogInvalid
 from tollhouse.catalog.pricing import Price
-from tollhouse.catalog.schemas import CatalogSpec, MeterSpec, PlanSpec, PriceSpec
+from tollhouse.catalog.schemas import CatalogSpec, MeterSpec, ModelSpec, PlanSpec, PriceSpec
+from tollhouse.catalog.tokenizers import DEFAULT_TOKENIZER, Tokenizer, tokenizer_for
 
 BUILTIN_RESOURCE = "builtin.yaml"
 STARTER_RESOURCE = "starter.yaml"
@@ -57,7 +64,8 @@ T = TypeVar("T")
 
 
 class _Problems:
-    """Collected `(loc, msg)` pairs, rendered into one `CatalogInvalid`."""
+    """Collected `(loc, msg)` pairs, rendered into one `CatalogInvalid`; `root` (the parsed
+    YAML nodes, once known) gives each its line."""
 
     def __init__(self, source: str, root: yaml.Node | None = None) -> None:
         self.source = source
@@ -73,14 +81,18 @@ class _Problems:
             raise self.error()
 
     def error(self) -> CatalogInvalid:
+        """Every problem, in document order where the lines are known (structural and
+        semantic problems interleaved), else in the order found."""
+        located = [
+            (loc, msg, line if line is not None or self.root is None else _line_of(self.root, loc))
+            for loc, msg, line in self.items
+        ]
+        located.sort(key=lambda item: item[2] or 0)
         errors: list[dict[str, str]] = []
         lines: list[str] = []
-        for loc, msg, known_line in self.items:
+        for loc, msg, line in located:
             path = ".".join(str(part) for part in loc)
             errors.append({"loc": path, "msg": msg})
-            line = known_line
-            if line is None and self.root is not None:
-                line = _line_of(self.root, loc)
             where = f" (line {line})" if line is not None and loc else ""
             lines.append(f"  {path or '<file>'}: {msg}{where}")
         count = f"{len(errors)} error" + ("s" if len(errors) != 1 else "")
@@ -145,94 +157,146 @@ def _duplicate_keys(node: yaml.Node, loc: Loc, problems: _Problems, seen: set[in
             _duplicate_keys(item, (*loc, index), problems, seen)
 
 
-def _parse(text: str, source: str) -> tuple[Any, yaml.Node | None]:
-    """YAML text -> (python data, node tree). Raises CatalogInvalid on syntax errors."""
+def _parse(text: str, problems: _Problems) -> Any:
+    """YAML text -> python data; duplicate keys are added to `problems` (the document is
+    still built, the last value winning, so that every other problem is found too).
+
+    Raises:
+        CatalogInvalid: YAML syntax errors (nothing else can be checked then).
+    """
     loader = _CatalogLoader(text)
     try:
         root = loader.get_single_node()
-        problems = _Problems(source, root)
+        problems.root = root
         if root is not None:
             _duplicate_keys(root, (), problems, set())
-        problems.raise_if_any()
         data = loader.construct_document(root) if root is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        syntax = _Problems(source)
+        syntax = _Problems(problems.source)
         syntax.add((), f"YAML syntax error: {where}{problem}")
         raise syntax.error() from exc
     except yaml.YAMLError as exc:
-        syntax = _Problems(source)
+        syntax = _Problems(problems.source)
         syntax.add((), f"YAML error: {exc}")
         raise syntax.error() from exc
     finally:
         loader.dispose()
-    return data, root
+    return data
 
 
-def _validate(data: Any, source: str, root: yaml.Node | None) -> CatalogSpec:
-    problems = _Problems(source, root)
-    if data is None:
-        problems.add((), "the catalog is empty")
-    elif not isinstance(data, dict):
-        problems.add((), f"the catalog must be a mapping of keys, not {type(data).__name__}")
-    problems.raise_if_any()
+def _validate(data: Any, problems: _Problems) -> CatalogSpec:
+    """Check `data` against the schema and the cross-references in one pass.
+
+    Raises:
+        CatalogInvalid: every problem found, structural and semantic together (with any
+            already in `problems`).
+    """
+    if data is None or not isinstance(data, dict):
+        shape = "empty" if data is None else f"a {type(data).__name__}, not a mapping of keys"
+        problems.add((), f"the catalog is {shape}")
+        raise problems.error()
+    spec: CatalogSpec | None = None
+    schema_locs: list[Loc] = []
     try:
         spec = CatalogSpec.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
+            schema_locs.append(tuple(error["loc"]))
             problems.add(tuple(error["loc"]), error["msg"])
-        raise problems.error() from exc
-    _check_references(spec, problems)
+    _check_references(data, _Semantic(problems, schema_locs))
     problems.raise_if_any()
+    assert spec is not None
     return spec
 
 
-def _check_references(spec: CatalogSpec, problems: _Problems) -> None:
-    """Cross-references the schema cannot see: names that must exist, unique ranks."""
-    if not spec.plans:
+class _Semantic:
+    """Adds cross-reference problems to `problems`, except at a key path where the schema
+    found one (`schema_locs`, or under one): a wrong value is reported once, by its first
+    fault."""
+
+    def __init__(self, problems: _Problems, schema_locs: Iterable[Loc]) -> None:
+        self.problems = problems
+        self.structural = [tuple(str(part) for part in loc) for loc in schema_locs]
+
+    def add(self, loc: Loc, msg: str) -> None:
+        path = tuple(str(part) for part in loc)
+        if not any(path[: len(known)] == known for known in self.structural):
+            self.problems.add(loc, msg)
+
+
+def _section(data: Mapping[str, Any], key: str) -> Mapping[Any, Any] | None:
+    """`data[key]` when it is a mapping (absent = empty); `None` when it is something else
+    (the schema reports that, and nothing can be looked up in it)."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    return value if isinstance(value, Mapping) else None
+
+
+def _entries(section: Mapping[Any, Any] | None) -> Iterable[tuple[Any, Mapping[str, Any]]]:
+    """The `(name, mapping)` entries of a section; entries of another type are skipped."""
+    for name, value in (section or {}).items():
+        if isinstance(value, Mapping):
+            yield name, value
+
+
+def _name(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _check_references(data: Mapping[str, Any], problems: _Semantic) -> None:
+    """Cross-references the schema cannot see: names that must exist, unique ranks.
+
+    Reads the raw document (not the validated spec), so that a schema error elsewhere hides
+    none of these: a typo'd key in one model still lets a duplicate rank and an unknown
+    category be reported. A section that is not a mapping is not looked up in.
+    """
+    plans, categories = _section(data, "plans"), _section(data, "categories")
+    upstreams, models = _section(data, "upstreams"), _section(data, "models")
+    meters = STANDARD_METERS if data.get("meters") is None else _section(data, "meters")
+    default_plan = _name(data.get("default_plan", "free"))
+    if plans is not None and "plans" in data and not plans:
         problems.add(("plans",), "at least one plan is required")
-    elif spec.default_plan not in spec.plans:
-        problems.add(("default_plan",), _unknown("plan", spec.default_plan, spec.plans))
-    ranks: dict[int, str] = {}
-    meters = STANDARD_METERS if spec.meters is None else spec.meters
-    for name, plan in spec.plans.items():
-        for meter in plan.quotas:
-            if meter not in meters:
+    elif plans and default_plan is not None and default_plan not in plans:
+        problems.add(("default_plan",), _unknown("plan", default_plan, plans))
+    ranks: dict[int, Any] = {}
+    for name, plan in _entries(plans):
+        quotas = plan.get("quotas")
+        for meter in quotas if isinstance(quotas, Mapping) else ():
+            if meters is not None and meter not in meters:
                 problems.add(("plans", name, "quotas", meter), _unknown("meter", meter, meters))
-        for tier in plan.session_rates:
-            if tier not in plan.resource_tiers:
-                problems.add(
-                    ("plans", name, "session_rates", tier),
-                    f"resource tier {tier!r} is not in the plan's resource_tiers",
-                )
-        if plan.rank in ranks:
+        tiers = plan.get("resource_tiers")
+        rates = plan.get("session_rates")
+        if isinstance(tiers, list) and isinstance(rates, Mapping):
+            for tier in rates:
+                if tier not in tiers:
+                    problems.add(
+                        ("plans", name, "session_rates", tier),
+                        f"resource tier {tier!r} is not in the plan's resource_tiers",
+                    )
+        rank = plan.get("rank")
+        if not isinstance(rank, int) or isinstance(rank, bool):
+            continue
+        if rank in ranks:
             problems.add(
-                ("plans", name, "rank"),
-                f"rank {plan.rank} is also used by plan {ranks[plan.rank]!r}",
+                ("plans", name, "rank"), f"rank {rank} is also used by plan {ranks[rank]!r}"
             )
         else:
-            ranks[plan.rank] = name
-    for model_id, model in spec.models.items():
-        if model.category not in spec.categories:
-            problems.add(
-                ("models", model_id, "category"),
-                _unknown("category", model.category, spec.categories),
-            )
-        if model.upstream not in spec.upstreams:
-            problems.add(
-                ("models", model_id, "upstream"),
-                _unknown("upstream", model.upstream, spec.upstreams),
-            )
-        if model.min_plan is not None and model.min_plan not in spec.plans:
-            problems.add(
-                ("models", model_id, "min_plan"), _unknown("plan", model.min_plan, spec.plans)
-            )
+            ranks[rank] = name
+    references = (("category", categories), ("upstream", upstreams), ("min_plan", plans))
+    for model_id, model in _entries(models):
+        for field, known in references:
+            wanted = _name(model.get(field))
+            if wanted is not None and known is not None and wanted not in known:
+                kind = "plan" if field == "min_plan" else field
+                problems.add(("models", model_id, field), _unknown(kind, wanted, known))
 
 
-def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
-    names = ", ".join(sorted(known)) or "none"
+def _unknown(kind: str, name: str, known: Iterable[Any]) -> str:
+    names = ", ".join(sorted(str(item) for item in known)) or "none"
     return f"unknown {kind} {name!r} (known: {names})"
 
 
@@ -273,10 +337,22 @@ def _plan(name: str, p: PlanSpec) -> Plan:
     )
 
 
-def _build(spec: CatalogSpec) -> Catalog:
+def _tokenizer(model_id: str, spec: ModelSpec) -> Tokenizer:
+    """The YAML's `tokenizer`, else the family of `upstream_model`, then of the id."""
+    return (
+        spec.tokenizer
+        or tokenizer_for(spec.upstream_model or model_id)
+        or tokenizer_for(model_id)
+        or DEFAULT_TOKENIZER
+    )
+
+
+def _build(spec: CatalogSpec, *, source: str, digest: str) -> Catalog:
     """A validated spec -> the immutable catalog (dollars -> micros)."""
     meters = STANDARD_METERS if spec.meters is None else spec.meters
     return Catalog(
+        source=source,
+        digest=digest,
         version=spec.version,
         currency=spec.currency,
         default_plan=spec.default_plan,
@@ -310,6 +386,7 @@ def _build(spec: CatalogSpec) -> Catalog:
                     min_plan=m.min_plan or spec.default_plan,
                     max_output_tokens=m.max_output_tokens,
                     description=m.description,
+                    tokenizer=_tokenizer(model_id, m),
                 )
                 for model_id, m in spec.models.items()
             }
@@ -318,28 +395,42 @@ def _build(spec: CatalogSpec) -> Catalog:
 
 
 def load_catalog_text(text: str, *, source: str = "<string>") -> Catalog:
-    """Parse, validate and build a catalog from YAML text; `source` names it in errors.
+    """Parse, validate and build a catalog from YAML text; `source` names it in errors and
+    is its `Catalog.source`; its digest is that of the text's UTF-8 bytes.
 
     Raises:
         CatalogInvalid: syntax, schema or cross-reference errors (all of them, with `loc`).
     """
-    data, root = _parse(text, source)
-    return _build(_validate(data, source, root))
+    return _load(text, shown=source, source=source, digest=_sha256(text.encode("utf-8")))
+
+
+def _load(text: str, *, shown: str, source: str, digest: str) -> Catalog:
+    problems = _Problems(shown)
+    return _build(_validate(_parse(text, problems), problems), source=source, digest=digest)
+
+
+def _sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
 
 
 def load_catalog_data(data: Mapping[str, Any], *, source: str = "<data>") -> Catalog:
     """Validate and build a catalog from already-parsed data (a dict shaped like the YAML).
 
-    Float values are converted through `str()`, so `0.1` is exactly 0.1.
+    Float values are converted through `str()`, so `0.1` is exactly 0.1. The digest is that
+    of the data as sorted JSON.
 
     Raises:
         CatalogInvalid: schema or cross-reference errors.
     """
-    return _build(_validate(dict(data), source, None))
+    digest = _sha256(json.dumps(data, sort_keys=True, default=str).encode("utf-8"))
+    return _build(_validate(dict(data), _Problems(source)), source=source, digest=digest)
 
 
 def load_catalog(path: Path | None = None) -> Catalog:
     """Load the catalog at `path`, or the built-in one when `path` is `None`.
+
+    The catalog's `source` is the file's absolute path, its `digest` the SHA-256 of the
+    file's bytes.
 
     Raises:
         CatalogInvalid: unreadable file (missing, a directory, not UTF-8) or invalid catalog.
@@ -348,7 +439,8 @@ def load_catalog(path: Path | None = None) -> Catalog:
         return builtin_catalog()
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        content = path.read_bytes()
+        text = content.decode("utf-8")
     except FileNotFoundError:
         _fail_file(path, "file not found")
     except IsADirectoryError:
@@ -357,7 +449,7 @@ def load_catalog(path: Path | None = None) -> Catalog:
         _fail_file(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})")
     except OSError as exc:
         _fail_file(path, f"cannot read: {exc.strerror or exc}")
-    return load_catalog_text(text, source=str(path))
+    return _load(text, shown=str(path), source=str(path.resolve()), digest=_sha256(content))
 
 
 def _fail_file(path: Path, msg: str) -> NoReturn:
@@ -382,8 +474,10 @@ def builtin_catalog_text() -> str:
 
 @functools.cache
 def builtin_catalog() -> Catalog:
-    """The built-in catalog, loaded once per process (it is immutable)."""
-    return load_catalog_text(builtin_catalog_text(), source="builtin.yaml")
+    """The built-in catalog, loaded once per process (it is immutable); its `source` is
+    `built-in`."""
+    text = builtin_catalog_text()
+    return _load(text, shown=BUILTIN_RESOURCE, source=BUILTIN_SOURCE, digest=_sha256(text.encode()))
 
 
 def starter_catalog_text() -> str:

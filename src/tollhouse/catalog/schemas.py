@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from tollhouse import money
+from tollhouse.catalog.tokenizers import Tokenizer
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 """Plan, category, upstream and feature names: lowercase, digits, `-` and `_`."""
@@ -171,7 +172,8 @@ class PriceSpec(_Spec):
 
 class ModelSpec(_Spec):
     """`models.<id>`: one registry entry. `upstream_model` defaults to the id,
-    `min_plan` to the catalog's `default_plan`."""
+    `min_plan` to the catalog's `default_plan`, `tokenizer` (the encoding that counts its
+    tokens for a hold's estimate) to the one its name's family uses (`catalog.tokenizers`)."""
 
     category: Name
     upstream: Name
@@ -179,6 +181,7 @@ class ModelSpec(_Spec):
     price: PriceSpec = Field(default_factory=PriceSpec)
     min_plan: Name | None = None
     max_output_tokens: int | None = Field(default=None, ge=1)
+    tokenizer: Tokenizer | None = None
     description: Text = ""
 
 

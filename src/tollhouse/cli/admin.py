@@ -9,6 +9,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
+from tollhouse.catalog import service as catalogs
 from tollhouse.catalog import validate_catalog_file
 from tollhouse.cli.common import (
     JsonOption,
@@ -141,6 +142,7 @@ def keys_create(
             svc.catalog.model(model_id)
         expires = svc.clock.now() + timedelta(days=expires_in_days) if expires_in_days else None
         async with svc.db.transaction() as session:
+            await catalogs.require_in_force(session, svc.catalog, models=allowed or ())
             issued = await keys.create_key(
                 session,
                 customer_id=customer,
@@ -287,6 +289,7 @@ def credits_grant(
             raise InvalidInput(str(exc)) from None
         async with svc.db.transaction() as session:
             await customers.get(session, customer)
+            await catalogs.require_in_force(session, svc.catalog, currency=True)
         grant = await svc.ledger.grant(
             customer,
             micros,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 from rich.console import Console
 from rich.markup import escape
@@ -57,9 +58,24 @@ class Services:
         await announce(self.db, message, redis_url=self.settings.redis_url, clock=self.clock)
 
 
+def settings_or_exit() -> Settings:
+    """The process's settings; invalid ones (a malformed `TOLLHOUSE_DATABASE_URL`, a port
+    that is not a number) print one line each on stderr, then exit 2."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        for item in error.errors(include_url=False):
+            name = "TOLLHOUSE_" + "_".join(str(part) for part in item["loc"]).upper()
+            message = item["msg"].removeprefix("Value error, ")
+            errors.print(
+                f"[red]error[/red]: {name}: {escape(message)}", highlight=False, soft_wrap=True
+            )
+        raise typer.Exit(2) from None
+
+
 @asynccontextmanager
 async def services() -> AsyncIterator[Services]:
-    settings = get_settings()
+    settings = settings_or_exit()
     catalog = load_catalog(settings.catalog)
     db = Database(settings.database_url)
     ledger = Ledger(db, clock=SYSTEM_CLOCK)

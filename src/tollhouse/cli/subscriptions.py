@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from tollhouse.catalog import service as catalogs
 from tollhouse.cli.common import JsonOption, Services, emit, run
 from tollhouse.server.invalidation import customer_message
 from tollhouse.subscriptions import Subscription
@@ -156,9 +157,13 @@ def resume(customer: str, as_json: bool = JsonOption) -> None:
 
 @subscriptions_app.command("rollover")
 def rollover(as_json: bool = JsonOption) -> None:
-    """Roll every subscription whose period ended (the server does this every 30 s)."""
+    """Roll every subscription whose period ended (the server does this every 30 s); refused
+    when this catalog is not the one in force and prices a plan in use otherwise."""
 
     async def job(svc: Services) -> dict[str, Any]:
+        async with svc.db.transaction() as session:
+            in_use = await subscriptions.plans_in_use(session)
+            await catalogs.require_in_force(session, svc.catalog, plans=in_use)
         report = await subscriptions.roll_over(
             svc.db, catalog=svc.catalog, clock=svc.clock, ledger=svc.ledger
         )

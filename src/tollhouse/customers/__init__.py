@@ -16,6 +16,7 @@ from tollhouse.customers.service import (
     get,
     get_by_external_id,
     list_customers,
+    plans_in_use,
     set_plan,
 )
 
@@ -28,5 +29,6 @@ __all__ = [
     "get",
     "get_by_external_id",
     "list_customers",
+    "plans_in_use",
     "set_plan",
 ]

@@ -156,3 +156,8 @@ async def set_plan(session: AsyncSession, customer_id: str, plan: str) -> Custom
     customer.plan = plan
     await session.flush()
     return customer
+
+
+async def plans_in_use(session: AsyncSession) -> set[str]:
+    """Every plan name some customer's row is on."""
+    return set(await session.scalars(select(Customer.plan).distinct()))

@@ -2,9 +2,9 @@
 
 | route | estimate |
 | --- | --- |
-| chat completions | prompt tokens counted locally + `max_completion_tokens`/`max_tokens` (else the model's `max_output_tokens`, else 4,096) output tokens, times `n` |
+| chat completions | prompt tokens counted locally with the model's encoding + `max_completion_tokens`/`max_tokens` (else the model's `max_output_tokens`, else 4,096) output tokens, times `n` |
 | completions | same, prompt from `prompt` |
-| embeddings | input tokens counted locally |
+| embeddings | input tokens counted locally with the model's encoding |
 | images | `n` images (default 1) |
 | audio speech | characters of `input` |
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tollhouse.catalog import Model, Usage
+from tollhouse.catalog import Model, Tokenizer, Usage
 from tollhouse.gateway.errors import InvalidRequest
 from tollhouse.gateway.tokens import count_chat_tokens, count_tokens
 
@@ -53,12 +53,12 @@ def _stream_flag(body: dict[str, Any]) -> bool:
     return stream
 
 
-def _text_input(value: Any, name: str) -> int:
+def _text_input(value: Any, name: str, tokenizer: Tokenizer) -> int:
     """Tokens in a `prompt`/`input` that is a string or a list of strings."""
     if isinstance(value, str):
-        return count_tokens(value)
+        return count_tokens(value, tokenizer)
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return sum(count_tokens(v) for v in value)
+        return sum(count_tokens(v, tokenizer) for v in value)
     if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
         return len(value)  # already tokenised
     raise InvalidRequest(f"'{name}' must be a string or a non-empty list of strings", param=name)
@@ -84,19 +84,20 @@ def estimate(kind: Kind, body: dict[str, Any], model: Model) -> Estimate:
             raise InvalidRequest("'messages' must be a non-empty list", param="messages")
         n = _int_field(body, "n", low=1, high=MAX_CHOICES) or 1
         usage = Usage(
-            input_tokens=count_chat_tokens(messages),
+            input_tokens=count_chat_tokens(messages, model.tokenizer),
             output_tokens=_output_tokens(body, model) * n,
         )
         return Estimate(usage, _stream_flag(body))
     if kind == "completion":
         n = _int_field(body, "n", low=1, high=MAX_CHOICES) or 1
         usage = Usage(
-            input_tokens=_text_input(body.get("prompt"), "prompt"),
+            input_tokens=_text_input(body.get("prompt"), "prompt", model.tokenizer),
             output_tokens=_output_tokens(body, model) * n,
         )
         return Estimate(usage, _stream_flag(body))
     if kind == "embedding":
-        return Estimate(Usage(input_tokens=_text_input(body.get("input"), "input")), False)
+        tokens = _text_input(body.get("input"), "input", model.tokenizer)
+        return Estimate(Usage(input_tokens=tokens), False)
     if kind == "image":
         if not isinstance(body.get("prompt"), str) or not body["prompt"]:
             raise InvalidRequest("'prompt' must be a non-empty string", param="prompt")

@@ -142,7 +142,9 @@ async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
             parsed = orjson.loads(content)
         except orjson.JSONDecodeError:
             parsed = None
-    usage = usage_from_body(call.route.kind, parsed, call.admission.estimate)
+    usage = usage_from_body(
+        call.route.kind, parsed, call.admission.estimate, call.admission.model.tokenizer
+    )
     return Forwarded(response.status, content_type, content, usage=usage)
 
 
@@ -150,7 +152,7 @@ async def _stream_through(
     deps: GatewayDeps, call: Call, response: aiohttp.ClientResponse
 ) -> AsyncIterator[bytes]:
     """Yield the upstream's bytes unchanged while metering them; settle when it ends, however."""
-    meter = StreamMeter()
+    meter = StreamMeter(call.admission.model.tokenizer)
     interrupted = False
     try:
         async for chunk in response.content.iter_any():

@@ -2,7 +2,8 @@
 
 When the upstream reports no usage (some OpenAI-compatible servers omit it, a stream cut short
 never gets to its usage chunk), the call is never recorded as free: the delivered text is
-counted locally (cl100k) and the usage is flagged `usage_source = "counted"`.
+counted locally with the model's encoding (`gateway.tokens`) and the usage is flagged
+`usage_source = "counted"`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, Literal
 
 import orjson
 
-from tollhouse.catalog import Usage
+from tollhouse.catalog import Tokenizer, Usage
 from tollhouse.gateway.estimate import Kind
 from tollhouse.gateway.tokens import count_tokens
 
@@ -40,8 +41,11 @@ def _choice_text(choice: Any) -> str:
     return text if isinstance(text, str) else ""
 
 
-def usage_from_body(kind: Kind, body: Any, estimate: Usage) -> tuple[Usage, UsageSource]:
-    """Usage of a non-streamed answer `body` (parsed JSON, or None when not JSON)."""
+def usage_from_body(
+    kind: Kind, body: Any, estimate: Usage, tokenizer: Tokenizer
+) -> tuple[Usage, UsageSource]:
+    """Usage of a non-streamed answer `body` (parsed JSON, or None when not JSON); text
+    without a reported usage is counted with `tokenizer`."""
     if kind in ("chat", "completion", "embedding"):
         reported = _reported(body.get("usage")) if isinstance(body, dict) else None
         if reported is not None:
@@ -50,7 +54,7 @@ def usage_from_body(kind: Kind, body: Any, estimate: Usage) -> tuple[Usage, Usag
         text = ""
         if isinstance(body, dict) and isinstance(body.get("choices"), list):
             text = "".join(_choice_text(choice) for choice in body["choices"])
-        return replace(estimate, output_tokens=count_tokens(text)), "counted"
+        return replace(estimate, output_tokens=count_tokens(text, tokenizer)), "counted"
     if kind == "image":
         data = body.get("data") if isinstance(body, dict) else None
         if isinstance(data, list):
@@ -63,12 +67,13 @@ class StreamMeter:
     """Reads an OpenAI server-sent-event stream as it passes through, without changing it.
 
     Keeps the `usage` of the final chunk (sent when `stream_options.include_usage` is on) and
-    the delivered text, to count when no usage arrives.
+    the delivered text, to count with `tokenizer` when no usage arrives.
     """
 
-    __slots__ = ("_buffer", "_text", "done", "usage")
+    __slots__ = ("_buffer", "_text", "_tokenizer", "done", "usage")
 
-    def __init__(self) -> None:
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self._tokenizer = tokenizer
         self._buffer = b""
         self._text: list[str] = []
         self.usage: tuple[int, int] | None = None
@@ -113,5 +118,5 @@ class StreamMeter:
         if self.usage is not None:
             prompt, completion = self.usage
             return Usage(input_tokens=prompt, output_tokens=completion), "upstream"
-        counted = count_tokens("".join(self._text))
+        counted = count_tokens("".join(self._text), self._tokenizer)
         return replace(estimate, output_tokens=counted), "counted"

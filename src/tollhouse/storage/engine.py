@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -25,6 +26,40 @@ from sqlalchemy.ext.asyncio import (
 
 MIN_SQLITE = (3, 33, 0)
 """Oldest SQLite the writers' multi-row statements run on (`UPDATE ... FROM`, 3.33.0)."""
+
+ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+"""The async driver tollhouse uses for each database it supports."""
+EXAMPLE_URLS = "sqlite:///tollhouse.db or postgresql://user@host/db"
+
+
+def async_database_url(url: str) -> str:
+    """`url` with the async driver tollhouse uses, whatever driver (or none) it names.
+
+    Accepts what people paste: `sqlite:///x.db`, `postgresql://user@host/db`,
+    `postgres://...`, `postgresql+psycopg2://...`; gives `sqlite+aiosqlite:///x.db` and
+    `postgresql+asyncpg://...`. libpq's `?sslmode=` becomes asyncpg's `?ssl=` (same values).
+
+    Raises:
+        ValueError: not a URL, an unsupported database, a bad port, or SQLite without a file
+            (the message says which, and what a good URL looks like; it never shows the
+            URL's password).
+    """
+    try:
+        parsed = make_url(url.strip())
+        parsed.port  # noqa: B018 (a non-numeric port fails here, not at the first connect)
+    except (ArgumentError, ValueError):
+        raise ValueError(f"not a database URL (use {EXAMPLE_URLS})") from None
+    shown = parsed.render_as_string(hide_password=True)
+    backend = parsed.get_backend_name()
+    backend = "postgresql" if backend == "postgres" else backend
+    if backend not in ASYNC_DRIVERS:
+        raise ValueError(f"unsupported database {backend!r} in {shown} (use {EXAMPLE_URLS})")
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise ValueError(f"{shown} names no SQLite file (use sqlite:///path/to/tollhouse.db)")
+    if "sslmode" in parsed.query and "ssl" not in parsed.query:
+        query = {**parsed.query, "ssl": parsed.query["sslmode"]}
+        parsed = parsed.set(query={k: v for k, v in query.items() if k != "sslmode"})
+    return parsed.set(drivername=ASYNC_DRIVERS[backend]).render_as_string(hide_password=False)
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:

@@ -326,3 +326,68 @@ class TestDefaults:
         catalog = load_catalog_text(text)
         assert catalog.model("b").price == catalog.model("a").price
         assert catalog.model("b").upstream_model == "served-b"
+
+
+class TestOnePass:
+    """Structural and semantic problems are reported together, whichever comes first."""
+
+    def test_typo_does_not_hide_a_duplicate_rank_or_an_unknown_category(
+        self, catalog_data: dict[str, Any]
+    ) -> None:
+        data = catalog_data
+        data["models"]["gpt-4o"]["max_tokenz"] = 100
+        data["plans"]["lifetime"]["rank"] = 20
+        data["models"]["dall-e-3"]["category"] = "images"
+
+        error = invalid(data)
+
+        assert locs(error) == [
+            "plans.lifetime.rank",
+            "models.gpt-4o.max_tokenz",
+            "models.dall-e-3.category",
+        ]
+        assert "also used by plan 'pro'" in error.errors[0]["msg"]
+        assert "unknown category 'images'" in error.errors[2]["msg"]
+
+    def test_duplicate_key_does_not_hide_schema_or_reference_errors(self) -> None:
+        text = (
+            'version: "1"\n'
+            "plans:\n"
+            "  free: {rank: 0}\n"
+            "  pro: {rank: 0, price: lots}\n"
+            "  pro: {rank: 0, price: lots}\n"
+            "categories: {text: {requests_per_minute: 1}}\n"
+            "upstreams: {local: {base_url: 'http://127.0.0.1:1/v1'}}\n"
+            "models: {m: {category: txt, upstream: local}}\n"
+        )
+
+        with pytest.raises(CatalogInvalid) as caught:
+            load_catalog_text(text, source="mine.yaml")
+
+        assert locs(caught.value) == [
+            "plans.pro.price",
+            "plans.pro.rank",
+            "plans.pro",
+            "models.m.category",
+        ]
+        assert "(line 8)" in caught.value.detail
+
+    def test_a_value_with_a_schema_error_is_not_also_a_reference_error(
+        self, catalog_data: dict[str, Any]
+    ) -> None:
+        data = catalog_data
+        data["models"]["gpt-4o"]["category"] = "Not A Name"
+
+        error = invalid(data)
+
+        assert locs(error) == ["models.gpt-4o.category"]
+        assert "pattern" in error.errors[0]["msg"]
+
+    def test_a_section_of_the_wrong_type_is_not_looked_up_in(
+        self, catalog_data: dict[str, Any]
+    ) -> None:
+        data = catalog_data
+        data["categories"] = ["text"]
+        data["plans"]["pro"]["rank"] = 0
+
+        assert locs(invalid(data)) == ["plans.pro.rank", "categories"]

@@ -160,3 +160,15 @@ class TestUpstreamApiKey:
 
     def test_explicit_environ(self, small: Catalog) -> None:
         assert small.upstream_api_key("openai", environ={"TH_TEST_OPENAI_KEY": "k"}) == "k"
+
+
+class TestUpstreamsWithoutKey:
+    def test_an_upstream_whose_key_variable_is_unset_or_empty_is_listed(
+        self, small: Catalog
+    ) -> None:
+        assert [u.name for u in small.upstreams_without_key(environ={})] == ["openai"]
+        empty = {"TH_TEST_OPENAI_KEY": ""}
+        assert [u.name for u in small.upstreams_without_key(environ=empty)] == ["openai"]
+
+    def test_an_upstream_with_its_key_set_or_needing_none_is_not(self, small: Catalog) -> None:
+        assert small.upstreams_without_key(environ={"TH_TEST_OPENAI_KEY": "sk-test"}) == []

@@ -24,6 +24,7 @@ from tollhouse.subscriptions.service.lifecycle import (
     resume,
     set_payment_method,
 )
+from tollhouse.subscriptions.service.plans import plans_in_use
 from tollhouse.subscriptions.service.quotas import (
     QuotaStatus,
     check_quota,
@@ -54,6 +55,7 @@ __all__ = [
     "ensure_subscription",
     "get_subscription",
     "history",
+    "plans_in_use",
     "quota_usage",
     "resume",
     "roll_over",

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollhouse.catalog import Catalog, Plan
+from tollhouse.catalog import service as catalogs
 from tollhouse.clock import Clock
 from tollhouse.customers import Customer
 from tollhouse.customers import service as customers
@@ -75,10 +76,12 @@ async def create_customer(
 
     Raises:
         PlanNotFound: unknown plan.
+        NotInCatalogInForce: `catalog` is not the catalog in force, which lacks the plan.
         InvalidInput: invalid name, email, external_id or time zone.
         CustomerExists: another customer has `external_id`.
     """
     chosen = catalog.plan(plan or catalog.default_plan).name
+    await catalogs.require_in_force(session, catalog, plans=[chosen])
     customer = await customers.create(
         session, name=name, email=email, external_id=external_id, plan=chosen, clock=clock
     )
@@ -196,11 +199,13 @@ async def change_plan(
     Raises:
         SubscriptionNotFound: the customer has no subscription.
         PlanNotFound: unknown plan.
+        NotInCatalogInForce: `catalog` is not the catalog in force, which lacks `new_plan`.
         InvalidPlanChange: already on `new_plan`; downgrading a one-off (lifetime) plan;
             a cancellation is scheduled (resume first).
     """
     sub = await state.load(session, customer_id)
     target = catalog.plan(new_plan)
+    await catalogs.require_in_force(session, catalog, plans=[target.name])
     current = catalog.plan(sub.plan)
     now = clock.now()
     if target.name == current.name:
@@ -367,12 +372,14 @@ async def cancel(
     Raises:
         SubscriptionNotFound: no subscription.
         SubscriptionCanceled: already canceled or expired.
+        NotInCatalogInForce: `catalog` is not the one in force, which lacks its default plan.
     """
     sub = await state.load(session, customer_id)
     if sub.status in state.ENDED:
         raise SubscriptionCanceled(
             f"the subscription is already {sub.status}", subscription_status=sub.status
         )
+    await catalogs.require_in_force(session, catalog, plans=[catalog.default_plan])
     now = clock.now()
     sub.updated_at = now
     sub.canceled_at = now
@@ -447,9 +454,13 @@ async def set_payment_method(
 
     Raises:
         SubscriptionNotFound: no subscription.
+        NotInCatalogInForce: activating, and `catalog` is not the one in force, which lacks
+            the plan or has other terms for it.
     """
     sub = await state.load(session, customer_id)
     now = clock.now()
+    if has_payment_method and sub.status == SubscriptionStatus.PAST_DUE:
+        await catalogs.require_in_force(session, catalog, plans=[sub.plan])
     if sub.has_payment_method != has_payment_method:
         sub.has_payment_method = has_payment_method
         sub.updated_at = now
