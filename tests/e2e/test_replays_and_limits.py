@@ -184,11 +184,12 @@ class TestLimits:
             settled = (await frozen.runtime.limiter.test_all([window])).stats[0]
             assert settled.remaining == TEXT_TOKENS_PER_MINUTE - (PROMPT_TOKENS + COMPLETION_TOKENS)
 
-            prompt = count_chat_tokens(body["messages"])
+            model = frozen.runtime.catalog.model("test-chat")
+            prompt = count_chat_tokens(body["messages"], model.tokenizer)
             admission = await admit(
                 frozen.runtime,
                 await frozen.runtime.authenticator.authenticate(key),
-                model=frozen.runtime.catalog.model("test-chat"),
+                model=model,
                 usage=Usage(input_tokens=prompt, output_tokens=90),
                 request_id="req_test",
             )
