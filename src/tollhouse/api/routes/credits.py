@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, Field
 
 from tollhouse.api.deps import Reader, RuntimeDep, SessionDep, customer_of, require_operator
+from tollhouse.api.schemas import RequestBody, Timestamp
 from tollhouse.customers import service as customers
 from tollhouse.errors import InvalidInput
 from tollhouse.ledger import service as ledger
@@ -19,16 +20,14 @@ router = APIRouter(prefix="/v1", tags=["credits"])
 MAX_MICROS = 2**62
 
 
-class GrantCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    amount_micros: StrictInt = Field(gt=0, le=MAX_MICROS)
+class GrantCreate(RequestBody):
+    amount_micros: int = Field(gt=0, le=MAX_MICROS)
     """Credits to add, in micros of the catalog currency (1 USD = 1,000,000)."""
     idempotency_key: str = Field(min_length=1, max_length=128)
     """The same key again with the same fields returns the first grant and adds nothing; with
     other fields it is refused (409)."""
-    expires_at: datetime | None = None
-    priority: StrictInt = Field(default=0, ge=-1000, le=1000)
+    expires_at: Timestamp | None = None
+    priority: int = Field(default=0, ge=-1000, le=1000)
     """Among grants expiring together, lower priority is spent first."""
     source: Literal["promotional", "included", "purchased", "manual"] = "manual"
     description: str = Field(default="", max_length=500)
@@ -66,10 +65,8 @@ class TransactionOut(BaseModel):
     description: str
 
 
-class OverdraftSet(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    limit_micros: StrictInt = Field(ge=0, le=MAX_MICROS)
+class OverdraftSet(RequestBody):
+    limit_micros: int = Field(ge=0, le=MAX_MICROS)
 
 
 async def _existing_customer(runtime: Runtime, customer_id: str) -> None:

@@ -12,10 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from tollhouse.api.deps import ME, Admin, Reader, RuntimeDep, customer_of, require_operator
 from tollhouse.api.routes.catalog import PlanOut
+from tollhouse.api.schemas import RequestBody
 from tollhouse.keys import Principal
 from tollhouse.server.runtime import Runtime
 from tollhouse.subscriptions import Subscription, SubscriptionHistory
@@ -69,22 +70,16 @@ class QuotaOut(BaseModel):
     unit: str
 
 
-class ChangeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ChangeIn(RequestBody):
     plan: str = Field(min_length=1, max_length=64)
 
 
-class CancelIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CancelIn(RequestBody):
     at_period_end: bool = True
     """False cancels now (no refund); the customer falls back to the default plan."""
 
 
-class PaymentMethodIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PaymentMethodIn(RequestBody):
     has_payment_method: bool
 
 
