@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from tollhouse.api import problems
-from tollhouse.api.middleware import BodyLimit
+from tollhouse.api.middleware import BodyLimit, StringGuard
 from tollhouse.api.routes import (
     catalog,
     credits,
@@ -44,12 +44,12 @@ routes (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
 class TollhouseApp(FastAPI):
     """FastAPI, except that the gateway's POST routes skip its middleware stack and routing:
     they are dispatched by exact path to `routes.gateway.call_model`, a raw ASGI handler
-    behind the same `BodyLimit`, answering the same bytes the route would."""
+    behind the same `BodyLimit` and `StringGuard`, answering the same bytes the route would."""
 
     def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.gateway_paths = frozenset(gateway.ROUTE_BY_PATH)
-        self.call_model = BodyLimit(gateway.call_model, max_bytes=max_body_bytes)
+        self.call_model = BodyLimit(StringGuard(gateway.call_model), max_bytes=max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -96,5 +96,6 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    app.add_middleware(StringGuard)
     app.add_middleware(BodyLimit, max_bytes=runtime.settings.max_body_bytes)
     return app

@@ -8,7 +8,9 @@ object with the problem members beside it (`gateway/errors.py`). Rate-limit deni
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -30,6 +32,8 @@ from tollhouse.ratelimit import RateLimited, retry_after_header_seconds
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class MethodNotAllowed(TollhouseError):
@@ -53,7 +57,10 @@ def problem_headers(error: TollhouseError) -> dict[str, str]:
 def problem_response(
     error: TollhouseError, *, instance: str | None = None, openai_shape: bool = False
 ) -> Response:
-    """Render `error` as problem+json (or the gateway's OpenAI-compatible variant)."""
+    """Render `error` as problem+json (or the gateway's OpenAI-compatible variant).
+
+    Never fails on what the error echoes: a string no UTF-8 encodes (a lone surrogate) is
+    sent with U+FFFD in its place."""
     if openai_shape:
         body: dict[str, Any] = openai_error_body(error, instance)
         media_type = "application/json"
@@ -61,11 +68,19 @@ def problem_response(
         body = error.to_problem(instance)
         media_type = PROBLEM_JSON
     return Response(
-        orjson.dumps(body, default=str),
+        _encoded(body),
         status_code=error.status,
         media_type=media_type,
         headers=problem_headers(error),
     )
+
+
+def _encoded(body: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(body, default=str)
+    except orjson.JSONEncodeError:  # a lone surrogate, or an integer beyond 64 bits
+        text = json.dumps(body, default=str, ensure_ascii=False)
+        return _SURROGATE.sub("\ufffd", text).encode()
 
 
 def is_gateway_path(path: str) -> bool:

@@ -83,9 +83,9 @@ async def _read_body(receive: Receive) -> bytes | None:
 async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
     """Any of the metered OpenAI-compatible POST routes, as a raw ASGI app.
 
-    `create_app`'s app dispatches these POSTs here, behind `api.middleware.BodyLimit` only,
-    before FastAPI's middleware and routing (the hot path: they cost more than the rest of
-    the call); unexpected errors are answered and re-raised the same way.
+    `create_app`'s app dispatches these POSTs here, behind `api.middleware.BodyLimit` and
+    `StringGuard` only, before FastAPI's middleware and routing (the hot path: they cost more
+    than the rest of the call); unexpected errors are answered and re-raised the same way.
     """
     runtime: Runtime = scope["app"].state.runtime
     path: str = scope["path"]
