@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from tollhouse.api import problems
-from tollhouse.api.middleware import BodyLimit, StringGuard
+from tollhouse.api.middleware import AnsweredErrors, BodyLimit, StringGuard
 from tollhouse.api.routes import (
     catalog,
     credits,
@@ -44,12 +44,15 @@ routes (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
 class TollhouseApp(FastAPI):
     """FastAPI, except that the gateway's POST routes skip its middleware stack and routing:
     they are dispatched by exact path to `routes.gateway.call_model`, a raw ASGI handler
-    behind the same `BodyLimit` and `StringGuard`, answering the same bytes the route would."""
+    behind the same `BodyLimit` and `StringGuard`, answering the same bytes the route would.
+    The rest goes through FastAPI behind `AnsweredErrors`, so that an answered 500 keeps the
+    connection."""
 
     def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.gateway_paths = frozenset(gateway.ROUTE_BY_PATH)
         self.call_model = BodyLimit(StringGuard(gateway.call_model), max_bytes=max_body_bytes)
+        self.routed = AnsweredErrors(super().__call__)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -60,7 +63,7 @@ class TollhouseApp(FastAPI):
             scope["app"] = self
             await self.call_model(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        await self.routed(scope, receive, send)
 
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:

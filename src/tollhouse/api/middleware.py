@@ -1,4 +1,5 @@
-"""ASGI middleware at the edge: bodies too large (413), strings no store keeps (422).
+"""ASGI middleware at the edge: bodies too large (413), strings no store keeps (422), and
+the connection kept after an answered error.
 
 `BodyLimit` refuses request bodies larger than `max_body_bytes` with 413. A declared
 `Content-Length` above the limit is refused before the body is read. A body sent without one
@@ -12,6 +13,10 @@ store keeps: PostgreSQL refuses a NUL (U+0000) in text, and no UTF-8 encodes a l
 and query (which must be UTF-8 text without a NUL: a surrogate there can only be spelled as
 invalid UTF-8) and every member name and string value of a JSON body. The answer's `errors`
 name the first such string: `loc` is `path`, `query.<name>` or `body.<member>.<index>...`.
+
+`AnsweredErrors` keeps the client's keep-alive connection after an unexpected error that was
+already answered (500) and logged: Starlette raises it on after answering, and uvicorn closes
+the connection of an app that raised.
 """
 
 from __future__ import annotations
@@ -91,6 +96,31 @@ class StringGuard:
         loc, msg = found
         error = InvalidInput(f"{loc} {msg}", errors=[{"loc": loc, "msg": msg}])
         await _answer(error, scope, receive, send)
+
+
+class AnsweredErrors:
+    """Wraps an ASGI app that answers its own errors (FastAPI's, whose 500 handler logs them,
+    `problems.unexpected_response`): an `Exception` raised after a complete answer goes no
+    further. One raised before (or during a streamed body) does: the server answers 500 or
+    closes the connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        answered = False
+
+        async def sending(message: Message) -> None:
+            nonlocal answered
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered = True
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            if not answered:
+                raise
 
 
 def body_error(body: bytes) -> tuple[str, str] | None:
