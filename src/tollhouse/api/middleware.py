@@ -26,6 +26,7 @@ import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tollhouse.api.problems import is_gateway_path, problem_response
@@ -36,10 +37,6 @@ SURROGATE = "contains a lone surrogate (U+D800 to U+DFFF)"
 NOT_UTF8 = "is not valid UTF-8 text"
 
 _BAD_CHARACTER = re.compile("[\x00\ud800-\udfff]")
-_SUSPECT_BYTES = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|\xed[\xa0-\xbf]|\x00")
-"""What a JSON body holding a NUL or a lone surrogate has: its escape, a surrogate's UTF-8-like
-bytes (which Python's `json` reads), or NUL bytes (any UTF-16 or UTF-32 body, which it reads
-too). Most bodies have none, and are not parsed here."""
 
 
 class BodyLimit:
@@ -125,15 +122,23 @@ class AnsweredErrors:
 
 def body_error(body: bytes) -> tuple[str, str] | None:
     """`(loc, msg)` of the first NUL or lone surrogate in the strings of a JSON `body`, as
-    Python's `json` (FastAPI's parser) reads it; None if it has none or is not JSON."""
+    Python's `json` (FastAPI's parser) reads them; None if it has none or is not JSON.
+
+    Most bodies are not parsed: a NUL needs its escape `\\u0000`, a lone surrogate an escape
+    too or bytes no UTF-8 has (`json` reads them, as it reads UTF-16 and UTF-32, whose text
+    has NUL bytes). Of the rest, one `orjson` reads has no lone surrogate (it refuses them)."""
     if b"\\u" not in body and b"\xed" not in body and b"\x00" not in body:
         return None
-    if _SUSPECT_BYTES.search(body) is None:
-        return None
     try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError):
+            return None
+    else:
+        if b"\\u0000" not in body:
+            return None
     return _string_error(document)
 
 
