@@ -238,6 +238,59 @@ class TestStrictTypes:
         assert datetime.fromisoformat(granted["expires_at"]) == datetime(2099, 1, 1, tzinfo=UTC)
 
 
+class TestBounds:
+    """Values of the right type that the stores or Python's arithmetic cannot take."""
+
+    @pytest.mark.parametrize("moment", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"])
+    @pytest.mark.parametrize("where", ["grant", "key", "event", "usage", "key usage"])
+    async def test_a_timestamp_past_the_calendar_is_refused(
+        self, stack: Stack, moment: str, where: str
+    ) -> None:
+        """Its offset takes it past the calendar's end (or start): it was a 500."""
+        customer_id, _ = await stack.customer()
+        keys = await stack.operator.ok("GET", f"/v1/customers/{customer_id}/keys")
+        event = {"id": "e", "customer_id": customer_id, "meter": "images", "value": 1}
+        method, url, body, loc = {
+            "grant": (
+                "POST",
+                f"/v1/customers/{customer_id}/credits/grants",
+                {"amount_micros": 1, "idempotency_key": "g", "expires_at": moment},
+                "body.expires_at",
+            ),
+            "key": (
+                "POST",
+                f"/v1/customers/{customer_id}/keys",
+                {"expires_at": moment},
+                "body.expires_at",
+            ),
+            "event": (
+                "POST",
+                "/v1/usage/events",
+                {"events": [{**event, "occurred_at": moment}]},
+                "body.events.0.occurred_at",
+            ),
+            "usage": ("GET", f"/v1/usage?customer_id={customer_id}", None, "query.end"),
+            "key usage": ("GET", f"/v1/keys/{keys[0]['id']}/usage", None, "query.start"),
+        }[where]
+        params = {loc.removeprefix("query."): moment} if loc.startswith("query.") else None
+        before = await stored(stack)
+        response = await stack.operator.client.request(method, url, json=body, params=params)
+        assert response.status_code == 422, response.text
+        assert [e["loc"] for e in response.json()["errors"]] == [loc]
+        assert await stored(stack) == before
+
+    @pytest.mark.parametrize(
+        "url", ["/v1/customers/{}/transactions", "/v1/subscription/history?customer_id={}"]
+    )
+    async def test_a_row_id_beyond_64_bits_is_refused(self, stack: Stack, url: str) -> None:
+        """It was passed to the database, which refused it: a 500."""
+        customer_id, _ = await stack.customer()
+        page = url.format(customer_id) + ("&" if "?" in url else "?") + f"before_id={2**63}"
+        response = await stack.operator.client.get(page)
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["loc"] == "query.before_id"
+
+
 # The OpenAPI walk --------------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 
 from tollhouse.api.deps import Reader, RuntimeDep, SessionDep, customer_of, require_operator
-from tollhouse.api.schemas import RequestBody, Timestamp
+from tollhouse.api.schemas import MAX_ROW_ID, RequestBody, Timestamp
 from tollhouse.customers import service as customers
 from tollhouse.errors import InvalidInput
 from tollhouse.ledger import service as ledger
@@ -147,7 +147,9 @@ async def list_transactions(
     principal: Reader,
     session: SessionDep,
     limit: int = Query(default=50, ge=1, le=500),
-    before_id: int | None = Query(default=None, description="page: entries older than this id"),
+    before_id: int | None = Query(
+        default=None, ge=1, le=MAX_ROW_ID, description="page: entries older than this id"
+    ),
 ) -> list[TransactionOut]:
     """Ledger entries on the customer's side, newest first."""
     owner = customer_of(principal, customer_id)

@@ -195,8 +195,8 @@ async def key_usage(
     principal: Reader,
     runtime: RuntimeDep,
     session: SessionDep,
-    start: datetime | None = Query(default=None, description="default: 30 days ago"),
-    end: datetime | None = Query(default=None, description="default: now"),
+    start: Timestamp | None = Query(default=None, description="default: 30 days ago"),
+    end: Timestamp | None = Query(default=None, description="default: now"),
 ) -> KeyUsageOut:
     """Totals per meter of the calls made with this key in `[start, end)`."""
     key = await _visible_key(session, principal, key_id)

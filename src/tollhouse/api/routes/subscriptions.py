@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from tollhouse.api.deps import ME, Admin, Reader, RuntimeDep, customer_of, require_operator
 from tollhouse.api.routes.catalog import PlanOut
-from tollhouse.api.schemas import RequestBody
+from tollhouse.api.schemas import MAX_ROW_ID, RequestBody
 from tollhouse.keys import Principal
 from tollhouse.server.runtime import Runtime
 from tollhouse.subscriptions import Subscription, SubscriptionHistory
@@ -173,7 +173,7 @@ async def subscription_history(
     runtime: RuntimeDep,
     customer_id: str | None = Query(default=None),
     limit: int = Query(default=100, ge=1, le=1000),
-    before_id: int | None = None,
+    before_id: int | None = Query(default=None, ge=1, le=MAX_ROW_ID),
 ) -> list[HistoryOut]:
     """Every change of the subscription, newest first."""
     owner = _target(principal, customer_id)
