@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from tollhouse.api.deps import Reader, RuntimeDep, SessionDep, customer_of, require_operator
+from tollhouse.catalog import service as catalogs
 from tollhouse.customers import service as customers
 from tollhouse.errors import InvalidInput
 from tollhouse.ledger import service as ledger
@@ -73,10 +74,14 @@ class OverdraftSet(BaseModel):
 
 
 async def _existing_customer(runtime: Runtime, customer_id: str) -> None:
-    """Raises CustomerNotFound. Closes its session before returning: the ledger writer needs
-    the connection next (SQLite has one), so no route may hold a session across a write."""
+    """Check the customer exists and this process's currency is the catalog in force's.
+    Closes its session before returning: the ledger writer needs the connection next (SQLite
+    has one), so no route may hold a session across a write.
+
+    Raises: CustomerNotFound; NotInCatalogInForce."""
     async with runtime.db.transaction() as session:
         await customers.get(session, customer_id)
+        await catalogs.require_in_force(session, runtime.catalog, currency=True)
 
 
 def _grant_out(grant: ledger.GrantView) -> GrantOut:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from tollhouse.api.deps import Admin, Reader, RuntimeDep, SessionDep, customer_of
+from tollhouse.catalog import service as catalogs
 from tollhouse.errors import InvalidInput, NotFound
 from tollhouse.keys import ApiKey, Principal
 from tollhouse.keys import service as keys
@@ -132,6 +133,7 @@ async def create_key(
             errors=[{"loc": "expires_at", "msg": "naive datetime"}],
         )
     async with runtime.db.transaction() as session:
+        await catalogs.require_in_force(session, runtime.catalog, models=body.allowed_models or ())
         issued = await keys.create_key(
             session,
             customer_id=owner,
