@@ -79,6 +79,9 @@ class TestDocsOffline:
 
 
 class TestDocument:
+    async def test_served_document_is_the_apps(self, stack: Stack) -> None:
+        assert await document(stack) == create_app(stack.runtime).openapi()
+
     async def test_bearer_scheme_is_declared_and_required_by_v1(self, stack: Stack) -> None:
         doc = await document(stack)
         assert doc["components"]["securitySchemes"]["bearer"] == {
