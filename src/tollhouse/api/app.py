@@ -34,7 +34,7 @@ from tollhouse.server.runtime import Runtime
 DESCRIPTION = """\
 tollhouse: API keys, rate limits, credits and usage in front of AI models.
 
-Authenticate with `Authorization: Bearer th_...` ("Authorize" above). Errors are RFC 9457
+Authenticate with `Authorization: Bearer th_...` ("Authorize" in `/docs`). Errors are RFC 9457
 problem+json with a stable `type`. Money is integer micros (1 USD = 1,000,000). The
 OpenAI-compatible gateway routes (tag `gateway`: `/v1/chat/completions`, `/v1/completions`,
 `/v1/embeddings`, `/v1/images/generations`, `/v1/audio/speech`, `/v1/models`) answer errors
