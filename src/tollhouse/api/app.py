@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from tollhouse.api import problems
+from tollhouse.api import docs, problems
 from tollhouse.api.middleware import BodyLimit
 from tollhouse.api.routes import (
     catalog,
@@ -34,17 +34,19 @@ from tollhouse.server.runtime import Runtime
 DESCRIPTION = """\
 tollhouse: API keys, rate limits, credits and usage in front of AI models.
 
-Authenticate with `Authorization: Bearer th_...`. Errors are RFC 9457 problem+json with a
-stable `type`. Money is integer micros (1 USD = 1,000,000). The OpenAI-compatible gateway
-routes (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
-`/v1/images/generations`, `/v1/audio/speech`, `/v1/models`) are described in the README.
+Authenticate with `Authorization: Bearer th_...` ("Authorize" in `/docs`). Errors are RFC 9457
+problem+json with a stable `type`. Money is integer micros (1 USD = 1,000,000). The
+OpenAI-compatible gateway routes (tag `gateway`: `/v1/chat/completions`, `/v1/completions`,
+`/v1/embeddings`, `/v1/images/generations`, `/v1/audio/speech`, `/v1/models`) answer errors
+in OpenAI's shape, with the problem members beside it.
 """
 
 
 class TollhouseApp(FastAPI):
     """FastAPI, except that the gateway's POST routes skip its middleware stack and routing:
     they are dispatched by exact path to `routes.gateway.call_model`, a raw ASGI handler
-    behind the same `BodyLimit`, answering the same bytes the route would."""
+    behind the same `BodyLimit`, answering the same bytes the route would. The OpenAPI
+    document describes them all the same (`api.docs.document`)."""
 
     def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -61,6 +63,12 @@ class TollhouseApp(FastAPI):
             await self.call_model(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI document (`api.docs.document`), built once."""
+        if not self.openapi_schema:
+            self.openapi_schema = docs.document(self)
+        return self.openapi_schema
 
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
@@ -85,9 +93,12 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     problems.install(app)
+    docs.install(app)
     for module in (customers, keys, credits, usage, sidecar, catalog, subscriptions, health):
         app.include_router(module.router)
     app.router.routes.extend(gateway.routes)
