@@ -67,9 +67,11 @@ def usage_from_body(
     return estimate, "estimate"
 
 
-_EVENT_END = re.compile(rb"\r?\n\r?\n")
+_EVENT_END = re.compile(rb"\n\r?\n")
 """The blank line that ends a server-sent event: lines end in LF or CRLF (a lone CR, which
-the SSE format also allows, is not used by OpenAI-compatible servers and not recognised)."""
+the SSE format also allows, is not used by OpenAI-compatible servers and not recognised).
+The event before it keeps the CR of a CRLF; starting with a literal LF keeps the search a
+fast scan (a pattern starting `\r?` costs ten times more)."""
 
 
 class StreamMeter:
@@ -121,11 +123,17 @@ class StreamMeter:
         return b"" if self._pass_usage else self._buffer
 
     def _read(self, event: bytes) -> bool:
-        """Read one event (without its blank line); True if it is a usage-only chunk."""
-        data = [line[5:] for line in event.split(b"\n") if line.startswith(b"data:")]
-        if not data:
-            return False
-        payload = b"\n".join(data).strip()  # JSON allows the CRs and spaces left inside
+        """Read one event (without its blank line, maybe with a last CR); True if it is a
+        usage-only chunk."""
+        if b"\n" not in event:  # one line: the usual event
+            if not event.startswith(b"data:"):
+                return False
+            payload = event[5:].strip()
+        else:  # the values of its `data:` lines joined by LF (JSON allows the CRs left)
+            data = [line[5:] for line in event.split(b"\n") if line.startswith(b"data:")]
+            if not data:
+                return False
+            payload = b"\n".join(data).strip()
         if payload == b"[DONE]":
             self.done = True
             return False
