@@ -1,8 +1,8 @@
 """One command to measure the tollhouse gateway against a bare proxy and LiteLLM.
 
     .venv/bin/python bench/gateway_bench.py [--duration 15] [--connections 32]
-        [--targets upstream,bare,litellm,tollhouse-sqlite,tollhouse-pg] [--stream] [--repeat 1]
-        [--rate 500] [--pg-workers 1]
+        [--targets upstream,bare,litellm,tollhouse-sqlite,tollhouse-pg] [--stream [usage|plain]]
+        [--repeat 1] [--rate 500] [--pg-workers 1]
 
 It starts the fake upstream (bench/fake_upstream.py, port 9100), then for each target: starts
 the server, waits until it answers, sends one real request (preflight: must be 200), warms up
@@ -166,14 +166,17 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def request_body(stream: bool) -> bytes:
-    """The body the wrk scripts send (kept identical to bench/wrk/*.lua)."""
+def request_body(stream: str | None) -> bytes:
+    """The body the wrk scripts send (kept identical to bench/wrk/*.lua): a stream (`stream`
+    "usage" or "plain") asks for the usage chunk with "usage" only."""
     body = (
         '{"model":"' + MODEL + '","messages":[{"role":"user","content":'
         '"Say hello in five words."}],"max_tokens":16'
     )
     if stream:
-        body += ',"stream": true,"stream_options":{"include_usage":true}'
+        body += ',"stream": true'
+    if stream == "usage":
+        body += ',"stream_options":{"include_usage":true}'
     return (body + "}").encode()
 
 
@@ -440,7 +443,7 @@ SETUP: dict[str, Callable[[Harness, str], Running]] = {
 # --- measuring ---------------------------------------------------------------------------------
 
 
-def preflight(running: Running, stream: bool) -> dict[str, Any]:
+def preflight(running: Running, stream: str | None) -> dict[str, Any]:
     """One real request; a target that does not answer 200 with a completion is not measured."""
     headers = {"Content-Type": "application/json"}
     if running.key:
@@ -481,7 +484,12 @@ def measure(h: Harness, target: str) -> dict[str, Any]:
         running = SETUP[target](h, target)
         record["url"] = running.url
         record["preflight"] = preflight(running, args.stream)
-        env = clean_env(BENCH_MODEL=MODEL, BENCH_PATH=CHAT_PATH, BENCH_KEY=running.key or "")
+        env = clean_env(
+            BENCH_MODEL=MODEL,
+            BENCH_PATH=CHAT_PATH,
+            BENCH_KEY=running.key or "",
+            BENCH_STREAM=args.stream or "",
+        )
         upstream_pgid = None if target == "upstream" else (h.upstream.pgid if h.upstream else None)
         kwargs: dict[str, Any] = dict(
             connections=args.connections,
@@ -670,7 +678,7 @@ def print_report(
     )
     print(
         f"load: wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency, "
-        f"{'streaming' if args.stream else 'non-streaming'} chat completion, "
+        f"{f'streaming ({args.stream})' if args.stream else 'non-streaming'} chat completion, "
         f"warm-up {args.warmup:g} s, median of {args.repeat} run(s), "
         f"tollhouse-pg {args.pg_workers} worker(s)"
     )
@@ -782,7 +790,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_TARGETS,
         help=f"comma-separated, from {','.join(ALL_TARGETS)} ({DEFAULT_TARGETS})",
     )
-    p.add_argument("--stream", action="store_true", help="streaming chat completions")
+    p.add_argument(
+        "--stream",
+        nargs="?",
+        const="usage",
+        choices=("usage", "plain"),
+        help="streaming chat completions; `usage` (the default) asks for the usage chunk "
+        "(stream_options.include_usage), `plain` does not (tollhouse then leaves it out)",
+    )
     p.add_argument(
         "--rate",
         type=float,

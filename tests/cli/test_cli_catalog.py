@@ -11,8 +11,8 @@ import asyncio
 import json
 from pathlib import Path
 
-from tests.cli.test_cli import Cli
 from tests.support.catalog import catalog_text
+from tests.support.cli import Cli
 
 from tollhouse.config import Settings
 from tollhouse.server.bootstrap import bootstrap

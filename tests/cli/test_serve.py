@@ -2,7 +2,7 @@
 
 - Start-up failures (a malformed URL, an invalid catalog, a busy port, an unreachable
   database, a catalog lacking a plan in use) are one line on stderr and exit code 2, never a
-  traceback, and "listening" is not printed.
+  traceback, and "listening" is not printed; `db upgrade` fails the same way.
 - "listening" is printed once the port accepts connections; each upstream whose key
   variable is unset gets one warning line.
 - The story of one catalog in force: `serve` runs in a directory with the `tollhouse.yaml`
@@ -156,10 +156,12 @@ class TestStartupFailures:
         ["postgresql://postgres@127.0.0.1:1/test", "sqlite:////nonexistent-dir/th/th.db"],
         ids=["postgres-refused", "sqlite-missing-directory"],
     )
-    def test_unreachable_database(self, tmp_path: Path, url: str) -> None:
+    @pytest.mark.parametrize("command", ["serve", "db upgrade"])
+    def test_unreachable_database(self, tmp_path: Path, url: str, command: str) -> None:
         env = environment(TOLLHOUSE_DATABASE_URL=url)
+        options = ["--port", str(free_port())] if command == "serve" else []
 
-        result = tollhouse_cli(tmp_path, env, "serve", "--port", str(free_port()))
+        result = tollhouse_cli(tmp_path, env, *command.split(), *options)
 
         assert_refused_in_one_line(result, "the database")
 

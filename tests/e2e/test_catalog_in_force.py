@@ -3,9 +3,10 @@ first (the one `serve` recorded, the catalog in force) does not have.
 
 Story: the stack was started (bootstrapped) with the test catalog, which has no `basic` plan.
 A second app runs on the same SQLite file with the built-in catalog, which does. Through it,
-creating a customer on `basic`, or moving one there (operator PUT, or the change route), is
-answered 409 `not-in-catalog-in-force` naming both catalogs, and nothing is written. The
-served app itself still sets the plans it has.
+creating a customer on `basic`, moving one there (operator PUT, or the change route), or
+issuing a key for a model the served catalog lacks is answered 409 `not-in-catalog-in-force`
+naming both catalogs, and nothing is written. The served app itself still sets the plans it
+has.
 """
 
 from __future__ import annotations
@@ -83,3 +84,21 @@ async def test_the_served_app_still_sets_the_plans_it_has(stack: Stack, builtin_
     customer = await stack.operator.ok("POST", "/v1/customers", json={"name": "Ada", "plan": "pro"})
 
     assert customer["plan"] == "pro"
+
+
+async def test_a_key_for_a_model_missing_from_the_catalog_in_force_is_409(
+    stack: Stack, builtin_app: Api
+) -> None:
+    """`gpt-4o-mini` is in the built-in catalog, not in the served one."""
+    customer_id, _ = await stack.customer()
+    before = await stack.operator.ok("GET", f"/v1/customers/{customer_id}/keys")
+
+    response = await builtin_app.client.post(
+        f"/v1/customers/{customer_id}/keys", json={"name": "k", "allowed_models": ["gpt-4o-mini"]}
+    )
+
+    assert response.status_code == 409, response.text
+    problem = response.json()
+    assert problem["type"] == PROBLEM_TYPE
+    assert problem["missing"]["models"] == ["gpt-4o-mini"]
+    assert await stack.operator.ok("GET", f"/v1/customers/{customer_id}/keys") == before

@@ -97,17 +97,45 @@ class TestChatCompletions:
         assert seen.body["model"] == "echo"
         assert key not in str(seen.headers)
 
-    async def test_stream_passes_through_and_is_charged(self, stack: Stack) -> None:
+    async def test_stream_without_stream_options_has_choices_in_every_chunk(
+        self, stack: Stack
+    ) -> None:
+        """The client did not ask for usage: the gateway asks the upstream for it (to charge
+        it) but keeps the usage-only chunk (`choices: []`) from the client, whose code reads
+        `chunk.choices[0]` on every chunk."""
         customer_id, key = await stack.customer()
         stream = await client(stack, key).chat.completions.create(
             model="test-chat", messages=MESSAGES, stream=True
         )
         text = ""
         async for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                text += chunk.choices[0].delta.content
+            assert chunk.choices, chunk
+            text += chunk.choices[0].delta.content or ""
         assert text == ANSWER
         assert stack.upstream.requests[-1].body["stream_options"] == {"include_usage": True}
+        assert await stack.available(customer_id) == 1_000_000 - CHAT_COST_MICROS
+        usage = await usage_totals(stack, customer_id)
+        assert (usage["input_tokens"], usage["output_tokens"]) == (PROMPT_TOKENS, COMPLETION_TOKENS)
+
+    async def test_stream_with_include_usage_ends_with_the_usage_chunk(self, stack: Stack) -> None:
+        """The client asked (`stream_options.include_usage`): the last chunk carries the usage
+        with empty `choices`, as OpenAI documents, and the call is charged at that usage."""
+        customer_id, key = await stack.customer()
+        stream = await client(stack, key).chat.completions.create(
+            model="test-chat",
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = [chunk async for chunk in stream]
+        assert all(chunk.choices and chunk.usage is None for chunk in chunks[:-1])
+        last = chunks[-1]
+        assert last.choices == []
+        assert last.usage is not None
+        assert (last.usage.prompt_tokens, last.usage.completion_tokens) == (
+            PROMPT_TOKENS,
+            COMPLETION_TOKENS,
+        )
         assert await stack.available(customer_id) == 1_000_000 - CHAT_COST_MICROS
 
     async def test_stream_without_usage_is_charged_by_counting(self, stack: Stack) -> None:

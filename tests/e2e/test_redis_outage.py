@@ -5,6 +5,8 @@ test's own, never the shared one) is stopped under it, then started again:
 
 - `fail-closed` (the default): while Redis is down, billable calls answer 503 problem+json
   with `Retry-After`, before the upstream is called; once it is back, calls pass again.
+- A stream admitted before Redis stops ends normally and is charged and counted in full; only
+  its token window cannot be settled (one warning, no error).
 - `fail-open`: calls keep passing, rate limited by this process alone, and one warning (not
   one per call) says so; once Redis is back, decisions are made in Redis again.
 - A process started while Redis is down comes up, serves by its policy, and attaches when
@@ -27,7 +29,7 @@ from tests.e2e.conftest import UPSTREAM_TIMEOUT_SECONDS, Stack
 from tests.support.catalog import TEXT_RPM_FREE, write_catalog
 from tests.support.redis_server import RedisServer, own_redis
 from tests.support.server import Api, serve
-from tests.support.upstream import FakeUpstream
+from tests.support.upstream import COMPLETION_TOKENS, PROMPT_TOKENS, FakeUpstream
 
 from tollhouse.config import Settings
 from tollhouse.keys import service as keys
@@ -143,6 +145,38 @@ async def test_fail_open_limits_in_process_with_one_warning_then_returns_to_redi
 
         assert await eventually(in_redis)
         assert "answers again" in caplog.records[-1].getMessage()
+
+
+async def test_a_call_admitted_before_the_outage_is_charged_in_full_during_it(
+    tmp_path: Path, upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fail-closed: Redis stops while a stream is being served. The call ends, is charged at
+    its real usage and counted, with one warning that its token window was not settled (it
+    cannot be, while Redis is down), and no error."""
+    async with own_redis() as redis, stack_on(tmp_path, upstream, redis, "fail-closed") as stack:
+        customer_id, key = await stack.customer()
+        before = await stack.available(customer_id)
+        stream = {**CHAT, "model": "test-chat-slow-stream", "stream": True}
+        with caplog.at_level(logging.WARNING):
+            async with httpx.AsyncClient(timeout=30) as http:
+                async with http.stream(
+                    "POST", f"{stack.base_url}/v1/chat/completions", json=stream, headers=_as(key)
+                ) as response:
+                    chunks = response.aiter_bytes()
+                    await anext(chunks)
+                    await redis.stop()
+                    rest = b"".join([chunk async for chunk in chunks])
+            after = await stack.available(customer_id)
+            usage = await stack.operator.ok("GET", "/v1/usage", params={"customer_id": customer_id})
+
+    assert response.status_code == 200
+    assert b"data: [DONE]" in rest
+    assert before - after == PROMPT_TOKENS * 1 + COMPLETION_TOKENS * 2  # $1 and $2 per 1M
+    counted = {bucket["meter"]: bucket["value"] for bucket in usage["buckets"]}
+    assert counted["api_calls"] == 1
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    unsettled = [r.getMessage() for r in caplog.records if "token window" in r.getMessage()]
+    assert len(unsettled) == 1
 
 
 @pytest.mark.parametrize(("policy", "status"), [("fail-closed", 503), ("fail-open", 200)])

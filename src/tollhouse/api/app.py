@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from tollhouse.api import problems
+from tollhouse.api import docs, problems
 from tollhouse.api.middleware import AnsweredErrors, BodyLimit, StringGuard
 from tollhouse.api.routes import (
     catalog,
@@ -34,10 +34,11 @@ from tollhouse.server.runtime import Runtime
 DESCRIPTION = """\
 tollhouse: API keys, rate limits, credits and usage in front of AI models.
 
-Authenticate with `Authorization: Bearer th_...`. Errors are RFC 9457 problem+json with a
-stable `type`. Money is integer micros (1 USD = 1,000,000). The OpenAI-compatible gateway
-routes (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
-`/v1/images/generations`, `/v1/audio/speech`, `/v1/models`) are described in the README.
+Authenticate with `Authorization: Bearer th_...` ("Authorize" in `/docs`). Errors are RFC 9457
+problem+json with a stable `type`. Money is integer micros (1 USD = 1,000,000). The
+OpenAI-compatible gateway routes (tag `gateway`: `/v1/chat/completions`, `/v1/completions`,
+`/v1/embeddings`, `/v1/images/generations`, `/v1/audio/speech`, `/v1/models`) answer errors
+in OpenAI's shape, with the problem members beside it.
 """
 
 
@@ -46,7 +47,7 @@ class TollhouseApp(FastAPI):
     they are dispatched by exact path to `routes.gateway.call_model`, a raw ASGI handler
     behind the same `BodyLimit` and `StringGuard`, answering the same bytes the route would.
     The rest goes through FastAPI behind `AnsweredErrors`, so that an answered 500 keeps the
-    connection."""
+    connection. The OpenAPI document describes them all the same (`api.docs.document`)."""
 
     def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -64,6 +65,12 @@ class TollhouseApp(FastAPI):
             await self.call_model(scope, receive, send)
             return
         await self.routed(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI document (`api.docs.document`), built once."""
+        if not self.openapi_schema:
+            self.openapi_schema = docs.document(self)
+        return self.openapi_schema
 
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
@@ -88,9 +95,12 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     problems.install(app)
+    docs.install(app)
     for module in (customers, keys, credits, usage, sidecar, catalog, subscriptions, health):
         app.include_router(module.router)
     app.router.routes.extend(gateway.routes)

@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from tollhouse.errors import Forbidden, NotFound, Unauthenticated
 from tollhouse.keys import Principal
@@ -50,10 +52,28 @@ def bearer_token(authorization: str | bytes | None) -> str:
     return token.strip()
 
 
-async def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
-    return await runtime.authenticator.authenticate(
-        bearer_token(request.headers.get("authorization"))
-    )
+class BearerKey(HTTPBearer):
+    """The API key, as FastAPI's HTTP bearer security: the OpenAPI document declares the
+    scheme (so "Authorize" works in /docs) and every route depending on it. A missing or
+    malformed header is `Unauthenticated` (401 problem+json, as `bearer_token` says), never
+    FastAPI's own 401/403 answer."""
+
+    async def __call__(self, request: HTTPConnection) -> HTTPAuthorizationCredentials:
+        token = bearer_token(request.headers.get("authorization"))
+        return HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
+
+
+api_key = BearerKey(
+    scheme_name="bearer",
+    bearerFormat="th_<env>_<random>",
+    description="A tollhouse API key: `Authorization: Bearer th_...`.",
+)
+
+
+async def get_principal(
+    credentials: Annotated[HTTPAuthorizationCredentials, Depends(api_key)], runtime: RuntimeDep
+) -> Principal:
+    return await runtime.authenticator.authenticate(credentials.credentials)
 
 
 def require(scope: str) -> Callable[..., Awaitable[Principal]]:

@@ -3,7 +3,12 @@
 Control API routes answer `application/problem+json`; gateway routes answer OpenAI's error
 object with the problem members beside it (`gateway/errors.py`). Rate-limit denials carry
 `Retry-After` and the decision's `RateLimit-Policy`, `RateLimit` and `RateLimit-*` header fields
-(`tollhouse.ratelimit.fields`). Unexpected exceptions answer 500 with no internals in the body.
+(`tollhouse.ratelimit.fields`); 405 answers carry `Allow`. Unexpected exceptions answer 500
+with no internals in the body.
+
+Routes document the problems they answer with `responses=responses(401, 403, ...)`: each
+status with the `Problem` schema (`GatewayProblem` for gateway routes), which `api.docs` adds
+to the OpenAPI document's components.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from tollhouse.errors import (
     BadRequest,
@@ -32,6 +39,9 @@ from tollhouse.ratelimit import RateLimited, retry_after_header_seconds
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+"""The methods a route may take, as `Allow` lists them."""
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -128,7 +138,24 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         error = BadRequest(str(exc.detail))
     else:
         error = Internal(str(exc.detail))
-    return _respond(request, error)
+    response = _respond(request, error)
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        response.headers["Allow"] = allowed_methods(request)
+    return response
+
+
+def allowed_methods(request: Request) -> str:
+    """The `Allow` value of a 405: every method some route takes at this path, where
+    Starlette's own names only the first route's (a path with a GET and a POST route)."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    )
 
 
 def unexpected_response(method: str, path: str, exc: BaseException) -> Response:
@@ -148,3 +175,95 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
+
+
+class FieldError(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    loc: str
+    """The offending field, dotted (`events.0.meter`); `body` for the whole body."""
+    msg: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: the body of every control-API error, as `application/problem+json`.
+
+    Members beyond these carry the occurrence's data (`retry_after_seconds`, `fields`,
+    `balance_micros`, ...)."""
+
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
+
+    type: str
+    """`https://tollhouse.dev/problems/<code>`: stable, one per error class."""
+    title: str
+    status: int
+    detail: str
+    """What happened this time, for a person."""
+    instance: str | None = None
+    """The request path."""
+    errors: list[FieldError] | None = None
+    """422 `invalid-input` (and 400 for a body that is not JSON): each offending field."""
+
+
+class OpenAIError(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    message: str
+    type: str
+    """OpenAI's error type (`invalid_request_error`, `rate_limit_error`, ...)."""
+    param: str | None = None
+    code: str
+    """The problem's code (the last segment of its `type`)."""
+
+
+class GatewayProblem(Problem):
+    """A gateway error, as `application/json`: OpenAI's `error` object (which the `openai` SDK
+    reads) with the problem members beside it."""
+
+    error: OpenAIError
+
+
+ERROR_MODELS = (FieldError, Problem, OpenAIError, GatewayProblem)
+"""The models that `responses()` refers to, by name, under `#/components/schemas/`."""
+
+_DESCRIPTIONS = {
+    400: "The request body is not JSON, or not a valid call",
+    401: "Missing, malformed, unknown, revoked or expired API key",
+    402: "Not enough credits for the call's estimated price",
+    403: "The key lacks the scope, operator rights, model, feature or tier",
+    404: "No such resource (or not the caller's)",
+    409: "Conflict with the current state, or an idempotency key reused with other arguments",
+    413: "The request body is larger than the server's limit",
+    422: "Invalid input: `errors` names each offending field",
+    429: "Rate limit or quota exceeded: retry after `Retry-After` seconds",
+    502: "The upstream failed; nothing was charged",
+    503: "A dependency is unavailable: retry after `Retry-After` seconds",
+    504: "The upstream timed out; nothing was charged",
+}
+
+_RETRY_HEADERS = {
+    "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}},
+}
+
+
+def responses(*statuses: int, openai_shape: bool = False) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route that may answer these error statuses: each with the
+    `Problem` body as `application/problem+json` (with `openai_shape`, the gateway's
+    `GatewayProblem` as `application/json`), and `Retry-After` on 429 and 503."""
+    media_type, model = (
+        ("application/json", "GatewayProblem")
+        if openai_shape
+        else (
+            PROBLEM_JSON,
+            "Problem",
+        )
+    )
+    documented: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        documented[status] = {
+            "description": _DESCRIPTIONS[status],
+            "content": {media_type: {"schema": {"$ref": f"#/components/schemas/{model}"}}},
+        }
+        if status in (429, 503):
+            documented[status]["headers"] = _RETRY_HEADERS
+    return documented

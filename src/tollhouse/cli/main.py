@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -9,7 +10,7 @@ import typer
 from tollhouse.catalog import starter_catalog_text
 from tollhouse.cli.admin import catalog_app, credits_app, customers_app, keys_app, usage
 from tollhouse.cli.common import console, errors, settings_or_exit
-from tollhouse.cli.serve import serve
+from tollhouse.cli.serve import on_database, serve
 from tollhouse.cli.subscriptions import plans_app, subscriptions_app
 from tollhouse.config import CATALOG_FILE
 from tollhouse.storage.migrate import upgrade
@@ -53,8 +54,10 @@ def init(
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply every pending migration to TOLLHOUSE_DATABASE_URL."""
-    upgrade(settings_or_exit().database_url)
+    """Apply every pending migration to TOLLHOUSE_DATABASE_URL; a database that cannot be
+    reached or used is one line on stderr and exit 2."""
+    url = settings_or_exit().database_url
+    on_database(url, partial(upgrade, url))
     console.print("database is up to date")
 
 

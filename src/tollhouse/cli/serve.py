@@ -14,7 +14,8 @@ import asyncio
 import errno
 import socket
 import sqlite3
-from typing import NoReturn
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
 
 import typer
 from rich.markup import escape
@@ -26,6 +27,8 @@ from tollhouse.cli.common import console, errors, settings_or_exit
 from tollhouse.config import Settings
 from tollhouse.errors import TollhouseError
 from tollhouse.server.bootstrap import bootstrap
+
+T = TypeVar("T")
 
 EXIT_CANNOT_START = 2
 """Exit code of every start-up failure."""
@@ -111,11 +114,18 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def _bootstrap(settings: Settings, catalog: Catalog) -> str | None:
     """`server.bootstrap`, its failures as one line."""
-    url = settings.database_url
+    return on_database(
+        settings.database_url, lambda: asyncio.run(bootstrap(settings, catalog=catalog))
+    )
+
+
+def on_database(url: str, work: Callable[[], T]) -> T:
+    """`work()`, which uses the database at `url`; a database that cannot be reached or used
+    (and a `TollhouseError`) is one line on stderr and exit 2 (`fail`)."""
     shown = make_url(url).render_as_string(hide_password=True)
     try:
         _open_sqlite_file(url)
-        return asyncio.run(bootstrap(settings, catalog=catalog))
+        return work()
     except TollhouseError as error:
         fail(f"{error.detail} ({error.code})")
     except SQLAlchemyError as error:

@@ -52,11 +52,20 @@ class Forwarded:
     usage: tuple[Usage, UsageSource] | None = None
 
 
+def asks_for_usage(body: dict[str, Any]) -> bool:
+    """Whether a client's request body asks for the usage chunk at the end of a stream
+    (`"stream_options": {"include_usage": true}`, OpenAI's switch for it)."""
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
 def upstream_payload(call: Call) -> bytes:
     """The body to send upstream: the client's, with the upstream's model name, and usage
-    requested in streams (`stream_options.include_usage`). Unchanged bytes when possible."""
+    requested in streams (`stream_options.include_usage`, needed to charge the call; the
+    usage chunk reaches the client only if it asked, see `StreamMeter`). Unchanged bytes
+    when possible."""
     model = call.admission.model
-    if model.upstream_model == model.id and not call.stream:
+    if model.upstream_model == model.id and (not call.stream or asks_for_usage(call.body)):
         return call.raw
     body = dict(call.body)
     body["model"] = model.upstream_model
@@ -151,13 +160,18 @@ async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
 async def _stream_through(
     deps: GatewayDeps, call: Call, response: aiohttp.ClientResponse
 ) -> AsyncIterator[bytes]:
-    """Yield the upstream's bytes unchanged while metering them; settle when it ends, however."""
-    meter = StreamMeter(call.admission.model.tokenizer)
+    """Yield the upstream's bytes while metering them, unchanged but for the usage-only chunk
+    that only a client who asked for it gets (`StreamMeter`); settle when it ends, however."""
+    meter = StreamMeter(call.admission.model.tokenizer, pass_usage=asks_for_usage(call.body))
     interrupted = False
     try:
         async for chunk in response.content.iter_any():
-            meter.feed(chunk)
-            yield chunk
+            passed = meter.feed(chunk)
+            if passed:
+                yield passed
+        rest = meter.rest()
+        if rest:
+            yield rest
     except (TimeoutError, aiohttp.ClientError):
         interrupted = True
     finally:

@@ -21,6 +21,7 @@ from tollhouse.gateway.usage import UsageSource
 from tollhouse.ledger import HoldNotOpen, InsufficientCredit
 from tollhouse.metering import CheckedUsageEvent, RecordableEvent, UsageEventIn
 from tollhouse.metering.schemas import MAX_VALUE
+from tollhouse.ratelimit import Limit, RateLimitStorageError
 
 T = TypeVar("T")
 
@@ -109,13 +110,31 @@ async def settle(
         await deps.recorder.record(events)
     deps.quotas.settle(admission.quota, usage)
     if admission.tokens is not None:
-        limit, key, reserved = admission.tokens
-        used = usage.input_tokens + usage.output_tokens
+        await _settle_tokens(deps, call, admission.tokens, usage)
+    deps.authenticator.touch(call.principal.key_id)
+
+
+async def _settle_tokens(
+    deps: GatewayDeps, call: Call, tokens: tuple[Limit, str, int], usage: Usage
+) -> None:
+    """Take from the token window what the call used beyond its reservation, or give back
+    what it did not use. While the rate-limit storage is unreachable (fail-closed) the window
+    cannot be corrected: that is logged once per call, and the window keeps the reservation."""
+    limit, key, reserved = tokens
+    used = usage.input_tokens + usage.output_tokens
+    try:
         if used > reserved:
             await deps.limiter.consume(limit, key, used - reserved)
         elif used < reserved:
             await deps.limiter.refund(limit, key, reserved - used)
-    deps.authenticator.touch(call.principal.key_id)
+    except RateLimitStorageError as exc:
+        log.warning(
+            "token window of %s not settled to %d tokens (reserved %d): %s",
+            call.request_id,
+            used,
+            reserved,
+            exc.detail,
+        )
 
 
 async def until_written(write: Callable[[], Awaitable[T]], what: str) -> T:

@@ -11,12 +11,17 @@ Invariants (checked by `service.check_invariants`):
   amount; a settled hold moved `captured_amount` to revenue and the rest back to its lots.
 - Holds, captures, voids and grants are idempotent (hold/grant by the caller's key, capture and
   void by the hold's state); a failed operation stores nothing.
-- Every answer from the writer is durable: it is given after the COMMIT.
+- Every answer from the writer is durable: it is given after the COMMIT that stored it, on
+  every store and for every operation, gateway holds included (a call is served only on a hold
+  that is stored). A capture that fails for a transient reason is retried until it is stored
+  (`gateway.settle`), never dropped.
 
 Writes: `Ledger` (one per process; group commit). Reads: `tollhouse.ledger.service`.
 On SQLite the `Ledger` is the database's only writer: it keeps accounts cached across batches
 and runs hot batches whole on the driver's thread (`writer/cached.py`, checked against
-`PRAGMA data_version`); PostgreSQL always reads under row locks.
+`PRAGMA data_version`). On PostgreSQL several processes write one database: batches of holds,
+captures and voids are one statement that checks each customer's escrow version and balance
+itself (`writer/cached_postgres.py`); everything else reads under row locks (`writer/load.py`).
 """
 
 from tollhouse.ledger.errors import (

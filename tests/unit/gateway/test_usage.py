@@ -32,3 +32,90 @@ class TestCountedUsage:
         meter.feed(sse({"choices": [{"delta": {"content": RUSSIAN[10:]}}]}) + b"data: [DONE]\n\n")
 
         assert meter.result(ESTIMATE) == (Usage(input_tokens=20, output_tokens=9), "counted")
+
+    def test_stream_with_crlf_separators_is_charged_at_its_reported_usage(self) -> None:
+        meter = StreamMeter("o200k_base")
+        for piece in events(*CONTENT, USAGE_ONLY, newline=b"\r\n"):
+            meter.feed(piece)
+
+        assert meter.result(ESTIMATE) == (Usage(input_tokens=12, output_tokens=7), "upstream")
+        assert meter.done
+
+
+CONTENT = [
+    {"choices": [{"index": 0, "delta": {"content": "Hel"}}], "usage": None},
+    {"choices": [{"index": 0, "delta": {"content": "lo"}, "finish_reason": "stop"}]},
+]
+USAGE_ONLY = {"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 7}}
+
+
+def events(*chunks: dict[str, object], newline: bytes = b"\n") -> list[bytes]:
+    """Each chunk as one `data:` event, then a comment and the `data: [DONE]` terminator."""
+    end = newline * 2
+    return [b"data: " + json.dumps(chunk).encode() + end for chunk in chunks] + [
+        b": keep-alive" + end,
+        b"data: [DONE]" + end,
+    ]
+
+
+def splits(stream: bytes) -> list[list[bytes]]:
+    """`stream` cut in two at every offset, and in single bytes."""
+    halves = [[stream[:i], stream[i:]] for i in range(len(stream) + 1)]
+    return [*halves, [stream[i : i + 1] for i in range(len(stream))]]
+
+
+def run(meter: StreamMeter, pieces: list[bytes]) -> bytes:
+    """What the client gets: what `feed` passes on for each piece, then the `rest`."""
+    return b"".join(meter.feed(piece) for piece in pieces) + meter.rest()
+
+
+class TestStreamFilter:
+    """A client that did not ask for usage (`pass_usage=False`) gets no usage-only event."""
+
+    def test_usage_only_event_is_left_out_however_the_stream_is_split(self) -> None:
+        for newline in (b"\n", b"\r\n"):
+            parts = events(*CONTENT, USAGE_ONLY, newline=newline)
+            expected = b"".join(part for i, part in enumerate(parts) if i != len(CONTENT))
+            for pieces in splits(b"".join(parts)):
+                meter = StreamMeter("o200k_base", pass_usage=False)
+
+                assert run(meter, pieces) == expected, pieces
+                assert meter.usage == (12, 7)
+                assert meter.done
+
+    def test_several_events_in_one_chunk_keep_their_bytes_and_the_done_terminator(
+        self,
+    ) -> None:
+        meter = StreamMeter("o200k_base", pass_usage=False)
+        stream = b"".join(events(*CONTENT, USAGE_ONLY))
+
+        passed = meter.feed(stream)
+
+        assert passed == b"".join(events(*CONTENT))
+        assert passed.endswith(b"\n\ndata: [DONE]\n\n")
+        assert meter.rest() == b""
+
+    def test_usage_on_a_chunk_with_choices_is_passed_on_and_charged(self) -> None:
+        last = {"choices": [{"index": 0, "delta": {"content": "!"}}], "usage": USAGE_ONLY["usage"]}
+        stream = b"".join(events(CONTENT[0], last))
+        meter = StreamMeter("o200k_base", pass_usage=False)
+
+        assert run(meter, splits(stream)[-1]) == stream
+        assert meter.result(ESTIMATE) == (Usage(input_tokens=12, output_tokens=7), "upstream")
+
+    def test_an_unfinished_last_event_is_passed_on_at_the_end(self) -> None:
+        meter = StreamMeter("o200k_base", pass_usage=False)
+
+        assert meter.feed(b"data: [DONE]\n\ndata: {") == b"data: [DONE]\n\n"
+        assert meter.rest() == b"data: {"
+
+    def test_a_client_that_asked_gets_every_chunk_as_it_came(self) -> None:
+        stream = b"".join(events(*CONTENT, USAGE_ONLY, newline=b"\r\n"))
+        meter = StreamMeter("o200k_base", pass_usage=True)
+
+        passed = [meter.feed(piece) for piece in splits(stream)[7]]
+
+        assert passed == splits(stream)[7]
+        assert meter.rest() == b""
+        assert meter.usage == (12, 7)
+        assert meter.done

@@ -7,10 +7,11 @@ from decimal import Decimal
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from tollhouse.api import problems
 from tollhouse.api.deps import Reader, RuntimeDep
 from tollhouse.catalog import Model, Plan
 
-router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
+router = APIRouter(prefix="/v1/catalog", tags=["catalog"], responses=problems.responses(401, 403))
 
 
 class PriceOut(BaseModel):

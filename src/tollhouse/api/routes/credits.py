@@ -8,14 +8,16 @@ from typing import Literal
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 
+from tollhouse.api import problems
 from tollhouse.api.deps import Reader, RuntimeDep, SessionDep, customer_of, require_operator
 from tollhouse.api.schemas import MAX_ROW_ID, RequestBody, Timestamp
+from tollhouse.catalog import service as catalogs
 from tollhouse.customers import service as customers
 from tollhouse.errors import InvalidInput
 from tollhouse.ledger import service as ledger
 from tollhouse.server.runtime import Runtime
 
-router = APIRouter(prefix="/v1", tags=["credits"])
+router = APIRouter(prefix="/v1", tags=["credits"], responses=problems.responses(401, 403))
 
 MAX_MICROS = 2**62
 
@@ -70,10 +72,14 @@ class OverdraftSet(RequestBody):
 
 
 async def _existing_customer(runtime: Runtime, customer_id: str) -> None:
-    """Raises CustomerNotFound. Closes its session before returning: the ledger writer needs
-    the connection next (SQLite has one), so no route may hold a session across a write."""
+    """Check the customer exists and this process's currency is the catalog in force's.
+    Closes its session before returning: the ledger writer needs the connection next (SQLite
+    has one), so no route may hold a session across a write.
+
+    Raises: CustomerNotFound; NotInCatalogInForce."""
     async with runtime.db.transaction() as session:
         await customers.get(session, customer_id)
+        await catalogs.require_in_force(session, runtime.catalog, currency=True)
 
 
 def _grant_out(grant: ledger.GrantView) -> GrantOut:
@@ -87,7 +93,11 @@ def _grant_out(grant: ledger.GrantView) -> GrantOut:
     )
 
 
-@router.post("/customers/{customer_id}/credits/grants", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/customers/{customer_id}/credits/grants",
+    status_code=status.HTTP_201_CREATED,
+    responses=problems.responses(400, 404, 409, 413, 422),
+)
 async def grant_credits(
     customer_id: str,
     body: GrantCreate,
@@ -121,7 +131,7 @@ async def grant_credits(
     return _grant_out(grant)
 
 
-@router.get("/customers/{customer_id}/balance")
+@router.get("/customers/{customer_id}/balance", responses=problems.responses(404, 422))
 async def get_balance(
     customer_id: str, principal: Reader, runtime: RuntimeDep, session: SessionDep
 ) -> BalanceOut:
@@ -141,7 +151,7 @@ async def get_balance(
     )
 
 
-@router.get("/customers/{customer_id}/transactions")
+@router.get("/customers/{customer_id}/transactions", responses=problems.responses(404, 422))
 async def list_transactions(
     customer_id: str,
     principal: Reader,
@@ -170,7 +180,7 @@ async def list_transactions(
     ]
 
 
-@router.put("/customers/{customer_id}/overdraft")
+@router.put("/customers/{customer_id}/overdraft", responses=problems.responses(400, 404, 413, 422))
 async def set_overdraft(
     customer_id: str, body: OverdraftSet, principal: Reader, runtime: RuntimeDep
 ) -> BalanceOut:
@@ -184,7 +194,7 @@ async def set_overdraft(
         return await get_balance(customer_id, principal, runtime, session)
 
 
-@router.delete("/grants/{grant_id}")
+@router.delete("/grants/{grant_id}", responses=problems.responses(404, 422))
 async def revoke_grant(grant_id: str, principal: Reader, runtime: RuntimeDep) -> GrantOut:
     """Take back what is left of a grant (operator keys only); held credits stay held."""
     require_operator(principal)

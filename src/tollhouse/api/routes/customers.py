@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field, field_validator
 
+from tollhouse.api import problems
 from tollhouse.api.deps import Reader, RuntimeDep, SessionDep, customer_of, require_operator
 from tollhouse.api.schemas import RequestBody
 from tollhouse.customers import Customer
 from tollhouse.customers import service as customers
 from tollhouse.subscriptions import service as subscriptions
 
-router = APIRouter(prefix="/v1/customers", tags=["customers"])
-
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "missing or invalid API key"},
-    403: {"description": "scope or operator rights missing"},
-}
+router = APIRouter(
+    prefix="/v1/customers", tags=["customers"], responses=problems.responses(401, 403)
+)
 
 
 class CustomerCreate(RequestBody):
@@ -63,7 +60,9 @@ class CustomerOut(BaseModel):
         )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=PROBLEMS)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, responses=problems.responses(400, 404, 409, 413, 422)
+)
 async def create_customer(
     body: CustomerCreate, principal: Reader, runtime: RuntimeDep
 ) -> CustomerOut:
@@ -87,7 +86,7 @@ async def create_customer(
     return CustomerOut.of(customer)
 
 
-@router.get("", responses=PROBLEMS)
+@router.get("", responses=problems.responses(404, 422))
 async def list_customers(
     principal: Reader,
     session: SessionDep,
@@ -102,7 +101,7 @@ async def list_customers(
     return [CustomerOut.of(c) for c in found]
 
 
-@router.get("/{customer_id}", responses={**PROBLEMS, 404: {"description": "no such customer"}})
+@router.get("/{customer_id}", responses=problems.responses(404, 422))
 async def get_customer(customer_id: str, principal: Reader, session: SessionDep) -> CustomerOut:
     """One customer; `me` is the caller's own."""
     return CustomerOut.of(await customers.get(session, customer_of(principal, customer_id)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from tollhouse.api import problems
 from tollhouse.api.deps import RuntimeDep
 from tollhouse.server.errors import NotReady
 from tollhouse.server.health import OK, readiness
@@ -33,7 +34,7 @@ async def health() -> HealthOut:
     return HealthOut(status="ok")
 
 
-@router.get("/ready", responses={503: {"description": "a dependency is not ready"}})
+@router.get("/ready", responses=problems.responses(503))
 async def ready(runtime: RuntimeDep) -> ReadyOut:
     """Readiness: 200 only when the database answers, its migrations are at this build's
     heads and Redis (when configured) answers; else 503 problem+json `not-ready` with every

@@ -12,14 +12,16 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
+from tollhouse.api import problems
 from tollhouse.api.deps import Admin, Reader, RuntimeDep, SessionDep, customer_of
 from tollhouse.api.schemas import RequestBody, Timestamp
+from tollhouse.catalog import service as catalogs
 from tollhouse.errors import InvalidInput, NotFound
 from tollhouse.keys import ApiKey, Principal
 from tollhouse.keys import service as keys
 from tollhouse.metering import service as metering
 
-router = APIRouter(tags=["keys"])
+router = APIRouter(tags=["keys"], responses=problems.responses(401, 403))
 
 Scope = Literal["read", "write", "admin"]
 
@@ -107,7 +109,11 @@ async def _visible_key(session: Any, principal: Principal, key_id: str) -> ApiKe
     return key
 
 
-@router.post("/v1/customers/{customer_id}/keys", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/v1/customers/{customer_id}/keys",
+    status_code=status.HTTP_201_CREATED,
+    responses=problems.responses(400, 404, 413, 422),
+)
 async def create_key(
     customer_id: str, body: KeyCreate, principal: Admin, runtime: RuntimeDep
 ) -> IssuedKeyOut:
@@ -122,6 +128,7 @@ async def create_key(
                 errors=[{"loc": "allowed_models", "msg": f"unknown model '{m}'"} for m in unknown],
             )
     async with runtime.db.transaction() as session:
+        await catalogs.require_in_force(session, runtime.catalog, models=body.allowed_models or ())
         issued = await keys.create_key(
             session,
             customer_id=owner,
@@ -138,19 +145,19 @@ async def create_key(
     return IssuedKeyOut(**KeyOut.of(issued.key).model_dump(), key=issued.secret)
 
 
-@router.get("/v1/customers/{customer_id}/keys")
+@router.get("/v1/customers/{customer_id}/keys", responses=problems.responses(404, 422))
 async def list_keys(customer_id: str, principal: Reader, session: SessionDep) -> list[KeyOut]:
     """The customer's keys, revoked ones included (secrets are never shown again)."""
     owner = customer_of(principal, customer_id)
     return [KeyOut.of(k) for k in await keys.list_keys(session, customer_id=owner)]
 
 
-@router.get("/v1/keys/{key_id}")
+@router.get("/v1/keys/{key_id}", responses=problems.responses(404, 422))
 async def get_key(key_id: str, principal: Reader, session: SessionDep) -> KeyOut:
     return KeyOut.of(await _visible_key(session, principal, key_id))
 
 
-@router.delete("/v1/keys/{key_id}")
+@router.delete("/v1/keys/{key_id}", responses=problems.responses(404, 422))
 async def revoke_key(key_id: str, principal: Admin, runtime: RuntimeDep) -> KeyOut:
     """Revoke a key: refused at once here, and in every other process within 2 s (through
     Redis at once when it is configured). Caches are dropped after the commit, so no process
@@ -162,7 +169,11 @@ async def revoke_key(key_id: str, principal: Admin, runtime: RuntimeDep) -> KeyO
     return KeyOut.of(revoked)
 
 
-@router.post("/v1/keys/{key_id}/rotate", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/v1/keys/{key_id}/rotate",
+    status_code=status.HTTP_201_CREATED,
+    responses=problems.responses(400, 404, 409, 413, 422),
+)
 async def rotate_key(
     key_id: str, principal: Admin, runtime: RuntimeDep, body: KeyRotate | None = None
 ) -> RotatedKeyOut:
@@ -189,7 +200,7 @@ async def rotate_key(
     )
 
 
-@router.get("/v1/keys/{key_id}/usage")
+@router.get("/v1/keys/{key_id}/usage", responses=problems.responses(404, 422))
 async def key_usage(
     key_id: str,
     principal: Reader,

@@ -13,6 +13,7 @@ from datetime import datetime
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
+from tollhouse.api import problems
 from tollhouse.api.deps import Reader, RuntimeDep, Writer
 from tollhouse.api.schemas import RequestBody
 from tollhouse.catalog import Model, Usage
@@ -26,7 +27,7 @@ from tollhouse.ledger import service as ledger
 from tollhouse.ratelimit import headers as rate_headers
 from tollhouse.server.runtime import Runtime
 
-router = APIRouter(prefix="/v1", tags=["sidecar"])
+router = APIRouter(prefix="/v1", tags=["sidecar"], responses=problems.responses(401, 403))
 
 
 class UsageEstimate(RequestBody):
@@ -110,7 +111,7 @@ async def _acting_principal(
     return dataclasses.replace(principal, customer_id=customer.id, plan=customer.plan)
 
 
-@router.post("/authorize")
+@router.post("/authorize", responses=problems.responses(400, 402, 404, 409, 413, 422, 429, 503))
 async def authorize(
     body: AuthorizeIn, principal: Writer, runtime: RuntimeDep, response: Response
 ) -> AuthorizeOut:
@@ -188,14 +189,14 @@ async def _replayed(
     )
 
 
-@router.get("/holds/{hold_id}")
+@router.get("/holds/{hold_id}", responses=problems.responses(404, 422))
 async def get_hold(hold_id: str, principal: Reader, runtime: RuntimeDep) -> HoldOut:
     async with runtime.db.transaction() as session:
         hold = await ledger.get_hold(session, hold_id, customer_id=principal.customer_id)
     return HoldOut.of(hold)
 
 
-@router.post("/holds/{hold_id}/capture")
+@router.post("/holds/{hold_id}/capture", responses=problems.responses(400, 404, 409, 413, 422))
 async def capture(hold_id: str, body: CaptureIn, principal: Writer, runtime: RuntimeDep) -> HoldOut:
     """Settle at `amount_micros` (<= held); capturing again with the same amount is a no-op."""
     hold = await runtime.ledger.capture(
@@ -204,7 +205,7 @@ async def capture(hold_id: str, body: CaptureIn, principal: Writer, runtime: Run
     return HoldOut.of(hold)
 
 
-@router.post("/holds/{hold_id}/void")
+@router.post("/holds/{hold_id}/void", responses=problems.responses(404, 409, 422))
 async def void(hold_id: str, principal: Writer, runtime: RuntimeDep) -> HoldOut:
     """Release the whole hold; voiding twice is a no-op."""
     return HoldOut.of(await runtime.ledger.void(hold_id, customer_id=principal.customer_id))

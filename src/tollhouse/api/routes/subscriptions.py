@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from tollhouse.api import problems
 from tollhouse.api.deps import ME, Admin, Reader, RuntimeDep, customer_of, require_operator
 from tollhouse.api.routes.catalog import PlanOut
 from tollhouse.api.schemas import MAX_ROW_ID, RequestBody
@@ -22,7 +23,7 @@ from tollhouse.server.runtime import Runtime
 from tollhouse.subscriptions import Subscription, SubscriptionHistory
 from tollhouse.subscriptions import service as subscriptions
 
-router = APIRouter(prefix="/v1", tags=["subscriptions"])
+router = APIRouter(prefix="/v1", tags=["subscriptions"], responses=problems.responses(401, 403))
 
 
 class SubscriptionOut(BaseModel):
@@ -134,7 +135,7 @@ async def list_plans(_: Reader, runtime: RuntimeDep) -> list[PlanOut]:
     return [PlanOut.of(plan) for plan in ranked]
 
 
-@router.get("/subscription/me")
+@router.get("/subscription/me", responses=problems.responses(404, 422))
 async def my_subscription(
     principal: Reader, runtime: RuntimeDep, customer_id: str | None = Query(default=None)
 ) -> SubscriptionOut:
@@ -144,7 +145,7 @@ async def my_subscription(
         return SubscriptionOut.of(await subscriptions.get_subscription(session, owner))
 
 
-@router.get("/subscription/usage")
+@router.get("/subscription/usage", responses=problems.responses(404, 422))
 async def subscription_usage(
     principal: Reader, runtime: RuntimeDep, customer_id: str | None = Query(default=None)
 ) -> list[QuotaOut]:
@@ -167,7 +168,7 @@ async def subscription_usage(
     ]
 
 
-@router.get("/subscription/history")
+@router.get("/subscription/history", responses=problems.responses(404, 422))
 async def subscription_history(
     principal: Reader,
     runtime: RuntimeDep,
@@ -182,7 +183,7 @@ async def subscription_history(
     return [HistoryOut.of(row) for row in rows]
 
 
-@router.post("/subscription/change")
+@router.post("/subscription/change", responses=problems.responses(400, 404, 409, 413, 422))
 async def change_plan(
     body: ChangeIn,
     principal: Admin,
@@ -209,7 +210,7 @@ async def change_plan(
     )
 
 
-@router.post("/subscription/cancel")
+@router.post("/subscription/cancel", responses=problems.responses(400, 404, 409, 413, 422))
 async def cancel(
     body: CancelIn,
     principal: Admin,
@@ -230,7 +231,7 @@ async def cancel(
     return SubscriptionOut.of(sub)
 
 
-@router.post("/subscription/resume")
+@router.post("/subscription/resume", responses=problems.responses(404, 409, 422))
 async def resume(
     principal: Admin, runtime: RuntimeDep, customer_id: str | None = Query(default=None)
 ) -> SubscriptionOut:
@@ -242,7 +243,7 @@ async def resume(
     return SubscriptionOut.of(sub)
 
 
-@router.get("/customers/{customer_id}/subscription")
+@router.get("/customers/{customer_id}/subscription", responses=problems.responses(404, 422))
 async def customer_subscription(
     customer_id: str, principal: Reader, runtime: RuntimeDep
 ) -> SubscriptionOut:
@@ -250,7 +251,9 @@ async def customer_subscription(
     return await my_subscription(principal, runtime, customer_id)
 
 
-@router.put("/customers/{customer_id}/subscription")
+@router.put(
+    "/customers/{customer_id}/subscription", responses=problems.responses(400, 404, 409, 413, 422)
+)
 async def set_customer_plan(
     customer_id: str, body: ChangeIn, principal: Reader, runtime: RuntimeDep
 ) -> ChangeOut:
@@ -259,7 +262,10 @@ async def set_customer_plan(
     return await change_plan(body, principal, runtime, customer_id)
 
 
-@router.put("/customers/{customer_id}/subscription/payment-method")
+@router.put(
+    "/customers/{customer_id}/subscription/payment-method",
+    responses=problems.responses(400, 404, 409, 413, 422),
+)
 async def set_payment_method(
     customer_id: str, body: PaymentMethodIn, principal: Reader, runtime: RuntimeDep
 ) -> SubscriptionOut:

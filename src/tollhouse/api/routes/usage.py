@@ -8,6 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from tollhouse.api import problems
 from tollhouse.api.deps import ME, Reader, RuntimeDep, SessionDep, Writer, customer_of
 from tollhouse.api.schemas import RequestBody, Timestamp
 from tollhouse.customers import service as customers
@@ -16,7 +17,7 @@ from tollhouse.metering import UsageEventIn
 from tollhouse.metering import service as metering
 from tollhouse.server.runtime import Runtime
 
-router = APIRouter(prefix="/v1/usage", tags=["usage"])
+router = APIRouter(prefix="/v1/usage", tags=["usage"], responses=problems.responses(401, 403))
 
 MAX_EVENTS_PER_BATCH = 1000
 
@@ -61,7 +62,7 @@ class RecordOut(BaseModel):
     """Events whose id was already recorded (counted once)."""
 
 
-@router.get("")
+@router.get("", responses=problems.responses(404, 422))
 async def query_usage(
     principal: Reader,
     runtime: RuntimeDep,
@@ -101,7 +102,7 @@ async def query_usage(
     )
 
 
-@router.post("/events")
+@router.post("/events", responses=problems.responses(400, 404, 409, 413, 422))
 async def record_events(body: EventBatch, principal: Writer, runtime: RuntimeDep) -> RecordOut:
     """Record up to 1,000 usage events; ids already seen count once (idempotent retries).
 

@@ -26,7 +26,7 @@ class Applied:
     outcomes: list[Outcome]
 
     def resolve(self) -> None:
-        """Answer every op that was not answered early (`ops.resolve`)."""
+        """Answer every op whose caller still waits (`ops.resolve`)."""
         for op, (ok, value) in zip(self.ops, self.outcomes, strict=True):
             resolve(op, ok, value)
 
