@@ -181,7 +181,8 @@ class FieldError(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
     loc: str
-    """The offending field, dotted (`events.0.meter`); `body` for the whole body."""
+    """Where the offending value is, dotted: `body.events.0.meter`, `query.limit`; `body`
+    for the whole body, `path` for the request's path."""
     msg: str
 
 
