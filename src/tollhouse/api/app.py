@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from tollhouse.api import docs, problems
-from tollhouse.api.middleware import BodyLimit
+from tollhouse.api.middleware import AnsweredErrors, BodyLimit, StringGuard
 from tollhouse.api.routes import (
     catalog,
     credits,
@@ -45,13 +45,15 @@ in OpenAI's shape, with the problem members beside it.
 class TollhouseApp(FastAPI):
     """FastAPI, except that the gateway's POST routes skip its middleware stack and routing:
     they are dispatched by exact path to `routes.gateway.call_model`, a raw ASGI handler
-    behind the same `BodyLimit`, answering the same bytes the route would. The OpenAPI
-    document describes them all the same (`api.docs.document`)."""
+    behind the same `BodyLimit` and `StringGuard`, answering the same bytes the route would.
+    The rest goes through FastAPI behind `AnsweredErrors`, so that an answered 500 keeps the
+    connection. The OpenAPI document describes them all the same (`api.docs.document`)."""
 
     def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.gateway_paths = frozenset(gateway.ROUTE_BY_PATH)
-        self.call_model = BodyLimit(gateway.call_model, max_bytes=max_body_bytes)
+        self.call_model = BodyLimit(StringGuard(gateway.call_model), max_bytes=max_body_bytes)
+        self.routed = AnsweredErrors(super().__call__)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -62,7 +64,7 @@ class TollhouseApp(FastAPI):
             scope["app"] = self
             await self.call_model(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        await self.routed(scope, receive, send)
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI document (`api.docs.document`), built once."""
@@ -107,5 +109,6 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    app.add_middleware(StringGuard)
     app.add_middleware(BodyLimit, max_bytes=runtime.settings.max_body_bytes)
     return app

@@ -13,7 +13,9 @@ to the OpenAPI document's components.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -41,6 +43,8 @@ PROBLEM_JSON = "application/problem+json"
 HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 """The methods a route may take, as `Allow` lists them."""
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 class MethodNotAllowed(TollhouseError):
     status, code, title = 405, "method-not-allowed", "Method not allowed"
@@ -63,7 +67,10 @@ def problem_headers(error: TollhouseError) -> dict[str, str]:
 def problem_response(
     error: TollhouseError, *, instance: str | None = None, openai_shape: bool = False
 ) -> Response:
-    """Render `error` as problem+json (or the gateway's OpenAI-compatible variant)."""
+    """Render `error` as problem+json (or the gateway's OpenAI-compatible variant).
+
+    Never fails on what the error echoes: a string no UTF-8 encodes (a lone surrogate) is
+    sent with U+FFFD in its place."""
     if openai_shape:
         body: dict[str, Any] = openai_error_body(error, instance)
         media_type = "application/json"
@@ -71,11 +78,19 @@ def problem_response(
         body = error.to_problem(instance)
         media_type = PROBLEM_JSON
     return Response(
-        orjson.dumps(body, default=str),
+        _encoded(body),
         status_code=error.status,
         media_type=media_type,
         headers=problem_headers(error),
     )
+
+
+def _encoded(body: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(body, default=str)
+    except orjson.JSONEncodeError:  # a lone surrogate, or an integer beyond 64 bits
+        text = json.dumps(body, default=str, ensure_ascii=False)
+        return _SURROGATE.sub("\ufffd", text).encode()
 
 
 def is_gateway_path(path: str) -> bool:
@@ -166,7 +181,8 @@ class FieldError(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
     loc: str
-    """The offending field, dotted (`events.0.meter`); `body` for the whole body."""
+    """Where the offending value is, dotted: `body.events.0.meter`, `query.limit`; `body`
+    for the whole body, `path` for the request's path."""
     msg: str
 
 

@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, Field
 
 from tollhouse.api import problems
 from tollhouse.api.deps import Reader, RuntimeDep, SessionDep, customer_of, require_operator
+from tollhouse.api.schemas import MAX_ROW_ID, RequestBody, Timestamp
 from tollhouse.catalog import service as catalogs
 from tollhouse.customers import service as customers
 from tollhouse.errors import InvalidInput
@@ -21,16 +22,14 @@ router = APIRouter(prefix="/v1", tags=["credits"], responses=problems.responses(
 MAX_MICROS = 2**62
 
 
-class GrantCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    amount_micros: StrictInt = Field(gt=0, le=MAX_MICROS)
+class GrantCreate(RequestBody):
+    amount_micros: int = Field(gt=0, le=MAX_MICROS)
     """Credits to add, in micros of the catalog currency (1 USD = 1,000,000)."""
     idempotency_key: str = Field(min_length=1, max_length=128)
     """The same key again with the same fields returns the first grant and adds nothing; with
     other fields it is refused (409)."""
-    expires_at: datetime | None = None
-    priority: StrictInt = Field(default=0, ge=-1000, le=1000)
+    expires_at: Timestamp | None = None
+    priority: int = Field(default=0, ge=-1000, le=1000)
     """Among grants expiring together, lower priority is spent first."""
     source: Literal["promotional", "included", "purchased", "manual"] = "manual"
     description: str = Field(default="", max_length=500)
@@ -68,10 +67,8 @@ class TransactionOut(BaseModel):
     description: str
 
 
-class OverdraftSet(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    limit_micros: StrictInt = Field(ge=0, le=MAX_MICROS)
+class OverdraftSet(RequestBody):
+    limit_micros: int = Field(ge=0, le=MAX_MICROS)
 
 
 async def _existing_customer(runtime: Runtime, customer_id: str) -> None:
@@ -160,7 +157,9 @@ async def list_transactions(
     principal: Reader,
     session: SessionDep,
     limit: int = Query(default=50, ge=1, le=500),
-    before_id: int | None = Query(default=None, description="page: entries older than this id"),
+    before_id: int | None = Query(
+        default=None, ge=1, le=MAX_ROW_ID, description="page: entries older than this id"
+    ),
 ) -> list[TransactionOut]:
     """Ledger entries on the customer's side, newest first."""
     owner = customer_of(principal, customer_id)

@@ -6,10 +6,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from tollhouse.api import problems
 from tollhouse.api.deps import Reader, RuntimeDep, SessionDep, customer_of, require_operator
+from tollhouse.api.schemas import RequestBody
 from tollhouse.customers import Customer
 from tollhouse.customers import service as customers
 from tollhouse.subscriptions import service as subscriptions
@@ -19,9 +20,7 @@ router = APIRouter(
 )
 
 
-class CustomerCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CustomerCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     email: str | None = Field(default=None, max_length=320)
     external_id: str | None = Field(default=None, min_length=1, max_length=128)

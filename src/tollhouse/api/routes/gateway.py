@@ -83,9 +83,10 @@ async def _read_body(receive: Receive) -> bytes | None:
 async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
     """Any of the metered OpenAI-compatible POST routes, as a raw ASGI app.
 
-    `create_app`'s app dispatches these POSTs here, behind `api.middleware.BodyLimit` only,
-    before FastAPI's middleware and routing (the hot path: they cost more than the rest of
-    the call); unexpected errors are answered and re-raised the same way.
+    `create_app`'s app dispatches these POSTs here, behind `api.middleware.BodyLimit` and
+    `StringGuard` only, before FastAPI's middleware and routing (the hot path: they cost more
+    than the rest of the call). An unexpected error is logged and answered 500, and not
+    raised on: the server keeps the connection for the client's next request.
     """
     runtime: Runtime = scope["app"].state.runtime
     path: str = scope["path"]
@@ -119,9 +120,9 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
         response.headers["x-tollhouse-request-id"] = request_id
         await response(scope, receive, send)
         return
-    except Exception as exc:  # answered 500 and re-raised, as FastAPI's outer layer does
+    except Exception as exc:
         await unexpected_response("POST", path, exc)(scope, receive, send)
-        raise
+        return
     headers = _headers(request_id, admission)
     if forwarded.stream is not None:
         stream = StreamingResponse(forwarded.stream, media_type=forwarded.content_type)

@@ -10,10 +10,11 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from tollhouse.api import problems
 from tollhouse.api.deps import Admin, Reader, RuntimeDep, SessionDep, customer_of
+from tollhouse.api.schemas import RequestBody, Timestamp
 from tollhouse.catalog import service as catalogs
 from tollhouse.errors import InvalidInput, NotFound
 from tollhouse.keys import ApiKey, Principal
@@ -25,15 +26,13 @@ router = APIRouter(tags=["keys"], responses=problems.responses(401, 403))
 Scope = Literal["read", "write", "admin"]
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(RequestBody):
     """A new key. Omitted (or null) bounded fields inherit the calling key's bound."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(default="default", min_length=1, max_length=100)
     scopes: list[Scope] = Field(default=["read", "write"], min_length=1)
-    expires_at: datetime | None = None
-    """UTC-aware expiry; the key stops working at this instant. Null: the calling key's."""
+    expires_at: Timestamp | None = None
+    """Expiry; the key stops working at this instant. Null: the calling key's."""
     allowed_models: list[str] | None = None
     """Model ids this key may call; null = the calling key's (every model the plan allows
     for an unrestricted calling key)."""
@@ -42,14 +41,10 @@ class KeyCreate(BaseModel):
     calling key's."""
 
 
-class KeyRotate(BaseModel):
+class KeyRotate(RequestBody):
     """A rotation: how long the old key keeps working. The body may be left out."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    grace_seconds: int = Field(
-        default=keys.DEFAULT_GRACE_SECONDS, ge=0, le=keys.MAX_GRACE_SECONDS, strict=True
-    )
+    grace_seconds: int = Field(default=keys.DEFAULT_GRACE_SECONDS, ge=0, le=keys.MAX_GRACE_SECONDS)
     """Seconds the old key keeps working (never beyond its own expiry); 0 = it stops now."""
 
 
@@ -132,11 +127,6 @@ async def create_key(
                 f"unknown models: {', '.join(unknown)}",
                 errors=[{"loc": "allowed_models", "msg": f"unknown model '{m}'"} for m in unknown],
             )
-    if body.expires_at is not None and body.expires_at.tzinfo is None:
-        raise InvalidInput(
-            "expires_at needs a time zone",
-            errors=[{"loc": "expires_at", "msg": "naive datetime"}],
-        )
     async with runtime.db.transaction() as session:
         await catalogs.require_in_force(session, runtime.catalog, models=body.allowed_models or ())
         issued = await keys.create_key(
@@ -216,8 +206,8 @@ async def key_usage(
     principal: Reader,
     runtime: RuntimeDep,
     session: SessionDep,
-    start: datetime | None = Query(default=None, description="default: 30 days ago"),
-    end: datetime | None = Query(default=None, description="default: now"),
+    start: Timestamp | None = Query(default=None, description="default: 30 days ago"),
+    end: Timestamp | None = Query(default=None, description="default: now"),
 ) -> KeyUsageOut:
     """Totals per meter of the calls made with this key in `[start, end)`."""
     key = await _visible_key(session, principal, key_id)

@@ -11,10 +11,11 @@ import dataclasses
 from datetime import datetime
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, Field
 
 from tollhouse.api import problems
 from tollhouse.api.deps import Reader, RuntimeDep, Writer
+from tollhouse.api.schemas import RequestBody
 from tollhouse.catalog import Model, Usage
 from tollhouse.customers import service as customers
 from tollhouse.errors import IdempotencyKeyReused, InvalidInput
@@ -29,19 +30,15 @@ from tollhouse.server.runtime import Runtime
 router = APIRouter(prefix="/v1", tags=["sidecar"], responses=problems.responses(401, 403))
 
 
-class UsageEstimate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    requests: StrictInt = Field(default=1, ge=0, le=1_000_000)
-    input_tokens: StrictInt = Field(default=0, ge=0, le=10**12)
-    output_tokens: StrictInt = Field(default=0, ge=0, le=10**12)
-    images: StrictInt = Field(default=0, ge=0, le=10**6)
-    characters: StrictInt = Field(default=0, ge=0, le=10**12)
+class UsageEstimate(RequestBody):
+    requests: int = Field(default=1, ge=0, le=1_000_000)
+    input_tokens: int = Field(default=0, ge=0, le=10**12)
+    output_tokens: int = Field(default=0, ge=0, le=10**12)
+    images: int = Field(default=0, ge=0, le=10**6)
+    characters: int = Field(default=0, ge=0, le=10**12)
 
 
-class AuthorizeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AuthorizeIn(RequestBody):
     model: str
     """A catalog model id: decides the rate-limit category, plan access and price."""
     usage: UsageEstimate = Field(default_factory=UsageEstimate)
@@ -88,10 +85,8 @@ class AuthorizeOut(BaseModel):
     """None when the estimate costs nothing."""
 
 
-class CaptureIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    amount_micros: StrictInt = Field(ge=0, le=2**62)
+class CaptureIn(RequestBody):
+    amount_micros: int = Field(ge=0, le=2**62)
     """The real cost, at most the held amount; the rest is released."""
 
 

@@ -12,11 +12,12 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from tollhouse.api import problems
 from tollhouse.api.deps import ME, Admin, Reader, RuntimeDep, customer_of, require_operator
 from tollhouse.api.routes.catalog import PlanOut
+from tollhouse.api.schemas import MAX_ROW_ID, RequestBody
 from tollhouse.keys import Principal
 from tollhouse.server.runtime import Runtime
 from tollhouse.subscriptions import Subscription, SubscriptionHistory
@@ -70,22 +71,16 @@ class QuotaOut(BaseModel):
     unit: str
 
 
-class ChangeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ChangeIn(RequestBody):
     plan: str = Field(min_length=1, max_length=64)
 
 
-class CancelIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CancelIn(RequestBody):
     at_period_end: bool = True
     """False cancels now (no refund); the customer falls back to the default plan."""
 
 
-class PaymentMethodIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PaymentMethodIn(RequestBody):
     has_payment_method: bool
 
 
@@ -179,7 +174,7 @@ async def subscription_history(
     runtime: RuntimeDep,
     customer_id: str | None = Query(default=None),
     limit: int = Query(default=100, ge=1, le=1000),
-    before_id: int | None = None,
+    before_id: int | None = Query(default=None, ge=1, le=MAX_ROW_ID),
 ) -> list[HistoryOut]:
     """Every change of the subscription, newest first."""
     owner = _target(principal, customer_id)

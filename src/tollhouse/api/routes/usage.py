@@ -6,10 +6,11 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, Field
 
 from tollhouse.api import problems
 from tollhouse.api.deps import ME, Reader, RuntimeDep, SessionDep, Writer, customer_of
+from tollhouse.api.schemas import RequestBody, Timestamp
 from tollhouse.customers import service as customers
 from tollhouse.errors import IdempotencyKeyReused, InvalidInput
 from tollhouse.metering import UsageEventIn
@@ -37,24 +38,20 @@ class UsageOut(BaseModel):
     buckets: list[BucketOut]
 
 
-class EventIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EventIn(RequestBody):
     id: str = Field(min_length=1, max_length=128)
     """Idempotency: the same id for the same customer counts once."""
     customer_id: str | None = None
     """Operator keys must name the customer; customer keys may omit it."""
     meter: str
-    value: StrictInt = Field(ge=0, le=2**62)
-    occurred_at: datetime | None = None
-    """UTC-aware; default: when tollhouse receives it."""
+    value: int = Field(ge=0, le=2**62)
+    occurred_at: Timestamp | None = None
+    """Default: when tollhouse receives it."""
     model: str | None = Field(default=None, max_length=128)
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
-class EventBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EventBatch(RequestBody):
     events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS_PER_BATCH)
 
 
@@ -72,8 +69,8 @@ async def query_usage(
     session: SessionDep,
     customer_id: str = Query(default=ME, description="`me`, or any customer for operator keys"),
     meter: list[str] | None = Query(default=None, description="repeat for several; default all"),
-    start: datetime | None = Query(default=None, description="default: 30 days before end"),
-    end: datetime | None = Query(default=None, description="default: now"),
+    start: Timestamp | None = Query(default=None, description="default: 30 days before end"),
+    end: Timestamp | None = Query(default=None, description="default: now"),
     window: Literal["hour", "day", "month"] | None = None,
     group_by: Literal["model", "key"] | None = None,
     key_id: str | None = None,
@@ -82,9 +79,6 @@ async def query_usage(
     owner = customer_of(principal, customer_id)
     end = end or runtime.clock.now()
     start = start or end - timedelta(days=30)
-    for name, moment in (("start", start), ("end", end)):
-        if moment.tzinfo is None:
-            raise InvalidInput(f"{name} needs a time zone", errors=[{"loc": name, "msg": "naive"}])
     buckets = await metering.query_usage(
         session,
         customer_id=owner,
@@ -143,8 +137,6 @@ async def _events(body: EventBatch, own: str | None, runtime: Runtime) -> list[U
             errors.append({"loc": f"events.{index}.customer_id", "msg": "not your customer"})
         if event.meter not in runtime.catalog.meters:
             errors.append({"loc": f"events.{index}.meter", "msg": f"unknown meter '{event.meter}'"})
-        if event.occurred_at is not None and event.occurred_at.tzinfo is None:
-            errors.append({"loc": f"events.{index}.occurred_at", "msg": "needs a time zone"})
         wanted.add(own or event.customer_id or "")
     if errors:
         raise InvalidInput(f"{len(errors)} invalid events; nothing was recorded", errors=errors)
