@@ -32,6 +32,7 @@ from tests.support.catalog import catalog_text
 from tests.support.upstream import FakeUpstream
 
 import tollhouse
+from tollhouse.cli.serve import listen
 from tollhouse.keys import generate_key
 
 SOURCE_ROOT = Path(tollhouse.__file__).resolve().parents[1]
@@ -255,6 +256,17 @@ class TestStartup:
             "warning: upstream 'unkeyed' takes its API key from TH_TEST_UNSET_KEY, which is not "
             "set: its models (2) will be called without a key"
         ]
+
+
+def test_connections_to_the_bound_socket_have_nagle_off() -> None:
+    """uvicorn serves the socket `serve` binds as a UNIX socket, so nothing else turns Nagle's
+    algorithm off on the connections it accepts: they inherit TCP_NODELAY from `listen`
+    (else each small answer waits for the client's delayed ACK)."""
+    with listen("127.0.0.1", free_port()) as server:
+        with socket.create_connection(server.getsockname()[:2]):
+            accepted, _ = server.accept()
+            with accepted:
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
 async def test_several_workers_serve_the_socket_bound_before_listening(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 Order: settings (a malformed URL), catalog, the port (bound and listening here, so a busy
 port is found before anything else runs), the database (migrate, record the catalog in
 force, operator key: `server.bootstrap`), warnings about upstream keys, then "listening" and
-uvicorn, which serves the already bound socket (`fd=`, also with `--workers`).
+uvicorn, which serves the already bound socket (`fd=`, also with `--workers`; Nagle off, see
+`listen`).
 
 Each start-up failure is one line on stderr and exit code 2, never a traceback.
 """
@@ -62,7 +63,7 @@ def serve(
     catalog = _catalog(settings)
     host = host or settings.host
     port = port or settings.port
-    with _listen(host, port) as sock:
+    with listen(host, port) as sock:
         secret = _bootstrap(settings, catalog)
         if secret is not None:
             console.print("[bold]Operator key (shown once, store it now):[/bold]")
@@ -96,11 +97,20 @@ def _catalog(settings: Settings) -> Catalog:
         )
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to `host:port` and listening (`SO_REUSEADDR`, as uvicorn binds)."""
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host:port` and listening (`SO_REUSEADDR`, as uvicorn binds),
+    with `TCP_NODELAY`, which the connections it accepts inherit (Linux, BSD).
+
+    uvicorn serves a socket passed as `fd=` as a UNIX socket (it cannot tell the family), so
+    its event loop does not turn Nagle's algorithm off on the connections it accepts, as it
+    does for TCP: small answers then wait for the client's delayed ACK (up to 40 ms on Linux).
+
+    Raises: `typer.Exit(2)` (`fail`) when the host is unknown or the port cannot be bound."""
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        return socket.create_server((host, port), family=family, backlog=BACKLOG)
+        sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
     except socket.gaierror as exc:
         fail(f"cannot listen on {host}:{port}: unknown host ({exc.strerror})")
     except OSError as exc:
