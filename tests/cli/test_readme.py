@@ -52,28 +52,18 @@ def install_shim(directory: Path) -> None:
     shim.chmod(0o755)
 
 
-def shell(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_SECONDS,
-        check=False,
+        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=COMMAND_SECONDS
     )
+
+
+def shell(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return run(["bash", "-euo", "pipefail", "-c", script], cwd, env)
 
 
 def python(code: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_SECONDS,
-        check=False,
-    )
+    return run([sys.executable, "-c", code], cwd, env)
 
 
 def builtin_catalog_calling(upstream: FakeUpstream) -> str:
