@@ -83,8 +83,22 @@ async def settled(c: Cluster, customer_id: str) -> tuple[int, int]:
     return balance
 
 
-async def stored_round(database_url: str, customer_id: str) -> tuple[dict[str, Any], list[Any]]:
-    """The customer's holds (id -> (status, captured)) and its `api_calls` events' properties."""
+async def stored_round(
+    database_url: str, customer_id: str, served: int
+) -> tuple[dict[str, Any], list[Any]]:
+    """The customer's holds (id -> (status, captured)) and its `api_calls` events' properties,
+    read again until there are `served` events (they are written after each capture, not
+    waited for) or `SETTLE_SECONDS` passed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SETTLE_SECONDS
+    while True:
+        holds, events = await _read_round(database_url, customer_id)
+        if len(events) >= served or loop.time() > deadline:
+            return holds, events
+        await asyncio.sleep(0.1)
+
+
+async def _read_round(database_url: str, customer_id: str) -> tuple[dict[str, Any], list[Any]]:
     engine = create_async_engine(database_url)
     try:
         async with engine.connect() as conn:
@@ -130,7 +144,7 @@ async def test_four_processes_run_a_wallet_dry_without_serving_unheld_or_free_ca
 
             available, held = await settled(c, customer_id)
             assert held == 0, (round_number, available, held)
-            holds, events = await stored_round(c.database_url, customer_id)
+            holds, events = await stored_round(c.database_url, customer_id, len(served))
 
             never_stored = [hold_id for hold_id in served if hold_id not in holds]
             assert never_stored == [], f"round {round_number}: served on unstored holds"
