@@ -20,6 +20,7 @@ from tollhouse.api.routes import (
     catalog,
     credits,
     customers,
+    events,
     gateway,
     health,
     keys,
@@ -101,7 +102,17 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = runtime
     problems.install(app)
     docs.install(app)
-    for module in (customers, keys, credits, usage, sidecar, catalog, subscriptions, health):
+    for module in (
+        customers,
+        keys,
+        credits,
+        usage,
+        sidecar,
+        catalog,
+        subscriptions,
+        events,
+        health,
+    ):
         app.include_router(module.router)
     app.router.routes.extend(gateway.routes)
 

@@ -22,6 +22,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MODEL_MODULES = (
     "tollhouse.catalog.models",
     "tollhouse.customers.models",
+    "tollhouse.events.models",
     "tollhouse.keys.models",
     "tollhouse.ledger.models",
     "tollhouse.metering.models",
