@@ -36,7 +36,9 @@ def _ended_data(row: Session) -> dict[str, Any]:
     }
 
 
-async def _end(session: AsyncSession, row: Session, reason: EndReason, at: datetime) -> None:
+async def _end(
+    session: AsyncSession, row: Session, reason: EndReason, at: datetime, clock: Clock
+) -> None:
     """End an active session at `at` and emit `session.ended` in the same transaction."""
     row.status = SessionStatus.ENDED
     row.active_product = None
@@ -44,24 +46,28 @@ async def _end(session: AsyncSession, row: Session, reason: EndReason, at: datet
     row.end_reason = reason
     await session.flush()
     await events.emit(
-        session, customer_id=row.customer_id, type="session.ended", data=_ended_data(row)
+        session,
+        customer_id=row.customer_id,
+        type="session.ended",
+        data=_ended_data(row),
+        clock=clock,
     )
 
 
-async def end_expired(session: AsyncSession, customer_id: str | None, now: datetime) -> int:
+async def end_expired(session: AsyncSession, customer_id: str | None, *, clock: Clock) -> int:
     """End the active sessions (of `customer_id`, or everyone's when `None`) whose duration
-    cap passed by `now`: each ends at its `expires_at`, reason `duration`. Returns how many."""
+    cap passed by the clock's now: each ends at its `expires_at`, reason `duration`. Returns how many."""
     query = select(Session).where(
         Session.status == SessionStatus.ACTIVE,
         Session.expires_at.is_not(None),
-        Session.expires_at <= now,
+        Session.expires_at <= clock.now(),
     )
     if customer_id is not None:
         query = query.where(Session.customer_id == customer_id)
     rows = list(await session.scalars(query.with_for_update()))
     for row in rows:
         assert row.expires_at is not None
-        await _end(session, row, EndReason.DURATION, row.expires_at)
+        await _end(session, row, EndReason.DURATION, row.expires_at, clock)
     return len(rows)
 
 
@@ -122,7 +128,7 @@ async def get(
     if row is None or (customer_id is not None and row.customer_id != customer_id):
         raise SessionNotFound(f"no session {session_id!r}", session_id=session_id)
     now = clock.now()
-    if await end_expired(session, row.customer_id, now):
+    if await end_expired(session, row.customer_id, clock=clock):
         await session.refresh(row)
     return SessionView.of(row, now)
 
@@ -147,7 +153,7 @@ async def list_sessions(
             errors=[{"loc": "limit", "msg": f"must be between 1 and {MAX_PAGE}"}],
         )
     now = clock.now()
-    await end_expired(session, customer_id, now)
+    await end_expired(session, customer_id, clock=clock)
     query = select(Session).order_by(Session.started_at.desc(), Session.id.desc()).limit(limit)
     if customer_id is not None:
         query = query.where(Session.customer_id == customer_id)
@@ -172,5 +178,5 @@ async def terminate(
     assert row is not None
     now = clock.now()
     if row.status == SessionStatus.ACTIVE:
-        await _end(session, row, EndReason.TERMINATED, now)
+        await _end(session, row, EndReason.TERMINATED, now, clock)
     return SessionView.of(row, now)

@@ -6,7 +6,7 @@ See `tollhouse.sessions.service` for the order of the writes and the bound on un
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -83,7 +83,7 @@ async def _insert(
     customer_id: str,
     offer: SessionProduct,
     currency: str,
-    now: datetime,
+    clock: Clock,
     payment: _Payment,
     idempotency_key: str,
 ) -> Session:
@@ -92,6 +92,7 @@ async def _insert(
     Raises:
         _LostRace: a concurrent start took the key or the product's active slot.
     """
+    now = clock.now()
     row = Session(
         id=session_id,
         customer_id=customer_id,
@@ -128,6 +129,7 @@ async def _insert(
             "expires_at": row.expires_at.isoformat() if row.expires_at else None,
             "token_cap": row.token_cap,
         },
+        clock=clock,
     )
     return row
 
@@ -162,7 +164,7 @@ async def start(
         async with db.transaction() as session:
             await customers.get(session, customer_id)
             now = clock.now()
-            await end_expired(session, customer_id, now)
+            await end_expired(session, customer_id, clock=clock)
             existing = await by_key(session, customer_id, key)
             if existing is not None:
                 same_start(existing, product, key)
@@ -182,7 +184,7 @@ async def start(
                     customer_id=customer_id,
                     offer=offer,
                     currency=catalog.currency,
-                    now=now,
+                    clock=clock,
                     payment=payment,
                     idempotency_key=key,
                 )
@@ -231,7 +233,7 @@ async def _start_from_wallet(
                     customer_id=customer_id,
                     offer=offer,
                     currency=catalog.currency,
-                    now=now,
+                    clock=clock,
                     payment=payment,
                     idempotency_key=key,
                 )

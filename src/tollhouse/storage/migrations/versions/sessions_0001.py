@@ -78,9 +78,7 @@ def upgrade() -> None:
             "customer_id", "idempotency_key", name=op.f("uq_sessions_customer_id_idempotency_key")
         ),
     )
-    op.create_index(
-        "ix_sessions_customer_id_started_at", "sessions", ["customer_id", "started_at"]
-    )
+    op.create_index("ix_sessions_customer_id_started_at", "sessions", ["customer_id", "started_at"])
 
 
 def downgrade() -> None:
