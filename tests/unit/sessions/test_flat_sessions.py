@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -208,3 +209,26 @@ async def test_a_wallet_that_cannot_pay_starts_nothing(
     async with db.transaction() as session:
         assert await sessions.list_sessions(session, clock=clock, customer_id=customer) == []
     assert await balance(customer) == WALLET_MICROS - PACK_5_MICROS
+
+
+async def test_concurrent_starts_make_one_session_and_charge_once(
+    db: Database, ledger: Ledger, catalog: Catalog, clock: FrozenClock,
+    new_customer: NewCustomer, balance: Balance,
+) -> None:  # fmt: skip
+    customer = await new_customer()
+    start = dict(catalog=catalog, clock=clock, customer_id=customer, product="day")
+
+    async def attempt(key: str) -> str:
+        try:
+            started = await sessions.start(db, ledger, **start, idempotency_key=key)  # type: ignore[arg-type]
+        except SessionActive:
+            return "active"
+        return started.session.id
+
+    outcomes = await asyncio.gather(*(attempt(key) for key in ("k", "k", "k", "j", "j")))
+    ids = {outcome for outcome in outcomes if outcome != "active"}
+    assert len(ids) == 1
+    async with db.transaction() as session:
+        listed = await sessions.list_sessions(session, clock=clock, customer_id=customer)
+    assert [view.id for view in listed] == list(ids)
+    assert await balance(customer) == WALLET_MICROS - DAY_MICROS

@@ -240,7 +240,7 @@ async def _start_from_wallet(
     except _LostRace:
         try:
             started = await _after_lost_race(db, clock, customer_id, offer.name, key)
-        except SessionActive:
+        except (SessionActive, IdempotencyKeyReused):
             if hold.status == "open":
                 await ledger.void(hold.id, customer_id=customer_id)
             raise
@@ -248,6 +248,12 @@ async def _start_from_wallet(
         return started
     if replay is not None:
         await _settle(ledger, hold, replay)
+        if replay.session.product != offer.name:
+            raise IdempotencyKeyReused(
+                f"idempotency key {key!r} started a session of another product",
+                fields=["product"],
+                session_id=replay.session.id,
+            )
         return replay
     await ledger.capture(hold.id, hold.amount, customer_id=customer_id)
     return Started(SessionView.of(row, now), replayed=hold.replayed)
