@@ -216,6 +216,35 @@ async def payment_method(stack: Stack) -> None:
     assert (await stack.operator.ok("GET", url))["has_payment_method"] is True
 
 
+@scenario("POST", "/v1/sessions")
+async def start_session(stack: Stack) -> None:
+    _, app = await customer_key(stack)
+    async with app:
+        body = {"product": "imaging", "idempotency_key": "s"}
+        started = await app.ok("POST", "/v1/sessions", json=body)
+        assert [s["id"] for s in await app.ok("GET", "/v1/sessions/current")] == [started["id"]]
+
+
+@scenario("POST", "/v1/sessions/{session_id}/terminate")
+async def terminate_session(stack: Stack) -> None:
+    _, app = await customer_key(stack)
+    async with app:
+        body = {"product": "imaging", "idempotency_key": "s"}
+        started = await app.ok("POST", "/v1/sessions", json=body)
+        await app.ok("POST", f"/v1/sessions/{started['id']}/terminate")
+        assert await app.ok("GET", "/v1/sessions/current") == []
+
+
+@scenario("POST", "/v1/sessions/quota/add")
+async def buy_session_pack(stack: Stack) -> None:
+    _, app = await customer_key(stack, credits_micros=5_000_000)
+    async with app:
+        body = {"product": "analysis", "sessions": 5, "idempotency_key": "p"}
+        await app.ok("POST", "/v1/sessions/quota/add", json=body)
+        quota = await app.ok("GET", "/v1/sessions/quota")
+        assert {q["product"]: q["sessions_left"] for q in quota["products"]}["analysis"] == 5
+
+
 def write_routes() -> set[tuple[str, str]]:
     """Every write operation of the OpenAPI document, but the gateway's model calls."""
     gateway = {route.path for route in ROUTES}

@@ -20,6 +20,12 @@ INPUT_MICROS_PER_TOKEN = 1
 OUTPUT_MICROS_PER_TOKEN = 2
 IMAGE_MICROS = 40_000
 TTS_MICROS_PER_CHARACTER = 15
+SESSION_PRICE_DOLLARS = "1.00"
+SESSION_PRICE_MICROS = 1_000_000
+SESSION_DURATION_SECONDS = 86_400
+SESSION_MAX_TOKENS = 100_000
+SESSION_PACK_5_DOLLARS = "4.50"
+SESSION_PACK_5_MICROS = 4_500_000
 
 
 def catalog_text(upstream_base_url: str, *, text_rpm: int = TEXT_RPM_FREE) -> str:
@@ -95,6 +101,19 @@ models:
     upstream: fake
     upstream_model: echo
     price: {{per_1m_characters: "15"}}
+session_products:
+  analysis:
+    price: "{SESSION_PRICE_DOLLARS}"
+    duration: {SESSION_DURATION_SECONDS}
+    max_tokens: {SESSION_MAX_TOKENS}
+    models: [test-chat]
+    packs:
+      - {{sessions: 5, price: "{SESSION_PACK_5_DOLLARS}"}}
+      - {{sessions: 20, price: "16.00"}}
+  imaging:
+    price: "0.50"
+    duration: 3600
+    categories: [text-to-image]
 """
 
 

@@ -15,6 +15,9 @@ Invariants:
   raise 403 errors whose `required_plan` is the lowest-rank plan that has what is missing.
 - Limits are a category's base limits times the plan's multiplier, rounded down, at least 1;
   a `None` multiplier means unlimited.
+- Session products (`session_products`) sell flat sessions: a price, a duration cap in
+  seconds, an optional token cap, the models and categories covered (at least one, all
+  existing), whether those models require a session, and packs of unique sizes.
 - Every model has a `tokenizer` (`cl100k_base` or `o200k_base`), resolved at load time from
   the YAML or the model's name (`catalog.tokenizers`); another name is a `CatalogInvalid`.
 
@@ -40,6 +43,8 @@ from tollhouse.catalog.catalog import (
     Protocol,
     ResourceTier,
     RolloverPolicy,
+    SessionPack,
+    SessionProduct,
     Upstream,
 )
 from tollhouse.catalog.errors import (
@@ -53,6 +58,7 @@ from tollhouse.catalog.errors import (
     PlanNotFound,
     PlansInUseMissing,
     ResourceTierNotInPlan,
+    SessionProductNotFound,
     UpstreamNotFound,
 )
 from tollhouse.catalog.loader import (
@@ -95,6 +101,9 @@ __all__ = [
     "ResourceTier",
     "ResourceTierNotInPlan",
     "RolloverPolicy",
+    "SessionPack",
+    "SessionProduct",
+    "SessionProductNotFound",
     "Tokenizer",
     "Upstream",
     "UpstreamNotFound",

@@ -21,6 +21,7 @@ from tollhouse.catalog.errors import (
     ModelNotInPlan,
     PlanNotFound,
     ResourceTierNotInPlan,
+    SessionProductNotFound,
     UpstreamNotFound,
 )
 from tollhouse.catalog.pricing import Price
@@ -175,6 +176,56 @@ class Model:
     tokenizer: Tokenizer = DEFAULT_TOKENIZER
 
 
+@dataclass(frozen=True, slots=True)
+class SessionPack:
+    """`sessions` prepaid sessions of a product, sold together for `price_micros`."""
+
+    sessions: int
+    price_micros: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionProduct:
+    """A flat session: `price_micros` buys `duration_seconds` of use or `max_tokens` tokens
+    (input + output as the upstream reports them; `None` = no token cap), whichever ends
+    first, on the `models` and on every model of the `categories`.
+
+    `required`: calls to a covered model need an active session. `packs` sell sessions in
+    bulk, in YAML order.
+    """
+
+    name: str
+    price_micros: int
+    duration_seconds: int
+    max_tokens: int | None = None
+    models: frozenset[str] = frozenset()
+    categories: frozenset[str] = frozenset()
+    required: bool = False
+    packs: tuple[SessionPack, ...] = ()
+    description: str = ""
+
+    def covers(self, model: Model) -> bool:
+        """True when a session of this product covers calls to `model`."""
+        return model.id in self.models or model.category in self.categories
+
+    def pack(self, sessions: int) -> SessionPack:
+        """The pack of `sessions` sessions.
+
+        Raises:
+            InvalidInput: the product sells no pack of that size (`errors` loc `sessions`).
+        """
+        for pack in self.packs:
+            if pack.sessions == sessions:
+                return pack
+        sizes = ", ".join(str(p.sessions) for p in self.packs) or "none"
+        msg = f"product {self.name!r} sells no pack of {sessions} sessions (packs: {sizes})"
+        raise InvalidInput(msg, errors=[{"loc": "sessions", "msg": msg}])
+
+
+def _no_products() -> Mapping[str, SessionProduct]:
+    return MappingProxyType({})
+
+
 BUILTIN_SOURCE = "built-in"
 """`Catalog.source` of the catalog shipped with tollhouse."""
 
@@ -188,7 +239,8 @@ class Catalog:
     SHA-256 (hex) of its YAML bytes, as `sha256sum` prints it.
 
     Invariants (checked by the loader): every model's `category`, `upstream` and `min_plan`
-    exist; `default_plan` exists; plan ranks are unique.
+    exist; `default_plan` exists; plan ranks are unique; every session product names existing
+    models and categories (at least one) and its pack sizes are unique.
     """
 
     version: str
@@ -201,6 +253,7 @@ class Catalog:
     models: Mapping[str, Model]
     source: str = "<string>"
     digest: str = ""
+    session_products: Mapping[str, SessionProduct] = field(default_factory=_no_products)
     _plans_by_rank: tuple[Plan, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -214,6 +267,21 @@ class Catalog:
             ModelNotFound: no such model.
         """
         return _get(self.models, model_id, ModelNotFound, "model", "model")
+
+    def session_product(self, name: str) -> SessionProduct:
+        """The session product `name`.
+
+        Raises:
+            SessionProductNotFound: no such product (`known` lists the catalog's products).
+        """
+        product = self.session_products.get(name)
+        if product is None:
+            raise SessionProductNotFound(
+                f"session product {name!r} does not exist",
+                product=name,
+                known=sorted(self.session_products),
+            )
+        return product
 
     def plan(self, name: str) -> Plan:
         """The plan `name`.

@@ -8,6 +8,7 @@ TollhouseError
     ├── PlanNotFound (404 plan-not-found)             plan
     ├── CategoryNotFound (404 category-not-found)     category
     ├── UpstreamNotFound (404 upstream-not-found)     upstream
+    ├── SessionProductNotFound (404 session-product-not-found)  product, known
     ├── ModelNotInPlan (403 model-not-in-plan)        model, required_plan, plan
     ├── FeatureNotInPlan (403 feature-not-in-plan)    feature, required_plan, plan
     ├── ResourceTierNotInPlan (403 resource-tier-not-in-plan)  tier, required_plan, plan
@@ -76,6 +77,13 @@ class UpstreamNotFound(CatalogError):
     """No upstream with that name in the catalog. Extra: `upstream`."""
 
     status, code, title = 404, "upstream-not-found", "Upstream not found"
+
+
+class SessionProductNotFound(CatalogError):
+    """No session product of that name in the catalog. Extra: `product`, `known` (the
+    catalog's product names)."""
+
+    status, code, title = 404, "session-product-not-found", "Session product not found"
 
 
 class ModelNotInPlan(CatalogError):

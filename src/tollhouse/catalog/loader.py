@@ -34,11 +34,20 @@ from tollhouse.catalog.catalog import (
     Model,
     Plan,
     RolloverPolicy,
+    SessionPack,
+    SessionProduct,
     Upstream,
 )
 from tollhouse.catalog.errors import CatalogInvalid
 from tollhouse.catalog.pricing import Price
-from tollhouse.catalog.schemas import CatalogSpec, MeterSpec, ModelSpec, PlanSpec, PriceSpec
+from tollhouse.catalog.schemas import (
+    CatalogSpec,
+    MeterSpec,
+    ModelSpec,
+    PlanSpec,
+    PriceSpec,
+    SessionProductSpec,
+)
 from tollhouse.catalog.tokenizers import DEFAULT_TOKENIZER, Tokenizer, tokenizer_for
 
 BUILTIN_RESOURCE = "builtin.yaml"
@@ -293,6 +302,38 @@ def _check_references(data: Mapping[str, Any], problems: _Semantic) -> None:
             if wanted is not None and known is not None and wanted not in known:
                 kind = "plan" if field == "min_plan" else field
                 problems.add(("models", model_id, field), _unknown(kind, wanted, known))
+    _check_session_products(data, models, categories, problems)
+
+
+def _check_session_products(
+    data: Mapping[str, Any],
+    models: Mapping[Any, Any] | None,
+    categories: Mapping[Any, Any] | None,
+    problems: _Semantic,
+) -> None:
+    """Each session product covers something (a model or a category) that exists, and sells
+    each pack size once."""
+    for name, product in _entries(_section(data, "session_products")):
+        loc: Loc = ("session_products", name)
+        covered = [product.get("models"), product.get("categories")]
+        if not any(isinstance(items, list) and items for items in covered):
+            problems.add(loc, "a session product must list at least one model or category")
+        for field, known in (("models", models), ("categories", categories)):
+            items = product.get(field)
+            for index, item in enumerate(items if isinstance(items, list) else ()):
+                wanted = _name(item)
+                if wanted is not None and known is not None and wanted not in known:
+                    kind = "model" if field == "models" else "category"
+                    problems.add((*loc, field, index), _unknown(kind, wanted, known))
+        packs = product.get("packs")
+        sizes: set[Any] = set()
+        for index, pack in enumerate(packs if isinstance(packs, list) else ()):
+            size = pack.get("sessions") if isinstance(pack, Mapping) else None
+            if isinstance(size, int) and size in sizes:
+                problems.add(
+                    (*loc, "packs", index, "sessions"), f"a pack of {size} is listed twice"
+                )
+            sizes.add(size)
 
 
 def _unknown(kind: str, name: str, known: Iterable[Any]) -> str:
@@ -334,6 +375,20 @@ def _plan(name: str, p: PlanSpec) -> Plan:
         else RolloverPolicy(
             cap_micros=None if p.rollover.cap is None else money.to_micros(p.rollover.cap)
         ),
+    )
+
+
+def _session_product(name: str, p: SessionProductSpec) -> SessionProduct:
+    return SessionProduct(
+        name=name,
+        price_micros=money.to_micros(p.price),
+        duration_seconds=p.duration,
+        max_tokens=p.max_tokens,
+        models=frozenset(p.models),
+        categories=frozenset(p.categories),
+        required=p.required,
+        packs=tuple(SessionPack(pack.sessions, money.to_micros(pack.price)) for pack in p.packs),
+        description=p.description,
     )
 
 
@@ -390,6 +445,9 @@ def _build(spec: CatalogSpec, *, source: str, digest: str) -> Catalog:
                 )
                 for model_id, m in spec.models.items()
             }
+        ),
+        session_products=_frozen(
+            {name: _session_product(name, p) for name, p in spec.session_products.items()}
         ),
     )
 

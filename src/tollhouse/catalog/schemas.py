@@ -185,6 +185,30 @@ class ModelSpec(_Spec):
     description: Text = ""
 
 
+class SessionPackSpec(_Spec):
+    """`session_products.<name>.packs[]`: `sessions` prepaid sessions bought for `price`."""
+
+    sessions: int = Field(ge=1, le=1_000_000, strict=True)
+    price: WholeDollars
+
+
+class SessionProductSpec(_Spec):
+    """`session_products.<name>`: a flat session sold for `price` (dollars) that ends after
+    `duration` seconds or `max_tokens` tokens (input + output, as the upstream reports them;
+    absent = no token cap), whichever comes first. It covers the `models` and every model of
+    the `categories` listed (at least one of the two); `required: true` means those models
+    may only be called inside an active session. `packs` sell sessions in bulk."""
+
+    price: WholeDollars
+    duration: int = Field(ge=1, le=366 * 86400, strict=True)
+    max_tokens: int | None = Field(default=None, ge=1, le=10**12, strict=True)
+    models: list[ModelId] = Field(default_factory=list)
+    categories: list[Name] = Field(default_factory=list)
+    required: bool = False
+    packs: list[SessionPackSpec] = Field(default_factory=list)
+    description: Text = ""
+
+
 class CatalogSpec(_Spec):
     """The whole file. `meters` defaults to the standard set when the key is absent."""
 
@@ -196,3 +220,4 @@ class CatalogSpec(_Spec):
     plans: dict[Name, PlanSpec]
     upstreams: dict[Name, UpstreamSpec] = Field(default_factory=dict)
     models: dict[ModelId, ModelSpec] = Field(default_factory=dict)
+    session_products: dict[Name, SessionProductSpec] = Field(default_factory=dict)

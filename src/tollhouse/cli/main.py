@@ -12,6 +12,7 @@ from tollhouse.cli.admin import catalog_app, credits_app, customers_app, keys_ap
 from tollhouse.cli.common import console, errors, settings_or_exit
 from tollhouse.cli.events import events_app
 from tollhouse.cli.serve import on_database, serve
+from tollhouse.cli.sessions import sessions_app
 from tollhouse.cli.subscriptions import plans_app, subscriptions_app
 from tollhouse.config import CATALOG_FILE
 from tollhouse.storage.migrate import upgrade
@@ -30,6 +31,7 @@ app.add_typer(credits_app, name="credits")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(plans_app, name="plans")
 app.add_typer(subscriptions_app, name="subscriptions")
+app.add_typer(sessions_app, name="sessions")
 app.add_typer(events_app, name="events")
 app.command("usage")(usage)
 app.command()(serve)

@@ -27,6 +27,7 @@ MODEL_MODULES = (
     "tollhouse.ledger.models",
     "tollhouse.metering.models",
     "tollhouse.server.models",
+    "tollhouse.sessions.models",
     "tollhouse.subscriptions.models",
 )
 

@@ -1,0 +1,35 @@
+"""Session errors.
+
+```
+TollhouseError
+└── SessionsError (500 sessions-error)
+    ├── SessionNotFound (404 session-not-found)   also a NotFound; session_id
+    └── SessionActive (409 session-active)        also a Conflict; product, session_id
+```
+An unknown product is the catalog's `SessionProductNotFound` (404); a wallet that cannot pay
+is the ledger's `InsufficientCredit` (402); a start or purchase key used for something else
+is `IdempotencyKeyReused` (409).
+"""
+
+from __future__ import annotations
+
+from tollhouse.errors import Conflict, NotFound, TollhouseError
+
+
+class SessionsError(TollhouseError):
+    """Base of the sessions domain's errors."""
+
+    status, code, title = 500, "sessions-error", "Sessions error"
+
+
+class SessionNotFound(NotFound, SessionsError):
+    """No such session, or another customer's. Extra: `session_id`."""
+
+    status, code, title = 404, "session-not-found", "Session not found"
+
+
+class SessionActive(Conflict, SessionsError):
+    """The customer already has an active session of the product. Extra: `product`,
+    `session_id` (the active one)."""
+
+    status, code, title = 409, "session-active", "A session of this product is active"

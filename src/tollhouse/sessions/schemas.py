@@ -1,0 +1,122 @@
+"""What the sessions service answers: immutable views of its rows, computed at a moment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from tollhouse.sessions.models import Session, SessionPack
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    """A session as of `now`. Money in micros of `currency`.
+
+    `seconds_left` is `None` without a duration cap and 0 once ended; `tokens_left` is `None`
+    without a token cap and 0 once ended.
+    """
+
+    id: str
+    customer_id: str
+    kind: str
+    product: str
+    status: str
+    started_at: datetime
+    expires_at: datetime | None
+    ended_at: datetime | None
+    end_reason: str | None
+    token_cap: int | None
+    tokens_used: int
+    tokens_left: int | None
+    seconds_left: int | None
+    fee_micros: int
+    currency: str
+    paid_with: str
+    pack_id: str | None
+    hold_id: str | None
+
+    @classmethod
+    def of(cls, row: Session, now: datetime) -> SessionView:
+        """The view of a `sessions` row at `now` (seconds left rounded down)."""
+        active = row.status == "active"
+        seconds_left: int | None = None
+        if row.expires_at is not None:
+            seconds_left = max(0, int((row.expires_at - now).total_seconds())) if active else 0
+        tokens_left: int | None = None
+        if row.token_cap is not None:
+            tokens_left = max(0, row.token_cap - row.tokens_used) if active else 0
+        return cls(
+            id=row.id,
+            customer_id=row.customer_id,
+            kind=row.kind,
+            product=row.product,
+            status=row.status,
+            started_at=row.started_at,
+            expires_at=row.expires_at,
+            ended_at=row.ended_at,
+            end_reason=row.end_reason,
+            token_cap=row.token_cap,
+            tokens_used=row.tokens_used,
+            tokens_left=tokens_left,
+            seconds_left=seconds_left,
+            fee_micros=row.fee_micros,
+            currency=row.currency,
+            paid_with=row.paid_with,
+            pack_id=row.pack_id,
+            hold_id=row.hold_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PackView:
+    """A pack bought: `sessions_left` of `sessions` not yet started."""
+
+    id: str
+    customer_id: str
+    product: str
+    sessions: int
+    sessions_left: int
+    price_micros: int
+    currency: str
+    hold_id: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: SessionPack) -> PackView:
+        """The view of a `session_packs` row."""
+        return cls(
+            id=row.id,
+            customer_id=row.customer_id,
+            product=row.product,
+            sessions=row.sessions,
+            sessions_left=row.sessions_left,
+            price_micros=row.price_micros,
+            currency=row.currency,
+            hold_id=row.hold_id,
+            created_at=row.created_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The answer to a start: the session, and whether this was a replay of an earlier start
+    with the same idempotency key (nothing charged again)."""
+
+    session: SessionView
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Bought:
+    """The answer to a pack purchase; `replayed` as in `Started`."""
+
+    pack: PackView
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """Prepaid sessions of one product not yet started."""
+
+    product: str
+    sessions_left: int

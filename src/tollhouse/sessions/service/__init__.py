@@ -1,0 +1,51 @@
+"""Flat sessions: start (paid from a prepaid pack first, else from the wallet), read, end,
+and buy session packs.
+
+Money moves through the ledger writer, which commits on its own connection (SQLite has one),
+so `start` and `buy_pack` take the `Database` and run their own short transactions around the
+ledger calls; every other function takes the caller's `AsyncSession` and never commits.
+
+Idempotency: a start or a purchase names an idempotency key, unique per customer. The same
+key again answers the first session or pack (`replayed`), charging nothing more; the same key
+for another product (or pack size) is `IdempotencyKeyReused`. The wallet is charged by a hold
+whose own idempotency key is derived from the caller's (`session:<key>`, `session-pack:<key>`)
+and whose metadata carries the session or pack id and the product, so a retry after a crash
+finds the same hold, the same id, and captures it once.
+
+Order of a wallet-paid start: hold the price (nothing is spent if the wallet cannot cover
+it), commit the session row, capture the hold at the price. Two starts of one product racing
+with different keys: the unique `(customer_id, active_product)` lets one commit; the other's
+hold is voided and it answers `SessionActive`. Bound on unpaid use: a process that dies
+between the session's commit and the capture (one ledger round trip) leaves the hold open
+until the session's own expiry; replaying the start captures it.
+
+A pack purchase holds and captures the price first, then writes the pack (a retry after a
+crash replays the captured hold and writes the pack once).
+
+Duration caps end sessions lazily: every read and start first ends the customer's active
+sessions whose `expires_at` passed (ended at `expires_at`, reason `duration`), in the
+caller's transaction, with their `session.ended` events.
+"""
+
+from tollhouse.sessions.service.lifecycle import (
+    MAX_PAGE,
+    end_expired,
+    get,
+    list_sessions,
+    terminate,
+)
+from tollhouse.sessions.service.packs import PACK_HOLD_PREFIX, buy_pack, quota
+from tollhouse.sessions.service.starts import SESSION_HOLD_PREFIX, start
+
+__all__ = [
+    "MAX_PAGE",
+    "PACK_HOLD_PREFIX",
+    "SESSION_HOLD_PREFIX",
+    "buy_pack",
+    "end_expired",
+    "get",
+    "list_sessions",
+    "quota",
+    "start",
+    "terminate",
+]
