@@ -29,6 +29,7 @@ import httpx
 import pytest
 from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.support.catalog import catalog_text
+from tests.support.ports import free_port
 from tests.support.upstream import FakeUpstream
 
 import tollhouse
@@ -92,12 +93,6 @@ def tollhouse_cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.Comp
 def sqlite_url(path: Path) -> str:
     """The URL people paste: no driver named."""
     return f"sqlite:///{path}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def assert_refused_in_one_line(result: subprocess.CompletedProcess[str], *needles: str) -> str:

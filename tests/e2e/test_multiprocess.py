@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -36,6 +35,7 @@ from typing import Any
 import httpx
 from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.support.catalog import INPUT_MICROS_PER_TOKEN, OUTPUT_MICROS_PER_TOKEN, write_catalog
+from tests.support.ports import free_port
 from tests.support.server import Api
 from tests.support.upstream import COMPLETION_TOKENS, PROMPT_TOKENS, FakeUpstream
 
@@ -120,12 +120,6 @@ class Cluster:
         assert response.status_code == 200, response.text
         body = response.json()
         return int(body["available_micros"]), int(body["held_micros"])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def launch(name: str, env: dict[str, str], directory: Path) -> Server:
