@@ -31,6 +31,8 @@ class UsageEvent(Base):
         # ix_usage_events_key_id = (key_id, occurred_at), for per-key usage.
         Index(None, "customer_id", "meter", "occurred_at"),
         Index(None, "key_id", "occurred_at"),
+        # ix_usage_events_session_id = (session_id, customer_id), for a session's tokens.
+        Index(None, "session_id", "customer_id"),
     )
 
     id: Mapped[int] = mapped_column(
@@ -61,6 +63,10 @@ class UsageEvent(Base):
 
     model: Mapped[str | None] = mapped_column(String(128))
     """The catalog model id the usage belongs to, if any."""
+
+    session_id: Mapped[str | None] = mapped_column(String(32))
+    """The billed session the usage happened in (`ses_...`), if any: a session's tokens are
+    the sum of its customer's `input_tokens` and `output_tokens` events carrying its id."""
 
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     """At most 16 scalar caller properties (str keys; str, int, float, bool or null values)."""

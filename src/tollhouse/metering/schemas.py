@@ -66,6 +66,8 @@ class UsageEventIn(BaseModel):
             seconds, bytes, calls); floats, bools and numeric strings are rejected.
         occurred_at: timezone-aware (naive is rejected); normalised to UTC.
         key_id / model: optional API key id (<= 32 chars) and model id (<= 128 chars).
+        session_id: optional billed session (`ses_...`, <= 32 chars) the usage happened in;
+            its tokens count toward the session's token cap.
         properties: at most 16 entries; keys 1..64 chars; values str (<= 1024 chars), int,
             finite float, bool or null.
 
@@ -82,6 +84,7 @@ class UsageEventIn(BaseModel):
     occurred_at: AwareDatetime
     key_id: Annotated[str, Field(pattern=REF_PATTERN)] | None = None
     model: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    session_id: Annotated[str, Field(pattern=REF_PATTERN)] | None = None
     properties: Annotated[dict[PropertyKey, PropertyValue], Field(max_length=MAX_PROPERTIES)] = (
         Field(default_factory=dict)
     )
@@ -108,6 +111,7 @@ class CheckedUsageEvent:
     occurred_at: datetime
     key_id: str | None = None
     model: str | None = None
+    session_id: str | None = None
     properties: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -186,9 +186,9 @@ async def conflicts(
     session: AsyncSession, events: Sequence[UsageEventIn], *, timed: Collection[str]
 ) -> list[dict[str, Any]]:
     """The events whose id was recorded (or comes earlier in `events`) with other fields, as
-    `{"id", "fields"}`: a replay must repeat `meter`, `value`, `model` and `properties`, and
-    `occurred_at` for the ids in `timed` (those the caller gave a time; the others were
-    stamped on arrival, so a retry is stamped anew). One query for the whole batch.
+    `{"id", "fields"}`: a replay must repeat `meter`, `value`, `model`, `session_id` and
+    `properties`, and `occurred_at` for the ids in `timed` (those the caller gave a time; the
+    others were stamped on arrival, so a retry is stamped anew). One query for the batch.
     """
     first: dict[tuple[str, str], tuple[Any, ...]] = {}
     keys = {(event.customer_id, event.id) for event in events}
@@ -216,7 +216,7 @@ async def conflicts(
     return found
 
 
-_COMPARED = ("meter", "value", "model", "properties", "occurred_at")
+_COMPARED = ("meter", "value", "model", "session_id", "properties", "occurred_at")
 
 
 def _fields(event: Any) -> tuple[Any, ...]:
@@ -225,6 +225,7 @@ def _fields(event: Any) -> tuple[Any, ...]:
         event.meter,
         event.value,
         event.model,
+        event.session_id,
         dict(event.properties or {}),
         event.occurred_at.astimezone(UTC),
     )

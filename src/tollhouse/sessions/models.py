@@ -13,7 +13,16 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tollhouse.storage.base import Base, UTCDateTime
@@ -82,6 +91,8 @@ class Session(Base):
     token_cap: Mapped[int | None] = mapped_column(BigInteger)
     """Tokens (input + output) it may use; NULL = no token cap."""
     tokens_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Tokens counted when it ended; while active, reads sum its usage events instead (the
+    exact count: `input_tokens` + `output_tokens` events carrying its id)."""
     fee_micros: Mapped[int] = mapped_column(BigInteger)
     """What the session cost: the product's price, or its share of a pack's price."""
     currency: Mapped[str] = mapped_column(String(3))
@@ -96,6 +107,9 @@ class Session(Base):
     """An `EndReason` value once ended."""
     idempotency_key: Mapped[str] = mapped_column(String(200))
     """The start's key, unique per customer."""
+    auto_renew: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """When a cap ends it, the next call it would have covered starts a new session of the
+    product (paid like any start) with `auto_renew` set again."""
 
 
 class SessionPack(Base):
