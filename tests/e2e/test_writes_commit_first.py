@@ -117,6 +117,25 @@ async def overdraft(stack: Stack) -> None:
     assert balance["overdraft_limit_micros"] == 500
 
 
+@scenario("PUT", "/v1/customers/{customer_id}/credit-alerts")
+async def set_credit_alert(stack: Stack) -> None:
+    customer_id, _ = await stack.customer()
+    url = f"/v1/customers/{customer_id}/credit-alerts"
+    await stack.operator.ok("PUT", url, json={"threshold_micros": 500})
+    alert = await stack.operator.ok("GET", url)
+    assert alert["threshold_micros"] == 500
+
+
+@scenario("DELETE", "/v1/customers/{customer_id}/credit-alerts")
+async def remove_credit_alert(stack: Stack) -> None:
+    customer_id, _ = await stack.customer()
+    url = f"/v1/customers/{customer_id}/credit-alerts"
+    await stack.operator.ok("PUT", url, json={"threshold_percent": 5})
+    removed = await stack.operator.client.delete(url)
+    assert removed.status_code == 204
+    assert (await stack.operator.client.get(url)).status_code == 404
+
+
 @scenario("DELETE", "/v1/grants/{grant_id}")
 async def revoke_grant(stack: Stack) -> None:
     customer_id, _ = await stack.customer(credits_micros=0)

@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 from tollhouse.api import docs, problems
 from tollhouse.api.middleware import AnsweredErrors, BodyLimit, StringGuard
 from tollhouse.api.routes import (
+    alerts,
     catalog,
     credits,
     customers,
@@ -107,6 +108,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         customers,
         keys,
         credits,
+        alerts,
         usage,
         sidecar,
         sessions,

@@ -9,6 +9,7 @@ import typer
 
 from tollhouse.catalog import starter_catalog_text
 from tollhouse.cli.admin import catalog_app, credits_app, customers_app, keys_app, usage
+from tollhouse.cli.alerts import alerts_app
 from tollhouse.cli.common import console, errors, settings_or_exit
 from tollhouse.cli.events import events_app
 from tollhouse.cli.serve import on_database, serve
@@ -27,6 +28,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(customers_app, name="customers")
 app.add_typer(keys_app, name="keys")
+credits_app.add_typer(alerts_app, name="alerts")
 app.add_typer(credits_app, name="credits")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(plans_app, name="plans")

@@ -4,7 +4,7 @@ One function serves the gateway and the sidecar `POST /v1/authorize`:
 
 ```
 principal -> scope -> model access (key, plan) -> session -> rate limit (one decision for requests and
-tokens) -> price of the estimate -> hold on the wallet
+tokens) -> price of the estimate -> hold on the wallet -> low-credit check
 ```
 
 A call to a model that an active flat session covers is paid by the session (no hold; see
@@ -58,6 +58,8 @@ class Admission:
     """What this call reserved against its plan's quotas (None: nothing capped)."""
     session: LiveSession | None = None
     """The flat session that covers (and pays for) this call, if any."""
+    credits_low: bool = False
+    """The balance its hold left is below the customer's low-credit threshold."""
 
 
 def check_model_access(catalog: Catalog, principal: Principal, model: Model) -> None:
@@ -207,7 +209,10 @@ async def admit(
     except BaseException:
         deps.quotas.settle(quota, None)
         raise
-    return Admission(customer_id, model, usage, price, hold, decision, tokens, quota, session)
+    low = False
+    if hold is not None and hold.available_after_micros is not None:
+        low = await deps.credits.observe(customer_id, hold.available_after_micros)
+    return Admission(customer_id, model, usage, price, hold, decision, tokens, quota, session, low)
 
 
 async def _refund(deps: GatewayDeps, requests: list[Request]) -> None:

@@ -10,6 +10,7 @@ import aiohttp
 from tollhouse.catalog import Catalog
 from tollhouse.clock import Clock
 from tollhouse.config import Settings
+from tollhouse.gateway.credit_watch import CreditWatch
 from tollhouse.gateway.quotas import QuotaGuard
 from tollhouse.gateway.session_guard import SessionGuard
 from tollhouse.keys import KeyAuthenticator
@@ -28,6 +29,7 @@ class GatewayDeps(Protocol):
     recorder: UsageRecorder
     quotas: QuotaGuard
     sessions: SessionGuard
+    credits: CreditWatch
 
     @property
     def http(self) -> aiohttp.ClientSession:

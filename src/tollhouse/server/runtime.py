@@ -19,6 +19,7 @@ import aiohttp
 from tollhouse.catalog import Catalog, load_catalog
 from tollhouse.clock import SYSTEM_CLOCK, Clock
 from tollhouse.config import Settings
+from tollhouse.gateway.credit_watch import CreditWatch
 from tollhouse.gateway.quotas import QuotaGuard
 from tollhouse.gateway.session_guard import SessionGuard
 from tollhouse.gateway.tokens import warm_up
@@ -77,6 +78,9 @@ class Runtime:
             catalog=self.catalog,
             clock=clock,
             on_change=self.invalidate_sessions,
+        )
+        self.credits = CreditWatch(
+            self.db, clock=clock, spawn=lambda coro: self.spawn(coro, name="credit alert")
         )
         self.invalidations = Invalidations(self.db, settings.redis_url, self._drop, clock=clock)
         self._http: aiohttp.ClientSession | None = None
@@ -152,6 +156,7 @@ class Runtime:
         if kind == "customer":
             self.authenticator.invalidate_customer(ident)
             self.quotas.invalidate(ident)
+            self.credits.invalidate(ident)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> None:
         """Run `coro` in the background, keep a reference, log its failure."""

@@ -9,7 +9,8 @@ call's hold); `x-tollhouse-hold-id`; `RateLimit-Policy` and `RateLimit` (IETF dr
 `RateLimit-Limit`/`-Remaining`/`-Reset` (see `tollhouse.ratelimit.fields`); inside a session
 `x-tollhouse-session-id`, `x-tollhouse-session-tokens-left` and
 `x-tollhouse-session-seconds-left` (after this call for a whole answer, before it for a
-stream; a cap the session does not have is left out).
+stream; a cap the session does not have is left out); `x-tollhouse-credits-low: true` while
+the balance this call's hold left is below the customer's low-credit threshold.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def _headers(request_id: str, admission: Admission, now: datetime) -> list[tuple
             headers.append(
                 (b"x-tollhouse-balance-micros", str(hold.available_after_micros).encode())
             )
+    if admission.credits_low:
+        headers.append((b"x-tollhouse-credits-low", b"true"))
     if admission.session is not None:
         headers.extend(
             (name.encode(), value.encode()) for name, value in admission.session.headers(now)

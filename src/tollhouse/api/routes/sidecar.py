@@ -161,6 +161,8 @@ async def authorize(
     # The app reports what it used with POST /v1/usage/events: the quota check is all here.
     runtime.quotas.settle(admission.quota, None)
     response.headers.update(rate_headers(admission.rate.stats))
+    if admission.credits_low:
+        response.headers["x-tollhouse-credits-low"] = "true"
     live = admission.session
     now = runtime.clock.now()
     if live is not None:

@@ -1,0 +1,116 @@
+"""Low-credit warnings on the hot path: each process keeps its customers' thresholds and
+alert states in memory, compares the balance a call's hold left against them, and moves the
+stored state (emitting `credits.low` / `credits.depleted`, see `tollhouse.alerts`) in the
+background when a call crosses one, so the call never waits for it.
+
+A customer's setting is read once and again after `REFRESH_SECONDS` (a percent threshold
+follows new grants) or when `invalidate` drops it (its alert was set: `Runtime.
+invalidate_customer` reaches every process within 2 s). A customer without an alert costs
+one dict lookup per call. When another process moved the state first, the conditional update
+here changes nothing and the stored state is read back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from tollhouse.alerts import AlertState
+from tollhouse.alerts import service as alerts
+from tollhouse.alerts.models import CreditAlert
+from tollhouse.clock import Clock
+from tollhouse.storage import Database
+
+REFRESH_SECONDS = 60.0
+"""Longest a customer's threshold is used before it is read again."""
+
+Spawn = Callable[[Coroutine[Any, Any, Any]], None]
+
+
+@dataclass(slots=True)
+class _Watch:
+    threshold_micros: int | None
+    """None: the customer has no alert."""
+    state: AlertState
+    loaded_at: float
+    moving: bool = False
+
+
+class CreditWatch:
+    """Tells whether a balance is below the customer's threshold, and records crossings.
+
+    `spawn(coro)` runs the crossing's database write in the background (the runtime's).
+    """
+
+    def __init__(self, db: Database, *, clock: Clock, spawn: Spawn) -> None:
+        self.db = db
+        self.clock = clock
+        self.spawn = spawn
+        self._watches: dict[str, _Watch] = {}
+        self._loading: dict[str, asyncio.Future[_Watch]] = {}
+
+    async def observe(self, customer_id: str, available_micros: int) -> bool:
+        """Whether `available_micros` (the balance a hold left) is below the customer's
+        threshold; a crossing since the state last seen is written in the background."""
+        watch = self._watches.get(customer_id)
+        if watch is None or self.clock.timestamp() - watch.loaded_at >= REFRESH_SECONDS:
+            watch = await self._load(customer_id)
+        if watch.threshold_micros is None:
+            return False
+        target = alerts.state_for(available_micros, watch.threshold_micros)
+        if target != watch.state and not watch.moving:
+            watch.moving = True
+            self.spawn(self._move(customer_id, watch, target, available_micros))
+        return target != AlertState.ARMED
+
+    def invalidate(self, customer_id: str) -> None:
+        """Read the customer's alert again on its next call."""
+        watch = self._watches.get(customer_id)
+        if watch is not None:
+            watch.loaded_at = -math.inf
+
+    async def _move(
+        self, customer_id: str, watch: _Watch, target: AlertState, available_micros: int
+    ) -> None:
+        try:
+            async with self.db.transaction() as session:
+                moved = await alerts.cross(
+                    session,
+                    customer_id,
+                    seen=watch.state,
+                    to=target,
+                    available_micros=available_micros,
+                    threshold_micros=watch.threshold_micros or 0,
+                    clock=self.clock,
+                )
+                stored = target if moved else await alerts.stored_state(session, customer_id)
+            if stored is not None:
+                watch.state = stored
+        finally:
+            watch.moving = False
+
+    async def _load(self, customer_id: str) -> _Watch:
+        pending = self._loading.get(customer_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[_Watch] = asyncio.get_running_loop().create_future()
+        self._loading[customer_id] = future
+        try:
+            loaded_at = self.clock.timestamp()
+            async with self.db.transaction() as session:
+                row = await session.get(CreditAlert, customer_id)
+                threshold = None if row is None else await alerts.effective_threshold(session, row)
+            state = AlertState.ARMED if row is None else AlertState(row.state)
+            watch = _Watch(threshold, state, loaded_at)
+            self._watches[customer_id] = watch
+            future.set_result(watch)
+            return watch
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it
+            raise
+        finally:
+            del self._loading[customer_id]
