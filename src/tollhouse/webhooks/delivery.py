@@ -142,7 +142,7 @@ async def claim_due(db: Database, *, clock: Clock, limit: int = DEFAULT_BATCH) -
                 secret=endpoint.secret,
                 event=EventView.of(event),
             )
-            for delivery, endpoint, event in rows.tuples()
+            for delivery, endpoint, event in rows
         ]
 
 
@@ -150,9 +150,16 @@ def _short(text: str) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
 
 
-async def send(http: aiohttp.ClientSession, claimed: Claimed, *, clock: Clock) -> Outcome:
-    """POST one delivery and say what came of it; never raises for what the receiver or the
-    network does (a timeout, a refused connection, a bad answer are failed outcomes)."""
+async def send(
+    http: aiohttp.ClientSession,
+    claimed: Claimed,
+    *,
+    clock: Clock,
+    timeout_seconds: float = ATTEMPT_TIMEOUT_SECONDS,
+) -> Outcome:
+    """POST one delivery, `timeout_seconds` at most, and say what came of it; never raises
+    for what the receiver or the network does (a timeout, a refused connection, a bad answer
+    are failed outcomes)."""
     body = signing.payload(claimed.event)
     attempted_at = clock.now()
     headers = signing.signed_headers(
@@ -168,12 +175,12 @@ async def send(http: aiohttp.ClientSession, claimed: Claimed, *, clock: Clock) -
             data=body,
             headers=headers,
             allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=ATTEMPT_TIMEOUT_SECONDS),
+            timeout=aiohttp.ClientTimeout(total=timeout_seconds),
         ) as response:
             status = response.status
             snippet = await response.content.read(RESPONSE_SNIPPET_BYTES)
     except TimeoutError:
-        error = f"timeout after {ATTEMPT_TIMEOUT_SECONDS:g} s"
+        error = f"timeout after {timeout_seconds:g} s"
     except (aiohttp.ClientError, OSError, ValueError) as failure:
         error = _short(f"{type(failure).__name__}: {failure}")
     latency_ms = round((time.perf_counter() - started) * 1000)
@@ -272,14 +279,20 @@ async def _track_endpoint(
 
 
 async def attempt(
-    db: Database, http: aiohttp.ClientSession, claimed: Claimed, *, clock: Clock, rng: random.Random
+    db: Database,
+    http: aiohttp.ClientSession,
+    claimed: Claimed,
+    *,
+    clock: Clock,
+    rng: random.Random,
+    timeout_seconds: float = ATTEMPT_TIMEOUT_SECONDS,
 ) -> Outcome:
     """Send one claimed delivery and record the outcome (`send`, then `record`).
 
     Raises:
         SQLAlchemyError: recording failed (the lease runs out; the delivery is sent again).
     """
-    outcome = await send(http, claimed, clock=clock)
+    outcome = await send(http, claimed, clock=clock, timeout_seconds=timeout_seconds)
     await record(db, claimed, outcome, clock=clock, rng=rng)
     return outcome
 
@@ -291,9 +304,11 @@ async def deliver_due(
     clock: Clock,
     limit: int = DEFAULT_BATCH,
     rng: random.Random | None = None,
+    timeout_seconds: float = ATTEMPT_TIMEOUT_SECONDS,
 ) -> list[Outcome]:
-    """One pass: claim up to `limit` due deliveries, send them concurrently, record each as
-    it completes. Returns the attempts' outcomes (`limit` of them: more may be due).
+    """One pass: claim up to `limit` due deliveries, send them concurrently (each
+    `timeout_seconds` at most), record each as it completes. Returns the attempts' outcomes
+    (`limit` of them: more may be due).
 
     Raises:
         SQLAlchemyError: claiming or recording failed (leases taken run out; nothing lost).
@@ -302,6 +317,9 @@ async def deliver_due(
     jitter = rng or random.Random()
     return list(
         await asyncio.gather(
-            *(attempt(db, http, item, clock=clock, rng=jitter) for item in claimed)
+            *(
+                attempt(db, http, item, clock=clock, rng=jitter, timeout_seconds=timeout_seconds)
+                for item in claimed
+            )
         )
     )

@@ -135,7 +135,7 @@ async def _events(session: AsyncSession, above: str, up_to: str | None) -> list[
         select(Event.id, Event.type, Event.created_at).where(Event.id > above).order_by(Event.id)
     )
     query = query.limit(PAGE) if up_to is None else query.where(Event.id <= up_to)
-    return [_Read(*row) for row in (await session.execute(query)).tuples()]
+    return [_Read(*row) for row in await session.execute(query)]
 
 
 def _insert(db: Database) -> Any:
