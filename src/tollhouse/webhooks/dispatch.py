@@ -76,6 +76,8 @@ class Dispatcher:
     def __init__(self, db: Database, *, clock: Clock) -> None:
         self.db = db
         self.clock = clock
+        self.enabled_endpoints: int | None = None
+        """How many endpoints were enabled at the last pass (None before the first)."""
         self._handled: set[str] = set()
         """Ids of the events this dispatcher committed deliveries for, within the look-back,
         with the endpoints as `_endpoints` describes them."""
@@ -94,8 +96,13 @@ class Dispatcher:
         """
         async with self.db.transaction() as session:
             endpoints = list(
-                await session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.enabled))
+                await session.scalars(
+                    select(WebhookEndpoint)
+                    .where(WebhookEndpoint.enabled)
+                    .order_by(WebhookEndpoint.id)  # every process inserts in one order
+                )
             )
+            self.enabled_endpoints = len(endpoints)
             if not endpoints:
                 return 0
             described = frozenset((e.id, e.enabled_at, tuple(e.event_types)) for e in endpoints)

@@ -134,7 +134,8 @@ class WebhookAttempt(Base):
     error: Mapped[str | None] = mapped_column(String(500))
     """Why it failed; null when it succeeded."""
     latency_ms: Mapped[int] = mapped_column(Integer)
-    """Milliseconds from sending the request to the answer's status (or the failure)."""
+    """Milliseconds from sending the request to the answer's status and the start of its
+    body (or to the failure)."""
     response_body: Mapped[str] = mapped_column(String(1000), default="")
     """The start of the answer's body (at most `RESPONSE_SNIPPET_BYTES`, decoded leniently)."""
 

@@ -83,18 +83,22 @@ class WebhookWorker:
             self._http = None
 
     async def tick(self) -> bool:
-        """One pass: dispatch, then start attempts for due deliveries in the free slots.
-        Returns True when more work is waiting (a full page of events, or every slot used).
+        """One pass: dispatch, then start attempts for due deliveries in the free slots (no
+        query when no endpoint is enabled: an installation without webhooks pays one small
+        query a second). Returns True when more work may be waiting (a full page of events,
+        or every free slot filled).
 
         Raises:
             SQLAlchemyError: the database failed (the next tick tries again).
         """
         read = await self.dispatcher.dispatch()
         free = self.concurrency - len(self._attempts)
-        claimed = await claim_due(self.db, clock=self.clock, limit=free) if free > 0 else []
+        if free <= 0 or self.dispatcher.enabled_endpoints == 0:  # nothing could be claimed
+            return read >= PAGE
+        claimed = await claim_due(self.db, clock=self.clock, limit=free)
         for item in claimed:
             self._spawn(item)
-        return read >= PAGE or (free > 0 and len(claimed) == free)
+        return read >= PAGE or len(claimed) == free
 
     async def drain(self) -> None:
         """Wait for the attempts under way to finish (tests)."""
