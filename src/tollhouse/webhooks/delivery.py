@@ -1,8 +1,8 @@
 """Sending deliveries: claim the due ones under a lease, POST them, log each attempt.
 
 `deliver_due(db, http, clock=...)` is one pass, as tests run it; the worker (`webhooks.worker`)
-runs the same steps, `claim_due` then `attempt` for each, keeping up to its concurrency of
-attempts under way:
+runs the same steps, `claim_due`, then `send` and `Recorder.record` for each, keeping up to
+its concurrency of attempts under way:
 
 1. claim: in one short transaction, up to `limit` pending deliveries of enabled endpoints
    whose `next_attempt_at` has come and whose lease (if any) has run out get
@@ -13,8 +13,9 @@ attempts under way:
 2. send: outside any transaction (no connection is held while waiting on a receiver), each
    claimed delivery is POSTed concurrently with its signed headers (`webhooks.signing`),
    `ATTEMPT_TIMEOUT_SECONDS` at most, redirects not followed;
-3. record: one short transaction per attempt logs it (`webhook_attempts`) and, if the lease
-   is still this pass's, moves the delivery on: `succeeded`, due again per
+3. record: a short transaction logs the attempts (`webhook_attempts`; the worker writes
+   those that end together in one, `Recorder`) and, for each whose lease is still its
+   claim's, moves the delivery on: `succeeded`, due again per
    `webhooks.schedule`, or `failed`; the endpoint's failure streak is cleared on success,
    started on a failure, and the endpoint disabled when the streak reaches
    `DISABLE_AFTER_SECONDS`.
@@ -29,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -197,57 +199,121 @@ async def send(
     )
 
 
+def _next_state(
+    claimed: Claimed, outcome: Outcome, now: datetime, rng: random.Random
+) -> tuple[DeliveryStatus, datetime | None]:
+    """The delivery's status and next attempt after `outcome` (`webhooks.schedule`)."""
+    if outcome.succeeded:
+        return DeliveryStatus.SUCCEEDED, None
+    next_at = schedule.next_attempt_at(claimed.attempt_count + 1, now, rng)
+    return (DeliveryStatus.PENDING if next_at is not None else DeliveryStatus.FAILED), next_at
+
+
 async def record(
-    db: Database, claimed: Claimed, outcome: Outcome, *, clock: Clock, rng: random.Random
+    db: Database,
+    results: Sequence[tuple[Claimed, Outcome]],
+    *,
+    clock: Clock,
+    rng: random.Random,
 ) -> None:
-    """Log the attempt and, while the lease is still `claimed`'s, move the delivery and its
-    endpoint on (see the module's docstring). A delivery deleted meanwhile (its endpoint
-    removed) logs nothing.
+    """Log each attempt and, while the lease is still its claim's, move its delivery and
+    endpoint on (see the module's docstring), all in one transaction. A delivery deleted
+    meanwhile (its endpoint removed) logs nothing.
 
     Raises:
-        SQLAlchemyError: the database failed (nothing recorded; the lease runs out and the
-            delivery is sent again).
+        SQLAlchemyError: the database failed (nothing recorded; the leases run out and the
+            deliveries are sent again).
     """
     now = clock.now()
-    count = claimed.attempt_count + 1
-    if outcome.succeeded:
-        status, next_at = DeliveryStatus.SUCCEEDED, None
-    else:
-        next_at = schedule.next_attempt_at(count, now, rng)
-        status = DeliveryStatus.PENDING if next_at is not None else DeliveryStatus.FAILED
     async with db.transaction() as session:
-        if await session.get(WebhookDelivery, claimed.delivery_id) is None:
-            return
-        session.add(
-            WebhookAttempt(
-                delivery_id=claimed.delivery_id,
-                attempted_at=outcome.attempted_at,
-                succeeded=outcome.succeeded,
-                status_code=outcome.status_code,
-                error=outcome.error,
-                latency_ms=outcome.latency_ms,
-                response_body=outcome.response_body,
-            )
+        ids = [claimed.delivery_id for claimed, _ in results]
+        existing = set(
+            await session.scalars(select(WebhookDelivery.id).where(WebhookDelivery.id.in_(ids)))
         )
-        await session.execute(
-            update(WebhookDelivery)
-            .where(
-                WebhookDelivery.id == claimed.delivery_id,
-                WebhookDelivery.lease_token == claimed.lease_token,
+        for claimed, outcome in results:
+            if claimed.delivery_id not in existing:
+                continue
+            status, next_at = _next_state(claimed, outcome, now, rng)
+            session.add(
+                WebhookAttempt(
+                    delivery_id=claimed.delivery_id,
+                    attempted_at=outcome.attempted_at,
+                    succeeded=outcome.succeeded,
+                    status_code=outcome.status_code,
+                    error=outcome.error,
+                    latency_ms=outcome.latency_ms,
+                    response_body=outcome.response_body,
+                )
             )
-            .values(
-                status=status.value,
-                attempt_count=WebhookDelivery.attempt_count + 1,
-                next_attempt_at=next_at,
-                leased_until=None,
-                lease_token=None,
-                last_attempt_at=outcome.attempted_at,
-                last_status_code=outcome.status_code,
-                last_error=outcome.error,
-                completed_at=None if status is DeliveryStatus.PENDING else now,
+            await session.execute(
+                update(WebhookDelivery)
+                .where(
+                    WebhookDelivery.id == claimed.delivery_id,
+                    WebhookDelivery.lease_token == claimed.lease_token,
+                )
+                .values(
+                    status=status.value,
+                    attempt_count=WebhookDelivery.attempt_count + 1,
+                    next_attempt_at=next_at,
+                    leased_until=None,
+                    lease_token=None,
+                    last_attempt_at=outcome.attempted_at,
+                    last_status_code=outcome.status_code,
+                    last_error=outcome.error,
+                    completed_at=None if status is DeliveryStatus.PENDING else now,
+                )
             )
-        )
-        await _track_endpoint(session, claimed.endpoint_id, outcome.succeeded, now)
+            await _track_endpoint(session, claimed.endpoint_id, outcome.succeeded, now)
+
+
+class Recorder:
+    """Group commit of attempts' outcomes: `await recorder.record(claimed, outcome)` returns
+    once it is written; the outcomes that arrive while a write is under way are written
+    together by the next, in one transaction (one commit for many attempts, which matters
+    on SQLite, whose one writer the gateway shares)."""
+
+    def __init__(self, db: Database, *, clock: Clock, rng: random.Random) -> None:
+        self.db = db
+        self.clock = clock
+        self.rng = rng
+        self._waiting: list[tuple[Claimed, Outcome, asyncio.Future[None]]] = []
+        self._writing: asyncio.Task[None] | None = None
+
+    async def record(self, claimed: Claimed, outcome: Outcome) -> None:
+        """Record one outcome (see `record`).
+
+        Raises:
+            SQLAlchemyError: the write failed (the lease runs out; sent again).
+        """
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((claimed, outcome, done))
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._write(), name="webhooks.record")
+        await done
+
+    async def flush(self) -> None:
+        """Wait until every outcome handed in so far is written (or failed to be)."""
+        while self._writing is not None and not self._writing.done():
+            await asyncio.shield(self._writing)
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await record(
+                    self.db,
+                    [(claimed, outcome) for claimed, outcome, _ in batch],
+                    clock=self.clock,
+                    rng=self.rng,
+                )
+            except Exception as error:
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_exception(error)
+            else:
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_result(None)
 
 
 async def _track_endpoint(
@@ -278,25 +344,6 @@ async def _track_endpoint(
     )
 
 
-async def attempt(
-    db: Database,
-    http: aiohttp.ClientSession,
-    claimed: Claimed,
-    *,
-    clock: Clock,
-    rng: random.Random,
-    timeout_seconds: float = ATTEMPT_TIMEOUT_SECONDS,
-) -> Outcome:
-    """Send one claimed delivery and record the outcome (`send`, then `record`).
-
-    Raises:
-        SQLAlchemyError: recording failed (the lease runs out; the delivery is sent again).
-    """
-    outcome = await send(http, claimed, clock=clock, timeout_seconds=timeout_seconds)
-    await record(db, claimed, outcome, clock=clock, rng=rng)
-    return outcome
-
-
 async def deliver_due(
     db: Database,
     http: aiohttp.ClientSession,
@@ -307,19 +354,17 @@ async def deliver_due(
     timeout_seconds: float = ATTEMPT_TIMEOUT_SECONDS,
 ) -> list[Outcome]:
     """One pass: claim up to `limit` due deliveries, send them concurrently (each
-    `timeout_seconds` at most), record each as it completes. Returns the attempts' outcomes
-    (`limit` of them: more may be due).
+    `timeout_seconds` at most), then record every outcome in one transaction. Returns the
+    outcomes (`limit` of them: more may be due).
 
     Raises:
         SQLAlchemyError: claiming or recording failed (leases taken run out; nothing lost).
     """
     claimed = await claim_due(db, clock=clock, limit=limit)
-    jitter = rng or random.Random()
-    return list(
-        await asyncio.gather(
-            *(
-                attempt(db, http, item, clock=clock, rng=jitter, timeout_seconds=timeout_seconds)
-                for item in claimed
-            )
-        )
+    outcomes = await asyncio.gather(
+        *(send(http, item, clock=clock, timeout_seconds=timeout_seconds) for item in claimed)
     )
+    await record(
+        db, list(zip(claimed, outcomes, strict=True)), clock=clock, rng=rng or random.Random()
+    )
+    return list(outcomes)

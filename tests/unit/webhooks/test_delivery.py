@@ -229,12 +229,12 @@ class TestLeases:
         clock.advance(LEASE_SECONDS)
         (current,) = await claim_due(db, clock=clock)
         failed = Outcome(clock.now(), False, 500, "HTTP 500", 10, "")
-        await record(db, stale, failed, clock=clock, rng=random.Random())
+        await record(db, [(stale, failed)], clock=clock, rng=random.Random())
         delivery = await only_delivery(db)
         assert delivery.status == "pending" and delivery.attempt_count == 0
         assert [a.status_code for a in delivery.attempts] == [500]
         succeeded = Outcome(clock.now(), True, 200, None, 10, "")
-        await record(db, current, succeeded, clock=clock, rng=random.Random())
+        await record(db, [(current, succeeded)], clock=clock, rng=random.Random())
         delivery = await only_delivery(db)
         assert delivery.status == "succeeded" and delivery.attempt_count == 1
 
