@@ -226,7 +226,8 @@ async def retry_delivery(session: AsyncSession, delivery_id: str, *, clock: Cloc
     """Make a delivery due now, whatever its state (`failed` and `succeeded` ones too): the
     worker sends it at its next pass (within a second in `serve`). The attempt counts like
     any other: if it fails, the schedule goes on from the attempt count (a delivery past
-    its last scheduled attempt is `failed` again). An attempt under way finishes first.
+    its last scheduled attempt is `failed` again). An attempt already under way is not
+    stopped: its outcome is recorded as usual.
 
     Raises:
         WebhookDeliveryNotFound: no such delivery.
