@@ -12,6 +12,7 @@
 | `TOLLHOUSE_HOST`, `TOLLHOUSE_PORT` | `127.0.0.1`, `8080` | where `tollhouse serve` listens |
 | `TOLLHOUSE_UPSTREAM_TIMEOUT_SECONDS` | `300` | total time allowed for one upstream call |
 | `TOLLHOUSE_MAX_BODY_BYTES` | `4194304` | larger request bodies are refused with 413 |
+| `TOLLHOUSE_DELIVER_WEBHOOKS` | `true` | whether this process's `serve` sends webhooks (`false`: leave them to other processes) |
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class Settings(BaseSettings):
     """Largest accepted request body in bytes; larger gets 413."""
     hold_timeout_seconds: int = Field(default=3600, gt=0)
     """An open hold older than this is voided by the sweeper (a crashed request's reservation)."""
+    deliver_webhooks: bool = True
+    """Run the webhook worker in this process (`webhooks.worker`); any number of processes
+    may, they share the work through leases."""
 
     @field_validator("database_url")
     @classmethod

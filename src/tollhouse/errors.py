@@ -22,6 +22,7 @@ TollhouseError (500 internal)
 ├── LedgerError           ledger/errors.py         insufficient credit (402), hold states (404/409)
 ├── SubscriptionError     subscriptions/errors.py  quota exceeded (429), plan changes (409)
 ├── GatewayError          gateway/errors.py        upstream error (502), timeout (504)
+├── WebhooksError         webhooks/errors.py       unknown endpoint/delivery (404), disabled (409)
 └── NotReady              server/errors.py         `/ready`: a dependency is not ready (503)
 ```
 Each domain's `errors.py` holds the rest of its branch; domain errors also subclass the

@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from tests.support.server import Api
 from tests.support.upstream import FakeUpstream
 
 from tollhouse.api.app import create_app
+from tollhouse.events import service as events
 from tollhouse.gateway.call import ROUTES
 from tollhouse.storage import Database
 
@@ -262,6 +264,56 @@ async def buy_session_pack(stack: Stack) -> None:
         await app.ok("POST", "/v1/sessions/quota/add", json=body)
         quota = await app.ok("GET", "/v1/sessions/quota")
         assert {q["product"]: q["sessions_left"] for q in quota["products"]}["analysis"] == 5
+
+
+async def webhook_endpoint(stack: Stack) -> str:
+    """A new webhook endpoint taking every event; its id. Its URL refuses connections."""
+    created = await stack.operator.ok(
+        "POST", "/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/hooks"}
+    )
+    return str(created["id"])
+
+
+@scenario("POST", "/v1/webhook-endpoints")
+async def create_webhook_endpoint(stack: Stack) -> None:
+    endpoint_id = await webhook_endpoint(stack)
+    assert (await stack.operator.ok("GET", f"/v1/webhook-endpoints/{endpoint_id}"))["enabled"]
+
+
+@scenario("PATCH", "/v1/webhook-endpoints/{endpoint_id}")
+async def update_webhook_endpoint(stack: Stack) -> None:
+    url = f"/v1/webhook-endpoints/{await webhook_endpoint(stack)}"
+    await stack.operator.ok("PATCH", url, json={"enabled": False})
+    assert (await stack.operator.ok("GET", url))["enabled"] is False
+
+
+@scenario("DELETE", "/v1/webhook-endpoints/{endpoint_id}")
+async def delete_webhook_endpoint(stack: Stack) -> None:
+    url = f"/v1/webhook-endpoints/{await webhook_endpoint(stack)}"
+    await stack.operator.ok("DELETE", url)
+    assert (await stack.operator.client.get(url)).status_code == 404
+
+
+@scenario("POST", "/v1/webhook-deliveries/{delivery_id}/retry")
+async def retry_webhook_delivery(stack: Stack) -> None:
+    """A delivery whose first attempt failed (connection refused) waits 5 s or more;
+    retried, it is due now (or the worker has attempted it again already)."""
+    await webhook_endpoint(stack)
+    async with stack.runtime.db.transaction() as session:
+        await events.emit(session, customer_id=None, type="catalog.changed", data={})
+    await stack.runtime.webhooks.dispatcher.dispatch()
+    async with asyncio.timeout(20):
+        while True:
+            (waiting,) = (await stack.operator.ok("GET", "/v1/webhook-deliveries"))["data"]
+            if waiting["attempt_count"] == 1:
+                break
+            await asyncio.sleep(0.05)
+    url = f"/v1/webhook-deliveries/{waiting['id']}"
+    assert datetime.fromisoformat(waiting["next_attempt_at"]) > datetime.now(UTC)
+    await stack.operator.ok("POST", url + "/retry")
+    shown = await stack.operator.ok("GET", url)
+    due_now = datetime.fromisoformat(shown["next_attempt_at"]) <= datetime.now(UTC)
+    assert due_now or shown["attempt_count"] > 1, shown
 
 
 def write_routes() -> set[tuple[str, str]]:

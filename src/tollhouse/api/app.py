@@ -29,6 +29,7 @@ from tollhouse.api.routes import (
     sidecar,
     subscriptions,
     usage,
+    webhooks,
 )
 from tollhouse.config import get_settings
 from tollhouse.server.heap import tune_collector
@@ -115,6 +116,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         catalog,
         subscriptions,
         events,
+        webhooks,
         health,
     ):
         app.include_router(module.router)

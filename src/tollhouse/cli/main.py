@@ -15,6 +15,7 @@ from tollhouse.cli.events import events_app
 from tollhouse.cli.serve import on_database, serve
 from tollhouse.cli.sessions import sessions_app
 from tollhouse.cli.subscriptions import plans_app, subscriptions_app
+from tollhouse.cli.webhooks import webhooks_app
 from tollhouse.config import CATALOG_FILE
 from tollhouse.storage.migrate import upgrade
 
@@ -35,6 +36,7 @@ app.add_typer(plans_app, name="plans")
 app.add_typer(subscriptions_app, name="subscriptions")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(events_app, name="events")
+app.add_typer(webhooks_app, name="webhooks")
 app.command("usage")(usage)
 app.command()(serve)
 

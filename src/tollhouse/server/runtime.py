@@ -3,7 +3,8 @@
 `Runtime` owns the database engine, the catalog, the key authenticator, the rate limiter, the
 group-committing ledger and usage writers, the pooled upstream HTTP client (aiohttp: its pool
 costs ~0.05-0.1 ms of CPU a request where httpx's costs ~2 ms, see bench/), and the background
-jobs (hold and grant expiry sweeps, subscription rollover, last-used flushes).
+jobs (hold and grant expiry sweeps, subscription rollover, last-used flushes, the webhook
+worker with its own HTTP client).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from tollhouse.server.invalidation import (
 )
 from tollhouse.storage import Database
 from tollhouse.subscriptions import service as subscriptions
+from tollhouse.webhooks import WebhookWorker
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ class Runtime:
             self.db, clock=clock, spawn=lambda coro: self.spawn(coro, name="credit alert")
         )
         self.invalidations = Invalidations(self.db, settings.redis_url, self._drop, clock=clock)
+        self.webhooks = WebhookWorker(self.db, clock=clock)
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -108,6 +111,8 @@ class Runtime:
         self.authenticator.start()
         await self.invalidations.start()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweeper")
+        if self.settings.deliver_webhooks:
+            await self.webhooks.start()
 
     async def stop(self) -> None:
         """Finish background work, then close everything. Safe to call twice."""
@@ -116,6 +121,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+        await self.webhooks.stop()
         await self.drain()
         await self.invalidations.stop()
         await self.authenticator.stop()

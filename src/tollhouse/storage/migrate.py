@@ -30,6 +30,7 @@ MODEL_MODULES = (
     "tollhouse.server.models",
     "tollhouse.sessions.models",
     "tollhouse.subscriptions.models",
+    "tollhouse.webhooks.models",
 )
 
 
