@@ -20,6 +20,7 @@ from alembic.script import ScriptDirectory
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 MODEL_MODULES = (
+    "tollhouse.billing.models",
     "tollhouse.catalog.models",
     "tollhouse.customers.models",
     "tollhouse.events.models",
