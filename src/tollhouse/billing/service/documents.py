@@ -319,11 +319,11 @@ async def _move(
     """Change an invoice's status by a conditional UPDATE (so two concurrent changes apply
     once, on either store), then read it back."""
     now = clock.now()
-    stamped = {
-        InvoiceStatus.PAID: {"paid_at": now, "payment_reference": reference},
-        InvoiceStatus.VOID: {"voided_at": now},
-        InvoiceStatus.UNCOLLECTIBLE: {"marked_uncollectible_at": now},
-    }[target]
+    stamped: dict[str, datetime | str | None] = {"marked_uncollectible_at": now}
+    if target == InvoiceStatus.PAID:
+        stamped = {"paid_at": now, "payment_reference": reference}
+    elif target == InvoiceStatus.VOID:
+        stamped = {"voided_at": now}
     moved = await session.execute(
         update(Invoice)
         .where(
