@@ -23,6 +23,7 @@ from tollhouse.api.routes import (
     events,
     gateway,
     health,
+    invoices,
     keys,
     sessions,
     sidecar,
@@ -113,6 +114,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         catalog,
         subscriptions,
         events,
+        invoices,
         health,
     ):
         app.include_router(module.router)
