@@ -13,10 +13,16 @@
 | `TOLLHOUSE_UPSTREAM_TIMEOUT_SECONDS` | `300` | total time allowed for one upstream call |
 | `TOLLHOUSE_MAX_BODY_BYTES` | `4194304` | larger request bodies are refused with 413 |
 | `TOLLHOUSE_DELIVER_WEBHOOKS` | `true` | whether this process's `serve` sends webhooks (`false`: leave them to other processes) |
+| `TOLLHOUSE_INVOICE_NUMBER_PREFIX` | `TH-` | invoices are numbered `TH-000001`, `TH-000002`, ... |
+| `TOLLHOUSE_CREDIT_NOTE_NUMBER_PREFIX` | `CN-` | credit notes (refunds) are numbered `CN-000001`, ... |
+| `TOLLHOUSE_TAX_RATES` | `{}` | JSON, country (ISO 3166-1 alpha-2) -> rate: `{"DE": "0.19", "FR": "0.2"}` |
+| `TOLLHOUSE_INVOICE_ISSUER` | empty | who issues the invoices (name, address), printed at their top |
 """
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -25,6 +31,10 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tollhouse.storage.engine import async_database_url
+
+NUMBER_PREFIX_PATTERN = r"^[A-Za-z0-9._/-]{0,16}$"
+"""A document number's prefix: up to 16 letters, digits, `.`, `_`, `/` or `-`."""
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 CATALOG_FILE = Path("tollhouse.yaml")
 """The catalog file `tollhouse init` writes, used from the working directory when present."""
@@ -66,6 +76,26 @@ class Settings(BaseSettings):
     deliver_webhooks: bool = True
     """Run the webhook worker in this process (`webhooks.worker`); any number of processes
     may, they share the work through leases."""
+
+    invoice_number_prefix: str = Field(default="TH-", pattern=NUMBER_PREFIX_PATTERN)
+    """Invoices are numbered with this prefix and six digits at least (`TH-000001`)."""
+    credit_note_number_prefix: str = Field(default="CN-", pattern=NUMBER_PREFIX_PATTERN)
+    """Credit notes (refunds), their own series: `CN-000001`."""
+    tax_rates: dict[str, Decimal] = Field(default_factory=dict)
+    """Tax rate per customer country (ISO 3166-1 alpha-2 -> fraction in [0, 1), `"0.19"`);
+    a customer without a country, or of a country not listed, is billed no tax."""
+    invoice_issuer: str = Field(default="", max_length=500)
+    """Who issues the invoices (name, address; newlines kept), printed at their top."""
+
+    @field_validator("tax_rates")
+    @classmethod
+    def _tax_rates(cls, rates: dict[str, Decimal]) -> dict[str, Decimal]:
+        for country, rate in rates.items():
+            if not _COUNTRY.match(country):
+                raise ValueError(f"{country!r} is not an ISO 3166-1 alpha-2 code such as 'DE'")
+            if not rate.is_finite() or not Decimal(0) <= rate < 1:
+                raise ValueError(f'the rate of {country} must be in [0, 1), e.g. "0.19"')
+        return rates
 
     @field_validator("database_url")
     @classmethod

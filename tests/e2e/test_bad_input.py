@@ -15,6 +15,7 @@ request body that is otherwise valid.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -341,7 +342,8 @@ class Case:
 
 
 def _path_parameters(path: str) -> list[str]:
-    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+    """The `{name}`s of a path template, also within a segment (`/v1/invoices/{id}.pdf`)."""
+    return re.findall(r"\{(\w+)\}", path)
 
 
 def string_cases(doc: dict[str, Any]) -> Iterator[Case]:

@@ -316,6 +316,63 @@ async def retry_webhook_delivery(stack: Stack) -> None:
     assert due_now or shown["attempt_count"] > 1, shown
 
 
+@scenario("PATCH", "/v1/customers/{customer_id}")
+async def set_country(stack: Stack) -> None:
+    customer_id, _ = await stack.customer()
+    await stack.operator.ok("PATCH", f"/v1/customers/{customer_id}", json={"country": "DE"})
+    assert (await stack.operator.ok("GET", f"/v1/customers/{customer_id}"))["country"] == "DE"
+
+
+async def open_invoice(stack: Stack) -> str:
+    """A pro customer's first invoice, closed: its id."""
+    customer_id, _ = await stack.customer(plan="pro")
+    await stack.operator.ok("POST", "/v1/billing/close")
+    (invoice,) = await stack.operator.ok("GET", f"/v1/invoices?customer_id={customer_id}")
+    return str(invoice["id"])
+
+
+@scenario("POST", "/v1/billing/close")
+async def close_periods(stack: Stack) -> None:
+    invoice_id = await open_invoice(stack)
+    assert (await stack.operator.ok("GET", f"/v1/invoices/{invoice_id}"))["status"] == "open"
+
+
+@scenario("POST", "/v1/invoices/{invoice_id}/pay")
+async def pay_invoice(stack: Stack) -> None:
+    invoice_id = await open_invoice(stack)
+    await stack.operator.ok("POST", f"/v1/invoices/{invoice_id}/pay", json={})
+    assert (await stack.operator.ok("GET", f"/v1/invoices/{invoice_id}"))["status"] == "paid"
+
+
+@scenario("POST", "/v1/invoices/{invoice_id}/void")
+async def void_invoice(stack: Stack) -> None:
+    invoice_id = await open_invoice(stack)
+    await stack.operator.ok("POST", f"/v1/invoices/{invoice_id}/void")
+    assert (await stack.operator.ok("GET", f"/v1/invoices/{invoice_id}"))["status"] == "void"
+
+
+@scenario("POST", "/v1/invoices/{invoice_id}/mark-uncollectible")
+async def mark_uncollectible(stack: Stack) -> None:
+    invoice_id = await open_invoice(stack)
+    await stack.operator.ok("POST", f"/v1/invoices/{invoice_id}/mark-uncollectible")
+    shown = await stack.operator.ok("GET", f"/v1/invoices/{invoice_id}")
+    assert shown["status"] == "uncollectible"
+
+
+@scenario("POST", "/v1/refunds")
+async def refund(stack: Stack) -> None:
+    customer_id, app = await customer_key(stack, credits_micros=5_000_000)
+    async with app:
+        body = {"product": "imaging", "idempotency_key": "s"}
+        started = await app.ok("POST", "/v1/sessions", json=body)
+    refund = {"hold_id": started["hold_id"], "idempotency_key": "r"}
+    await stack.operator.ok("POST", "/v1/refunds", json=refund)
+    balance = await stack.operator.ok("GET", f"/v1/customers/{customer_id}/balance")
+    assert balance["available_micros"] == 5_000_000
+    notes = await stack.operator.ok("GET", f"/v1/invoices?customer_id={customer_id}")
+    assert [n["status"] for n in notes] == ["paid"]
+
+
 def write_routes() -> set[tuple[str, str]]:
     """Every write operation of the OpenAPI document, but the gateway's model calls."""
     gateway = {route.path for route in ROUTES}

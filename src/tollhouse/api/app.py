@@ -24,6 +24,7 @@ from tollhouse.api.routes import (
     events,
     gateway,
     health,
+    invoices,
     keys,
     sessions,
     sidecar,
@@ -117,6 +118,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         subscriptions,
         events,
         webhooks,
+        invoices,
         health,
     ):
         app.include_router(module.router)

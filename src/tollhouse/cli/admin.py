@@ -54,6 +54,7 @@ def customer_dict(customer: Customer) -> dict[str, Any]:
         "external_id": customer.external_id,
         "plan": customer.plan,
         "created_at": customer.created_at,
+        "country": customer.country,
     }
 
 
@@ -83,6 +84,9 @@ def customers_create(
     timezone: str = typer.Option(
         "UTC", help="IANA time zone: billing periods start at its midnight."
     ),
+    country: str | None = typer.Option(
+        None, help="ISO 3166-1 alpha-2 code (DE): its invoices' tax rate."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Create a customer, subscribed at once to its plan (included credits granted)."""
@@ -99,12 +103,30 @@ def customers_create(
                 catalog=svc.catalog,
                 clock=svc.clock,
             )
+            await customers.set_country(session, customer.id, country)
         await subscriptions.deliver_grants(
             svc.db, ledger=svc.ledger, clock=svc.clock, customer_id=customer.id
         )
         return customer_dict(customer)
 
     emit(run(job), as_json, columns=["id", "name", "plan", "email"], title="customer created")
+
+
+@customers_app.command("update")
+def customers_update(
+    customer_id: str,
+    country: str | None = typer.Option(
+        None, help="ISO 3166-1 alpha-2 code (DE); omit it to clear the country."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Change a customer's country (the tax rate of invoices built from now on)."""
+
+    async def job(svc: Services) -> dict[str, Any]:
+        async with svc.db.transaction() as session:
+            return customer_dict(await customers.set_country(session, customer_id, country))
+
+    emit(run(job), as_json, columns=["id", "name", "plan", "country"])
 
 
 @customers_app.command("list")

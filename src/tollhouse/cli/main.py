@@ -12,6 +12,7 @@ from tollhouse.cli.admin import catalog_app, credits_app, customers_app, keys_ap
 from tollhouse.cli.alerts import alerts_app
 from tollhouse.cli.common import console, errors, settings_or_exit
 from tollhouse.cli.events import events_app
+from tollhouse.cli.invoices import invoices_app, refunds_app
 from tollhouse.cli.serve import on_database, serve
 from tollhouse.cli.sessions import sessions_app
 from tollhouse.cli.subscriptions import plans_app, subscriptions_app
@@ -37,6 +38,8 @@ app.add_typer(subscriptions_app, name="subscriptions")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(events_app, name="events")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(invoices_app, name="invoices")
+app.add_typer(refunds_app, name="refunds")
 app.command("usage")(usage)
 app.command()(serve)
 

@@ -35,6 +35,9 @@ class Customer(Base):
     """When the customer was created (UTC)."""
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     """Free-form JSON object the operator attaches; tollhouse never reads it."""
+    country: Mapped[str | None] = mapped_column(String(2), default=None)
+    """ISO 3166-1 alpha-2 code, upper case (`DE`); picks the tax rate of its invoices. NULL =
+    unknown (no tax line)."""
 
     def __repr__(self) -> str:
         return f"Customer(id={self.id!r}, plan={self.plan!r})"

@@ -6,6 +6,7 @@ transaction. They flush so that ids and constraint errors surface inside the cal
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -154,6 +155,27 @@ async def set_plan(session: AsyncSession, customer_id: str, plan: str) -> Custom
     plan = _check_text("plan", plan, 64)
     customer = await get(session, customer_id)
     customer.plan = plan
+    await session.flush()
+    return customer
+
+
+COUNTRY_PATTERN = r"^[A-Z]{2}$"
+"""A customer's country: an ISO 3166-1 alpha-2 code, upper case (`DE`, `US`)."""
+_COUNTRY = re.compile(COUNTRY_PATTERN)
+
+
+async def set_country(session: AsyncSession, customer_id: str, country: str | None) -> Customer:
+    """Set (or, with None, clear) the customer's country, which picks the tax rate of the
+    invoices built from now on (`billing`).
+
+    Raises:
+        CustomerNotFound: no such customer.
+        InvalidInput: not two upper-case letters.
+    """
+    if country is not None and not _COUNTRY.match(country):
+        raise _invalid("country", "must be an ISO 3166-1 alpha-2 code such as 'DE'")
+    customer = await get(session, customer_id)
+    customer.country = country
     await session.flush()
     return customer
 

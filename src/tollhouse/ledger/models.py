@@ -101,6 +101,8 @@ class GrantSource(StrEnum):
     INCLUDED = "included"
     PURCHASED = "purchased"
     MANUAL = "manual"
+    REFUND = "refund"
+    """Credits given back for a captured charge (`billing.refund`)."""
 
 
 @lru_cache(maxsize=65536)

@@ -3,8 +3,8 @@
 `Runtime` owns the database engine, the catalog, the key authenticator, the rate limiter, the
 group-committing ledger and usage writers, the pooled upstream HTTP client (aiohttp: its pool
 costs ~0.05-0.1 ms of CPU a request where httpx's costs ~2 ms, see bench/), and the background
-jobs (hold and grant expiry sweeps, subscription rollover, last-used flushes, the webhook
-worker with its own HTTP client).
+jobs (hold and grant expiry sweeps, subscription rollover, the billing period close, last-used
+flushes, the webhook worker with its own HTTP client).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Any
 
 import aiohttp
 
+from tollhouse.billing import BillingTerms, CloseReport
+from tollhouse.billing import service as billing
 from tollhouse.catalog import Catalog, load_catalog
 from tollhouse.clock import SYSTEM_CLOCK, Clock
 from tollhouse.config import Settings
@@ -86,6 +88,7 @@ class Runtime:
         )
         self.invalidations = Invalidations(self.db, settings.redis_url, self._drop, clock=clock)
         self.webhooks = WebhookWorker(self.db, clock=clock)
+        self.billing_terms = BillingTerms.from_settings(settings)
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -196,16 +199,25 @@ class Runtime:
         await self.recorder.flush()
 
     async def sweep(self) -> None:
-        """The periodic jobs, every 30 s: expire grants, void stale holds, roll subscriptions
-        whose billing period ended (idempotent; catches up after downtime) and deliver the
-        credits they owe."""
+        """The periodic jobs, every 30 s: expire grants, void stale holds, then
+        `close_periods`, then finish refunds a crash left pending."""
         await self.ledger.sweep(self.clock.now())
+        await self.close_periods()
+        await billing.complete_refunds(self.db, self.ledger, clock=self.clock)
+
+    async def close_periods(self) -> CloseReport:
+        """Roll subscriptions whose billing period ended (idempotent; catches up after
+        downtime), deliver the credits they owe, then invoice every period boundary crossed
+        and number the invoices (`billing.close_periods`)."""
         report = await subscriptions.roll_over(
             self.db, catalog=self.catalog, clock=self.clock, ledger=self.ledger
         )
         for customer_id in report.changed_customers:
             await self.invalidate_customer(customer_id)
         await subscriptions.deliver_grants(self.db, ledger=self.ledger, clock=self.clock)
+        return await billing.close_periods(
+            self.db, catalog=self.catalog, terms=self.billing_terms, clock=self.clock
+        )
 
     async def _sweep_forever(self) -> None:
         while True:

@@ -21,6 +21,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 MODEL_MODULES = (
     "tollhouse.alerts.models",
+    "tollhouse.billing.models",
     "tollhouse.catalog.models",
     "tollhouse.customers.models",
     "tollhouse.events.models",

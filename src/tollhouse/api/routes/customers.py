@@ -1,4 +1,5 @@
-"""`/v1/customers`: create (operator), list (operator), read (operator or the customer)."""
+"""`/v1/customers`: create (operator), list (operator), read (operator or the customer),
+change its country (operator)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ class CustomerCreate(RequestBody):
     """Catalog plan name; default: the catalog's default plan."""
     timezone: str = Field(default="UTC", max_length=64)
     """IANA time zone of the customer: billing periods start at its local midnight."""
+    country: str | None = Field(default=None, pattern=customers.COUNTRY_PATTERN)
+    """ISO 3166-1 alpha-2 code (`DE`): its invoices' tax rate (`TOLLHOUSE_TAX_RATES`)."""
 
     @field_validator("timezone")
     @classmethod
@@ -40,6 +43,11 @@ class CustomerCreate(RequestBody):
         return value
 
 
+class CustomerUpdate(RequestBody):
+    country: str | None = Field(pattern=customers.COUNTRY_PATTERN)
+    """ISO 3166-1 alpha-2 code (`DE`), or null: the tax rate of invoices built from now on."""
+
+
 class CustomerOut(BaseModel):
     id: str
     name: str
@@ -47,6 +55,7 @@ class CustomerOut(BaseModel):
     external_id: str | None
     plan: str
     created_at: datetime
+    country: str | None = None
 
     @classmethod
     def of(cls, customer: Customer) -> CustomerOut:
@@ -57,6 +66,7 @@ class CustomerOut(BaseModel):
             external_id=customer.external_id,
             plan=customer.plan,
             created_at=customer.created_at,
+            country=customer.country,
         )
 
 
@@ -80,6 +90,7 @@ async def create_customer(
             catalog=runtime.catalog,
             clock=runtime.clock,
         )
+        await customers.set_country(session, customer.id, body.country)
     await subscriptions.deliver_grants(
         runtime.db, ledger=runtime.ledger, clock=runtime.clock, customer_id=customer.id
     )
@@ -105,3 +116,14 @@ async def list_customers(
 async def get_customer(customer_id: str, principal: Reader, session: SessionDep) -> CustomerOut:
     """One customer; `me` is the caller's own."""
     return CustomerOut.of(await customers.get(session, customer_of(principal, customer_id)))
+
+
+@router.patch("/{customer_id}", responses=problems.responses(400, 404, 413, 422))
+async def update_customer(
+    customer_id: str, body: CustomerUpdate, principal: Reader, runtime: RuntimeDep
+) -> CustomerOut:
+    """Change a customer's country (operator keys only)."""
+    require_operator(principal)
+    async with runtime.db.transaction() as session:
+        customer = await customers.set_country(session, customer_id, body.country)
+    return CustomerOut.of(customer)

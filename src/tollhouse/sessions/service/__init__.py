@@ -41,6 +41,7 @@ from tollhouse.sessions.service.lifecycle import (
 )
 from tollhouse.sessions.service.live import FlatSessions, flat_sessions
 from tollhouse.sessions.service.packs import PACK_HOLD_PREFIX, buy_pack, quota
+from tollhouse.sessions.service.purchases import Purchase, wallet_purchases
 from tollhouse.sessions.service.starts import SESSION_HOLD_PREFIX, start
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "PACK_HOLD_PREFIX",
     "SESSION_HOLD_PREFIX",
     "FlatSessions",
+    "Purchase",
     "buy_pack",
     "end_finished",
     "flat_sessions",
@@ -57,4 +59,5 @@ __all__ = [
     "quota",
     "start",
     "terminate",
+    "wallet_purchases",
 ]

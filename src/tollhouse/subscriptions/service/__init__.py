@@ -12,6 +12,7 @@ await subscriptions.deliver_grants(db, ledger=ledger, clock=clock, customer_id=c
 ```
 """
 
+from tollhouse.subscriptions.service.invoicing import list_charges, period_starts
 from tollhouse.subscriptions.service.lifecycle import (
     ChangeKind,
     PlanChange,
@@ -55,6 +56,8 @@ __all__ = [
     "ensure_subscription",
     "get_subscription",
     "history",
+    "list_charges",
+    "period_starts",
     "plans_in_use",
     "quota_usage",
     "resume",

@@ -1,0 +1,40 @@
+"""Billing services: close periods into invoices, read them, change their status, refund.
+
+`close_periods`, `refund` and `complete_refunds` take the `Database` (and the `Ledger`) and
+run their own short transactions; every other function takes the caller's `AsyncSession`
+and never commits.
+
+```python
+from tollhouse.billing import service as billing
+
+report = await billing.close_periods(db, catalog=catalog, terms=terms, clock=clock)
+async with db.transaction() as session:
+    await billing.mark_paid(session, invoice_id, clock=clock, payment_reference="pi_123")
+```
+"""
+
+from tollhouse.billing.service.close import LATE_COMMIT_SECONDS, close_periods, finalize_drafts
+from tollhouse.billing.service.documents import (
+    MAX_PAGE,
+    get_invoice,
+    list_invoices,
+    mark_paid,
+    mark_uncollectible,
+    void,
+)
+from tollhouse.billing.service.refunds import GRANT_KEY_PREFIX, complete_refunds, refund
+
+__all__ = [
+    "GRANT_KEY_PREFIX",
+    "LATE_COMMIT_SECONDS",
+    "MAX_PAGE",
+    "close_periods",
+    "complete_refunds",
+    "finalize_drafts",
+    "get_invoice",
+    "list_invoices",
+    "mark_paid",
+    "mark_uncollectible",
+    "refund",
+    "void",
+]
