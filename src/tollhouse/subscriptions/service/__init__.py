@@ -12,6 +12,7 @@ await subscriptions.deliver_grants(db, ledger=ledger, clock=clock, customer_id=c
 ```
 """
 
+from tollhouse.subscriptions.service.dunning import mark_paid, mark_past_due
 from tollhouse.subscriptions.service.lifecycle import (
     ChangeKind,
     PlanChange,
@@ -55,6 +56,8 @@ __all__ = [
     "ensure_subscription",
     "get_subscription",
     "history",
+    "mark_paid",
+    "mark_past_due",
     "plans_in_use",
     "quota_usage",
     "resume",
