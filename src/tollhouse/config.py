@@ -12,6 +12,11 @@
 | `TOLLHOUSE_HOST`, `TOLLHOUSE_PORT` | `127.0.0.1`, `8080` | where `tollhouse serve` listens |
 | `TOLLHOUSE_UPSTREAM_TIMEOUT_SECONDS` | `300` | total time allowed for one upstream call |
 | `TOLLHOUSE_MAX_BODY_BYTES` | `4194304` | larger request bodies are refused with 413 |
+| `TOLLHOUSE_STRIPE_API_KEY` | unset | Stripe secret key (`sk_...`); with the webhook secret, turns on Stripe checkout, webhooks and auto top-up |
+| `TOLLHOUSE_STRIPE_WEBHOOK_SECRET` | unset | the webhook endpoint's signing secret (`whsec_...`) |
+| `TOLLHOUSE_STRIPE_API_BASE` | unset | another Stripe API address (a test server); unset = Stripe's |
+| `TOLLHOUSE_STRIPE_WEBHOOK_TOLERANCE_SECONDS` | `300` | a webhook signed longer ago is refused (a replay) |
+| `TOLLHOUSE_CHECKOUT_SUCCESS_URL`, `TOLLHOUSE_CHECKOUT_CANCEL_URL` | unset | where Stripe sends the customer after a checkout, when the request names none |
 """
 
 from __future__ import annotations
@@ -62,6 +67,18 @@ class Settings(BaseSettings):
     """Largest accepted request body in bytes; larger gets 413."""
     hold_timeout_seconds: int = Field(default=3600, gt=0)
     """An open hold older than this is voided by the sweeper (a crashed request's reservation)."""
+    stripe_api_key: SecretStr | None = None
+    """Stripe's secret API key; unset = the Stripe routes answer 503 payments-not-configured."""
+    stripe_webhook_secret: SecretStr | None = None
+    """The signing secret of the Stripe webhook endpoint (`whsec_...`)."""
+    stripe_api_base: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    """Stripe's API address, for a local test server; None = `https://api.stripe.com`."""
+    stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=86_400)
+    """Oldest accepted `Stripe-Signature` timestamp, in seconds (Stripe's default)."""
+    checkout_success_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    """Where Stripe sends a customer who paid, unless the checkout request names a URL."""
+    checkout_cancel_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    """Where Stripe sends a customer who went back, unless the checkout request names one."""
 
     @field_validator("database_url")
     @classmethod

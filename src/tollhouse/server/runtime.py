@@ -2,8 +2,9 @@
 
 `Runtime` owns the database engine, the catalog, the key authenticator, the rate limiter, the
 group-committing ledger and usage writers, the pooled upstream HTTP client (aiohttp: its pool
-costs ~0.05-0.1 ms of CPU a request where httpx's costs ~2 ms, see bench/), and the background
-jobs (hold and grant expiry sweeps, subscription rollover, last-used flushes).
+costs ~0.05-0.1 ms of CPU a request where httpx's costs ~2 ms, see bench/), payments (Stripe
+when configured; auto top-up watches the ledger's holds), and the background jobs (hold and
+grant expiry sweeps, subscription rollover, last-used flushes).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tollhouse.gateway.tokens import warm_up
 from tollhouse.keys import KeyAuthenticator
 from tollhouse.ledger import Ledger
 from tollhouse.metering import UsageRecorder
+from tollhouse.payments import Payments
 from tollhouse.ratelimit import RateLimiter, storage_from_url
 from tollhouse.server.invalidation import Invalidations, customer_message, key_message
 from tollhouse.storage import Database
@@ -66,6 +68,16 @@ class Runtime:
         self.recorder = UsageRecorder(self.db, clock=clock, known_meters=set(self.catalog.meters))
         self.quotas = QuotaGuard(self.db, catalog=self.catalog, clock=clock)
         self.invalidations = Invalidations(self.db, settings.redis_url, self._drop, clock=clock)
+        self.payments = Payments.from_settings(
+            settings,
+            self.db,
+            self.ledger,
+            catalog=self.catalog,
+            clock=clock,
+            spawn=self.spawn,
+            on_customer_change=self.invalidate_customer,
+        )
+        self.ledger.watch_holds(self.payments.observe)
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -90,6 +102,7 @@ class Runtime:
         await self.recorder.start()
         self.authenticator.start()
         await self.invalidations.start()
+        await self.payments.start()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweeper")
 
     async def stop(self) -> None:
@@ -100,6 +113,7 @@ class Runtime:
                 await self._sweeper
             self._sweeper = None
         await self.drain()
+        await self.payments.stop()
         await self.invalidations.stop()
         await self.authenticator.stop()
         await self.recorder.stop()
@@ -165,8 +179,8 @@ class Runtime:
 
     async def sweep(self) -> None:
         """The periodic jobs, every 30 s: expire grants, void stale holds, roll subscriptions
-        whose billing period ended (idempotent; catches up after downtime) and deliver the
-        credits they owe."""
+        whose billing period ended (idempotent; catches up after downtime), deliver the
+        credits they owe, and reload the auto top-up rules."""
         await self.ledger.sweep(self.clock.now())
         report = await subscriptions.roll_over(
             self.db, catalog=self.catalog, clock=self.clock, ledger=self.ledger
@@ -174,6 +188,7 @@ class Runtime:
         for customer_id in report.changed_customers:
             await self.invalidate_customer(customer_id)
         await subscriptions.deliver_grants(self.db, ledger=self.ledger, clock=self.clock)
+        await self.payments.refresh()
 
     async def _sweep_forever(self) -> None:
         while True:
