@@ -220,7 +220,10 @@ def checkout_completed(
 ) -> dict[str, Any]:
     """The Checkout Session object of `checkout.session.completed` for a tollhouse checkout
     (a `CheckoutView` or its JSON)."""
-    get = checkout.get if isinstance(checkout, dict) else lambda name: getattr(checkout, name)
+
+    def get(name: str) -> Any:
+        return checkout[name] if isinstance(checkout, dict) else getattr(checkout, name)
+
     minor = get("price_micros") // 10_000
     obj: dict[str, Any] = {
         "id": get("provider_session_id"),

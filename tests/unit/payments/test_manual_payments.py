@@ -79,7 +79,10 @@ class TestManualPayment:
 
         hold = await ledger.hold(customer, 1_000_000)
         await ledger.capture(hold.id, 1_000_000)
-        assert (await wallet(db, customer, clock)).grants[0][:2] == (FIVE - 1_000_000, "promotional")
+        assert (await wallet(db, customer, clock)).grants[0][:2] == (
+            FIVE - 1_000_000,
+            "promotional",
+        )
 
         clock.advance(timedelta(days=90).total_seconds())
         await ledger.sweep(clock.now())
