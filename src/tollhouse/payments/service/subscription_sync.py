@@ -53,13 +53,25 @@ class Synced:
 
 
 async def customer_of(
-    session: AsyncSession, stripe_customer: str | None, metadata: Mapping[str, Any]
+    session: AsyncSession,
+    stripe_customer: str | None,
+    metadata: Mapping[str, Any],
+    subscription_id: str | None = None,
 ) -> str | None:
     """The tollhouse customer of a Stripe object: its `tollhouse_customer` metadata, else
-    the customer mapping."""
+    the subscription's, else the Stripe customer's mapping; None when none knows it."""
     named = metadata.get("tollhouse_customer")
     if isinstance(named, str) and named:
         return named
+    if subscription_id:
+        known = await session.scalar(
+            select(ProviderSubscription.customer_id).where(
+                ProviderSubscription.provider == Provider.STRIPE.value,
+                ProviderSubscription.provider_subscription_id == subscription_id,
+            )
+        )
+        if known is not None:
+            return known
     if not stripe_customer:
         return None
     return await session.scalar(
@@ -242,7 +254,7 @@ async def invoice_settled(
             marked = await mark_processed(session, event, clock=ctx.clock)
             metadata = (invoice.get("parent") or {}).get("subscription_details") or {}
             customer_id = await customer_of(
-                session, invoice.get("customer"), metadata.get("metadata") or {}
+                session, invoice.get("customer"), metadata.get("metadata") or {}, subscription_id
             )
             if customer_id is None or subscription_id is None:
                 marked.outcome = "ignored: not a tollhouse customer's subscription invoice"
@@ -295,7 +307,9 @@ async def subscription_changed(
     try:
         async with ctx.db.transaction() as session:
             marked = await mark_processed(session, event, clock=ctx.clock)
-            customer_id = await customer_of(session, stripe_sub.get("customer"), metadata)
+            customer_id = await customer_of(
+                session, stripe_sub.get("customer"), metadata, subscription_id
+            )
             if customer_id is None or not subscription_id:
                 marked.outcome = "ignored: not a tollhouse customer's subscription"
                 return Synced("ignored")
