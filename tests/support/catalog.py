@@ -26,6 +26,11 @@ SESSION_DURATION_SECONDS = 86_400
 SESSION_MAX_TOKENS = 100_000
 SESSION_PACK_5_DOLLARS = "4.50"
 SESSION_PACK_5_MICROS = 4_500_000
+PACK_10_MICROS = 10_000_000
+"""`pack-10`: $10 buys $10."""
+PACK_50_MICROS = 50_000_000
+PACK_50_BONUS_MICROS = 5_000_000
+"""`pack-50`: $50 buys $55; the $5 bonus expires 90 days after the payment."""
 
 
 def catalog_text(upstream_base_url: str, *, text_rpm: int = TEXT_RPM_FREE) -> str:
@@ -114,6 +119,9 @@ session_products:
     price: "0.50"
     duration: 3600
     categories: [text-to-image]
+credit_packs:
+  pack-10: {{price: "10.00"}}
+  pack-50: {{price: "50.00", bonus: "5.00", bonus_expiry_days: 90}}
 """
 
 

@@ -18,12 +18,14 @@ from tollhouse.api import docs, problems
 from tollhouse.api.middleware import AnsweredErrors, BodyLimit, StringGuard
 from tollhouse.api.routes import (
     catalog,
+    checkout,
     credits,
     customers,
     events,
     gateway,
     health,
     keys,
+    payments,
     sessions,
     sidecar,
     subscriptions,
@@ -113,6 +115,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         catalog,
         subscriptions,
         events,
+        payments,
+        checkout,
         health,
     ):
         app.include_router(module.router)
