@@ -11,6 +11,7 @@ from tollhouse.catalog import starter_catalog_text
 from tollhouse.cli.admin import catalog_app, credits_app, customers_app, keys_app, usage
 from tollhouse.cli.common import console, errors, settings_or_exit
 from tollhouse.cli.events import events_app
+from tollhouse.cli.payments import packs_app, payments_app
 from tollhouse.cli.serve import on_database, serve
 from tollhouse.cli.sessions import sessions_app
 from tollhouse.cli.subscriptions import plans_app, subscriptions_app
@@ -33,6 +34,8 @@ app.add_typer(plans_app, name="plans")
 app.add_typer(subscriptions_app, name="subscriptions")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(events_app, name="events")
+app.add_typer(packs_app, name="packs")
+app.add_typer(payments_app, name="payments")
 app.command("usage")(usage)
 app.command()(serve)
 

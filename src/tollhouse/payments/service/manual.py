@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from sqlalchemy import select
 
+from tollhouse.catalog import service as catalogs
 from tollhouse.customers import service as customers
 from tollhouse.errors import IdempotencyKeyReused, InvalidInput
 from tollhouse.payments.errors import PaymentNotFound, PaymentNotRefundable
@@ -44,6 +45,7 @@ async def record_manual(
         InvalidInput: neither or both of `pack` and `amount_micros`; a bad key.
         CustomerNotFound: no such customer.
         CreditPackNotFound: unknown pack.
+        NotInCatalogInForce: this process's currency is not the served catalog's.
         IdempotencyKeyReused: the key recorded another payment (`fields` names what differs).
     """
     if (pack is None) == (amount_micros is None):
@@ -54,6 +56,7 @@ async def record_manual(
         raise InvalidInput(msg, errors=[{"loc": "idempotency_key", "msg": msg}])
     async with ctx.db.transaction() as session:
         await customers.get(session, customer_id)
+        await catalogs.require_in_force(session, ctx.catalog, currency=True)
     now = ctx.clock.now()
     if pack is not None:
         sold = ctx.catalog.credit_pack(pack)
