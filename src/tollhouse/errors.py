@@ -21,6 +21,7 @@ TollhouseError (500 internal)
 ├── MeteringError         metering/errors.py       invalid usage event or query (422)
 ├── LedgerError           ledger/errors.py         insufficient credit (402), hold states (404/409)
 ├── SubscriptionError     subscriptions/errors.py  quota exceeded (429), plan changes (409)
+├── PaymentsError         payments/errors.py       not configured (503), payment method (402)
 ├── GatewayError          gateway/errors.py        upstream error (502), timeout (504)
 └── NotReady              server/errors.py         `/ready`: a dependency is not ready (503)
 ```

@@ -70,8 +70,11 @@ class PaymentStatus(StrEnum):
     may succeed later (the provider retried it)."""
 
     PENDING = "pending"
+    """Opened; its credits are being posted, or the provider has not answered yet."""
     SUCCEEDED = "succeeded"
+    """Paid, and its credits (if any) posted."""
     FAILED = "failed"
+    """Declined or abandoned; nothing was posted."""
 
 
 class CheckoutStatus(StrEnum):
@@ -80,7 +83,9 @@ class CheckoutStatus(StrEnum):
     OPEN = "open"
     """The customer may pay at `url`."""
     COMPLETED = "completed"
+    """Paid (a pack checkout) or subscribed (a plan checkout)."""
     EXPIRED = "expired"
+    """Stripe closed the page unpaid."""
 
 
 class Payment(Base):
@@ -137,7 +142,9 @@ class Payment(Base):
     failure_reason: Mapped[str | None] = mapped_column(String(500))
     """Why it failed (the provider's decline message), or why a session pack was not bought."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """When the row was written (UTC)."""
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """Last status change (UTC)."""
 
 
 class PaymentRefund(Base):
@@ -152,7 +159,9 @@ class PaymentRefund(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     """`ref_<22 base62>`."""
     payment_id: Mapped[str] = mapped_column(String(32), ForeignKey("payments.id"))
+    """The payment refunded."""
     customer_id: Mapped[str] = mapped_column(String(32))
+    """Its customer (`cus_...`)."""
     from_micros: Mapped[int] = mapped_column(BigInteger)
     """The payment's refunded total before this step."""
     to_micros: Mapped[int] = mapped_column(BigInteger)
@@ -168,7 +177,9 @@ class PaymentRefund(Base):
     status: Mapped[str] = mapped_column(String(16))
     """`pending` (credits not yet taken back) or `done`."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """When the step was recorded (UTC)."""
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When its credits were taken back (UTC); None while pending."""
 
 
 class Checkout(Base):
@@ -180,7 +191,9 @@ class Checkout(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     """`chk_<22 base62>`."""
     customer_id: Mapped[str] = mapped_column(String(32), ForeignKey("customers.id"))
+    """Who pays (`cus_...`)."""
     provider: Mapped[str] = mapped_column(String(16))
+    """A `Provider` value (`stripe`)."""
     kind: Mapped[str] = mapped_column(String(16))
     """`credit_pack`, `session_pack` or `plan` (a `PaymentKind` value)."""
     item: Mapped[str] = mapped_column(String(64))
@@ -190,9 +203,13 @@ class Checkout(Base):
     price_micros: Mapped[int] = mapped_column(BigInteger)
     """What the page charges (per period for a subscription), micros of `currency`."""
     credits_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Credits the payment buys (the pack's; a session pack's price)."""
     bonus_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    """The credit pack's bonus."""
     bonus_expiry_days: Mapped[int | None] = mapped_column(Integer)
+    """The bonus expires this many days after the payment (None = never)."""
     currency: Mapped[str] = mapped_column(String(3))
+    """Lowercase ISO 4217 (the catalog's)."""
     mode: Mapped[str] = mapped_column(String(16))
     """Stripe's mode: `payment` (once) or `subscription`."""
     status: Mapped[str] = mapped_column(String(16))
@@ -202,9 +219,13 @@ class Checkout(Base):
     url: Mapped[str | None] = mapped_column(Text)
     """Where the customer pays."""
     idempotency_key: Mapped[str] = mapped_column(String(128))
+    """The caller's key, unique per customer: a replay answers this checkout."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """When it was opened (UTC)."""
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When Stripe closes the page (UTC)."""
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When the payment (or subscription) completed it (UTC)."""
 
 
 class ProviderCustomer(Base):
@@ -214,12 +235,15 @@ class ProviderCustomer(Base):
     __table_args__ = (UniqueConstraint("provider", "provider_customer_id"),)
 
     provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    """A `Provider` value (`stripe`)."""
     customer_id: Mapped[str] = mapped_column(
         String(32), ForeignKey("customers.id"), primary_key=True
     )
+    """The tollhouse customer (`cus_...`)."""
     provider_customer_id: Mapped[str] = mapped_column(String(255))
     """Stripe's `cus_...`."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """When the provider's customer was made (UTC)."""
 
 
 class ProviderSubscription(Base):
@@ -228,9 +252,11 @@ class ProviderSubscription(Base):
     __tablename__ = "provider_subscriptions"
 
     provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    """A `Provider` value (`stripe`)."""
     provider_subscription_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     """Stripe's `sub_...`."""
     customer_id: Mapped[str] = mapped_column(String(32), ForeignKey("customers.id"), index=True)
+    """The tollhouse customer it bills."""
     plan: Mapped[str] = mapped_column(String(64))
     """The tollhouse plan it pays for."""
     status: Mapped[str] = mapped_column(String(32))
@@ -239,6 +265,7 @@ class ProviderSubscription(Base):
     """Unix seconds of the last event applied (Stripe's `event.created`); older events are
     ignored."""
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """The time of the last event applied (UTC)."""
 
 
 class ProcessedProviderEvent(Base):
@@ -247,12 +274,15 @@ class ProcessedProviderEvent(Base):
     __tablename__ = "processed_provider_events"
 
     provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    """A `Provider` value (`stripe`)."""
     event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     """Stripe's `evt_...`."""
     type: Mapped[str] = mapped_column(String(64))
+    """The event's type (`checkout.session.completed`)."""
     outcome: Mapped[str] = mapped_column(String(200))
     """`processed`, or why it changed nothing (`ignored: ...`, `stale: ...`)."""
     processed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """When its effect was recorded (UTC)."""
 
 
 class AutoTopUp(Base):
@@ -263,7 +293,9 @@ class AutoTopUp(Base):
     customer_id: Mapped[str] = mapped_column(
         String(32), ForeignKey("customers.id"), primary_key=True
     )
+    """The customer (`cus_...`): one rule each."""
     enabled: Mapped[bool] = mapped_column(Boolean)
+    """False: the rule is kept but never fires."""
     threshold_micros: Mapped[int] = mapped_column(BigInteger)
     """Buy when a debit takes the available balance below this."""
     pack: Mapped[str] = mapped_column(String(64))
@@ -273,8 +305,12 @@ class AutoTopUp(Base):
     fired_count: Mapped[int] = mapped_column(Integer, default=0)
     """Crossings fired so far: the n-th crossing's payment is keyed by n."""
     last_fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When the last crossing was claimed (UTC)."""
     last_payment_id: Mapped[str | None] = mapped_column(String(32))
+    """The last top-up's payment."""
     last_error: Mapped[str | None] = mapped_column(String(500))
     """Why the last top-up failed (no saved card, declined), None after a success."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """When the rule was first set (UTC)."""
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """Last change of the rule or its state (UTC)."""
