@@ -66,6 +66,9 @@ class Payments:
             on_crossing=lambda cid: self._spawn(self._fire(cid), name="payments.top_up"),
             on_recovery=lambda cid: self._spawn(self._rearm(cid), name="payments.rearm"),
         )
+        self.observe: Callable[[HoldView], None] = self.watcher.observe
+        """The ledger's hold listener (`Ledger.watch_holds`): the watcher's own method, so a
+        hold of a customer without a rule costs one dict lookup."""
 
     @classmethod
     def from_settings(
@@ -114,7 +117,10 @@ class Payments:
 
     async def refresh(self) -> None:
         """Reload the auto top-up rules (the periodic sweep calls it: rules changed by other
-        processes take effect here within one sweep)."""
+        processes take effect here within one sweep). Without Stripe none is watched (a
+        top-up could not be paid)."""
+        if self._api is None:
+            return
         async with self.ctx.db.transaction() as session:
             self.watcher.load(await top_ups.enabled_rules(session))
 
@@ -224,10 +230,6 @@ class Payments:
         )
         self.watcher.set(rule)
         return rule
-
-    def observe(self, hold: HoldView) -> None:
-        """The ledger's hold listener (`Ledger.watch_holds`)."""
-        self.watcher.observe(hold)
 
     async def _fire(self, customer_id: str) -> None:
         crossing = await top_ups.claim(self.ctx, customer_id)

@@ -116,25 +116,35 @@ async def _checkout_paid(ctx: Context, mark: ProviderEvent, obj: Object) -> Sync
     if obj.get("payment_status") not in ("paid", "no_payment_required"):
         return await _ignore(ctx, mark, "ignored: not paid yet (an async_payment event follows)")
     payment, _ = await records.open_payment(ctx, _checkout_terms(ctx, checkout, obj, mark))
-    async with ctx.db.transaction() as session:
-        await session.execute(
-            update(Checkout)
-            .where(Checkout.id == checkout.id)
-            .values(status=CheckoutStatus.COMPLETED.value, completed_at=ctx.clock.now())
-        )
-        await subscriptions.set_payment_method(
-            session, checkout.customer_id, True, catalog=ctx.catalog, clock=ctx.clock
-        )
-        if checkout.kind == PaymentKind.PLAN:
-            sub = await subscriptions.get_subscription(session, checkout.customer_id)
-            if sub.plan != checkout.item:
-                await subscriptions.change_plan(
-                    session, checkout.customer_id, checkout.item, catalog=ctx.catalog,
-                    clock=ctx.clock,
-                )  # fmt: skip
+    await _checkout_done(ctx, checkout)
     posted = await records.post_credits(ctx, payment)
     done = await records.complete(ctx, payment.id, posted, mark)
     return Synced("processed", checkout.customer_id, (done.id,))
+
+
+async def _checkout_done(ctx: Context, checkout: Checkout) -> None:
+    """Mark the checkout completed, its card a payment method on file, and move the customer
+    to a one-off plan it paid for (idempotent, redone by a redelivery). A refusal here (the
+    served catalog lacks the plan) is logged: the payment is posted all the same."""
+    try:
+        async with ctx.db.transaction() as session:
+            await session.execute(
+                update(Checkout)
+                .where(Checkout.id == checkout.id)
+                .values(status=CheckoutStatus.COMPLETED.value, completed_at=ctx.clock.now())
+            )
+            await subscriptions.set_payment_method(
+                session, checkout.customer_id, True, catalog=ctx.catalog, clock=ctx.clock
+            )
+            if checkout.kind == PaymentKind.PLAN:
+                sub = await subscriptions.get_subscription(session, checkout.customer_id)
+                if sub.plan != checkout.item:
+                    await subscriptions.change_plan(
+                        session, checkout.customer_id, checkout.item, catalog=ctx.catalog,
+                        clock=ctx.clock,
+                    )  # fmt: skip
+    except TollhouseError as refused:
+        log.error("checkout %s paid, but: %s", checkout.id, refused.detail)
 
 
 def _checkout_terms(ctx: Context, checkout: Checkout, obj: Object, mark: ProviderEvent) -> Terms:
