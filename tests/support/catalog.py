@@ -26,6 +26,11 @@ SESSION_DURATION_SECONDS = 86_400
 SESSION_MAX_TOKENS = 100_000
 SESSION_PACK_5_DOLLARS = "4.50"
 SESSION_PACK_5_MICROS = 4_500_000
+ANALYST_PRICE_MICROS = 100_000
+"""The `analyst` session product, which `test-analyst` requires: $0.10 for 600 s or
+`ANALYST_MAX_TOKENS` tokens (the FakeUpstream's answer uses 19: the second call crosses)."""
+ANALYST_DURATION_SECONDS = 600
+ANALYST_MAX_TOKENS = 30
 PACK_10_MICROS = 10_000_000
 """`pack-10`: $10 buys $10."""
 PACK_50_MICROS = 50_000_000
@@ -54,6 +59,7 @@ categories:
   embeddings: {{requests_per_minute: 60}}
   text-to-image: {{requests_per_minute: 10}}
   text-to-speech: {{requests_per_minute: 10}}
+  analysis: {{requests_per_minute: 60}}
 upstreams:
   fake: {{base_url: "{upstream_base_url}", api_key_env: TOLLHOUSE_TEST_UPSTREAM_KEY}}
 models:
@@ -106,6 +112,12 @@ models:
     upstream: fake
     upstream_model: echo
     price: {{per_1m_characters: "15"}}
+  test-analyst:
+    category: analysis
+    upstream: fake
+    upstream_model: echo
+    max_output_tokens: {CHAT_MAX_OUTPUT_TOKENS}
+    price: {{input_per_1m_tokens: "1", output_per_1m_tokens: "2"}}
 session_products:
   analysis:
     price: "{SESSION_PRICE_DOLLARS}"
@@ -119,6 +131,12 @@ session_products:
     price: "0.50"
     duration: 3600
     categories: [text-to-image]
+  analyst:
+    price: "0.10"
+    duration: {ANALYST_DURATION_SECONDS}
+    max_tokens: {ANALYST_MAX_TOKENS}
+    models: [test-analyst]
+    required: true
 credit_packs:
   pack-10: {{price: "10.00"}}
   pack-50: {{price: "50.00", bonus: "5.00", bonus_expiry_days: 90}}

@@ -7,8 +7,10 @@ from typing import Any
 
 import typer
 
+from tollhouse.catalog import service as catalogs
 from tollhouse.cli.common import JsonOption, Services, emit, run
 from tollhouse.ids import new_id
+from tollhouse.server.invalidation import sessions_message
 from tollhouse.sessions import SessionStatus, SessionView
 from tollhouse.sessions import service as sessions
 
@@ -29,11 +31,16 @@ def start(
     customer: str,
     product: str,
     idempotency_key: str | None = KeyOption,
+    auto_renew: bool = typer.Option(
+        False, "--auto-renew", help="Start the next session when a cap ends this one."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Start a flat session of PRODUCT for CUSTOMER: paid from a pack, else the wallet."""
 
     async def job(svc: Services) -> dict[str, Any]:
+        async with svc.db.transaction() as session:
+            await catalogs.require_in_force(session, svc.catalog, currency=True)
         started = await sessions.start(
             svc.db,
             svc.ledger,
@@ -42,10 +49,12 @@ def start(
             customer_id=customer,
             product=product,
             idempotency_key=idempotency_key or new_id("cli"),
+            auto_renew=auto_renew,
         )
+        await svc.notify(sessions_message(customer))
         return {**_session_dict(started.session), "replayed": started.replayed}
 
-    emit(run(job), as_json, columns=[*COLUMNS, "paid_with"])
+    emit(run(job), as_json, columns=[*COLUMNS, "paid_with", "auto_renew"])
 
 
 @sessions_app.command("list")
@@ -84,7 +93,9 @@ def stop(session_id: str, as_json: bool = JsonOption) -> None:
 
     async def job(svc: Services) -> dict[str, Any]:
         async with svc.db.transaction() as session:
-            return _session_dict(await sessions.terminate(session, session_id, clock=svc.clock))
+            view = await sessions.terminate(session, session_id, clock=svc.clock)
+        await svc.notify(sessions_message(view.customer_id))
+        return _session_dict(view)
 
     emit(run(job), as_json, columns=[*COLUMNS, "end_reason"])
 

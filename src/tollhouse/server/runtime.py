@@ -21,13 +21,19 @@ from tollhouse.catalog import Catalog, load_catalog
 from tollhouse.clock import SYSTEM_CLOCK, Clock
 from tollhouse.config import Settings
 from tollhouse.gateway.quotas import QuotaGuard
+from tollhouse.gateway.session_guard import SessionGuard
 from tollhouse.gateway.tokens import warm_up
 from tollhouse.keys import KeyAuthenticator
 from tollhouse.ledger import Ledger
 from tollhouse.metering import UsageRecorder
 from tollhouse.payments import Payments
 from tollhouse.ratelimit import RateLimiter, storage_from_url
-from tollhouse.server.invalidation import Invalidations, customer_message, key_message
+from tollhouse.server.invalidation import (
+    Invalidations,
+    customer_message,
+    key_message,
+    sessions_message,
+)
 from tollhouse.storage import Database
 from tollhouse.subscriptions import service as subscriptions
 
@@ -67,6 +73,13 @@ class Runtime:
         self.ledger = Ledger(self.db, clock=clock)
         self.recorder = UsageRecorder(self.db, clock=clock, known_meters=set(self.catalog.meters))
         self.quotas = QuotaGuard(self.db, catalog=self.catalog, clock=clock)
+        self.sessions = SessionGuard(
+            self.db,
+            self.ledger,
+            catalog=self.catalog,
+            clock=clock,
+            on_change=self.invalidate_sessions,
+        )
         self.invalidations = Invalidations(self.db, settings.redis_url, self._drop, clock=clock)
         self.payments = Payments.from_settings(
             settings,
@@ -139,10 +152,18 @@ class Runtime:
         self._drop("customer", customer_id)
         await self.invalidations.announce(customer_message(customer_id))
 
+    async def invalidate_sessions(self, customer_id: str) -> None:
+        """After a customer's session starts or ends (or sidecar usage counts into one):
+        read its sessions again, here at once and in every other process within 2 s."""
+        self._drop("sessions", customer_id)
+        await self.invalidations.announce(sessions_message(customer_id))
+
     def _drop(self, kind: str, ident: str) -> None:
         if kind == "key":
             self.authenticator.invalidate(ident)
-        else:
+            return
+        self.sessions.invalidate(ident)
+        if kind == "customer":
             self.authenticator.invalidate_customer(ident)
             self.quotas.invalidate(ident)
 

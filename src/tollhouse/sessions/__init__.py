@@ -16,7 +16,13 @@ Invariants:
   transactions of their own around the ledger writer's calls.
 """
 
-from tollhouse.sessions.errors import SessionActive, SessionNotFound, SessionsError
+from tollhouse.sessions.errors import (
+    SessionActive,
+    SessionEnded,
+    SessionNotFound,
+    SessionRequired,
+    SessionsError,
+)
 from tollhouse.sessions.models import EndReason, PaidWith, SessionKind, SessionStatus
 from tollhouse.sessions.schemas import Bought, PackView, Quota, SessionView, Started
 
@@ -27,8 +33,10 @@ __all__ = [
     "PaidWith",
     "Quota",
     "SessionActive",
+    "SessionEnded",
     "SessionKind",
     "SessionNotFound",
+    "SessionRequired",
     "SessionStatus",
     "SessionView",
     "SessionsError",

@@ -4,7 +4,9 @@
 TollhouseError
 └── SessionsError (500 sessions-error)
     ├── SessionNotFound (404 session-not-found)   also a NotFound; session_id
-    └── SessionActive (409 session-active)        also a Conflict; product, session_id
+    ├── SessionActive (409 session-active)        also a Conflict; product, session_id
+    ├── SessionRequired (402 session-required)    product, price_micros, products
+    └── SessionEnded (402 session-ended)          session_id, reason, product, price_micros
 ```
 An unknown product is the catalog's `SessionProductNotFound` (404); a wallet that cannot pay
 is the ledger's `InsufficientCredit` (402); a start or purchase key used for something else
@@ -33,3 +35,19 @@ class SessionActive(Conflict, SessionsError):
     `session_id` (the active one)."""
 
     status, code, title = 409, "session-active", "A session of this product is active"
+
+
+class SessionRequired(SessionsError):
+    """The model may only be called inside an active session of a product that covers it,
+    and the customer has none. Extra: `product` (the first such product), `price_micros`
+    (its price), `products` (every product that would do), `model`."""
+
+    status, code, title = 402, "session-required", "An active session is required"
+
+
+class SessionEnded(SessionsError):
+    """The customer's session of the product reached a cap (or was terminated) and no new
+    one is active. Extra: `session_id`, `reason` (`tokens`, `duration`, `terminated`),
+    `product`, `price_micros` (what a new one costs), `model`."""
+
+    status, code, title = 402, "session-ended", "The session has ended"

@@ -13,7 +13,8 @@ class SessionView:
     """A session as of `now`. Money in micros of `currency`.
 
     `seconds_left` is `None` without a duration cap and 0 once ended; `tokens_left` is `None`
-    without a token cap and 0 once ended.
+    without a token cap and 0 once ended. `auto_renew`: a cap ending it starts the next one
+    (on the next call it would have covered).
     """
 
     id: str
@@ -34,17 +35,20 @@ class SessionView:
     paid_with: str
     pack_id: str | None
     hold_id: str | None
+    auto_renew: bool
 
     @classmethod
-    def of(cls, row: Session, now: datetime) -> SessionView:
-        """The view of a `sessions` row at `now` (seconds left rounded down)."""
+    def of(cls, row: Session, now: datetime, *, tokens_used: int | None = None) -> SessionView:
+        """The view of a `sessions` row at `now` (seconds left rounded down); `tokens_used`
+        (counted from the usage events) replaces the row's count of an active session."""
         active = row.status == "active"
+        used = row.tokens_used if tokens_used is None else tokens_used
         seconds_left: int | None = None
         if row.expires_at is not None:
             seconds_left = max(0, int((row.expires_at - now).total_seconds())) if active else 0
         tokens_left: int | None = None
         if row.token_cap is not None:
-            tokens_left = max(0, row.token_cap - row.tokens_used) if active else 0
+            tokens_left = max(0, row.token_cap - used) if active else 0
         return cls(
             id=row.id,
             customer_id=row.customer_id,
@@ -56,7 +60,7 @@ class SessionView:
             ended_at=row.ended_at,
             end_reason=row.end_reason,
             token_cap=row.token_cap,
-            tokens_used=row.tokens_used,
+            tokens_used=used,
             tokens_left=tokens_left,
             seconds_left=seconds_left,
             fee_micros=row.fee_micros,
@@ -64,6 +68,7 @@ class SessionView:
             paid_with=row.paid_with,
             pack_id=row.pack_id,
             hold_id=row.hold_id,
+            auto_renew=bool(row.auto_renew),
         )
 
 

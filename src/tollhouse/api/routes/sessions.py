@@ -1,5 +1,8 @@
 """Flat sessions: start, read, terminate; prepaid session packs: how many are left, buy one.
 
+A start or a termination is applied by the gateway's session guard at once in this process
+and within 2 s in every other (`Runtime.invalidate_sessions`).
+
 A customer key acts on its own sessions (another customer's id answers 404, as if it did not
 exist); an operator key acts on any customer and names it (`customer_id`).
 """
@@ -36,6 +39,9 @@ class SessionStart(RequestBody):
     for another product is refused (409)."""
     customer_id: str | None = Field(default=None, max_length=32)
     """Operator keys name the customer; customer keys start their own sessions."""
+    auto_renew: bool = False
+    """When a cap (tokens or duration) ends the session, the next call it would have
+    covered starts a new one, paid like this one (a pack first, else the wallet)."""
 
 
 class PackBuy(RequestBody):
@@ -74,6 +80,8 @@ class SessionOut(BaseModel):
     pack_id: str | None
     hold_id: str | None
     """The ledger hold that paid the fee (wallet): its capture is in the transactions."""
+    auto_renew: bool
+    """A cap ending it starts the next one on the next covered call."""
 
 
 class PackOut(BaseModel):
@@ -140,15 +148,18 @@ async def start_session(
     the wallet at the product's price (402 `insufficient-credit` when it cannot cover it).
     409 `session-active` while one of the product is active; a replay of the key answers
     200 with the same session."""
+    customer_id = _customer(principal, body.customer_id)
     started = await sessions.start(
         runtime.db,
         runtime.ledger,
         catalog=runtime.catalog,
         clock=runtime.clock,
-        customer_id=_customer(principal, body.customer_id),
+        customer_id=customer_id,
         product=body.product,
         idempotency_key=body.idempotency_key,
+        auto_renew=body.auto_renew,
     )
+    await runtime.invalidate_sessions(customer_id)
     if started.replayed:
         response.status_code = status.HTTP_200_OK
     return _session_out(started.session)
@@ -253,12 +264,13 @@ async def get_session(
 
 
 @router.post("/{session_id}/terminate", responses=problems.responses(404, 422))
-async def terminate_session(
-    session_id: str, principal: Writer, runtime: RuntimeDep, session: SessionDep
-) -> SessionOut:
+async def terminate_session(session_id: str, principal: Writer, runtime: RuntimeDep) -> SessionOut:
     """End a session now (reason `terminated`); an ended one is answered as it is. The fee
-    is not refunded."""
-    view = await sessions.terminate(
-        session, session_id, clock=runtime.clock, customer_id=principal.customer_id
-    )
+    is not refunded. The gateway refuses the session's calls at once here, and in every
+    other process within 2 s."""
+    async with runtime.db.transaction() as session:
+        view = await sessions.terminate(
+            session, session_id, clock=runtime.clock, customer_id=principal.customer_id
+        )
+    await runtime.invalidate_sessions(view.customer_id)
     return _session_out(view)

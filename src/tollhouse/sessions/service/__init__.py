@@ -22,18 +22,24 @@ until the session's own expiry; replaying the start captures it.
 A pack purchase holds and captures the price first, then writes the pack (a retry after a
 crash replays the captured hold and writes the pack once).
 
-Duration caps end sessions lazily: every read and start first ends the customer's active
-sessions whose `expires_at` passed (ended at `expires_at`, reason `duration`), in the
-caller's transaction, with their `session.ended` events.
+Caps end sessions lazily: every read and start first ends the customer's active sessions
+whose `expires_at` passed (ended at `expires_at`, reason `duration`) or whose usage events
+count `token_cap` tokens or more (reason `tokens`), in the caller's transaction, with their
+`session.ended` events. A session's tokens are the sum of its customer's `input_tokens` and
+`output_tokens` usage events carrying its id (`metering.service.session_tokens`): exact, and
+idempotent with the usage events. The gateway refuses calls from memory before that
+(`gateway.session_guard`).
 """
 
 from tollhouse.sessions.service.lifecycle import (
     MAX_PAGE,
-    end_expired,
+    end_finished,
     get,
     list_sessions,
+    not_found,
     terminate,
 )
+from tollhouse.sessions.service.live import FlatSessions, flat_sessions
 from tollhouse.sessions.service.packs import PACK_HOLD_PREFIX, buy_pack, quota
 from tollhouse.sessions.service.starts import SESSION_HOLD_PREFIX, start
 
@@ -41,10 +47,13 @@ __all__ = [
     "MAX_PAGE",
     "PACK_HOLD_PREFIX",
     "SESSION_HOLD_PREFIX",
+    "FlatSessions",
     "buy_pack",
-    "end_expired",
+    "end_finished",
+    "flat_sessions",
     "get",
     "list_sessions",
+    "not_found",
     "quota",
     "start",
     "terminate",
