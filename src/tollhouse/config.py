@@ -17,6 +17,11 @@
 | `TOLLHOUSE_CREDIT_NOTE_NUMBER_PREFIX` | `CN-` | credit notes (refunds) are numbered `CN-000001`, ... |
 | `TOLLHOUSE_TAX_RATES` | `{}` | JSON, country (ISO 3166-1 alpha-2) -> rate: `{"DE": "0.19", "FR": "0.2"}` |
 | `TOLLHOUSE_INVOICE_ISSUER` | empty | who issues the invoices (name, address), printed at their top |
+| `TOLLHOUSE_STRIPE_API_KEY` | unset | Stripe secret key (`sk_...`); with the webhook secret, turns on Stripe checkout, webhooks and auto top-up |
+| `TOLLHOUSE_STRIPE_WEBHOOK_SECRET` | unset | the webhook endpoint's signing secret (`whsec_...`) |
+| `TOLLHOUSE_STRIPE_API_BASE` | unset | another Stripe API address (a test server); unset = Stripe's |
+| `TOLLHOUSE_STRIPE_WEBHOOK_TOLERANCE_SECONDS` | `300` | a webhook signed longer ago is refused (a replay) |
+| `TOLLHOUSE_CHECKOUT_SUCCESS_URL`, `TOLLHOUSE_CHECKOUT_CANCEL_URL` | unset | where Stripe sends the customer after a checkout, when the request names none |
 """
 
 from __future__ import annotations
@@ -96,6 +101,19 @@ class Settings(BaseSettings):
             if not rate.is_finite() or not Decimal(0) <= rate < 1:
                 raise ValueError(f'the rate of {country} must be in [0, 1), e.g. "0.19"')
         return rates
+
+    stripe_api_key: SecretStr | None = None
+    """Stripe's secret API key; unset = the Stripe routes answer 503 payments-not-configured."""
+    stripe_webhook_secret: SecretStr | None = None
+    """The signing secret of the Stripe webhook endpoint (`whsec_...`)."""
+    stripe_api_base: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    """Stripe's API address, for a local test server; None = `https://api.stripe.com`."""
+    stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=86_400)
+    """Oldest accepted `Stripe-Signature` timestamp, in seconds (Stripe's default)."""
+    checkout_success_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    """Where Stripe sends a customer who paid, unless the checkout request names a URL."""
+    checkout_cancel_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    """Where Stripe sends a customer who went back, unless the checkout request names one."""
 
     @field_validator("database_url")
     @classmethod

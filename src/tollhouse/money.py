@@ -49,3 +49,42 @@ def format_micros(micros: int, currency: str = "usd") -> str:
     sign = "-" if micros < 0 else ""
     whole, frac = divmod(abs(micros), MICROS_PER_UNIT)
     return f"{sign}{whole}.{frac:06d} {currency.upper()}"
+
+
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv"}
+    | {"xaf", "xof", "xpf"}
+)
+"""Currencies whose smallest unit is the whole unit (Stripe's "zero-decimal currencies")."""
+THREE_DECIMAL_CURRENCIES = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
+"""Currencies with three decimals (Stripe's "three-decimal currencies")."""
+
+
+def minor_unit_digits(currency: str) -> int:
+    """Decimals of `currency`'s smallest unit as payment providers count it (ISO 4217 minor
+    units, as Stripe lists them): 0 for `jpy`, 3 for `kwd`, 2 for the rest (`usd` cents)."""
+    if currency in ZERO_DECIMAL_CURRENCIES:
+        return 0
+    return 3 if currency in THREE_DECIMAL_CURRENCIES else 2
+
+
+def to_minor_units(micros: int, currency: str) -> int:
+    """`micros` in `currency`'s smallest unit (`1_250_000` usd -> 125 cents), exactly.
+
+    Raises:
+        ValueError: `micros` is not a whole number of that unit (`1_234_567` usd).
+    """
+    units, rest = divmod(micros, _micros_per_minor_unit(currency))
+    if rest:
+        raise ValueError(f"{micros} micros is not a whole number of {currency} minor units")
+    return units
+
+
+def from_minor_units(amount: int, currency: str) -> int:
+    """An amount in `currency`'s smallest unit (Stripe's `amount`) as micros."""
+    return amount * _micros_per_minor_unit(currency)
+
+
+def _micros_per_minor_unit(currency: str) -> int:
+    digits = minor_unit_digits(currency)
+    return MICROS_PER_UNIT // (1 if digits == 0 else 1000 if digits == 3 else 100)

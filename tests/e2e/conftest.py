@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.support.catalog import write_catalog
@@ -65,15 +66,18 @@ async def running_stack(
     *,
     database_url: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    **more_settings: Any,
 ) -> AsyncIterator[Stack]:
     """tollhouse served in front of `upstream`, on `database_url` (default: a SQLite file in
-    `directory`) and `clock`, with its operator's client."""
+    `directory`) and `clock`, with its operator's client; `more_settings` are further
+    `Settings` fields (Stripe's, for instance)."""
     settings = Settings(
         database_url=database_url or f"sqlite+aiosqlite:///{directory / 'th.db'}",
         catalog=write_catalog(directory, upstream.base_url),
         upstream_timeout_seconds=UPSTREAM_TIMEOUT_SECONDS,
         max_body_bytes=64 * 1024,
         _env_file=None,  # type: ignore[call-arg]
+        **more_settings,
     )
     operator_key = await bootstrap(settings, clock=clock)
     assert operator_key is not None

@@ -30,7 +30,8 @@ GATEWAY_PATHS = [
     "/v1/audio/speech",
     "/v1/models",
 ]
-UNAUTHENTICATED_PATHS = {"/health", "/healthz", "/ready"}
+UNAUTHENTICATED_PATHS = {"/health", "/healthz", "/ready", "/v1/payments/stripe/webhook"}
+"""Paths without an API key: the probes, and Stripe's webhook (Stripe signs it instead)."""
 EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)
 """A reference with a scheme (`https:`, `data:`) or protocol-relative: not served here."""
 

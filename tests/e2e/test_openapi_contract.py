@@ -6,7 +6,8 @@ wrong-typed fields, methods the path does not take) and a few random inputs, wit
 key and with a customer's key.
 Every answer must be no 5xx, a status the operation documents, with a documented content type
 and a body and headers matching the documented schema. Runs on SQLite and, when reachable,
-PostgreSQL.
+PostgreSQL. Stripe is configured, on the local Stripe server (the webhook answers unsigned
+bodies 400).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.e2e.conftest import running_stack
 from tests.support.background import in_background
+from tests.support.stripe import API_KEY, WEBHOOK_SECRET, FakeStripe
 from tests.support.upstream import FakeUpstream
 
 from tollhouse.api.app import create_app
@@ -80,12 +82,23 @@ async def _live(directory: Path, database: str) -> AsyncIterator[Live]:
     database_url = await create_postgres_database() if database == "postgres" else None
     upstream = FakeUpstream(slow_seconds=0.1)
     await upstream.start()
+    stripe = FakeStripe()
+    await stripe.start()
+    settings = {
+        "stripe_api_key": API_KEY,
+        "stripe_webhook_secret": WEBHOOK_SECRET,
+        "stripe_api_base": stripe.base_url,
+        "checkout_success_url": "https://app.example/paid",
+    }
     try:
-        async with running_stack(directory, upstream, database_url=database_url) as stack:
+        async with running_stack(
+            directory, upstream, database_url=database_url, **settings
+        ) as stack:
             _, customer_key = await stack.customer(plan="pro", credits_micros=10_000_000)
             yield Live(stack.base_url, {"operator": stack.operator_key, "customer": customer_key})
     finally:
         await upstream.stop()
+        await stripe.stop()
         if database_url is not None:
             await drop_postgres_database(database_url)
 

@@ -9,6 +9,8 @@ state before it.
 A route added later without a scenario here fails `test_every_write_route_has_a_scenario`.
 The gateway's model routes are left out on purpose: their answer comes with a committed hold,
 and their settlement (capture, usage) runs after the answer by design (`gateway/settle.py`).
+Stripe is configured, on the local Stripe server: the webhook's scenario sends a delivery
+signed as Stripe signs it.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.e2e.conftest import Stack, running_stack
 from tests.support.server import Api
+from tests.support.stripe import API_KEY, WEBHOOK_SECRET, FakeStripe, checkout_completed, sign
+from tests.support.stripe import event as stripe_event
 from tests.support.upstream import FakeUpstream
 
 from tollhouse.api.app import create_app
@@ -373,6 +378,68 @@ async def refund(stack: Stack) -> None:
     assert [n["status"] for n in notes] == ["paid"]
 
 
+async def paid_checkout(stack: Stack, app: Api, pack: str = "pack-10") -> dict[str, Any]:
+    """The customer checks out `pack` and Stripe's signed completion reaches the webhook."""
+    checkout: dict[str, Any] = await app.ok(
+        "POST", "/v1/checkout", json={"credit_pack": pack, "idempotency_key": pack}
+    )
+    payload = stripe_event("checkout.session.completed", checkout_completed(checkout))
+    answer = await app.client.post(
+        "/v1/payments/stripe/webhook", content=payload, headers={"Stripe-Signature": sign(payload)}
+    )
+    assert answer.status_code == 200, answer.text
+    return checkout
+
+
+@scenario("POST", "/v1/checkout")
+async def open_checkout(stack: Stack) -> None:
+    _, app = await customer_key(stack)
+    async with app:
+        body = {"credit_pack": "pack-10", "idempotency_key": "c"}
+        opened = await app.ok("POST", "/v1/checkout", json=body)
+        shown = await app.ok("GET", f"/v1/checkout/{opened['id']}")
+        assert (shown["status"], shown["url"]) == ("open", opened["url"])
+
+
+@scenario("POST", "/v1/payments/stripe/webhook")
+async def stripe_webhook(stack: Stack) -> None:
+    customer_id, app = await customer_key(stack, credits_micros=0)
+    async with app:
+        await paid_checkout(stack, app)
+        balance = await app.ok("GET", f"/v1/customers/{customer_id}/balance")
+        assert balance["available_micros"] == 10_000_000
+
+
+@scenario("PUT", "/v1/customers/{customer_id}/auto-top-up")
+async def auto_top_up(stack: Stack) -> None:
+    customer_id, app = await customer_key(stack)
+    async with app:
+        await paid_checkout(stack, app)
+    url = f"/v1/customers/{customer_id}/auto-top-up"
+    rule = {"enabled": True, "threshold_micros": 1_000_000, "pack": "pack-50"}
+    await stack.operator.ok("PUT", url, json=rule)
+    assert (await stack.operator.ok("GET", url))["enabled"] is True
+
+
+@scenario("POST", "/v1/payments")
+async def manual_payment(stack: Stack) -> None:
+    customer_id, _ = await stack.customer(credits_micros=0)
+    body = {"customer_id": customer_id, "pack": "pack-10", "idempotency_key": "m"}
+    await stack.operator.ok("POST", "/v1/payments", json=body)
+    balance = await stack.operator.ok("GET", f"/v1/customers/{customer_id}/balance")
+    assert balance["available_micros"] == 10_000_000
+
+
+@scenario("POST", "/v1/payments/{payment_id}/refund")
+async def refund_payment(stack: Stack) -> None:
+    customer_id, _ = await stack.customer(credits_micros=0)
+    body = {"customer_id": customer_id, "amount_micros": 2_000_000, "idempotency_key": "m"}
+    paid = await stack.operator.ok("POST", "/v1/payments", json=body)
+    url = f"/v1/payments/{paid['id']}"
+    await stack.operator.ok("POST", url + "/refund", json={"idempotency_key": "r"})
+    assert (await stack.operator.ok("GET", url))["refunded_micros"] == 2_000_000
+
+
 def write_routes() -> set[tuple[str, str]]:
     """Every write operation of the OpenAPI document, but the gateway's model calls."""
     gateway = {route.path for route in ROUTES}
@@ -389,15 +456,32 @@ def test_every_write_route_has_a_scenario() -> None:
     assert write_routes() == set(SCENARIOS)
 
 
+@pytest.fixture
+async def stripe_server() -> AsyncIterator[FakeStripe]:
+    server = FakeStripe()
+    await server.start()
+    yield server
+    await server.stop()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def stack(
-    request: pytest.FixtureRequest, tmp_path: Path, upstream: FakeUpstream
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    upstream: FakeUpstream,
+    stripe_server: FakeStripe,
 ) -> AsyncIterator[Stack]:
-    """The e2e stack on a SQLite file and on PostgreSQL, its operator's client opening a new
-    connection for every request."""
+    """The e2e stack on a SQLite file and on PostgreSQL (Stripe configured, on the local
+    Stripe server), its operator's client opening a new connection for every request."""
     url = None if request.param == "sqlite" else await create_postgres_database()
+    stripe = {
+        "stripe_api_key": API_KEY,
+        "stripe_webhook_secret": WEBHOOK_SECRET,
+        "stripe_api_base": stripe_server.base_url,
+        "checkout_success_url": "https://app.example/paid",
+    }
     try:
-        async with running_stack(tmp_path, upstream, database_url=url) as running:
+        async with running_stack(tmp_path, upstream, database_url=url, **stripe) as running:
             async with Api(running.base_url, running.operator_key, keep_alive=False) as fresh:
                 yield replace(running, operator=fresh)
     finally:

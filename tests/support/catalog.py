@@ -31,6 +31,11 @@ ANALYST_PRICE_MICROS = 100_000
 `ANALYST_MAX_TOKENS` tokens (the FakeUpstream's answer uses 19: the second call crosses)."""
 ANALYST_DURATION_SECONDS = 600
 ANALYST_MAX_TOKENS = 30
+PACK_10_MICROS = 10_000_000
+"""`pack-10`: $10 buys $10."""
+PACK_50_MICROS = 50_000_000
+PACK_50_BONUS_MICROS = 5_000_000
+"""`pack-50`: $50 buys $55; the $5 bonus expires 90 days after the payment."""
 
 
 def catalog_text(upstream_base_url: str, *, text_rpm: int = TEXT_RPM_FREE) -> str:
@@ -132,6 +137,9 @@ session_products:
     max_tokens: {ANALYST_MAX_TOKENS}
     models: [test-analyst]
     required: true
+credit_packs:
+  pack-10: {{price: "10.00"}}
+  pack-50: {{price: "50.00", bonus: "5.00", bonus_expiry_days: 90}}
 """
 
 

@@ -19,6 +19,7 @@ from tollhouse.api.middleware import AnsweredErrors, BodyLimit, StringGuard
 from tollhouse.api.routes import (
     alerts,
     catalog,
+    checkout,
     credits,
     customers,
     events,
@@ -26,6 +27,7 @@ from tollhouse.api.routes import (
     health,
     invoices,
     keys,
+    payments,
     sessions,
     sidecar,
     subscriptions,
@@ -119,6 +121,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         events,
         webhooks,
         invoices,
+        payments,
+        checkout,
         health,
     ):
         app.include_router(module.router)

@@ -230,14 +230,14 @@ ERROR_MODELS = (FieldError, Problem, OpenAIError, GatewayProblem)
 _DESCRIPTIONS = {
     400: "The request body is not JSON, or not a valid call",
     401: "Missing, malformed, unknown, revoked or expired API key",
-    402: "Not enough credits for the call's estimated price",
+    402: "Not enough credits for the call's estimated price, or a payment method is required",
     403: "The key lacks the scope, operator rights, model, feature or tier",
     404: "No such resource (or not the caller's)",
     409: "Conflict with the current state, or an idempotency key reused with other arguments",
     413: "The request body is larger than the server's limit",
     422: "Invalid input: `errors` names each offending field",
     429: "Rate limit or quota exceeded: retry after `Retry-After` seconds",
-    502: "The upstream failed; nothing was charged",
+    502: "The upstream (or the payment provider) failed; nothing was charged",
     503: "A dependency is unavailable: retry after `Retry-After` seconds",
     504: "The upstream timed out; nothing was charged",
 }

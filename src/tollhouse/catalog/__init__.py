@@ -15,6 +15,8 @@ Invariants:
   raise 403 errors whose `required_plan` is the lowest-rank plan that has what is missing.
 - Limits are a category's base limits times the plan's multiplier, rounded down, at least 1;
   a `None` multiplier means unlimited.
+- Credit packs (`credit_packs`) sell credits: a price (whole cents, or the currency's minor
+  unit), the credits it buys, and a bonus that may expire some days after the payment.
 - Session products (`session_products`) sell flat sessions: a price, a duration cap in
   seconds, an optional token cap, the models and categories covered (at least one, all
   existing), whether those models require a session, and packs of unique sizes.
@@ -51,6 +53,7 @@ from tollhouse.catalog.errors import (
     CatalogError,
     CatalogInvalid,
     CategoryNotFound,
+    CreditPackNotFound,
     FeatureNotInPlan,
     ModelNotFound,
     ModelNotInPlan,
@@ -71,6 +74,7 @@ from tollhouse.catalog.loader import (
     starter_catalog_text,
     validate_catalog_file,
 )
+from tollhouse.catalog.packs import CreditPack
 from tollhouse.catalog.pricing import Price, Usage
 from tollhouse.catalog.tokenizers import DEFAULT_TOKENIZER, TOKENIZERS, Tokenizer, tokenizer_for
 
@@ -86,6 +90,8 @@ __all__ = [
     "Category",
     "CategoryLimits",
     "CategoryNotFound",
+    "CreditPack",
+    "CreditPackNotFound",
     "FeatureNotInPlan",
     "Interval",
     "Meter",

@@ -16,6 +16,7 @@ from typing import Literal, TypeVar
 from tollhouse.catalog.errors import (
     CatalogError,
     CategoryNotFound,
+    CreditPackNotFound,
     FeatureNotInPlan,
     ModelNotFound,
     ModelNotInPlan,
@@ -24,6 +25,7 @@ from tollhouse.catalog.errors import (
     SessionProductNotFound,
     UpstreamNotFound,
 )
+from tollhouse.catalog.packs import CreditPack
 from tollhouse.catalog.pricing import Price
 from tollhouse.catalog.tokenizers import DEFAULT_TOKENIZER, Tokenizer
 from tollhouse.errors import InvalidInput
@@ -240,7 +242,8 @@ class Catalog:
 
     Invariants (checked by the loader): every model's `category`, `upstream` and `min_plan`
     exist; `default_plan` exists; plan ranks are unique; every session product names existing
-    models and categories (at least one) and its pack sizes are unique.
+    models and categories (at least one) and its pack sizes are unique; credit pack prices are
+    whole minor units of the currency (cents).
     """
 
     version: str
@@ -254,6 +257,7 @@ class Catalog:
     source: str = "<string>"
     digest: str = ""
     session_products: Mapping[str, SessionProduct] = field(default_factory=_no_products)
+    credit_packs: Mapping[str, CreditPack] = field(default_factory=lambda: MappingProxyType({}))
     _plans_by_rank: tuple[Plan, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -282,6 +286,10 @@ class Catalog:
                 known=sorted(self.session_products),
             )
         return product
+
+    def credit_pack(self, name: str) -> CreditPack:
+        """The credit pack `name`. Raises: CreditPackNotFound."""
+        return _get(self.credit_packs, name, CreditPackNotFound, "credit pack", "pack")
 
     def plan(self, name: str) -> Plan:
         """The plan `name`.

@@ -9,6 +9,7 @@ TollhouseError
     ├── CategoryNotFound (404 category-not-found)     category
     ├── UpstreamNotFound (404 upstream-not-found)     upstream
     ├── SessionProductNotFound (404 session-product-not-found)  product, known
+    ├── CreditPackNotFound (404 credit-pack-not-found)  pack
     ├── ModelNotInPlan (403 model-not-in-plan)        model, required_plan, plan
     ├── FeatureNotInPlan (403 feature-not-in-plan)    feature, required_plan, plan
     ├── ResourceTierNotInPlan (403 resource-tier-not-in-plan)  tier, required_plan, plan
@@ -84,6 +85,12 @@ class SessionProductNotFound(CatalogError):
     catalog's product names)."""
 
     status, code, title = 404, "session-product-not-found", "Session product not found"
+
+
+class CreditPackNotFound(CatalogError):
+    """No credit pack of that name in the catalog. Extra: `pack`."""
+
+    status, code, title = 404, "credit-pack-not-found", "Credit pack not found"
 
 
 class ModelNotInPlan(CatalogError):

@@ -39,9 +39,11 @@ from tollhouse.catalog.catalog import (
     Upstream,
 )
 from tollhouse.catalog.errors import CatalogInvalid
+from tollhouse.catalog.packs import CreditPack
 from tollhouse.catalog.pricing import Price
 from tollhouse.catalog.schemas import (
     CatalogSpec,
+    CreditPackSpec,
     MeterSpec,
     ModelSpec,
     PlanSpec,
@@ -303,6 +305,7 @@ def _check_references(data: Mapping[str, Any], problems: _Semantic) -> None:
                 kind = "plan" if field == "min_plan" else field
                 problems.add(("models", model_id, field), _unknown(kind, wanted, known))
     _check_session_products(data, models, categories, problems)
+    _check_credit_packs(data, problems)
 
 
 def _check_session_products(
@@ -334,6 +337,23 @@ def _check_session_products(
                     (*loc, "packs", index, "sessions"), f"a pack of {size} is listed twice"
                 )
             sizes.add(size)
+
+
+def _check_credit_packs(data: Mapping[str, Any], problems: _Semantic) -> None:
+    """Each credit pack's price is a whole number of the currency's minor unit (a payment
+    provider charges no fraction of a cent)."""
+    currency = data.get("currency", "usd")
+    if not isinstance(currency, str):
+        return
+    for name, pack in _entries(_section(data, "credit_packs")):
+        try:
+            money.to_minor_units(money.to_micros(str(pack.get("price"))), currency)
+        except ValueError:
+            digits = money.minor_unit_digits(currency)
+            problems.add(
+                ("credit_packs", name, "price"),
+                f"must be a whole number of {currency} minor units ({digits} decimals at most)",
+            )
 
 
 def _unknown(kind: str, name: str, known: Iterable[Any]) -> str:
@@ -388,6 +408,17 @@ def _session_product(name: str, p: SessionProductSpec) -> SessionProduct:
         categories=frozenset(p.categories),
         required=p.required,
         packs=tuple(SessionPack(pack.sessions, money.to_micros(pack.price)) for pack in p.packs),
+        description=p.description,
+    )
+
+
+def _credit_pack(name: str, p: CreditPackSpec) -> CreditPack:
+    return CreditPack(
+        name=name,
+        price_micros=money.to_micros(p.price),
+        credits_micros=money.to_micros(p.price if p.credits is None else p.credits),
+        bonus_micros=money.to_micros(p.bonus),
+        bonus_expiry_days=p.bonus_expiry_days,
         description=p.description,
     )
 
@@ -448,6 +479,9 @@ def _build(spec: CatalogSpec, *, source: str, digest: str) -> Catalog:
         ),
         session_products=_frozen(
             {name: _session_product(name, p) for name, p in spec.session_products.items()}
+        ),
+        credit_packs=_frozen(
+            {name: _credit_pack(name, p) for name, p in spec.credit_packs.items()}
         ),
     )
 

@@ -209,6 +209,18 @@ class SessionProductSpec(_Spec):
     description: Text = ""
 
 
+class CreditPackSpec(_Spec):
+    """`credit_packs.<name>`: `price` (dollars, > 0) buys `credits` (default: the price) and
+    a `bonus` (default none) that expires `bonus_expiry_days` after the payment (absent =
+    never). E.g. `{price: "50.00", bonus: "5.00"}`: $50 buys $55."""
+
+    price: Annotated[WholeDollars, Field(gt=0)]
+    credits: Annotated[WholeDollars, Field(gt=0)] | None = None
+    bonus: WholeDollars = Decimal(0)
+    bonus_expiry_days: int | None = Field(default=None, ge=1, le=36_500, strict=True)
+    description: Text = ""
+
+
 class CatalogSpec(_Spec):
     """The whole file. `meters` defaults to the standard set when the key is absent."""
 
@@ -221,3 +233,4 @@ class CatalogSpec(_Spec):
     upstreams: dict[Name, UpstreamSpec] = Field(default_factory=dict)
     models: dict[ModelId, ModelSpec] = Field(default_factory=dict)
     session_products: dict[Name, SessionProductSpec] = Field(default_factory=dict)
+    credit_packs: dict[Name, CreditPackSpec] = Field(default_factory=dict)

@@ -13,6 +13,7 @@ from tollhouse.cli.alerts import alerts_app
 from tollhouse.cli.common import console, errors, settings_or_exit
 from tollhouse.cli.events import events_app
 from tollhouse.cli.invoices import invoices_app, refunds_app
+from tollhouse.cli.payments import packs_app, payments_app
 from tollhouse.cli.serve import on_database, serve
 from tollhouse.cli.sessions import sessions_app
 from tollhouse.cli.subscriptions import plans_app, subscriptions_app
@@ -40,6 +41,8 @@ app.add_typer(events_app, name="events")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(invoices_app, name="invoices")
 app.add_typer(refunds_app, name="refunds")
+app.add_typer(packs_app, name="packs")
+app.add_typer(payments_app, name="payments")
 app.command("usage")(usage)
 app.command()(serve)
 

@@ -6,7 +6,7 @@ Shapes and units:
 - a transfer is exactly two entries sharing `transfer_id` and summing to zero.
 
 Account ids of the singleton accounts (per customer and currency: escrow, overdraft; per
-currency: issuance, revenue, expired) are derived from their natural key (`account_id_for`),
+currency: issuance, revenue, expired, payments) are derived from their natural key (`account_id_for`),
 so creating them is idempotent across processes (`INSERT ... ON CONFLICT DO NOTHING`).
 Grant lots get new ids (`ids.new_id`).
 """
@@ -54,9 +54,14 @@ class AccountKind(StrEnum):
     """System: captured credits."""
     EXPIRED = "expired"
     """System: credits of lots that expired unspent."""
+    PAYMENTS = "payments"
+    """System: the source of paid credits (goes negative by what customers paid for through a
+    payment provider, net of refunds)."""
 
 
-SYSTEM_KINDS = frozenset({AccountKind.ISSUANCE, AccountKind.REVENUE, AccountKind.EXPIRED})
+SYSTEM_KINDS = frozenset(
+    {AccountKind.ISSUANCE, AccountKind.REVENUE, AccountKind.EXPIRED, AccountKind.PAYMENTS}
+)
 """Account kinds with `customer_id = NULL`, one per currency."""
 
 
@@ -79,6 +84,11 @@ class EntryKind(StrEnum):
     """grant lot -> issuance: a revoked grant's unheld rest."""
     OVERDRAFT = "overdraft"
     """grant lot -> overdraft: a new grant repays captured overdraft debt."""
+    PAYMENT = "payment"
+    """payments -> grant lot: credits a customer paid for (a paid grant)."""
+    REFUND = "refund"
+    """grant lot -> the account that funded it (payments for a paid lot, else issuance):
+    credits taken back because their payment was refunded."""
 
 
 class HoldStatus(StrEnum):

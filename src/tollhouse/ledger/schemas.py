@@ -164,6 +164,21 @@ class TransactionView:
 
 
 @dataclass(frozen=True, slots=True)
+class ReversalView:
+    """What `Ledger.reverse_grant` took back from a lot."""
+
+    grant_id: str
+    requested_micros: int
+    """What the caller asked to take back."""
+    reversed_micros: int
+    """What was taken back: at most what the lot still held (spent or held credits stay)."""
+    transfer_id: str
+    """The reversal's transfer (no entries when nothing was taken)."""
+    replayed: bool = False
+    """True when this key already reversed the lot: the first answer, nothing moved again."""
+
+
+@dataclass(frozen=True, slots=True)
 class SweepResult:
     """What one `sweep` did."""
 

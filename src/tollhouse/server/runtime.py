@@ -2,9 +2,10 @@
 
 `Runtime` owns the database engine, the catalog, the key authenticator, the rate limiter, the
 group-committing ledger and usage writers, the pooled upstream HTTP client (aiohttp: its pool
-costs ~0.05-0.1 ms of CPU a request where httpx's costs ~2 ms, see bench/), and the background
-jobs (hold and grant expiry sweeps, subscription rollover, the billing period close, last-used
-flushes, the webhook worker with its own HTTP client).
+costs ~0.05-0.1 ms of CPU a request where httpx's costs ~2 ms, see bench/), payments (Stripe
+when configured; auto top-up watches the ledger's holds), and the background jobs (hold and
+grant expiry sweeps, subscription rollover, the billing period close, last-used flushes, the
+webhook worker with its own HTTP client).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tollhouse.gateway.tokens import warm_up
 from tollhouse.keys import KeyAuthenticator
 from tollhouse.ledger import Ledger
 from tollhouse.metering import UsageRecorder
+from tollhouse.payments import Payments
 from tollhouse.ratelimit import RateLimiter, storage_from_url
 from tollhouse.server.invalidation import (
     Invalidations,
@@ -89,6 +91,16 @@ class Runtime:
         self.invalidations = Invalidations(self.db, settings.redis_url, self._drop, clock=clock)
         self.webhooks = WebhookWorker(self.db, clock=clock)
         self.billing_terms = BillingTerms.from_settings(settings)
+        self.payments = Payments.from_settings(
+            settings,
+            self.db,
+            self.ledger,
+            catalog=self.catalog,
+            clock=clock,
+            spawn=self.spawn,
+            on_customer_change=self.invalidate_customer,
+        )
+        self.ledger.watch_holds(self.payments.observe)
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -113,6 +125,7 @@ class Runtime:
         await self.recorder.start()
         self.authenticator.start()
         await self.invalidations.start()
+        await self.payments.start()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweeper")
         if self.settings.deliver_webhooks:
             await self.webhooks.start()
@@ -126,6 +139,7 @@ class Runtime:
             self._sweeper = None
         await self.webhooks.stop()
         await self.drain()
+        await self.payments.stop()
         await self.invalidations.stop()
         await self.authenticator.stop()
         await self.recorder.stop()
@@ -200,10 +214,12 @@ class Runtime:
 
     async def sweep(self) -> None:
         """The periodic jobs, every 30 s: expire grants, void stale holds, then
-        `close_periods`, then finish refunds a crash left pending."""
+        `close_periods`, then finish refunds a crash left pending, and reload the auto top-up
+        rules."""
         await self.ledger.sweep(self.clock.now())
         await self.close_periods()
         await billing.complete_refunds(self.db, self.ledger, clock=self.clock)
+        await self.payments.refresh()
 
     async def close_periods(self) -> CloseReport:
         """Roll subscriptions whose billing period ended (idempotent; catches up after

@@ -28,6 +28,7 @@ MODEL_MODULES = (
     "tollhouse.keys.models",
     "tollhouse.ledger.models",
     "tollhouse.metering.models",
+    "tollhouse.payments.models",
     "tollhouse.server.models",
     "tollhouse.sessions.models",
     "tollhouse.subscriptions.models",

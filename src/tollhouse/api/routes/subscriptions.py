@@ -19,6 +19,7 @@ from tollhouse.api.deps import ME, Admin, Reader, RuntimeDep, customer_of, requi
 from tollhouse.api.routes.catalog import PlanOut
 from tollhouse.api.schemas import MAX_ROW_ID, RequestBody
 from tollhouse.keys import Principal
+from tollhouse.payments import service as payments
 from tollhouse.server.runtime import Runtime
 from tollhouse.subscriptions import Subscription, SubscriptionHistory
 from tollhouse.subscriptions import service as subscriptions
@@ -183,16 +184,22 @@ async def subscription_history(
     return [HistoryOut.of(row) for row in rows]
 
 
-@router.post("/subscription/change", responses=problems.responses(400, 404, 409, 413, 422))
+@router.post("/subscription/change", responses=problems.responses(400, 402, 404, 409, 413, 422))
 async def change_plan(
     body: ChangeIn,
     principal: Admin,
     runtime: RuntimeDep,
     customer_id: str | None = Query(default=None),
 ) -> ChangeOut:
-    """Upgrade now (prorated, Stripe's model) or downgrade at the period end."""
+    """Upgrade now (prorated, Stripe's model) or downgrade at the period end. A customer
+    choosing a paid plan needs a payment method on file (402 `payment-method-required`:
+    pay it through `POST /v1/checkout`); an operator's change is manual billing."""
     owner = _target(principal, customer_id)
     async with runtime.db.transaction() as session:
+        if not principal.is_operator:
+            await payments.require_payment_method(
+                session, owner, body.plan, catalog=runtime.catalog
+            )
         change = await subscriptions.change_plan(
             session, owner, body.plan, catalog=runtime.catalog, clock=runtime.clock
         )

@@ -22,7 +22,7 @@ from tollhouse.ledger.errors import (
     InsufficientCredit,
 )
 from tollhouse.ledger.models import AccountKind, EntryKind, HoldStatus, account_id_for
-from tollhouse.ledger.schemas import GrantView, HoldView, SweepResult
+from tollhouse.ledger.schemas import GrantView, HoldView, ReversalView, SweepResult
 from tollhouse.ledger.writer.ops import (
     CaptureOp,
     GrantOp,
@@ -30,6 +30,7 @@ from tollhouse.ledger.writer.ops import (
     Op,
     Outcome,
     OverdraftOp,
+    ReverseOp,
     RevokeOp,
     SweepCustomerOp,
     VoidOp,
@@ -64,6 +65,8 @@ def apply(state: BatchState, op: Op, hold_ttl: timedelta) -> Any:
         return apply_grant(state, op)
     if isinstance(op, RevokeOp):
         return apply_revoke(state, op)
+    if isinstance(op, ReverseOp):
+        return apply_reverse(state, op)
     if isinstance(op, OverdraftOp):
         return apply_overdraft(state, op)
     if isinstance(op, SweepCustomerOp):
@@ -244,7 +247,8 @@ def apply_void(state: BatchState, op: VoidOp) -> HoldView:
 
 
 def apply_grant(state: BatchState, op: GrantOp) -> GrantView:
-    """Open a lot funded from issuance; it first repays captured overdraft debt, if any."""
+    """Open a lot funded from issuance (or, paid, from payments); it first repays captured
+    overdraft debt, if any."""
     existing = state.grant_keys.get((op.customer_id, op.idempotency_key))
     if existing is not None:
         _same_arguments(
@@ -278,8 +282,12 @@ def apply_grant(state: BatchState, op: GrantOp) -> GrantView:
             created_at=state.now,
         )
     )
-    issuance = state.system(AccountKind.ISSUANCE, op.currency)
-    state.transfer(issuance, lot, op.amount, EntryKind.GRANT, description=op.description)
+    if op.paid:
+        payments = state.system(AccountKind.PAYMENTS, op.currency)
+        state.transfer(payments, lot, op.amount, EntryKind.PAYMENT, description=op.description)
+    else:
+        issuance = state.system(AccountKind.ISSUANCE, op.currency)
+        state.transfer(issuance, lot, op.amount, EntryKind.GRANT, description=op.description)
     overdraft = _overdraft(state, op.customer_id, op.currency)
     if overdraft is not None and overdraft.balance < 0:
         if overdraft.held_from is None:
@@ -318,6 +326,34 @@ def apply_revoke(state: BatchState, op: RevokeOp) -> GrantView:
             description="grant revoked",
         )
     return lot.grant_view()
+
+
+def apply_reverse(state: BatchState, op: ReverseOp) -> ReversalView:
+    """Move up to `op.amount` of a lot's rest back to the account that funded it, as one
+    transfer whose id is `op.transfer_id`; a replay (the transfer exists) moves nothing."""
+    lot = state.accounts.get(op.grant_id)
+    if (
+        lot is None
+        or lot.kind != AccountKind.GRANT
+        or (op.customer_id is not None and lot.customer_id != op.customer_id)
+    ):
+        raise GrantNotFound(f"no grant {op.grant_id!r}", grant_id=op.grant_id)
+    done = state.reversals.get(op.transfer_id)
+    if done is not None:
+        return ReversalView(lot.id, op.amount, done, op.transfer_id, replayed=True)
+    take = min(op.amount, max(lot.balance, 0))
+    if take:
+        funding = AccountKind.PAYMENTS if lot.id in state.paid_lots else AccountKind.ISSUANCE
+        state.transfer(
+            lot,
+            state.system(funding, lot.currency),
+            take,
+            EntryKind.REFUND,
+            description=op.description,
+            transfer_id=op.transfer_id,
+        )
+        state.reversals[op.transfer_id] = take
+    return ReversalView(lot.id, op.amount, take, op.transfer_id)
 
 
 def apply_overdraft(state: BatchState, op: OverdraftOp) -> int:

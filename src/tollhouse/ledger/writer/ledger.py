@@ -29,8 +29,10 @@ way once every batch before it is written.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Self, cast
 
@@ -38,11 +40,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from tollhouse.clock import Clock
-from tollhouse.ids import new_id
+from tollhouse.ids import base62, new_id
 from tollhouse.ledger import validate
 from tollhouse.ledger.errors import LedgerClosed
 from tollhouse.ledger.models import AccountKind, HoldStatus, accounts_table, holds_table
-from tollhouse.ledger.schemas import GrantView, HoldView, SweepResult
+from tollhouse.ledger.schemas import GrantView, HoldView, ReversalView, SweepResult
 from tollhouse.ledger.writer.batch import run_batch
 from tollhouse.ledger.writer.cached_postgres import PostgresAccountCache
 from tollhouse.ledger.writer.ops import (
@@ -52,6 +54,7 @@ from tollhouse.ledger.writer.ops import (
     Op,
     Outcome,
     OverdraftOp,
+    ReverseOp,
     RevokeOp,
     SweepCustomerOp,
     VoidOp,
@@ -78,6 +81,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_HOLD_TTL_SECONDS = 3600.0
 _SINGLE_OP_ATTEMPTS = 3
+
+HoldListener = Callable[[HoldView], None]
+"""Told of every new hold's answer (`Ledger.watch_holds`)."""
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -152,6 +158,7 @@ class Ledger:
             )
         self._batches = 0
         self._ops = 0
+        self._hold_listener: HoldListener | None = None
 
     @property
     def batches(self) -> int:
@@ -188,6 +195,14 @@ class Ledger:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
+    def watch_holds(self, listener: HoldListener | None) -> None:
+        """Call `listener(view)` with the answer to every new hold (not replays), carrying
+        `available_after_micros`, before the caller gets it; None stops it. The listener runs
+        on the caller's task: it must be quick and never raise (it is how a balance watcher,
+        such as auto top-up, sees a wallet cross a threshold without reading the database).
+        """
+        self._hold_listener = listener
+
     # -- operations ----------------------------------------------------------------------
 
     async def grant(
@@ -201,8 +216,10 @@ class Ledger:
         source: str = "manual",
         description: str = "",
         currency: str = "usd",
+        paid: bool = False,
     ) -> GrantView:
-        """Give `amount` micros (> 0) as a new lot (issuance -> lot).
+        """Give `amount` micros (> 0) as a new lot (issuance -> lot; `paid`: payments -> lot,
+        credits a customer paid for, with an entry of kind `payment`).
 
         The same `idempotency_key` for the customer with the same arguments returns the first
         grant (`replayed`; no double credit).
@@ -224,6 +241,7 @@ class Ledger:
             priority=validate.priority(priority),
             source=validate.source(source),
             description=validate.text(description, "description"),
+            paid=paid,
         )
         return cast(GrantView, await self._submit(op))
 
@@ -259,7 +277,10 @@ class Ledger:
             expires_at=validate.future_time(expires_at, "expires_at", self._clock.now()),
             metadata=validate.metadata(metadata),
         )
-        return cast(HoldView, await self._submit(op))
+        view = cast(HoldView, await self._submit(op))
+        if self._hold_listener is not None and not view.replayed:
+            self._hold_listener(view)
+        return view
 
     async def capture(
         self, hold_id: str, amount: int, *, customer_id: str | None = None
@@ -313,6 +334,39 @@ class Ledger:
             customer_id=validate.optional_identifier(customer_id, "customer_id"),
         )
         return cast(GrantView, await self._submit(op))
+
+    async def reverse_grant(
+        self,
+        grant_id: str,
+        amount: int,
+        *,
+        idempotency_key: str,
+        customer_id: str | None = None,
+        description: str = "",
+    ) -> ReversalView:
+        """Take up to `amount` micros (> 0) of a lot's rest back to the account that funded it
+        (payments for a paid lot, else issuance), as one transfer of kind `refund`: what a
+        refund reverses. Never more than the lot holds now: credits spent, held by open holds,
+        expired or revoked stay where they went (`reversed_micros` says what was taken).
+
+        Idempotent by `idempotency_key` per lot: the transfer's id is derived from both, and
+        a replay answers the first reversal (`replayed`) and moves nothing more.
+
+        Raises:
+            InvalidInput: bad amount, key or description.
+            GrantNotFound: unknown id, or another customer's grant.
+        """
+        grant_id = validate.identifier(grant_id, "grant_id")
+        key = cast(str, validate.idempotency_key(idempotency_key, required=True))
+        op = ReverseOp(
+            future=self._future(),
+            grant_id=grant_id,
+            amount=validate.amount(amount),
+            transfer_id=_reversal_transfer_id(grant_id, key),
+            customer_id=validate.optional_identifier(customer_id, "customer_id"),
+            description=validate.text(description, "description"),
+        )
+        return cast(ReversalView, await self._submit(op))
 
     async def set_overdraft_limit(
         self, customer_id: str, limit_micros: int, *, currency: str = "usd"
@@ -479,3 +533,9 @@ class Ledger:
             return
         assert error is not None
         resolve(op, False, error)
+
+
+def _reversal_transfer_id(grant_id: str, key: str) -> str:
+    """`tr_<22 base62 of blake2b(grant, key)>`: one reversal per lot and key."""
+    digest = hashlib.blake2b(f"reverse\x1f{grant_id}\x1f{key}".encode(), digest_size=17).digest()
+    return "tr_" + base62(int.from_bytes(digest, "big") % 62**22, 22)

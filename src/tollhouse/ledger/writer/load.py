@@ -31,10 +31,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tollhouse.ledger.models import (
     SYSTEM_KINDS,
     AccountKind,
+    EntryKind,
     HoldStatus,
     account_id_for,
     accounts_table,
     allocations_table,
+    entries_table,
     holds_table,
 )
 from tollhouse.ledger.writer.ops import (
@@ -43,6 +45,7 @@ from tollhouse.ledger.writer.ops import (
     HoldOp,
     Op,
     OverdraftOp,
+    ReverseOp,
     RevokeOp,
     SweepCustomerOp,
     VoidOp,
@@ -177,7 +180,7 @@ async def load(
     for op in ops:
         if isinstance(op, CaptureOp | VoidOp):
             hold_ids.add(op.hold_id)
-        elif isinstance(op, RevokeOp):
+        elif isinstance(op, RevokeOp | ReverseOp):
             grant_ids.add(op.grant_id)
         else:
             assert isinstance(op, HoldOp | GrantOp | SweepCustomerOp | OverdraftOp)
@@ -232,6 +235,7 @@ async def load(
     await _load_holds_after_lock(conn, ops, state, is_postgres)
     await _load_missing_accounts(conn, ops, state, grant_ids)
     await _load_overdraft_held(conn, ops, state)
+    await _load_reversals(conn, ops, state)
     return {row["id"] for row in wanted}
 
 
@@ -367,3 +371,24 @@ async def _sum_open_allocations(
         .group_by(L.account_id)
     )
     return {account_id: int(total) for account_id, total in result}
+
+
+async def _load_reversals(conn: AsyncConnection, ops: Sequence[Op], state: BatchState) -> None:
+    """For reversals: which of their lots a payment funded, and which reversal transfers
+    already exist (read after the lock, through the entries' account index)."""
+    reversals = [op for op in ops if isinstance(op, ReverseOp)]
+    if not reversals:
+        return
+    transfer_ids = {op.transfer_id for op in reversals}
+    E = entries_table.c
+    result = await conn.execute(
+        select(E.account_id, E.transfer_id, E.kind, E.amount).where(
+            E.account_id.in_({op.grant_id for op in reversals}),
+            or_(E.kind == EntryKind.PAYMENT.value, E.transfer_id.in_(transfer_ids)),
+        )
+    )
+    for row in result:
+        if row.kind == EntryKind.PAYMENT:
+            state.paid_lots.add(row.account_id)
+        if row.transfer_id in transfer_ids:
+            state.reversals[row.transfer_id] = -row.amount

@@ -32,6 +32,8 @@ class GrantOp(Op):
     priority: int
     source: str
     description: str
+    paid: bool = False
+    """Funded from the payments account (a payment's credits) instead of issuance."""
 
 
 @dataclass(slots=True, eq=False)
@@ -65,6 +67,19 @@ class VoidOp(Op):
 class RevokeOp(Op):
     grant_id: str
     customer_id: str | None
+
+
+@dataclass(slots=True, eq=False)
+class ReverseOp(Op):
+    """Take up to `amount` back from a lot into the account that funded it."""
+
+    grant_id: str
+    amount: int
+    transfer_id: str
+    """Derived from the grant and the caller's key: the transfer's id, and so its
+    idempotency (a replay finds the transfer already written)."""
+    customer_id: str | None
+    description: str
 
 
 @dataclass(slots=True, eq=False)

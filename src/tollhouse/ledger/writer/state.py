@@ -110,6 +110,10 @@ class BatchState:
         self.entries: list[EntryRow] = []
         self.new_accounts: list[Account] = []
         self.new_holds: list[Hold] = []
+        self.paid_lots: set[str] = set()
+        """Lots (loaded for a reversal) that a payment funded (`EntryKind.PAYMENT`)."""
+        self.reversals: dict[str, int] = {}
+        """Reversal transfer id -> micros it moved, for the reversals loaded or made."""
         self._journal: list[tuple[Any, str, Any]] = []
         self._mark = (0, 0, 0)
 
@@ -226,8 +230,10 @@ class BatchState:
         kind: str,
         hold_id: str | None = None,
         description: str = "",
+        transfer_id: str | None = None,
     ) -> None:
-        """Move `amount` (> 0) micros from `source` to `target`: two entries summing to zero.
+        """Move `amount` (> 0) micros from `source` to `target`: two entries summing to zero,
+        under `transfer_id` (default: a new id).
 
         Raises:
             StaleState: `source` would fall below its lower bound. Business rules check
@@ -240,7 +246,7 @@ class BatchState:
             raise StaleState(f"{source.kind} account {source.id} would go below its bound")
         self.set(source, "balance", new_source)
         self.set(target, "balance", target.balance + amount)
-        transfer_id = new_id("tr")
+        transfer_id = transfer_id or new_id("tr")
         self.entries.append(
             (transfer_id, source.id, source.customer_id, -amount, kind, hold_id, description)
         )

@@ -12,6 +12,7 @@ await subscriptions.deliver_grants(db, ledger=ledger, clock=clock, customer_id=c
 ```
 """
 
+from tollhouse.subscriptions.service.dunning import mark_paid, mark_past_due
 from tollhouse.subscriptions.service.invoicing import list_charges, period_starts
 from tollhouse.subscriptions.service.lifecycle import (
     ChangeKind,
@@ -57,6 +58,8 @@ __all__ = [
     "get_subscription",
     "history",
     "list_charges",
+    "mark_paid",
+    "mark_past_due",
     "period_starts",
     "plans_in_use",
     "quota_usage",
