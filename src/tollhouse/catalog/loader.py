@@ -30,6 +30,7 @@ from tollhouse.catalog.catalog import (
     BUILTIN_SOURCE,
     Catalog,
     Category,
+    ComputeSessions,
     Meter,
     Model,
     Plan,
@@ -448,6 +449,12 @@ def _build(spec: CatalogSpec, *, source: str, digest: str) -> Catalog:
         ),
         session_products=_frozen(
             {name: _session_product(name, p) for name, p in spec.session_products.items()}
+        ),
+        compute_sessions=ComputeSessions(
+            min_run_seconds=spec.compute_sessions.min_run,
+            slice_seconds=spec.compute_sessions.slice,
+            heartbeat_timeout_seconds=spec.compute_sessions.heartbeat_timeout,
+            low_credit_slices=spec.compute_sessions.low_credit_slices,
         ),
     )
 

@@ -4,11 +4,16 @@
 TollhouseError
 └── SessionsError (500 sessions-error)
     ├── SessionNotFound (404 session-not-found)   also a NotFound; session_id
-    └── SessionActive (409 session-active)        also a Conflict; product, session_id
+    ├── SessionActive (409 session-active)        also a Conflict; product, session_id
+    ├── SessionEnded (409 session-ended)          also a Conflict; session_id, end_reason
+    ├── SessionNotMetered (409 session-not-metered)  also a Conflict; session_id, kind
+    ├── TierNotPriced (409 resource-tier-not-priced)  also a Conflict; tier, plan
+    └── StartAbandoned (409 session-start-abandoned)  also a Conflict; hold_id, hold_status
 ```
-An unknown product is the catalog's `SessionProductNotFound` (404); a wallet that cannot pay
-is the ledger's `InsufficientCredit` (402); a start or purchase key used for something else
-is `IdempotencyKeyReused` (409).
+An unknown product is the catalog's `SessionProductNotFound` (404), a tier the plan does not
+offer its `ResourceTierNotInPlan` (403, naming the lowest plan that has it); a wallet that
+cannot pay is the ledger's `InsufficientCredit` (402); a start or purchase key used for
+something else is `IdempotencyKeyReused` (409).
 """
 
 from __future__ import annotations
@@ -33,3 +38,32 @@ class SessionActive(Conflict, SessionsError):
     `session_id` (the active one)."""
 
     status, code, title = 409, "session-active", "A session of this product is active"
+
+
+class SessionEnded(Conflict, SessionsError):
+    """A heartbeat for a session that has ended (the workload should stop). Extra:
+    `session_id`, `end_reason`."""
+
+    status, code, title = 409, "session-ended", "The session has ended"
+
+
+class SessionNotMetered(Conflict, SessionsError):
+    """A heartbeat for a flat session (only metered sessions take heartbeats). Extra:
+    `session_id`, `kind`."""
+
+    status, code, title = 409, "session-not-metered", "The session is not metered"
+
+
+class TierNotPriced(Conflict, SessionsError):
+    """The plan lists the resource tier but the catalog gives it no `session_rates` entry
+    (an operator's catalog to fix: a rate of "0" makes it free). Extra: `tier`, `plan`."""
+
+    status, code, title = 409, "resource-tier-not-priced", "Resource tier has no rate"
+
+
+class StartAbandoned(Conflict, SessionsError):
+    """A metered start replayed after its first hold was released (the start was cut off,
+    and retried after the hold's expiry): start again with a new idempotency key. Extra:
+    `hold_id`, `hold_status`."""
+
+    status, code, title = 409, "session-start-abandoned", "The start was abandoned"

@@ -25,6 +25,11 @@ crash replays the captured hold and writes the pack once).
 Duration caps end sessions lazily: every read and start first ends the customer's active
 sessions whose `expires_at` passed (ended at `expires_at`, reason `duration`), in the
 caller's transaction, with their `session.ended` events.
+
+Metered (compute) sessions, billed by the second on a resource tier: `estimate`,
+`start_metered`, `heartbeat` (`metered`), `stop` for either kind (`settle`), and the reaper
+and extender `reap` / `tick` (`reaper`); their design, crash safety and bound on unpaid
+running time are in `metered`'s docstring, the billing rule in `sessions.billing`.
 """
 
 from tollhouse.sessions.service.lifecycle import (
@@ -34,18 +39,36 @@ from tollhouse.sessions.service.lifecycle import (
     list_sessions,
     terminate,
 )
+from tollhouse.sessions.service.metered import (
+    HOLD_GRACE_SECONDS,
+    estimate,
+    heartbeat,
+    start_metered,
+)
 from tollhouse.sessions.service.packs import PACK_HOLD_PREFIX, buy_pack, quota
+from tollhouse.sessions.service.reaper import extend, reap, tick
+from tollhouse.sessions.service.settle import SLICE_HOLD_PREFIX, settle, stop
 from tollhouse.sessions.service.starts import SESSION_HOLD_PREFIX, start
 
 __all__ = [
+    "HOLD_GRACE_SECONDS",
     "MAX_PAGE",
     "PACK_HOLD_PREFIX",
     "SESSION_HOLD_PREFIX",
+    "SLICE_HOLD_PREFIX",
     "buy_pack",
     "end_expired",
+    "estimate",
+    "extend",
     "get",
+    "heartbeat",
     "list_sessions",
     "quota",
+    "reap",
+    "settle",
     "start",
+    "start_metered",
+    "stop",
     "terminate",
+    "tick",
 ]
