@@ -26,6 +26,10 @@ SESSION_DURATION_SECONDS = 86_400
 SESSION_MAX_TOKENS = 100_000
 SESSION_PACK_5_DOLLARS = "4.50"
 SESSION_PACK_5_MICROS = 4_500_000
+SMALL_MICROS_PER_HOUR = 75_000
+"""Metered sessions on `small`, free and pro plans: $0.075 an hour."""
+LARGE_MICROS_PER_HOUR = 600_000
+"""Metered sessions on `large` (pro only): $0.60 an hour."""
 
 
 def catalog_text(upstream_base_url: str, *, text_rpm: int = TEXT_RPM_FREE) -> str:
@@ -34,7 +38,12 @@ version: "test"
 currency: usd
 default_plan: free
 plans:
-  free: {{rank: 0, price: "0", rate_limit_multiplier: 1, resource_tiers: [small]}}
+  free:
+    rank: 0
+    price: "0"
+    rate_limit_multiplier: 1
+    resource_tiers: [small]
+    session_rates: {{small: "0.075"}}
   capped: {{rank: 5, price: "0", rate_limit_multiplier: 1, quotas: {{api_calls: {CAPPED_API_CALLS}}}}}
   pro:
     rank: 10
@@ -43,6 +52,7 @@ plans:
     included_credits: "{PRO_INCLUDED_DOLLARS}"
     features: [batch_generation]
     resource_tiers: [small, large]
+    session_rates: {{small: "0.075", large: "0.60"}}
   lifetime: {{rank: 20, price: "499.00", interval: once, rate_limit_multiplier: null}}
 categories:
   text: {{requests_per_minute: {text_rpm}, tokens_per_minute: 1000000}}

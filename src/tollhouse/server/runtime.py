@@ -3,7 +3,8 @@
 `Runtime` owns the database engine, the catalog, the key authenticator, the rate limiter, the
 group-committing ledger and usage writers, the pooled upstream HTTP client (aiohttp: its pool
 costs ~0.05-0.1 ms of CPU a request where httpx's costs ~2 ms, see bench/), and the background
-jobs (hold and grant expiry sweeps, subscription rollover, last-used flushes).
+jobs (hold and grant expiry sweeps, subscription rollover, last-used flushes, and the metered
+sessions' extender and reaper, every slice / 5 seconds).
 """
 
 from __future__ import annotations
@@ -26,12 +27,16 @@ from tollhouse.ledger import Ledger
 from tollhouse.metering import UsageRecorder
 from tollhouse.ratelimit import RateLimiter, storage_from_url
 from tollhouse.server.invalidation import Invalidations, customer_message, key_message
+from tollhouse.sessions import ReapReport
+from tollhouse.sessions import service as sessions
 from tollhouse.storage import Database
 from tollhouse.subscriptions import service as subscriptions
 
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_SECONDS = 30.0
+METER_TICKS_PER_SLICE = 5
+"""`meter_sessions` runs this many times per slice of the catalog's `compute_sessions`."""
 
 
 class Runtime:
@@ -69,6 +74,7 @@ class Runtime:
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._meter: asyncio.Task[None] | None = None
 
     @property
     def key_secret(self) -> bytes:
@@ -91,14 +97,16 @@ class Runtime:
         self.authenticator.start()
         await self.invalidations.start()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweeper")
+        self._meter = asyncio.create_task(self._meter_forever(), name="sessions.tick")
 
     async def stop(self) -> None:
         """Finish background work, then close everything. Safe to call twice."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        for task in (self._sweeper, self._meter):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._sweeper = self._meter = None
         await self.drain()
         await self.invalidations.stop()
         await self.authenticator.stop()
@@ -174,6 +182,24 @@ class Runtime:
         for customer_id in report.changed_customers:
             await self.invalidate_customer(customer_id)
         await subscriptions.deliver_grants(self.db, ledger=self.ledger, clock=self.clock)
+
+    async def meter_sessions(self) -> ReapReport:
+        """One pass of the metered sessions' extender and reaper (`sessions.service.tick`):
+        end what is due, settle what a dead process left, capture used-up slices, hold the
+        next slice of sessions with less than one left. Every process runs it, from the
+        database alone; two at once do each thing once."""
+        return await sessions.tick(self.db, self.ledger, catalog=self.catalog, clock=self.clock)
+
+    async def _meter_forever(self) -> None:
+        """`meter_sessions` at start (what a restart finds is reaped at once), then every
+        slice / `METER_TICKS_PER_SLICE` seconds."""
+        interval = self.catalog.compute_sessions.slice_seconds / METER_TICKS_PER_SLICE
+        while True:
+            try:
+                await self.meter_sessions()
+            except Exception:
+                log.exception("metered sessions pass failed")
+            await asyncio.sleep(interval)
 
     async def _sweep_forever(self) -> None:
         while True:
