@@ -19,6 +19,10 @@ on uvicorn), bare-granian (9202, the same app on granian; not in the default set
 (9300, needs bench/setup_litellm.sh once), tollhouse-sqlite and tollhouse-pg (9200, the
 gateway via its CLI; -pg needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379, and
 runs `serve --workers N` with --pg-workers N: several processes sharing the one customer).
+tollhouse-sqlite-session (9200; not in the default set) is tollhouse-sqlite with the model
+requiring a flat session (`SESSION_YAML`): the customer starts one before the load, and every
+call passes the session check and is paid by it; compare it with tollhouse-sqlite in the same
+run (`--targets tollhouse-sqlite,tollhouse-sqlite-session`).
 
 A target that fails to start or to answer is reported with its stderr; the others still run.
 Only 127.0.0.1 is ever contacted; every process started is stopped at the end.
@@ -59,7 +63,15 @@ LITELLM_MASTER_KEY = "sk-bench-master"  # matches bench/litellm_config.yaml
 LITELLM_VENV = BENCH / ".venv-litellm"
 MODEL = "bench-model"
 CHAT_PATH = "/v1/chat/completions"
-ALL_TARGETS = ("upstream", "bare", "bare-granian", "litellm", "tollhouse-sqlite", "tollhouse-pg")
+ALL_TARGETS = (
+    "upstream",
+    "bare",
+    "bare-granian",
+    "litellm",
+    "tollhouse-sqlite",
+    "tollhouse-sqlite-session",
+    "tollhouse-pg",
+)
 DEFAULT_TARGETS = "upstream,bare,litellm,tollhouse-sqlite,tollhouse-pg"
 # Goals from the issue: tollhouse vs the bare proxy and vs LiteLLM, on SQLite and PG+Redis.
 GOAL_THROUGHPUT_VS_BARE_PCT = 50.0
@@ -101,6 +113,17 @@ models:
       output_per_1m_tokens: "0.60"
 """
 BENCH_PLAN = "bench"
+SESSION_YAML = f"""
+session_products:
+  bench-session:
+    price: "1.00"
+    duration: 86400
+    max_tokens: 1000000000000
+    models: [{MODEL}]
+    required: true
+"""
+"""Appended to the catalog of tollhouse-sqlite-session: the model requires a session that
+no benchmark exhausts."""
 
 
 class TargetFailed(Exception):
@@ -333,7 +356,8 @@ def setup_tollhouse(h: Harness, target: str) -> Running:
     running.cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
     try:
         catalog = tmp / "catalog.yaml"
-        catalog.write_text(CATALOG_YAML)
+        sessions = target.endswith("-session")
+        catalog.write_text(CATALOG_YAML + (SESSION_YAML if sessions else ""))
         env = clean_env(
             **cli_env, TOLLHOUSE_CATALOG=str(catalog), TOLLHOUSE_KEY_SECRET="bench-secret"
         )
@@ -368,7 +392,7 @@ def setup_tollhouse(h: Harness, target: str) -> Running:
         else:
             env["TOLLHOUSE_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp / 'th.db'}"
             running.info["database"] = "sqlite (temporary file)"
-        running.info["catalog"] = CATALOG_YAML
+        running.info["catalog"] = catalog.read_text()
         run_cli(cli, ["catalog", "validate", str(catalog), "--json"], env, tmp)
         run_cli(cli, ["db", "upgrade"], env, tmp)
         customer = run_cli(
@@ -387,6 +411,11 @@ def setup_tollhouse(h: Harness, target: str) -> Running:
         running.key = _require(issued, "key", "keys create")
         grant = run_cli(cli, ["credits", "grant", customer_id, "1000000", "--json"], env, tmp)
         running.info.update(customer_id=customer_id, key_id=issued.get("id"), grant=grant)
+        if sessions:
+            started = run_cli(
+                cli, ["sessions", "start", customer_id, "bench-session", "--json"], env, tmp
+            )
+            running.info["session_id"] = _require(started, "id", "sessions start")
         serve = ["serve", "--host", HOST, "--port", str(TOLLHOUSE_PORT)]
         if target == "tollhouse-pg":
             serve += ["--workers", str(h.args.pg_workers)]
@@ -436,6 +465,7 @@ SETUP: dict[str, Callable[[Harness, str], Running]] = {
     "bare-granian": setup_bare,
     "litellm": setup_litellm,
     "tollhouse-sqlite": setup_tollhouse,
+    "tollhouse-sqlite-session": setup_tollhouse,
     "tollhouse-pg": setup_tollhouse,
 }
 
@@ -621,11 +651,16 @@ def fmt(value: float | None, digits: int = 2) -> str:
 def comparisons(records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     bare, litellm = records.get("bare"), records.get("litellm")
     out = []
-    for name in ("tollhouse-sqlite", "tollhouse-pg"):
+    for name in ("tollhouse-sqlite", "tollhouse-sqlite-session", "tollhouse-pg"):
         th = records.get(name)
         if not th or not th.get("ok"):
             continue
         row: dict[str, Any] = {"target": name}
+        plain = records.get("tollhouse-sqlite")
+        if name.endswith("-session") and plain and plain.get("ok"):
+            row["vs_without_sessions_pct"] = round(
+                th["requests_per_s"] / plain["requests_per_s"] * 100, 1
+            )
         if bare and bare.get("ok"):
             row["throughput_vs_bare_pct"] = round(
                 th["requests_per_s"] / bare["requests_per_s"] * 100, 1
@@ -724,6 +759,11 @@ def print_report(
         print("-" * 100)
     for c in comps:
         parts = [c["target"] + ":"]
+        if "vs_without_sessions_pct" in c:
+            parts.append(
+                f"{c['vs_without_sessions_pct']:.1f}% of tollhouse-sqlite's throughput "
+                "(sessions required vs not; goal >= 95%),"
+            )
         if "throughput_vs_bare_pct" in c:
             parts.append(
                 f"{c['throughput_vs_bare_pct']:.1f}% of bare throughput "

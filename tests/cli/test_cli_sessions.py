@@ -25,7 +25,11 @@ def test_a_pack_bought_from_the_cli_pays_the_next_session(migrated: Cli) -> None
         "active",
     )
     left = migrated.json("sessions", "packs", "list", customer)
-    assert {q["product"]: q["sessions_left"] for q in left} == {"analysis": 4, "imaging": 0}
+    assert {q["product"]: q["sessions_left"] for q in left} == {
+        "analysis": 4,
+        "imaging": 0,
+        "analyst": 0,
+    }
     balance = migrated.json("credits", "balance", customer)
     assert balance["available_micros"] == 10_000_000 - SESSION_PACK_5_MICROS
 

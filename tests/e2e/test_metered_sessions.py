@@ -156,8 +156,8 @@ async def test_a_session_whose_wallet_runs_dry_stops_by_itself(
         "credit",
         26_250,  # 1,260 s at 75,000/h
     )
-    assert (late.status_code, problem_type(late), late.json()["end_reason"]) == (
-        409,
+    assert (late.status_code, problem_type(late), late.json()["reason"]) == (
+        402,
         "session-ended",
         "credit",
     )

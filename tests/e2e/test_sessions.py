@@ -68,6 +68,7 @@ async def test_a_pack_pays_before_the_wallet_and_replays_charge_nothing(stack: S
         assert {q["product"]: q["sessions_left"] for q in quota["products"]} == {
             "analysis": 4,
             "imaging": 0,
+            "analyst": 0,
         }
         current = await own.ok("GET", "/v1/sessions/current")
         assert [s["id"] for s in current] == [session["id"]]
@@ -91,6 +92,9 @@ async def test_the_wallet_pays_and_the_transactions_show_the_fee(stack: Stack) -
         )
     captured = [e for e in history if e["hold_id"] == session["hold_id"] and e["kind"] == "capture"]
     assert sum(e["amount_micros"] for e in captured) == -SESSION_PRICE_MICROS
+    assert {
+        (e["hold_metadata"]["purpose"], e["hold_metadata"]["session_id"]) for e in captured
+    } == {("session_fee", session["id"])}
     assert (hold["status"], hold["captured_micros"]) == ("captured", SESSION_PRICE_MICROS)
     assert (reused.status_code, reused.json()["type"].rsplit("/", 1)[-1]) == (
         409,

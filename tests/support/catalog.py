@@ -26,6 +26,11 @@ SESSION_DURATION_SECONDS = 86_400
 SESSION_MAX_TOKENS = 100_000
 SESSION_PACK_5_DOLLARS = "4.50"
 SESSION_PACK_5_MICROS = 4_500_000
+ANALYST_PRICE_MICROS = 100_000
+"""The `analyst` session product, which `test-analyst` requires: $0.10 for 600 s or
+`ANALYST_MAX_TOKENS` tokens (the FakeUpstream's answer uses 19: the second call crosses)."""
+ANALYST_DURATION_SECONDS = 600
+ANALYST_MAX_TOKENS = 30
 SMALL_MICROS_PER_HOUR = 75_000
 """Metered sessions on `small`, free and pro plans: $0.075 an hour."""
 LARGE_MICROS_PER_HOUR = 600_000
@@ -59,6 +64,7 @@ categories:
   embeddings: {{requests_per_minute: 60}}
   text-to-image: {{requests_per_minute: 10}}
   text-to-speech: {{requests_per_minute: 10}}
+  analysis: {{requests_per_minute: 60}}
 upstreams:
   fake: {{base_url: "{upstream_base_url}", api_key_env: TOLLHOUSE_TEST_UPSTREAM_KEY}}
 models:
@@ -111,6 +117,12 @@ models:
     upstream: fake
     upstream_model: echo
     price: {{per_1m_characters: "15"}}
+  test-analyst:
+    category: analysis
+    upstream: fake
+    upstream_model: echo
+    max_output_tokens: {CHAT_MAX_OUTPUT_TOKENS}
+    price: {{input_per_1m_tokens: "1", output_per_1m_tokens: "2"}}
 session_products:
   analysis:
     price: "{SESSION_PRICE_DOLLARS}"
@@ -124,6 +136,12 @@ session_products:
     price: "0.50"
     duration: 3600
     categories: [text-to-image]
+  analyst:
+    price: "0.10"
+    duration: {ANALYST_DURATION_SECONDS}
+    max_tokens: {ANALYST_MAX_TOKENS}
+    models: [test-analyst]
+    required: true
 """
 
 

@@ -53,7 +53,7 @@ class Services:
         return self.settings.key_secret.get_secret_value().encode()
 
     async def notify(self, message: str) -> None:
-        """Tell running servers to drop a cached key or customer (`server.invalidation`):
+        """Tell running servers to drop a cached key, customer or sessions (`server.invalidation`):
         they do within 2 s (through Redis at once when it is configured)."""
         await announce(self.db, message, redis_url=self.settings.redis_url, clock=self.clock)
 

@@ -9,11 +9,13 @@ from typing import Any
 import typer
 
 from tollhouse.catalog import ResourceTier
+from tollhouse.catalog import service as catalogs
 from tollhouse.cli.common import JsonOption, Services, emit, run
 from tollhouse.cli.watch import parse_duration, watch
 from tollhouse.errors import InvalidInput
 from tollhouse.ids import new_id
-from tollhouse.sessions import SessionStatus, SessionView
+from tollhouse.server.invalidation import sessions_message
+from tollhouse.sessions import SessionKind, SessionStatus, SessionView
 from tollhouse.sessions import service as sessions
 
 sessions_app = typer.Typer(help="Customers' flat and metered sessions.", no_args_is_help=True)
@@ -37,6 +39,9 @@ def start(
         None, "--tier", help="A resource tier of the plan: a metered session."
     ),
     idempotency_key: str | None = KeyOption,
+    auto_renew: bool = typer.Option(
+        False, "--auto-renew", help="Start the next session when a cap ends this one."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Start a session for CUSTOMER: a flat one of PRODUCT (paid from a pack, else the
@@ -46,6 +51,8 @@ def start(
         if (product is None) == (tier is None):
             msg = "name exactly one of PRODUCT (flat session) and --tier (metered session)"
             raise InvalidInput(msg)
+        async with svc.db.transaction() as session:
+            await catalogs.require_in_force(session, svc.catalog, currency=True)
         key = idempotency_key or new_id("cli")
         if tier is not None:
             started = await sessions.start_metered(
@@ -57,11 +64,13 @@ def start(
             started = await sessions.start(
                 svc.db, svc.ledger, catalog=svc.catalog, clock=svc.clock,
                 customer_id=customer, product=product, idempotency_key=key,
+                auto_renew=auto_renew,
             )  # fmt: skip
+            await svc.notify(sessions_message(customer))
         return {**_session_dict(started.session), "replayed": started.replayed}
 
-    columns = [*COLUMNS, "paid_with", *(METERED_COLUMNS[:3] if tier else [])]
-    emit(run(job), as_json, columns=columns)
+    extra = METERED_COLUMNS[:3] if tier else ["auto_renew"]
+    emit(run(job), as_json, columns=[*COLUMNS, "paid_with", *extra])
 
 
 @sessions_app.command("estimate")
@@ -143,6 +152,8 @@ def stop(session_id: str, as_json: bool = JsonOption) -> None:
         view = await sessions.stop(
             svc.db, svc.ledger, session_id, catalog=svc.catalog, clock=svc.clock
         )
+        if view.kind == SessionKind.FLAT:
+            await svc.notify(sessions_message(view.customer_id))
         return _session_dict(view)
 
     emit(run(job), as_json, columns=[*COLUMNS, "billed_micros", "end_reason"])

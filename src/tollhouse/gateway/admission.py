@@ -3,9 +3,12 @@
 One function serves the gateway and the sidecar `POST /v1/authorize`:
 
 ```
-principal -> scope -> model access (key, plan) -> rate limit (one decision for requests and
+principal -> scope -> model access (key, plan) -> session -> rate limit (one decision for requests and
 tokens) -> price of the estimate -> hold on the wallet
 ```
+
+A call to a model that an active flat session covers is paid by the session (no hold; see
+`gateway.session_guard`); a model that requires a session is refused without one.
 
 A denial raises before anything is reserved (the rate limiter is all-or-nothing; a hold that
 fails stores nothing, and what the rate limits took for the call is given back), so a refused
@@ -25,6 +28,7 @@ from tollhouse.catalog import Catalog, Model, ModelNotInPlan, Usage
 from tollhouse.gateway.deps import GatewayDeps
 from tollhouse.gateway.errors import ModelNotAllowedForKey, OperatorKeyNotBillable
 from tollhouse.gateway.quotas import Reservation
+from tollhouse.gateway.session_guard import LiveSession
 from tollhouse.keys import Principal
 from tollhouse.ledger import HoldView
 from tollhouse.ratelimit import Decision, Limit, RateLimitCostTooLarge, Request
@@ -38,7 +42,8 @@ MINUTE_SECONDS = 60.0
 class Admission:
     """An admitted call: its customer, reserved amount and the limits' state.
 
-    `hold` is None when the estimate costs nothing (nothing to reserve).
+    `hold` is None when the estimate costs nothing (nothing to reserve) or a session pays
+    for the call (`session`).
     """
 
     customer_id: str
@@ -51,6 +56,8 @@ class Admission:
     """The tokens-per-minute window and what was taken from it (settled after the call)."""
     quota: Reservation | None = None
     """What this call reserved against its plan's quotas (None: nothing capped)."""
+    session: LiveSession | None = None
+    """The flat session that covers (and pays for) this call, if any."""
 
 
 def check_model_access(catalog: Catalog, principal: Principal, model: Model) -> None:
@@ -141,8 +148,9 @@ async def admit(
 ) -> Admission:
     """Authorize one call of `model` expected to use at most `usage`, and hold its price.
 
-    Order: scope, model access, entitlements (`features`, `resource_tier`), quotas (the
-    estimate is reserved), rate limit, hold. A later refusal releases what an earlier step
+    Order: scope, model access, entitlements (`features`, `resource_tier`), session (a
+    covering active session pays for the call: nothing is held), quotas (the estimate is
+    reserved), rate limit, hold. A later refusal releases what an earlier step
     reserved, so a refused call costs nothing and counts against nothing.
 
     `principal` must act for a customer (an operator acting for one passes that customer's
@@ -156,6 +164,7 @@ async def admit(
         OperatorKeyNotBillable: an operator key without a customer.
         ModelNotAllowedForKey, ModelNotInPlan: see `check_model_access`.
         FeatureNotInPlan, ResourceTierNotInPlan: the plan lacks them (403, `required_plan`).
+        SessionRequired, SessionEnded: the model needs an active session (402).
         QuotaExceeded: a per-period cap would be passed (429, `resets_at`).
         RateLimitCostTooLarge: the estimate alone exceeds the tokens-per-minute window (422).
         RateLimited: a window is exhausted (429, `retry_after_seconds`).
@@ -172,13 +181,14 @@ async def admit(
         deps.catalog.require_feature(principal.plan, feature)
     if resource_tier is not None:
         deps.catalog.require_tier(principal.plan, resource_tier)
+    session = await deps.sessions.admit(customer_id, model)
     quota = await deps.quotas.reserve(customer_id, principal.plan, usage)
     requests: list[Request] = []
     try:
         requests, tokens = rate_requests(deps.catalog, principal, customer_id, model, usage)
         decision = await deps.limiter.hit_all(requests) if requests else Decision(True, [])
         decision.raise_if_denied(f"rate limit reached for '{model.category}' models")
-        price = model.price.cost(usage)
+        price = 0 if session is not None else model.price.cost(usage)
         hold = None
         if price > 0:
             timeout = deps.settings.upstream_timeout_seconds + MINUTE_SECONDS
@@ -197,7 +207,7 @@ async def admit(
     except BaseException:
         deps.quotas.settle(quota, None)
         raise
-    return Admission(customer_id, model, usage, price, hold, decision, tokens, quota)
+    return Admission(customer_id, model, usage, price, hold, decision, tokens, quota, session)
 
 
 async def _refund(deps: GatewayDeps, requests: list[Request]) -> None:

@@ -11,6 +11,7 @@ from tollhouse.catalog import Catalog
 from tollhouse.clock import Clock
 from tollhouse.config import Settings
 from tollhouse.gateway.quotas import QuotaGuard
+from tollhouse.gateway.session_guard import SessionGuard
 from tollhouse.keys import KeyAuthenticator
 from tollhouse.ledger import Ledger
 from tollhouse.metering import UsageRecorder
@@ -26,6 +27,7 @@ class GatewayDeps(Protocol):
     ledger: Ledger
     recorder: UsageRecorder
     quotas: QuotaGuard
+    sessions: SessionGuard
 
     @property
     def http(self) -> aiohttp.ClientSession:

@@ -42,8 +42,9 @@ STREAM_CHUNK_TIMEOUT_SECONDS = 120.0
 class Forwarded:
     """The upstream's answer to pass to the client: whole `content`, or a `stream` of bytes.
 
-    A whole answer carries its real `usage` (and where it came from): the caller sends the
-    answer, then `settle`s it, in its own task. A stream settles itself when it ends."""
+    A whole answer carries its real `usage` (and where it came from): the caller counts it
+    into the call's session if any, sends the answer, then `settle`s it, in its own task. A
+    stream counts and settles itself when it ends."""
 
     status: int
     content_type: str
@@ -177,6 +178,8 @@ async def _stream_through(
     finally:
         response.close()
         usage, source = meter.result(call.admission.estimate)
+        if call.admission.session is not None:
+            deps.sessions.count(call.admission.session, usage)  # before the stream's end
         deps.spawn(
             settle(deps, call, usage, source, interrupted=interrupted or not meter.done),
             name=f"settle {call.request_id}",

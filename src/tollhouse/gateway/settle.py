@@ -36,7 +36,8 @@ RETRY_MAX_SECONDS = 5.0
 def usage_events(
     call: Call, usage: Usage, *, cost_micros: int, properties: dict[str, Any]
 ) -> list[RecordableEvent]:
-    """The usage events of one call: `api_calls` = 1 plus each nonzero quantity.
+    """The usage events of one call: `api_calls` = 1 plus each nonzero quantity, carrying
+    the id of the session that paid for it, if any.
 
     Built as `CheckedUsageEvent`s, without pydantic's validation (most of the cost of building
     them): every field comes from values made or checked here (ids, the admitted customer and
@@ -51,6 +52,7 @@ def usage_events(
         "characters": usage.characters,
     }
     props = {**properties, "cost_micros": cost_micros, "route": call.route.kind}
+    session_id = call.admission.session.id if call.admission.session is not None else None
     occurred_at = call.started_at.astimezone(UTC)
     return [
         (CheckedUsageEvent if value <= MAX_VALUE else UsageEventIn)(
@@ -61,6 +63,7 @@ def usage_events(
             occurred_at=occurred_at,
             key_id=call.principal.key_id,
             model=call.admission.model.id,
+            session_id=session_id,
             properties=props,
         )
         for meter, value in quantities.items()
@@ -79,7 +82,9 @@ async def settle(
     """Charge the real price, record usage, settle the token window, mark the key used.
 
     The usage events are queued, and waited for only when the call reserved a quota (see
-    `QuotaGuard`); `Runtime.drain` waits for them all.
+    `QuotaGuard`) or ran in a session; `Runtime.drain` waits for them all. A session's call
+    was counted into it (`SessionGuard.count`) by whoever knew its usage first; once its
+    events are stored, a session that reached its token cap is ended (`SessionGuard.finish`).
 
     The hold is captured up to the real price. When the real price is above the hold (the
     upstream's tokenizer counted more than the local estimate, or it ignored `max_tokens`),
@@ -91,7 +96,7 @@ async def settle(
     the whole estimate; the difference from the real usage is taken or given back.
     """
     admission = call.admission
-    cost = admission.model.price.cost(usage)
+    cost = 0 if admission.session is not None else admission.model.price.cost(usage)
     properties: dict[str, Any] = {"usage_source": source}
     captured = 0
     if admission.hold is not None:
@@ -102,13 +107,16 @@ async def settle(
     if interrupted:
         properties["interrupted"] = True
     events = usage_events(call, usage, cost_micros=captured, properties=properties)
-    if admission.quota is None:
+    if admission.quota is None and admission.session is None:
         deps.recorder.record_later(events)  # not waited for: a failure to write is logged
     else:
-        # A capped meter's counter takes the usage once it is stored, so a quota reload in
-        # between counts it twice (refusing early), never not at all.
+        # A capped meter's counter (and a session's pending count) takes the usage once it
+        # is stored, so a reload in between counts it twice (refusing early), never not at all.
         await deps.recorder.record(events)
     deps.quotas.settle(admission.quota, usage)
+    if admission.session is not None:
+        deps.sessions.stored(admission.session, usage)
+        await deps.sessions.finish(admission.session)
     if admission.tokens is not None:
         await _settle_tokens(deps, call, admission.tokens, usage)
     deps.authenticator.touch(call.principal.key_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -158,6 +159,8 @@ class TransactionView:
     description: str
     account_id: str = ""
     currency: str = "usd"
+    hold_metadata: Mapping[str, Any] | None = None
+    """The metadata of the hold the entry moved (None for entries without a hold)."""
 
 
 @dataclass(frozen=True, slots=True)

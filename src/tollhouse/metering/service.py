@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from math import ceil
 from typing import Any, get_args
 
-from sqlalchemy import ColumnElement, func, literal_column, select, type_coerce
+from sqlalchemy import ColumnElement, func, literal_column, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollhouse.metering.errors import InvalidUsageQuery, InvalidUsageWindow
@@ -153,6 +153,35 @@ async def usage_by_key(
     return await totals(
         session, customer_id=None, key_id=key_id, meters=meters, start=start, end=end
     )
+
+
+SESSION_TOKEN_METERS = ("input_tokens", "output_tokens")
+"""The meters a session's token cap counts."""
+
+
+async def session_tokens(
+    session: AsyncSession, sessions: Collection[tuple[str, str]]
+) -> dict[str, int]:
+    """Tokens used in each of `sessions` (`(customer_id, session_id)` pairs): the sum of the
+    customer's `input_tokens` and `output_tokens` events carrying the session's id, so each
+    event counts once however often it was reported. Session id -> tokens (0 when none).
+    One query."""
+    totals = dict.fromkeys((session_id for _, session_id in sessions), 0)
+    if not sessions:
+        return totals
+    pairs = [
+        (UsageEvent.session_id == session_id) & (UsageEvent.customer_id == customer_id)
+        for customer_id, session_id in sessions
+    ]
+    rows = await session.execute(
+        select(UsageEvent.session_id, func.sum(UsageEvent.value))
+        .where(or_(*pairs), UsageEvent.meter.in_(SESSION_TOKEN_METERS))
+        .group_by(UsageEvent.session_id)
+    )
+    for session_id, tokens in rows:
+        if session_id is not None:
+            totals[session_id] = int(tokens or 0)
+    return totals
 
 
 async def list_events(

@@ -1,8 +1,9 @@
 """Cache invalidation across processes: a database log every process polls, and Redis pub/sub.
 
-Each process caches keys (30 s) and quota views (10 s). A revoked key or a changed plan is
-dropped at once in the process that made the change (`Runtime.invalidate_key`,
-`Runtime.invalidate_customer`); every other process drops its own copy within 2 s, with or
+Each process caches keys (30 s), quota views (10 s) and flat-session views (5 s). A revoked
+key, a changed plan or a started or ended session is dropped at once in the process that made
+the change (`Runtime.invalidate_key`, `Runtime.invalidate_customer`,
+`Runtime.invalidate_sessions`); every other process drops its own copy within 2 s, with or
 without Redis:
 
 - the log (always): right after the change commits, the changing process (a server, or the
@@ -11,7 +12,7 @@ without Redis:
   (`server.invalidation_log`). Bound: the row's insert (milliseconds after the commit, before
   the answer) + one poll interval (1 s) + the poll's query.
 - Redis (when `TOLLHOUSE_REDIS_URL` is set), the fast path: the changing process also
-  publishes `key:<id>` or `customer:<id>` on `th:invalidate`, and every subscribed process
+  publishes `key:<id>`, `customer:<id>` or `sessions:<id>` on `th:invalidate`, and every subscribed process
   applies it within milliseconds. The subscriber starts whether Redis answers or not and
   subscribes again every second until it does; the log covers what it missed meanwhile.
 
@@ -37,7 +38,7 @@ from tollhouse.storage import Database
 log = logging.getLogger(__name__)
 
 CHANNEL = "th:invalidate"
-KINDS = ("key", "customer")
+KINDS = ("key", "customer", "sessions")
 RETRY_SECONDS = 1.0
 """How often an unreachable Redis is tried again by the subscriber."""
 TIMEOUT_SECONDS = 1.0
@@ -52,8 +53,13 @@ def customer_message(customer_id: str) -> str:
     return f"customer:{customer_id}"
 
 
+def sessions_message(customer_id: str) -> str:
+    return f"sessions:{customer_id}"
+
+
 def parse_message(message: str) -> tuple[str, str] | None:
-    """`(kind, id)` of `key:<id>` or `customer:<id>`; None for anything else."""
+    """`(kind, id)` of `key:<id>`, `customer:<id>` or `sessions:<id>`; None for anything
+    else."""
     kind, _, ident = message.partition(":")
     return (kind, ident) if kind in KINDS and ident else None
 
@@ -102,8 +108,8 @@ async def _publish(client: redis.Redis, message: str) -> None:
 class Invalidations:
     """A serving process's side: the log poller, and the Redis channel when `redis_url` is set.
 
-    `on_message(kind, id)` is called with `("key", key_id)` or `("customer", customer_id)`,
-    for changes of this process too (applying one twice is harmless).
+    `on_message(kind, id)` is called with `("key", key_id)`, `("customer", customer_id)` or
+    `("sessions", customer_id)`, for changes of this process too (applying one twice is harmless).
     """
 
     def __init__(
@@ -144,7 +150,8 @@ class Invalidations:
         then the Redis message. Failures are logged, not raised (see the module docstring).
 
         Raises:
-            ValueError: `message` is not a `key_message` or `customer_message`.
+            ValueError: `message` is not a `key_message`, `customer_message` or
+                `sessions_message`.
         """
         await _record(self.db, message, self.clock)
         if self.client is not None:

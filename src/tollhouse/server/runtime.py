@@ -21,14 +21,20 @@ from tollhouse.catalog import Catalog, load_catalog
 from tollhouse.clock import SYSTEM_CLOCK, Clock
 from tollhouse.config import Settings
 from tollhouse.gateway.quotas import QuotaGuard
+from tollhouse.gateway.session_guard import SessionGuard
 from tollhouse.gateway.tokens import warm_up
 from tollhouse.keys import KeyAuthenticator
 from tollhouse.ledger import Ledger
 from tollhouse.metering import UsageRecorder
 from tollhouse.ratelimit import RateLimiter, storage_from_url
-from tollhouse.server.invalidation import Invalidations, customer_message, key_message
+from tollhouse.server.invalidation import (
+    Invalidations,
+    customer_message,
+    key_message,
+    sessions_message,
+)
 from tollhouse.sessions import ReapReport
-from tollhouse.sessions import service as sessions
+from tollhouse.sessions import service as session_service
 from tollhouse.storage import Database
 from tollhouse.subscriptions import service as subscriptions
 
@@ -70,6 +76,13 @@ class Runtime:
         self.ledger = Ledger(self.db, clock=clock)
         self.recorder = UsageRecorder(self.db, clock=clock, known_meters=set(self.catalog.meters))
         self.quotas = QuotaGuard(self.db, catalog=self.catalog, clock=clock)
+        self.sessions = SessionGuard(
+            self.db,
+            self.ledger,
+            catalog=self.catalog,
+            clock=clock,
+            on_change=self.invalidate_sessions,
+        )
         self.invalidations = Invalidations(self.db, settings.redis_url, self._drop, clock=clock)
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -133,10 +146,18 @@ class Runtime:
         self._drop("customer", customer_id)
         await self.invalidations.announce(customer_message(customer_id))
 
+    async def invalidate_sessions(self, customer_id: str) -> None:
+        """After a customer's session starts or ends (or sidecar usage counts into one):
+        read its sessions again, here at once and in every other process within 2 s."""
+        self._drop("sessions", customer_id)
+        await self.invalidations.announce(sessions_message(customer_id))
+
     def _drop(self, kind: str, ident: str) -> None:
         if kind == "key":
             self.authenticator.invalidate(ident)
-        else:
+            return
+        self.sessions.invalidate(ident)
+        if kind == "customer":
             self.authenticator.invalidate_customer(ident)
             self.quotas.invalidate(ident)
 
@@ -188,7 +209,9 @@ class Runtime:
         end what is due, settle what a dead process left, capture used-up slices, hold the
         next slice of sessions with less than one left. Every process runs it, from the
         database alone; two at once do each thing once."""
-        return await sessions.tick(self.db, self.ledger, catalog=self.catalog, clock=self.clock)
+        return await session_service.tick(
+            self.db, self.ledger, catalog=self.catalog, clock=self.clock
+        )
 
     async def _meter_forever(self) -> None:
         """`meter_sessions` at start (what a restart finds is reaped at once), then every

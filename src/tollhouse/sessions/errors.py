@@ -5,7 +5,8 @@ TollhouseError
 └── SessionsError (500 sessions-error)
     ├── SessionNotFound (404 session-not-found)   also a NotFound; session_id
     ├── SessionActive (409 session-active)        also a Conflict; product, session_id
-    ├── SessionEnded (409 session-ended)          also a Conflict; session_id, end_reason
+    ├── SessionRequired (402 session-required)    product, price_micros, products
+    ├── SessionEnded (402 session-ended)          session_id, reason, product, price_micros
     ├── SessionNotMetered (409 session-not-metered)  also a Conflict; session_id, kind
     ├── TierNotPriced (409 resource-tier-not-priced)  also a Conflict; tier, plan
     └── StartAbandoned (409 session-start-abandoned)  also a Conflict; hold_id, hold_status
@@ -40,11 +41,24 @@ class SessionActive(Conflict, SessionsError):
     status, code, title = 409, "session-active", "A session of this product is active"
 
 
-class SessionEnded(Conflict, SessionsError):
-    """A heartbeat for a session that has ended (the workload should stop). Extra:
-    `session_id`, `end_reason`."""
+class SessionRequired(SessionsError):
+    """The model may only be called inside an active session of a product that covers it,
+    and the customer has none. Extra: `product` (the first such product), `price_micros`
+    (its price), `products` (every product that would do), `model`."""
 
-    status, code, title = 409, "session-ended", "The session has ended"
+    status, code, title = 402, "session-required", "An active session is required"
+
+
+class SessionEnded(SessionsError):
+    """The customer's session of the product reached a cap (or was terminated) and no new
+    one is active. Extra: `session_id`, `reason` (`tokens`, `duration`, `terminated`),
+    `product`, `price_micros` (what a new one costs), `model`.
+
+    Also the answer to a heartbeat of a metered session that has ended (its workload should
+    stop): extra `session_id`, `reason` (`terminated`, `credit`, `heartbeat`, `lapsed`),
+    `product`, `resource_tier`."""
+
+    status, code, title = 402, "session-ended", "The session has ended"
 
 
 class SessionNotMetered(Conflict, SessionsError):

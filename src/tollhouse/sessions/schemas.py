@@ -14,7 +14,8 @@ class SessionView:
     """A session as of `now`. Money in micros of `currency`.
 
     `seconds_left` is `None` without a duration cap and 0 once ended; `tokens_left` is `None`
-    without a token cap and 0 once ended.
+    without a token cap and 0 once ended. `auto_renew`: a cap ending it starts the next one
+    (on the next call it would have covered).
 
     Metered sessions also have `resource_tier`, `rate_micros_per_hour`, `paid_until` and
     `last_heartbeat_at` (`None` on flat ones). `cost_micros` is what the session costs as of
@@ -41,6 +42,7 @@ class SessionView:
     paid_with: str
     pack_id: str | None
     hold_id: str | None
+    auto_renew: bool
     resource_tier: str | None
     rate_micros_per_hour: int | None
     paid_until: datetime | None
@@ -50,15 +52,17 @@ class SessionView:
     settled_at: datetime | None
 
     @classmethod
-    def of(cls, row: Session, now: datetime) -> SessionView:
-        """The view of a `sessions` row at `now` (seconds left rounded down)."""
+    def of(cls, row: Session, now: datetime, *, tokens_used: int | None = None) -> SessionView:
+        """The view of a `sessions` row at `now` (seconds left rounded down); `tokens_used`
+        (counted from the usage events) replaces the row's count of an active session."""
         active = row.status == "active"
+        used = row.tokens_used if tokens_used is None else tokens_used
         seconds_left: int | None = None
         if row.expires_at is not None:
             seconds_left = max(0, int((row.expires_at - now).total_seconds())) if active else 0
         tokens_left: int | None = None
         if row.token_cap is not None:
-            tokens_left = max(0, row.token_cap - row.tokens_used) if active else 0
+            tokens_left = max(0, row.token_cap - used) if active else 0
         return cls(
             id=row.id,
             customer_id=row.customer_id,
@@ -70,7 +74,7 @@ class SessionView:
             ended_at=row.ended_at,
             end_reason=row.end_reason,
             token_cap=row.token_cap,
-            tokens_used=row.tokens_used,
+            tokens_used=used,
             tokens_left=tokens_left,
             seconds_left=seconds_left,
             fee_micros=row.fee_micros,
@@ -78,6 +82,7 @@ class SessionView:
             paid_with=row.paid_with,
             pack_id=row.pack_id,
             hold_id=row.hold_id,
+            auto_renew=bool(row.auto_renew),
             resource_tier=row.resource_tier,
             rate_micros_per_hour=row.rate_micros_per_hour,
             paid_until=row.paid_until,

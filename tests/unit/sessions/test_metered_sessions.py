@@ -341,7 +341,7 @@ class TestHeartbeats:
             await sessions.heartbeat(
                 env.db, env.ledger, view.id, catalog=env.catalog, clock=env.clock
             )
-        assert late.value.extra["end_reason"] == "heartbeat"
+        assert late.value.extra["reason"] == "heartbeat"
 
     async def test_a_late_heartbeat_ends_the_session_itself(
         self, env: Env, plan_customer: NewPlanCustomer

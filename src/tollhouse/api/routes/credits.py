@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
@@ -65,6 +65,10 @@ class TransactionOut(BaseModel):
     hold_id: str | None
     created_at: datetime
     description: str
+    hold_metadata: dict[str, Any] | None = None
+    """What the entry's hold paid for, as its metadata: `{"model", "key_id", "request"}` for a
+    gateway call, `{"purpose": "session_fee", "session_id", "product"}` for a session's fee,
+    `{"purpose": "session_pack", ...}` for a pack."""
 
 
 class OverdraftSet(RequestBody):
@@ -175,6 +179,7 @@ async def list_transactions(
             hold_id=e.hold_id,
             created_at=e.created_at,
             description=e.description,
+            hold_metadata=dict(e.hold_metadata) if e.hold_metadata is not None else None,
         )
         for e in entries
     ]

@@ -6,11 +6,15 @@ before the upstream is called. Errors use OpenAI's error shape with problem+json
 
 Response headers: `x-tollhouse-request-id`; `x-tollhouse-balance-micros` (available after this
 call's hold); `x-tollhouse-hold-id`; `RateLimit-Policy` and `RateLimit` (IETF draft) and
-`RateLimit-Limit`/`-Remaining`/`-Reset` (see `tollhouse.ratelimit.fields`).
+`RateLimit-Limit`/`-Remaining`/`-Reset` (see `tollhouse.ratelimit.fields`); inside a session
+`x-tollhouse-session-id`, `x-tollhouse-session-tokens-left` and
+`x-tollhouse-session-seconds-left` (after this call for a whole answer, before it for a
+stream; a cap the session does not have is left out).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -52,7 +56,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _headers(request_id: str, admission: Admission) -> list[tuple[bytes, bytes]]:
+def _headers(request_id: str, admission: Admission, now: datetime) -> list[tuple[bytes, bytes]]:
     headers = [(b"x-tollhouse-request-id", request_id.encode())]
     headers.extend(
         (name.lower().encode(), value.encode())
@@ -65,6 +69,10 @@ def _headers(request_id: str, admission: Admission) -> list[tuple[bytes, bytes]]
             headers.append(
                 (b"x-tollhouse-balance-micros", str(hold.available_after_micros).encode())
             )
+    if admission.session is not None:
+        headers.extend(
+            (name.encode(), value.encode()) for name, value in admission.session.headers(now)
+        )
     return headers
 
 
@@ -123,7 +131,9 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
     except Exception as exc:
         await unexpected_response("POST", path, exc)(scope, receive, send)
         return
-    headers = _headers(request_id, admission)
+    if forwarded.usage is not None and admission.session is not None:
+        runtime.sessions.count(admission.session, forwarded.usage[0])  # before the answer
+    headers = _headers(request_id, admission, runtime.clock.now())
     if forwarded.stream is not None:
         stream = StreamingResponse(forwarded.stream, media_type=forwarded.content_type)
         stream.raw_headers[:0] = [*headers, (b"cache-control", b"no-cache")]

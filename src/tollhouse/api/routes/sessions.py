@@ -1,6 +1,9 @@
 """Sessions: start (flat or metered), estimate, read, heartbeat, terminate; prepaid session
 packs: how many are left, buy one.
 
+A start or a termination is applied by the gateway's session guard at once in this process
+and within 2 s in every other (`Runtime.invalidate_sessions`).
+
 A customer key acts on its own sessions (another customer's id answers 404, as if it did not
 exist); an operator key acts on any customer and names it (`customer_id`).
 
@@ -24,7 +27,7 @@ from tollhouse.api.schemas import RequestBody
 from tollhouse.catalog import ResourceTier
 from tollhouse.errors import InvalidInput, NotFound
 from tollhouse.keys import Principal
-from tollhouse.sessions import PackView, SessionStatus, SessionView
+from tollhouse.sessions import PackView, SessionKind, SessionStatus, SessionView
 from tollhouse.sessions import service as sessions
 from tollhouse.sessions.service.metered import MAX_ESTIMATE_SECONDS
 
@@ -64,6 +67,9 @@ class SessionStart(RequestBody):
     for another product or tier is refused (409)."""
     customer_id: str | None = Field(default=None, max_length=32)
     """Operator keys name the customer; customer keys start their own sessions."""
+    auto_renew: bool = False
+    """When a cap (tokens or duration) ends the session, the next call it would have
+    covered starts a new one, paid like this one (a pack first, else the wallet)."""
 
 
 class EstimateRequest(RequestBody):
@@ -113,6 +119,8 @@ class SessionOut(BaseModel):
     hold_id: str | None
     """The ledger hold that paid the fee (wallet), or a metered session's first slice hold:
     its capture is in the transactions."""
+    auto_renew: bool
+    """A cap ending it starts the next one on the next covered call."""
     resource_tier: str | None
     """Metered: the tier it runs on (None for flat sessions, like the fields below)."""
     rate_micros_per_hour: int | None
@@ -222,6 +230,9 @@ async def start_session(
     if (body.product is None) == (body.resource_tier is None):
         msg = "name exactly one of product (flat session) and resource_tier (metered)"
         raise InvalidInput(msg, errors=[{"loc": "product", "msg": msg}])
+    if body.resource_tier is not None and body.auto_renew:
+        msg = "auto_renew applies to flat sessions (a metered session runs until it is stopped)"
+        raise InvalidInput(msg, errors=[{"loc": "auto_renew", "msg": msg}])
     if body.resource_tier is not None:
         started = await sessions.start_metered(
             runtime.db,
@@ -242,7 +253,9 @@ async def start_session(
             customer_id=customer_id,
             product=body.product,
             idempotency_key=body.idempotency_key,
+            auto_renew=body.auto_renew,
         )
+        await runtime.invalidate_sessions(customer_id)
     if started.replayed:
         response.status_code = status.HTTP_200_OK
     return _session_out(started.session)
@@ -363,12 +376,12 @@ async def get_session(
     return _session_out(view)
 
 
-@router.post("/{session_id:session_id}/heartbeat", responses=problems.responses(404, 409, 422))
+@router.post("/{session_id:session_id}/heartbeat", responses=problems.responses(402, 404, 409, 422))
 async def session_heartbeat(session_id: str, principal: Writer, runtime: RuntimeDep) -> SessionOut:
     """The workload of a running metered session is alive: answers the session. Without one
-    for the catalog's `heartbeat_timeout` (when set) the session is stopped. 409
-    `session-ended` once it has ended (the workload should stop), `session-not-metered` for a
-    flat session."""
+    for the catalog's `heartbeat_timeout` (when set) the session is stopped. 402
+    `session-ended` once it has ended (the workload should stop), 409 `session-not-metered`
+    for a flat session."""
     view = await sessions.heartbeat(
         runtime.db,
         runtime.ledger,
@@ -383,7 +396,8 @@ async def session_heartbeat(session_id: str, principal: Writer, runtime: Runtime
 @router.post("/{session_id:session_id}/terminate", responses=problems.responses(404, 422))
 async def terminate_session(session_id: str, principal: Writer, runtime: RuntimeDep) -> SessionOut:
     """End a session now (reason `terminated`); an ended one is answered as it is. A flat
-    session's fee is not refunded; a metered session is billed for its run (per second) and
+    session's fee is not refunded, and the gateway refuses its calls at once here and in
+    every other process within 2 s; a metered session is billed for its run (per second) and
     its holds captured and released before the answer."""
     view = await sessions.stop(
         runtime.db,
@@ -393,4 +407,6 @@ async def terminate_session(session_id: str, principal: Writer, runtime: Runtime
         clock=runtime.clock,
         customer_id=principal.customer_id,
     )
+    if view.kind == SessionKind.FLAT:
+        await runtime.invalidate_sessions(view.customer_id)
     return _session_out(view)

@@ -75,14 +75,28 @@ class HoldOut(BaseModel):
         )
 
 
+class SessionUse(BaseModel):
+    """The flat session a call runs in (and is paid by)."""
+
+    id: str
+    product: str
+    tokens_left: int | None
+    """None without a token cap."""
+    seconds_left: int | None
+    """None without a duration cap."""
+
+
 class AuthorizeOut(BaseModel):
     allowed: bool
     customer_id: str
     model: str
     amount_micros: int
-    """Price of the estimate: held now, settled by capture."""
+    """Price of the estimate: held now, settled by capture (0 inside a session)."""
     hold: HoldOut | None
-    """None when the estimate costs nothing."""
+    """None when the estimate costs nothing, or a session pays for the call."""
+    session: SessionUse | None = None
+    """The session that covers the call: report its usage with `session_id` set on the
+    usage events (`POST /v1/usage/events`), so its tokens count toward the session's cap."""
 
 
 class CaptureIn(RequestBody):
@@ -117,8 +131,11 @@ async def authorize(
 ) -> AuthorizeOut:
     """Decide and reserve: 200 with a hold, or 402/403/429 problem+json (nothing reserved).
 
-    Checks scope, model access, `features` and `resource_tier` against the plan, the plan's
-    quotas (usage recorded so far this period plus `usage`), the rate limit and the wallet.
+    Checks scope, model access, `features` and `resource_tier` against the plan, the
+    session a model may require (402 `session-required` or `session-ended`; inside a session
+    nothing is held and the answer names it, with the `x-tollhouse-session-*` headers), the
+    plan's quotas (usage recorded so far this period plus `usage`), the rate limit and the
+    wallet.
     A retry with the same `idempotency_key` answers the first hold again (header
     `Idempotent-Replayed: true`) without counting against the rate limits or quotas again;
     the same key for another model or estimate is 409 `idempotency-key-reused`.
@@ -144,12 +161,24 @@ async def authorize(
     # The app reports what it used with POST /v1/usage/events: the quota check is all here.
     runtime.quotas.settle(admission.quota, None)
     response.headers.update(rate_headers(admission.rate.stats))
+    live = admission.session
+    now = runtime.clock.now()
+    if live is not None:
+        response.headers.update(dict(live.headers(now)))
     return AuthorizeOut(
         allowed=True,
         customer_id=admission.customer_id,
         model=model.id,
         amount_micros=admission.estimate_micros,
         hold=HoldOut.of(admission.hold) if admission.hold is not None else None,
+        session=None
+        if live is None
+        else SessionUse(
+            id=live.id,
+            product=live.product,
+            tokens_left=live.tokens_left(),
+            seconds_left=live.seconds_left(now),
+        ),
     )
 
 

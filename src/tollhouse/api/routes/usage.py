@@ -16,6 +16,7 @@ from tollhouse.errors import IdempotencyKeyReused, InvalidInput
 from tollhouse.metering import UsageEventIn
 from tollhouse.metering import service as metering
 from tollhouse.server.runtime import Runtime
+from tollhouse.sessions import service as sessions
 
 router = APIRouter(prefix="/v1/usage", tags=["usage"], responses=problems.responses(401, 403))
 
@@ -48,6 +49,9 @@ class EventIn(RequestBody):
     occurred_at: Timestamp | None = None
     """Default: when tollhouse receives it."""
     model: str | None = Field(default=None, max_length=128)
+    session_id: str | None = Field(default=None, max_length=32)
+    """The customer's session the usage happened in (from `POST /v1/authorize`'s answer):
+    its `input_tokens` and `output_tokens` count toward the session's token cap."""
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -107,8 +111,9 @@ async def record_events(body: EventBatch, principal: Writer, runtime: RuntimeDep
     """Record up to 1,000 usage events; ids already seen count once (idempotent retries).
 
     A replayed id must carry the same event: one with another meter, value, model,
-    properties or (when given) `occurred_at` is 409 `idempotency-key-reused`, naming each
-    such event and its `fields`, and nothing of the batch is recorded."""
+    session, properties or (when given) `occurred_at` is 409 `idempotency-key-reused`,
+    naming each such event and its `fields`, and nothing of the batch is recorded. A
+    `session_id` must name a session of the event's customer (422 otherwise)."""
     events = await _events(body, principal.customer_id, runtime)
     timed = {event.id for event in body.events if event.occurred_at is not None}
     async with runtime.db.transaction() as session:
@@ -122,6 +127,8 @@ async def record_events(body: EventBatch, principal: Writer, runtime: RuntimeDep
     result = await runtime.recorder.record(events)
     for customer_id in {event.customer_id for event in events}:
         runtime.quotas.invalidate(customer_id)
+    for customer_id in {event.customer_id for event in events if event.session_id}:
+        runtime.sessions.invalidate(customer_id)
     return RecordOut(accepted=result.accepted, duplicates=result.duplicates)
 
 
@@ -140,9 +147,23 @@ async def _events(body: EventBatch, own: str | None, runtime: Runtime) -> list[U
         wanted.add(own or event.customer_id or "")
     if errors:
         raise InvalidInput(f"{len(errors)} invalid events; nothing was recorded", errors=errors)
+    in_sessions = {
+        (own or event.customer_id or "", event.session_id): index
+        for index, event in enumerate(body.events)
+        if event.session_id is not None
+    }
     async with runtime.db.transaction() as session:
         for customer_id in wanted:
             await customers.get(session, customer_id)
+        unknown = await sessions.not_found(session, in_sessions)
+    if unknown:
+        raise InvalidInput(
+            f"{len(unknown)} events name no session of their customer; nothing was recorded",
+            errors=[
+                {"loc": f"events.{in_sessions[pair]}.session_id", "msg": f"no session {pair[1]!r}"}
+                for pair in sorted(unknown)
+            ],
+        )
     now = runtime.clock.now()
     try:
         return [
@@ -153,6 +174,7 @@ async def _events(body: EventBatch, own: str | None, runtime: Runtime) -> list[U
                 value=event.value,
                 occurred_at=event.occurred_at or now,
                 model=event.model,
+                session_id=event.session_id,
                 properties=event.properties,
             )
             for event in body.events

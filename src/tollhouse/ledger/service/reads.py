@@ -82,7 +82,9 @@ async def transactions(
     session: AsyncSession, customer_id: str, *, limit: int = 50, before_id: int | None = None
 ) -> list[TransactionView]:
     """The customer's side of its history, newest first: entries on its grant lots, escrow and
-    overdraft accounts. Page with `before_id` = the last `id` of the previous page.
+    overdraft accounts, each with its hold's metadata when it moved a hold (what the hold
+    paid for: a model call, a session's fee, a pack). Page with `before_id` = the last `id`
+    of the previous page.
 
     `limit` is clamped to 1..`MAX_PAGE`.
     """
@@ -98,8 +100,10 @@ async def transactions(
             E.description,
             E.account_id,
             A.currency,
+            H.metadata.label("hold_metadata"),
         )
         .join(accounts_table, A.id == E.account_id)
+        .outerjoin(holds_table, H.id == E.hold_id)
         .where(E.customer_id == customer_id)
         .order_by(E.id.desc())
         .limit(max(1, min(limit, MAX_PAGE)))
@@ -119,6 +123,7 @@ async def transactions(
             description=r.description,
             account_id=r.account_id,
             currency=r.currency,
+            hold_metadata=r.hold_metadata,
         )
         for r in rows
     ]

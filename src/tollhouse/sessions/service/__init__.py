@@ -22,9 +22,13 @@ until the session's own expiry; replaying the start captures it.
 A pack purchase holds and captures the price first, then writes the pack (a retry after a
 crash replays the captured hold and writes the pack once).
 
-Duration caps end sessions lazily: every read and start first ends the customer's active
-sessions whose `expires_at` passed (ended at `expires_at`, reason `duration`), in the
-caller's transaction, with their `session.ended` events.
+Caps end sessions lazily: every read and start first ends the customer's active sessions
+whose `expires_at` passed (ended at `expires_at`, reason `duration`) or whose usage events
+count `token_cap` tokens or more (reason `tokens`), in the caller's transaction, with their
+`session.ended` events. A session's tokens are the sum of its customer's `input_tokens` and
+`output_tokens` usage events carrying its id (`metering.service.session_tokens`): exact, and
+idempotent with the usage events. The gateway refuses calls from memory before that
+(`gateway.session_guard`).
 
 Metered (compute) sessions, billed by the second on a resource tier: `estimate`,
 `start_metered`, `heartbeat` (`metered`), `stop` for either kind (`settle`), and the reaper
@@ -34,11 +38,13 @@ running time are in `metered`'s docstring, the billing rule in `sessions.billing
 
 from tollhouse.sessions.service.lifecycle import (
     MAX_PAGE,
-    end_expired,
+    end_finished,
     get,
     list_sessions,
+    not_found,
     terminate,
 )
+from tollhouse.sessions.service.live import FlatSessions, flat_sessions
 from tollhouse.sessions.service.metered import (
     HOLD_GRACE_SECONDS,
     estimate,
@@ -56,13 +62,16 @@ __all__ = [
     "PACK_HOLD_PREFIX",
     "SESSION_HOLD_PREFIX",
     "SLICE_HOLD_PREFIX",
+    "FlatSessions",
     "buy_pack",
-    "end_expired",
+    "end_finished",
     "estimate",
     "extend",
+    "flat_sessions",
     "get",
     "heartbeat",
     "list_sessions",
+    "not_found",
     "quota",
     "reap",
     "settle",

@@ -1,19 +1,21 @@
-"""Read and end sessions: duration caps ended lazily, `get`, `list_sessions`, `terminate`.
+"""Read and end sessions: caps ended lazily, `get`, `list_sessions`, `terminate`.
 
 Functions take the caller's `AsyncSession` and never commit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollhouse.clock import Clock
 from tollhouse.errors import IdempotencyKeyReused, InvalidInput
 from tollhouse.events import service as events
+from tollhouse.metering import service as metering
 from tollhouse.sessions.errors import SessionActive, SessionNotFound
 from tollhouse.sessions.models import EndReason, Session, SessionKind, SessionStatus
 from tollhouse.sessions.schemas import SessionView
@@ -54,21 +56,45 @@ async def _end(
     )
 
 
-async def end_expired(session: AsyncSession, customer_id: str | None, *, clock: Clock) -> int:
-    """End the active sessions (of `customer_id`, or everyone's when `None`) whose duration
-    cap passed by the clock's now: each ends at its `expires_at`, reason `duration`. Returns how many."""
-    query = select(Session).where(
-        Session.status == SessionStatus.ACTIVE,
-        Session.expires_at.is_not(None),
-        Session.expires_at <= clock.now(),
-    )
-    if customer_id is not None:
-        query = query.where(Session.customer_id == customer_id)
+async def end_finished(session: AsyncSession, customer_id: str | None, *, clock: Clock) -> int:
+    """End the active sessions of `customer_id` that reached a cap by the clock's now: past
+    `expires_at` (ended at `expires_at`, reason `duration`), or with `token_cap` tokens used
+    or more (ended now, reason `tokens`; the call that crossed the cap was served). With
+    `customer_id` None, everyone's past their duration only (a token cap needs its session's
+    usage summed: `list_sessions` ends those of the customers on its page). Each gets its
+    `session.ended` event. Returns how many ended."""
+    now = clock.now()
+    query = select(Session).where(Session.status == SessionStatus.ACTIVE)
+    if customer_id is None:
+        query = query.where(Session.expires_at <= now)
+    else:
+        query = query.where(
+            Session.customer_id == customer_id,
+            or_(Session.expires_at <= now, Session.token_cap.is_not(None)),
+        )
     rows = list(await session.scalars(query.with_for_update()))
+    capped = [row for row in rows if row.token_cap is not None]
+    used = await metering.session_tokens(session, [(r.customer_id, r.id) for r in capped])
+    ended = 0
     for row in rows:
-        assert row.expires_at is not None
-        await _end(session, row, EndReason.DURATION, row.expires_at, clock)
-    return len(rows)
+        if row.expires_at is not None and row.expires_at <= now:
+            row.tokens_used = used.get(row.id, row.tokens_used)
+            await _end(session, row, EndReason.DURATION, row.expires_at, clock)
+        elif row.token_cap is not None and used[row.id] >= row.token_cap:
+            row.tokens_used = used[row.id]
+            await _end(session, row, EndReason.TOKENS, now, clock)
+        else:
+            continue
+        ended += 1
+    return ended
+
+
+async def views(session: AsyncSession, rows: Sequence[Session], now: datetime) -> list[SessionView]:
+    """The views of `rows` at `now`, the active ones with the tokens their usage events
+    count so far (one query)."""
+    active = [(row.customer_id, row.id) for row in rows if row.status == SessionStatus.ACTIVE]
+    used = await metering.session_tokens(session, active)
+    return [SessionView.of(row, now, tokens_used=used.get(row.id)) for row in rows]
 
 
 def same_start(row: Session, product: str, idempotency_key: str) -> None:
@@ -106,6 +132,18 @@ async def require_none_active(session: AsyncSession, customer_id: str, product: 
         )
 
 
+async def not_found(
+    session: AsyncSession, pairs: Collection[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """The `(customer_id, session_id)` pairs that name no session of that customer."""
+    if not pairs:
+        return set()
+    ids = {session_id for _, session_id in pairs}
+    rows = await session.execute(select(Session.customer_id, Session.id).where(Session.id.in_(ids)))
+    found = {(customer_id, session_id) for customer_id, session_id in rows}
+    return {pair for pair in pairs if pair not in found}
+
+
 def check_key(key: str) -> str:
     """`key` when it is 1..`MAX_KEY_LENGTH` characters, else `InvalidInput` (loc `idempotency_key`)."""
     if not 0 < len(key) <= MAX_KEY_LENGTH:
@@ -128,9 +166,9 @@ async def get(
     if row is None or (customer_id is not None and row.customer_id != customer_id):
         raise SessionNotFound(f"no session {session_id!r}", session_id=session_id)
     now = clock.now()
-    if await end_expired(session, row.customer_id, clock=clock):
+    if await end_finished(session, row.customer_id, clock=clock):
         await session.refresh(row)
-    return SessionView.of(row, now)
+    return (await views(session, [row], now))[0]
 
 
 async def list_sessions(
@@ -153,13 +191,19 @@ async def list_sessions(
             errors=[{"loc": "limit", "msg": f"must be between 1 and {MAX_PAGE}"}],
         )
     now = clock.now()
-    await end_expired(session, customer_id, clock=clock)
+    await end_finished(session, customer_id, clock=clock)
     query = select(Session).order_by(Session.started_at.desc(), Session.id.desc()).limit(limit)
     if customer_id is not None:
         query = query.where(Session.customer_id == customer_id)
     if status is not None:
         query = query.where(Session.status == status)
-    return [SessionView.of(row, now) for row in await session.scalars(query)]
+    page = await views(session, list(await session.scalars(query)), now)
+    spent = {v.customer_id for v in page if v.status == SessionStatus.ACTIVE and v.tokens_left == 0}
+    if not spent:
+        return page
+    for owner in spent:  # everyone's list: end the token caps its page shows reached
+        await end_finished(session, owner, clock=clock)
+    return await views(session, list(await session.scalars(query)), now)
 
 
 async def terminate(
@@ -182,5 +226,6 @@ async def terminate(
     assert row is not None
     now = clock.now()
     if row.status == SessionStatus.ACTIVE:
+        row.tokens_used = view.tokens_used
         await _end(session, row, EndReason.TERMINATED, now, clock)
     return SessionView.of(row, now)

@@ -27,9 +27,10 @@ from tollhouse.sessions.service.lifecycle import (
     active_session,
     by_key,
     check_key,
-    end_expired,
+    end_finished,
     require_none_active,
     same_start,
+    views,
 )
 from tollhouse.storage import Database
 
@@ -86,6 +87,7 @@ async def _insert(
     clock: Clock,
     payment: _Payment,
     idempotency_key: str,
+    auto_renew: bool,
 ) -> Session:
     """Write the new session and its `session.started` event.
 
@@ -110,6 +112,7 @@ async def _insert(
         pack_id=payment.pack_id,
         hold_id=payment.hold_id,
         idempotency_key=idempotency_key,
+        auto_renew=auto_renew,
     )
     try:
         async with session.begin_nested():
@@ -128,6 +131,7 @@ async def _insert(
             "paid_with": row.paid_with,
             "expires_at": row.expires_at.isoformat() if row.expires_at else None,
             "token_cap": row.token_cap,
+            "auto_renew": row.auto_renew,
         },
         clock=clock,
     )
@@ -143,11 +147,14 @@ async def start(
     customer_id: str,
     product: str,
     idempotency_key: str,
+    auto_renew: bool = False,
 ) -> Started:
     """Start a flat session of `product` for the customer, paid from its oldest pack of the
     product with sessions left, else from the wallet at the product's price.
 
     A pack's session costs the pack's price divided by its sessions, rounded down to a micro.
+    `auto_renew`: when a cap ends the session, the next call it would have covered starts a
+    new one (see `gateway.session_guard`).
 
     Raises:
         InvalidInput: empty or oversized idempotency key.
@@ -164,11 +171,11 @@ async def start(
         async with db.transaction() as session:
             await customers.get(session, customer_id)
             now = clock.now()
-            await end_expired(session, customer_id, clock=clock)
+            await end_finished(session, customer_id, clock=clock)
             existing = await by_key(session, customer_id, key)
             if existing is not None:
                 same_start(existing, product, key)
-                return Started(SessionView.of(existing, now), replayed=True)
+                return Started((await views(session, [existing], now))[0], replayed=True)
             await require_none_active(session, customer_id, product)
             earlier = await ledger_reads.find_hold(session, customer_id, hold_key)
             pack = (
@@ -187,11 +194,14 @@ async def start(
                     clock=clock,
                     payment=payment,
                     idempotency_key=key,
+                    auto_renew=auto_renew,
                 )
                 return Started(SessionView.of(row, now), replayed=False)
     except _LostRace:
         return await _after_lost_race(db, clock, customer_id, product, key)
-    return await _start_from_wallet(db, ledger, offer, catalog, clock, customer_id, key)
+    return await _start_from_wallet(
+        db, ledger, offer, catalog, clock, customer_id, key, auto_renew=auto_renew
+    )
 
 
 async def _start_from_wallet(
@@ -202,6 +212,8 @@ async def _start_from_wallet(
     clock: Clock,
     customer_id: str,
     key: str,
+    *,
+    auto_renew: bool,
 ) -> Started:
     """Hold the price, commit the session, capture the hold (see the module's docstring)."""
     hold = await ledger.hold(
@@ -223,7 +235,9 @@ async def _start_from_wallet(
             now = clock.now()
             existing = await by_key(session, customer_id, key)
             if existing is not None:
-                replay: Started | None = Started(SessionView.of(existing, now), replayed=True)
+                replay: Started | None = Started(
+                    (await views(session, [existing], now))[0], replayed=True
+                )
             else:
                 replay = None
                 payment = _Payment(PaidWith.WALLET, hold.amount, hold_id=hold.id)
@@ -236,6 +250,7 @@ async def _start_from_wallet(
                     clock=clock,
                     payment=payment,
                     idempotency_key=key,
+                    auto_renew=auto_renew,
                 )
     except _LostRace:
         try:
@@ -281,7 +296,7 @@ async def _after_lost_race(
         existing = await by_key(session, customer_id, key)
         if existing is not None:
             same_start(existing, product, key)
-            return Started(SessionView.of(existing, clock.now()), replayed=True)
+            return Started((await views(session, [existing], clock.now()))[0], replayed=True)
         current = await active_session(session, customer_id, product)
     raise SessionActive(
         f"a session of {product!r} is active until it ends or is terminated",
