@@ -389,3 +389,46 @@ async def heartbeat(
         product=row.product,
         resource_tier=row.resource_tier,
     )
+
+
+async def warn_low_credit(
+    db: Database, session_id: str, *, settings: ComputeSessions, clock: Clock
+) -> None:
+    """After a new hold: emit `session.low_credit` when the wallet covers fewer than the
+    catalog's `low_credit_slices` further slices (once per downward crossing: the mark is
+    cleared when it covers them again). Nothing when the threshold is 0 or slices are free.
+    """
+    if settings.low_credit_slices == 0:
+        return
+    async with db.transaction() as session:
+        row = await session.get(Session, session_id, with_for_update=True, populate_existing=True)
+        if row is None or row.status != SessionStatus.ACTIVE:
+            return
+        assert row.paid_until is not None and row.rate_micros_per_hour is not None
+        paid = (row.paid_until - row.started_at) // timedelta(seconds=1)
+        next_micros = slice_micros(paid, paid + settings.slice_seconds, row.rate_micros_per_hour)
+        if next_micros == 0:
+            return
+        now = clock.now()
+        wallet = await ledger_reads.balance(session, row.customer_id, row.currency, now=now)
+        slices_left = max(0, wallet.spendable_micros) // next_micros
+        if slices_left >= settings.low_credit_slices:
+            row.low_credit_at = None
+            return
+        if row.low_credit_at is not None:
+            return
+        row.low_credit_at = now
+        await events.emit(
+            session,
+            customer_id=row.customer_id,
+            type="session.low_credit",
+            data={
+                "session_id": row.id,
+                "resource_tier": row.resource_tier,
+                "spendable_micros": wallet.spendable_micros,
+                "slice_micros": next_micros,
+                "slices_left": slices_left,
+                "paid_until": row.paid_until.isoformat(),
+            },
+            clock=clock,
+        )
