@@ -16,8 +16,9 @@ Order of a wallet-paid start: hold the price (nothing is spent if the wallet can
 it), commit the session row, capture the hold at the price. Two starts of one product racing
 with different keys: the unique `(customer_id, active_product)` lets one commit; the other's
 hold is voided and it answers `SessionActive`. Bound on unpaid use: a process that dies
-between the session's commit and the capture (one ledger round trip) leaves the hold open
-until the session's own expiry; replaying the start captures it.
+between the session's commit and the capture (one ledger round trip) leaves the hold open;
+the next reaper pass (`reaper.reap`, in every `serve`) captures it at the fee, and so does
+replaying the start (before the hold's expiry, the session's own).
 
 A pack purchase holds and captures the price first, then writes the pack (a retry after a
 crash replays the captured hold and writes the pack once).
@@ -52,7 +53,7 @@ from tollhouse.sessions.service.metered import (
     start_metered,
 )
 from tollhouse.sessions.service.packs import PACK_HOLD_PREFIX, buy_pack, quota
-from tollhouse.sessions.service.reaper import extend, reap, tick
+from tollhouse.sessions.service.reaper import reap, tick
 from tollhouse.sessions.service.settle import SLICE_HOLD_PREFIX, settle, stop
 from tollhouse.sessions.service.starts import SESSION_HOLD_PREFIX, start
 
@@ -66,7 +67,6 @@ __all__ = [
     "buy_pack",
     "end_finished",
     "estimate",
-    "extend",
     "flat_sessions",
     "get",
     "heartbeat",

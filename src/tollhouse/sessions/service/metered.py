@@ -38,10 +38,12 @@ running, the time a session runs after its wallet emptied is at most one slice, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -258,7 +260,10 @@ async def start_metered(
             _same_tier(won, resource_tier, key)
             return Started(SessionView.of(won, clock.now()), replayed=True)
     if row.status == SessionStatus.ACTIVE and hold is not None and not hold.replayed:
-        await warn_low_credit(db, row.id, settings=catalog.compute_sessions, clock=clock)
+        await warn_low_credit(
+            db, [(row.id, terms.rate_micros_per_hour, hold)],
+            settings=catalog.compute_sessions, clock=clock,
+        )  # fmt: skip
     return Started(SessionView.of(row, clock.now()), replayed=hold is not None and hold.replayed)
 
 
@@ -392,43 +397,78 @@ async def heartbeat(
 
 
 async def warn_low_credit(
-    db: Database, session_id: str, *, settings: ComputeSessions, clock: Clock
+    db: Database,
+    holds: Sequence[tuple[str, int, HoldView]],
+    *,
+    settings: ComputeSessions,
+    clock: Clock,
 ) -> None:
-    """After a new hold: emit `session.low_credit` when the wallet covers fewer than the
-    catalog's `low_credit_slices` further slices (once per downward crossing: the mark is
-    cleared when it covers them again). Nothing when the threshold is 0 or slices are free.
+    """After new slice holds (`(session_id, rate_micros_per_hour, hold)`): emit `session.low_credit` for each
+    running session whose wallet, as the hold left it (`available_after_micros`: its live
+    credits; an overdraft line is not counted), covers fewer than the catalog's
+    `low_credit_slices` further slices; once per downward crossing (the mark is cleared when
+    a later hold leaves enough). Nothing when the threshold is 0. Writes only when a mark
+    changes, in one transaction.
     """
     if settings.low_credit_slices == 0:
         return
+    low: dict[str, tuple[HoldView, int, int]] = {}
+    fine: list[str] = []
+    for session_id, rate, hold in holds:
+        after, ends = hold.available_after_micros, int(hold.metadata["ends_seconds"])
+        next_micros = slice_micros(ends, ends + settings.slice_seconds, rate)
+        if after is None or next_micros == 0:
+            continue
+        slices_left = max(0, after) // next_micros
+        if slices_left < settings.low_credit_slices:
+            low[session_id] = (hold, next_micros, slices_left)
+        else:
+            fine.append(session_id)
     async with db.transaction() as session:
-        row = await session.get(Session, session_id, with_for_update=True, populate_existing=True)
-        if row is None or row.status != SessionStatus.ACTIVE:
-            return
-        assert row.paid_until is not None and row.rate_micros_per_hour is not None
-        paid = (row.paid_until - row.started_at) // timedelta(seconds=1)
-        next_micros = slice_micros(paid, paid + settings.slice_seconds, row.rate_micros_per_hour)
-        if next_micros == 0:
-            return
-        now = clock.now()
-        wallet = await ledger_reads.balance(session, row.customer_id, row.currency, now=now)
-        slices_left = max(0, wallet.spendable_micros) // next_micros
-        if slices_left >= settings.low_credit_slices:
-            row.low_credit_at = None
-            return
-        if row.low_credit_at is not None:
-            return
-        row.low_credit_at = now
-        await events.emit(
-            session,
-            customer_id=row.customer_id,
-            type="session.low_credit",
-            data={
-                "session_id": row.id,
-                "resource_tier": row.resource_tier,
-                "spendable_micros": wallet.spendable_micros,
-                "slice_micros": next_micros,
-                "slices_left": slices_left,
-                "paid_until": row.paid_until.isoformat(),
-            },
-            clock=clock,
+        if fine:
+            await session.execute(
+                update(Session)
+                .where(Session.id.in_(fine), Session.low_credit_at.is_not(None))
+                .values(low_credit_at=None)
+                .execution_options(synchronize_session=False)
+            )
+        for session_id in sorted(low):
+            hold, next_micros, slices_left = low[session_id]
+            await _mark_low(session, session_id, hold, next_micros, slices_left, clock=clock)
+
+
+async def _mark_low(
+    session: AsyncSession,
+    session_id: str,
+    hold: HoldView,
+    next_micros: int,
+    slices_left: int,
+    *,
+    clock: Clock,
+) -> None:
+    """Set the session's low-credit mark unless set, and emit `session.low_credit` then."""
+    now = clock.now()
+    marked = await session.execute(
+        update(Session)
+        .where(
+            Session.id == session_id,
+            Session.status == SessionStatus.ACTIVE,
+            Session.low_credit_at.is_(None),
         )
+        .values(low_credit_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(marked, "rowcount", 0) != 1:
+        return
+    await events.emit(
+        session,
+        customer_id=hold.customer_id,
+        type="session.low_credit",
+        data={
+            "session_id": session_id,
+            "available_micros": hold.available_after_micros,
+            "slice_micros": next_micros,
+            "slices_left": slices_left,
+        },
+        clock=clock,
+    )

@@ -17,19 +17,21 @@ reaper settles it (`sessions.service.reaper`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollhouse.catalog import Catalog, ComputeSessions
 from tollhouse.clock import Clock
 from tollhouse.events import service as events
-from tollhouse.ledger import HoldNotOpen, Ledger
-from tollhouse.ledger import service as ledger_reads
+from tollhouse.ledger import HoldNotOpen, HoldStatus, Ledger
+from tollhouse.ledger.models import holds_table
 from tollhouse.sessions.billing import allocate, billed_seconds, run_cost
 from tollhouse.sessions.errors import SessionNotFound
 from tollhouse.sessions.models import EndReason, Session, SessionKind, SessionSlice, SessionStatus
@@ -38,6 +40,8 @@ from tollhouse.sessions.service.lifecycle import terminate
 from tollhouse.storage import Database
 
 log = logging.getLogger(__name__)
+
+H = holds_table.c
 
 SLICE_HOLD_PREFIX = "session-slice:"
 """The hold key of slice `n` >= 2 of a session: this prefix, the session id, `:n` (slice 1
@@ -88,20 +92,33 @@ async def owned(
 
 async def slices(session: AsyncSession, session_id: str) -> list[SessionSlice]:
     """The session's slices, in order."""
-    query = select(SessionSlice).where(SessionSlice.session_id == session_id)
-    return list(await session.scalars(query.order_by(SessionSlice.number)))
+    return (await slices_of(session, [session_id]))[session_id]
+
+
+async def slices_of(
+    session: AsyncSession, session_ids: Collection[str]
+) -> dict[str, list[SessionSlice]]:
+    """Each session's slices, in order (an empty list for a session without any)."""
+    found: dict[str, list[SessionSlice]] = {session_id: [] for session_id in session_ids}
+    if not found:
+        return found
+    query = select(SessionSlice).where(SessionSlice.session_id.in_(found))
+    for piece in await session.scalars(query.order_by(SessionSlice.number)):
+        found[piece.session_id].append(piece)
+    return found
 
 
 async def end_metered(
     session: AsyncSession,
     session_id: str,
-    reason: EndReason,
+    reason: EndReason | None,
     *,
     settings: ComputeSessions,
     clock: Clock,
 ) -> Session | None:
     """End a running metered session now, for `reason`, in the caller's transaction; None
-    when it was no longer running (another caller ended it: it bills once).
+    when it was no longer running (another caller ended it: it bills once), or, with `reason`
+    None (the reaper), when it is not due.
 
     It ends at the clock's now, unless it was already due (`due`): then at that moment, for
     that reason. Never before the end of a slice already captured in full (processes' clocks
@@ -113,7 +130,9 @@ async def end_metered(
     assert row.rate_micros_per_hour is not None
     now = clock.now()
     limit = due(row, settings)
-    at, why = (limit.at, limit.reason) if limit.at <= now else (now, reason)
+    if limit.at > now and reason is None:
+        return None
+    at, why = (limit.at, limit.reason) if limit.at <= now or reason is None else (now, reason)
     held = await slices(session, session_id)
     at = max([at, *(s.ends_at for s in held if s.captured_micros is not None)])
     billed = run_cost(row.started_at, at, row.rate_micros_per_hour)
@@ -162,55 +181,98 @@ def _ended_data(row: Session) -> dict[str, Any]:
 
 
 async def settle(db: Database, ledger: Ledger, session_id: str, *, clock: Clock) -> bool:
-    """Capture an ended metered session's slice holds at their shares, void the rest and any
-    unrecorded next-slice hold, then mark it settled. False when there was nothing to do (not
-    ended, already settled, or not metered). Idempotent; safe in several processes at once.
+    """`settle_many` of one session: True when it was settled by this call."""
+    return await settle_many(db, ledger, [session_id], clock=clock) == 1
+
+
+async def settle_many(
+    db: Database, ledger: Ledger, session_ids: Collection[str], *, clock: Clock
+) -> int:
+    """Capture each ended metered session's slice holds at their shares (in slice order; the
+    sessions side by side, so the ledger writes their calls together), void the rest and any
+    unrecorded next-slice hold, then mark them settled. Returns how many this call settled;
+    those not ended, already settled or not metered are left alone. Idempotent; safe in
+    several processes at once.
 
     A slice hold the ledger no longer holds (expired: no process ran for longer than its
     grace, see `metered.HOLD_GRACE_SECONDS`) cannot be captured: that is logged, and the
-    session is settled without it.
-
-    Raises:
-        LedgerError: a transient ledger failure; nothing is marked, a later pass retries.
+    session is settled without it. A session whose ledger calls fail otherwise (a transient
+    failure) is left unsettled, for a later pass; its failure is logged.
     """
+    if not session_ids:
+        return 0
     async with db.transaction() as session:
-        row = await session.get(Session, session_id)
-        if (
-            row is None
-            or row.kind != SessionKind.METERED
-            or row.status != SessionStatus.ENDED
-            or row.settled_at is not None
-        ):
-            return False
-        held = await slices(session, session_id)
-        orphan = await ledger_reads.find_hold(
-            session, row.customer_id, slice_key(session_id, len(held) + 1)
+        rows = list(
+            await session.scalars(
+                select(Session).where(
+                    Session.id.in_(session_ids),
+                    Session.kind == SessionKind.METERED,
+                    Session.status == SessionStatus.ENDED,
+                    Session.settled_at.is_(None),
+                )
+            )
         )
-    customer_id = row.customer_id
+        held = await slices_of(session, [row.id for row in rows])
+        orphans = await _open_holds(
+            session, {slice_key(row.id, len(held[row.id]) + 1): row.customer_id for row in rows}
+        )
+    outcomes = await asyncio.gather(
+        *(_settle_holds(ledger, row, held[row.id], orphans) for row in rows),
+        return_exceptions=True,
+    )
+    done = []
+    for row, outcome in zip(rows, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            log.error("session %s: settling failed, retried next pass", row.id, exc_info=outcome)
+        else:
+            done.append(row.id)
+    if done:
+        async with db.transaction() as session:
+            await session.execute(
+                update(Session)
+                .where(Session.id.in_(done), Session.settled_at.is_(None))
+                .values(settled_at=clock.now())
+                .execution_options(synchronize_session=False)
+            )
+    return len(done)
+
+
+async def _open_holds(session: AsyncSession, keys: dict[str, str]) -> dict[str, str]:
+    """Hold key -> id of the open holds made with those keys (key -> customer id)."""
+    if not keys:
+        return {}
+    rows = await session.execute(
+        select(H.idempotency_key, H.id).where(
+            tuple_(H.customer_id, H.idempotency_key).in_(
+                [(customer_id, key) for key, customer_id in keys.items()]
+            ),
+            H.status == HoldStatus.OPEN.value,
+        )
+    )
+    return {key: hold_id for key, hold_id in rows}
+
+
+async def _settle_holds(
+    ledger: Ledger, row: Session, held: list[SessionSlice], orphans: dict[str, str]
+) -> None:
+    """The ledger calls that settle one ended session, in slice order."""
     for piece in held:
         if piece.hold_id is None:
             continue
         assert piece.captured_micros is not None
         if piece.captured_micros == 0:
-            await ledger.void(piece.hold_id, customer_id=customer_id)
+            await ledger.void(piece.hold_id, customer_id=row.customer_id)
             continue
         try:
-            await ledger.capture(piece.hold_id, piece.captured_micros, customer_id=customer_id)
+            await ledger.capture(piece.hold_id, piece.captured_micros, customer_id=row.customer_id)
         except HoldNotOpen as error:
             log.error(
                 "session %s slice %d: %d micros not collected (%s)",
-                session_id, piece.number, piece.captured_micros, error.detail,
+                row.id, piece.number, piece.captured_micros, error.detail,
             )  # fmt: skip
-    if orphan is not None and orphan.status == "open":
-        await ledger.void(orphan.id, customer_id=customer_id)
-    async with db.transaction() as session:
-        await session.execute(
-            update(Session)
-            .where(Session.id == session_id, Session.settled_at.is_(None))
-            .values(settled_at=clock.now())
-            .execution_options(synchronize_session=False)
-        )
-    return True
+    orphan = orphans.get(slice_key(row.id, len(held) + 1))
+    if orphan is not None:
+        await ledger.void(orphan, customer_id=row.customer_id)
 
 
 async def stop(
