@@ -34,6 +34,8 @@ and one whose heartbeats stopped ends at its deadline. Unpaid time only arises w
 process is down: the session's paid time may then run out; the first process to start ends
 it at `paid_until` (reason `lapsed`), billing no more than was held. With processes
 running, the time a session runs after its wallet emptied is at most one slice, and paid.
+tollhouse stops the billing, not the workload: a workload learns that its session ended
+from its next heartbeat (402 `session-ended`) or by reading the session.
 """
 
 from __future__ import annotations
