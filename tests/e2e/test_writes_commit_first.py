@@ -261,6 +261,28 @@ async def terminate_session(stack: Stack) -> None:
         assert await app.ok("GET", "/v1/sessions/current") == []
 
 
+@scenario("POST", "/v1/sessions/estimate")
+async def estimate_session(stack: Stack) -> None:
+    _, app = await customer_key(stack)
+    async with app:
+        body = {"resource_tier": "small", "duration_seconds": 3600}
+        assert (await app.ok("POST", "/v1/sessions/estimate", json=body))["cost_micros"] == 75_000
+
+
+@scenario("POST", "/v1/sessions/{session_id}/heartbeat")
+async def heartbeat_and_stop_metered_session(stack: Stack) -> None:
+    _, app = await customer_key(stack)
+    async with app:
+        body = {"resource_tier": "small", "idempotency_key": "m"}
+        started = await app.ok("POST", "/v1/sessions", json=body)
+        beat = await app.ok("POST", f"/v1/sessions/{started['id']}/heartbeat")
+        seen = await app.ok("GET", f"/v1/sessions/{started['id']}")
+        assert seen["last_heartbeat_at"] == beat["last_heartbeat_at"]
+        stopped = await app.ok("POST", f"/v1/sessions/{started['id']}/terminate")
+        seen = await app.ok("GET", f"/v1/sessions/{started['id']}")
+        assert seen["settled_at"] == stopped["settled_at"] is not None
+
+
 @scenario("POST", "/v1/sessions/quota/add")
 async def buy_session_pack(stack: Stack) -> None:
     _, app = await customer_key(stack, credits_micros=5_000_000)

@@ -36,6 +36,10 @@ PACK_10_MICROS = 10_000_000
 PACK_50_MICROS = 50_000_000
 PACK_50_BONUS_MICROS = 5_000_000
 """`pack-50`: $50 buys $55; the $5 bonus expires 90 days after the payment."""
+SMALL_MICROS_PER_HOUR = 75_000
+"""Metered sessions on `small`, free and pro plans: $0.075 an hour."""
+LARGE_MICROS_PER_HOUR = 600_000
+"""Metered sessions on `large` (pro only): $0.60 an hour."""
 
 
 def catalog_text(upstream_base_url: str, *, text_rpm: int = TEXT_RPM_FREE) -> str:
@@ -44,7 +48,12 @@ version: "test"
 currency: usd
 default_plan: free
 plans:
-  free: {{rank: 0, price: "0", rate_limit_multiplier: 1, resource_tiers: [small]}}
+  free:
+    rank: 0
+    price: "0"
+    rate_limit_multiplier: 1
+    resource_tiers: [small]
+    session_rates: {{small: "0.075"}}
   capped: {{rank: 5, price: "0", rate_limit_multiplier: 1, quotas: {{api_calls: {CAPPED_API_CALLS}}}}}
   pro:
     rank: 10
@@ -53,6 +62,7 @@ plans:
     included_credits: "{PRO_INCLUDED_DOLLARS}"
     features: [batch_generation]
     resource_tiers: [small, large]
+    session_rates: {{small: "0.075", large: "0.60"}}
   lifetime: {{rank: 20, price: "499.00", interval: once, rate_limit_multiplier: null}}
 categories:
   text: {{requests_per_minute: {text_rpm}, tokens_per_minute: 1000000}}

@@ -20,6 +20,8 @@ Invariants:
 - Session products (`session_products`) sell flat sessions: a price, a duration cap in
   seconds, an optional token cap, the models and categories covered (at least one, all
   existing), whether those models require a session, and packs of unique sizes.
+- `compute_sessions` sets how metered sessions are held (`ComputeSessions`: minimum run,
+  slice, heartbeat timeout, low-credit threshold); absent keys take their defaults.
 - Every model has a `tokenizer` (`cl100k_base` or `o200k_base`), resolved at load time from
   the YAML or the model's name (`catalog.tokenizers`); another name is a `CatalogInvalid`.
 
@@ -38,6 +40,7 @@ from tollhouse.catalog.catalog import (
     Catalog,
     Category,
     CategoryLimits,
+    ComputeSessions,
     Interval,
     Meter,
     Model,
@@ -90,6 +93,7 @@ __all__ = [
     "Category",
     "CategoryLimits",
     "CategoryNotFound",
+    "ComputeSessions",
     "CreditPack",
     "CreditPackNotFound",
     "FeatureNotInPlan",

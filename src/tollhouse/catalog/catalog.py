@@ -228,6 +228,24 @@ def _no_products() -> Mapping[str, SessionProduct]:
     return MappingProxyType({})
 
 
+@dataclass(frozen=True, slots=True)
+class ComputeSessions:
+    """How metered (compute) sessions are held and watched: the YAML's `compute_sessions`.
+
+    `min_run_seconds`: a start holds this much run time (the wallet must cover it).
+    `slice_seconds`: while a session runs, its paid time is extended by one slice (a new
+    hold) once less than one slice of it is left. `heartbeat_timeout_seconds`: a session
+    without a heartbeat for this long is stopped (`None`: heartbeats are not required).
+    `low_credit_slices`: `session.low_credit` is emitted when, after a hold, the wallet covers
+    fewer slices than this (0: never).
+    """
+
+    min_run_seconds: int = 900
+    slice_seconds: int = 300
+    heartbeat_timeout_seconds: int | None = None
+    low_credit_slices: int = 3
+
+
 BUILTIN_SOURCE = "built-in"
 """`Catalog.source` of the catalog shipped with tollhouse."""
 
@@ -258,6 +276,7 @@ class Catalog:
     digest: str = ""
     session_products: Mapping[str, SessionProduct] = field(default_factory=_no_products)
     credit_packs: Mapping[str, CreditPack] = field(default_factory=lambda: MappingProxyType({}))
+    compute_sessions: ComputeSessions = field(default_factory=ComputeSessions)
     _plans_by_rank: tuple[Plan, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

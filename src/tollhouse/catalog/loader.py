@@ -30,6 +30,7 @@ from tollhouse.catalog.catalog import (
     BUILTIN_SOURCE,
     Catalog,
     Category,
+    ComputeSessions,
     Meter,
     Model,
     Plan,
@@ -482,6 +483,12 @@ def _build(spec: CatalogSpec, *, source: str, digest: str) -> Catalog:
         ),
         credit_packs=_frozen(
             {name: _credit_pack(name, p) for name, p in spec.credit_packs.items()}
+        ),
+        compute_sessions=ComputeSessions(
+            min_run_seconds=spec.compute_sessions.min_run,
+            slice_seconds=spec.compute_sessions.slice,
+            heartbeat_timeout_seconds=spec.compute_sessions.heartbeat_timeout,
+            low_credit_slices=spec.compute_sessions.low_credit_slices,
         ),
     )
 

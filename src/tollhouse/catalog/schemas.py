@@ -221,6 +221,21 @@ class CreditPackSpec(_Spec):
     description: Text = ""
 
 
+class ComputeSessionsSpec(_Spec):
+    """`compute_sessions`: how metered sessions are held and watched, in seconds.
+
+    A start holds `min_run` seconds of the tier's rate; while the session runs, its paid time
+    grows by `slice` seconds (a new hold) once less than one slice is left. A session without a
+    heartbeat for `heartbeat_timeout` seconds is stopped (`null`: heartbeats not required).
+    `session.low_credit` is emitted when the wallet covers fewer than `low_credit_slices`
+    slices after a hold (0: never)."""
+
+    min_run: int = Field(default=900, ge=1, le=7 * 86400, strict=True)
+    slice: int = Field(default=300, ge=1, le=86400, strict=True)
+    heartbeat_timeout: int | None = Field(default=None, ge=1, le=7 * 86400, strict=True)
+    low_credit_slices: int = Field(default=3, ge=0, le=10_000, strict=True)
+
+
 class CatalogSpec(_Spec):
     """The whole file. `meters` defaults to the standard set when the key is absent."""
 
@@ -234,3 +249,4 @@ class CatalogSpec(_Spec):
     models: dict[ModelId, ModelSpec] = Field(default_factory=dict)
     session_products: dict[Name, SessionProductSpec] = Field(default_factory=dict)
     credit_packs: dict[Name, CreditPackSpec] = Field(default_factory=dict)
+    compute_sessions: ComputeSessionsSpec = Field(default_factory=ComputeSessionsSpec)

@@ -1,4 +1,5 @@
-"""`tollhouse sessions start|list|show|stop` and `tollhouse sessions packs buy|list`."""
+"""`tollhouse sessions start|list|show|stop|estimate|reap` and `tollhouse sessions packs
+buy|list`; `show --watch` is a live view of a running session's cost (`cli.watch`)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,22 @@ from typing import Any
 
 import typer
 
+from tollhouse.catalog import ResourceTier
 from tollhouse.catalog import service as catalogs
 from tollhouse.cli.common import JsonOption, Services, emit, run
+from tollhouse.cli.watch import parse_duration, watch
+from tollhouse.errors import InvalidInput
 from tollhouse.ids import new_id
 from tollhouse.server.invalidation import sessions_message
-from tollhouse.sessions import SessionStatus, SessionView
+from tollhouse.sessions import SessionKind, SessionStatus, SessionView
 from tollhouse.sessions import service as sessions
 
-sessions_app = typer.Typer(help="Customers' flat sessions.", no_args_is_help=True)
+sessions_app = typer.Typer(help="Customers' flat and metered sessions.", no_args_is_help=True)
 packs_app = typer.Typer(help="Prepaid session packs.", no_args_is_help=True)
 sessions_app.add_typer(packs_app, name="packs")
 
-COLUMNS = ["id", "customer_id", "product", "status", "expires_at", "tokens_left", "fee_micros"]
+COLUMNS = ["id", "customer_id", "kind", "product", "status", "expires_at", "cost_micros"]
+METERED_COLUMNS = ["resource_tier", "rate_micros_per_hour", "paid_until", "billed_micros"]
 KeyOption = typer.Option(None, "--idempotency-key", help="Default: a new random key.")
 
 
@@ -29,32 +34,70 @@ def _session_dict(view: SessionView) -> dict[str, Any]:
 @sessions_app.command("start")
 def start(
     customer: str,
-    product: str,
+    product: str | None = typer.Argument(None, help="A session product: a flat session."),
+    tier: ResourceTier | None = typer.Option(
+        None, "--tier", help="A resource tier of the plan: a metered session."
+    ),
     idempotency_key: str | None = KeyOption,
     auto_renew: bool = typer.Option(
         False, "--auto-renew", help="Start the next session when a cap ends this one."
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Start a flat session of PRODUCT for CUSTOMER: paid from a pack, else the wallet."""
+    """Start a session for CUSTOMER: a flat one of PRODUCT (paid from a pack, else the
+    wallet), or a metered one with --tier (billed by the second; the minimum run is held)."""
+
+    async def job(svc: Services) -> dict[str, Any]:
+        if (product is None) == (tier is None):
+            msg = "name exactly one of PRODUCT (flat session) and --tier (metered session)"
+            raise InvalidInput(msg)
+        async with svc.db.transaction() as session:
+            await catalogs.require_in_force(session, svc.catalog, currency=True)
+        key = idempotency_key or new_id("cli")
+        if tier is not None:
+            started = await sessions.start_metered(
+                svc.db, svc.ledger, catalog=svc.catalog, clock=svc.clock,
+                customer_id=customer, resource_tier=tier, idempotency_key=key,
+            )  # fmt: skip
+        else:
+            assert product is not None
+            started = await sessions.start(
+                svc.db, svc.ledger, catalog=svc.catalog, clock=svc.clock,
+                customer_id=customer, product=product, idempotency_key=key,
+                auto_renew=auto_renew,
+            )  # fmt: skip
+            await svc.notify(sessions_message(customer))
+        return {**_session_dict(started.session), "replayed": started.replayed}
+
+    extra = METERED_COLUMNS[:3] if tier else ["auto_renew"]
+    emit(run(job), as_json, columns=[*COLUMNS, "paid_with", *extra])
+
+
+@sessions_app.command("estimate")
+def estimate(
+    customer: str,
+    tier: ResourceTier = typer.Option(..., "--tier", help="The resource tier."),
+    duration: str = typer.Option(
+        ..., "--duration", help="How long it would run: 90, 90s, 30m, 2h, 1h30m."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """What a metered session on --tier would cost CUSTOMER for --duration, at its plan's
+    rate, and what a start would hold."""
+    seconds = parse_duration(duration)
 
     async def job(svc: Services) -> dict[str, Any]:
         async with svc.db.transaction() as session:
-            await catalogs.require_in_force(session, svc.catalog, currency=True)
-        started = await sessions.start(
-            svc.db,
-            svc.ledger,
-            catalog=svc.catalog,
-            clock=svc.clock,
-            customer_id=customer,
-            product=product,
-            idempotency_key=idempotency_key or new_id("cli"),
-            auto_renew=auto_renew,
-        )
-        await svc.notify(sessions_message(customer))
-        return {**_session_dict(started.session), "replayed": started.replayed}
+            quote = await sessions.estimate(
+                session,
+                customer,
+                catalog=svc.catalog,
+                resource_tier=tier,
+                duration_seconds=seconds,
+            )
+        return dataclasses.asdict(quote)
 
-    emit(run(job), as_json, columns=[*COLUMNS, "paid_with", "auto_renew"])
+    emit(run(job), as_json)
 
 
 @sessions_app.command("list")
@@ -77,27 +120,60 @@ def list_(
 
 
 @sessions_app.command("show")
-def show(session_id: str, as_json: bool = JsonOption) -> None:
-    """One session: usage, cost, seconds and tokens left."""
+def show(
+    session_id: str,
+    live: bool = typer.Option(
+        False, "--watch", help="A live view of its cost, until it ends (Ctrl-C leaves)."
+    ),
+    interval: float = typer.Option(1.0, min=0.05, help="Seconds between --watch refreshes."),
+    as_json: bool = JsonOption,
+) -> None:
+    """One session: usage, cost, seconds and tokens left; metered: tier, rate, paid time."""
+
+    async def read(svc: Services) -> SessionView:
+        async with svc.db.transaction() as session:
+            return await sessions.get(session, session_id, clock=svc.clock)
 
     async def job(svc: Services) -> dict[str, Any]:
-        async with svc.db.transaction() as session:
-            return _session_dict(await sessions.get(session, session_id, clock=svc.clock))
+        view = await (watch(svc, read, interval=interval, live=not as_json) if live else read(svc))
+        return _session_dict(view)
 
-    emit(run(job), as_json, columns=[*COLUMNS, "seconds_left", "end_reason"])
+    shown = run(job)
+    extra = METERED_COLUMNS if shown["kind"] == "metered" else ["tokens_left", "seconds_left"]
+    emit(shown, as_json, columns=[*COLUMNS, *extra, "end_reason"])
 
 
 @sessions_app.command("stop")
 def stop(session_id: str, as_json: bool = JsonOption) -> None:
-    """End a session now (reason `terminated`; the fee is not refunded)."""
+    """End a session now (reason `terminated`): a flat session's fee is not refunded; a
+    metered session is billed for its run, its holds captured and released."""
 
     async def job(svc: Services) -> dict[str, Any]:
-        async with svc.db.transaction() as session:
-            view = await sessions.terminate(session, session_id, clock=svc.clock)
-        await svc.notify(sessions_message(view.customer_id))
+        view = await sessions.stop(
+            svc.db, svc.ledger, session_id, catalog=svc.catalog, clock=svc.clock
+        )
+        if view.kind == SessionKind.FLAT:
+            await svc.notify(sessions_message(view.customer_id))
         return _session_dict(view)
 
-    emit(run(job), as_json, columns=[*COLUMNS, "end_reason"])
+    emit(run(job), as_json, columns=[*COLUMNS, "billed_micros", "end_reason"])
+
+
+@sessions_app.command("reap")
+def reap(as_json: bool = JsonOption) -> None:
+    """One pass of the reaper that `serve` runs: end metered sessions that are due (paid
+    time run out, heartbeat missed), settle ended ones a dead process left unsettled, and
+    capture flat-session fees whose hold a dead process left open."""
+
+    async def job(svc: Services) -> dict[str, Any]:
+        report = await sessions.reap(svc.db, svc.ledger, catalog=svc.catalog, clock=svc.clock)
+        return {
+            "ended": report.ended,
+            "settled": report.settled,
+            "fees_captured": report.fees_captured,
+        }
+
+    emit(run(job), as_json, columns=["ended", "settled", "fees_captured"])
 
 
 @packs_app.command("buy")

@@ -5,7 +5,8 @@ group-committing ledger and usage writers, the pooled upstream HTTP client (aioh
 costs ~0.05-0.1 ms of CPU a request where httpx's costs ~2 ms, see bench/), payments (Stripe
 when configured; auto top-up watches the ledger's holds), and the background jobs (hold and
 grant expiry sweeps, subscription rollover, the billing period close, last-used flushes, the
-webhook worker with its own HTTP client).
+webhook worker with its own HTTP client, and the metered sessions' extender and reaper, every
+slice / 5 seconds).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from tollhouse.server.invalidation import (
     key_message,
     sessions_message,
 )
+from tollhouse.sessions import ReapReport
+from tollhouse.sessions import service as session_service
 from tollhouse.storage import Database
 from tollhouse.subscriptions import service as subscriptions
 from tollhouse.webhooks import WebhookWorker
@@ -45,6 +48,8 @@ from tollhouse.webhooks import WebhookWorker
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_SECONDS = 30.0
+METER_TICKS_PER_SLICE = 5
+"""`meter_sessions` runs this many times per slice of the catalog's `compute_sessions`."""
 
 
 class Runtime:
@@ -104,6 +109,7 @@ class Runtime:
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._meter: asyncio.Task[None] | None = None
 
     @property
     def key_secret(self) -> bytes:
@@ -127,16 +133,18 @@ class Runtime:
         await self.invalidations.start()
         await self.payments.start()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweeper")
+        self._meter = asyncio.create_task(self._meter_forever(), name="sessions.tick")
         if self.settings.deliver_webhooks:
             await self.webhooks.start()
 
     async def stop(self) -> None:
         """Finish background work, then close everything. Safe to call twice."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        for task in (self._sweeper, self._meter):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._sweeper = self._meter = None
         await self.webhooks.stop()
         await self.drain()
         await self.payments.stop()
@@ -234,6 +242,26 @@ class Runtime:
         return await billing.close_periods(
             self.db, catalog=self.catalog, terms=self.billing_terms, clock=self.clock
         )
+
+    async def meter_sessions(self) -> ReapReport:
+        """One pass of the metered sessions' extender and reaper (`sessions.service.tick`):
+        end what is due, settle what a dead process left, capture used-up slices, hold the
+        next slice of sessions with less than one left. Every process runs it, from the
+        database alone; two at once do each thing once."""
+        return await session_service.tick(
+            self.db, self.ledger, catalog=self.catalog, clock=self.clock
+        )
+
+    async def _meter_forever(self) -> None:
+        """`meter_sessions` at start (what a restart finds is reaped at once), then every
+        slice / `METER_TICKS_PER_SLICE` seconds."""
+        interval = self.catalog.compute_sessions.slice_seconds / METER_TICKS_PER_SLICE
+        while True:
+            try:
+                await self.meter_sessions()
+            except Exception:
+                log.exception("metered sessions pass failed")
+            await asyncio.sleep(interval)
 
     async def _sweep_forever(self) -> None:
         while True:

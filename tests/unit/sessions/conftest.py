@@ -73,3 +73,52 @@ def balance(db: Database, clock: FrozenClock) -> Balance:
         return wallet.available_micros
 
     return read
+
+
+METERED_CATALOG_TEXT = """
+version: "metered-test"
+plans:
+  free: {rank: 0, resource_tiers: [small], session_rates: {small: "0.05"}}
+  pro:
+    rank: 10
+    resource_tiers: [small, medium, large]
+    session_rates: {small: "0.075", medium: "0.15", large: "0.60"}
+  enterprise:
+    rank: 20
+    resource_tiers: [small, medium, large, xlarge]
+    session_rates: {small: "0.01", medium: "0.02", large: "0.10", xlarge: "1.00"}
+  operator:
+    rank: 30
+    resource_tiers: [small, medium, large, xlarge]
+    session_rates: {small: "0", medium: "0", large: "0", xlarge: "0"}
+  unpriced: {rank: 40, resource_tiers: [small]}
+categories: {text: {requests_per_minute: 10}}
+upstreams: {up: {base_url: "http://127.0.0.1:9"}}
+models: {chat: {category: text, upstream: up}}
+session_products:
+  hour: {price: "0.25", duration: 3600, categories: [text]}
+compute_sessions: {min_run: 900, slice: 300, low_credit_slices: 2}
+"""
+"""Rates per hour as in the issue: free $0.05, pro $0.075, enterprise $0.01, operators free.
+A start holds 15 minutes, each further slice 5; heartbeats are not required."""
+
+NewPlanCustomer = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+def metered_catalog() -> Catalog:
+    return load_catalog_text(METERED_CATALOG_TEXT)
+
+
+@pytest.fixture
+def plan_customer(db: Database, ledger: Ledger, clock: FrozenClock) -> NewPlanCustomer:
+    """Create a customer on `plan` with `micros` of credits (none when 0); returns its id."""
+
+    async def create(plan: str = "pro", micros: int = WALLET_MICROS) -> str:
+        async with db.transaction() as session:
+            customer = await customers.create(session, name="Grace", plan=plan, clock=clock)
+        if micros:
+            await ledger.grant(customer.id, micros, idempotency_key=f"seed-{customer.id}")
+        return customer.id
+
+    return create

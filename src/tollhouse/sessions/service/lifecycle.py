@@ -17,7 +17,7 @@ from tollhouse.errors import IdempotencyKeyReused, InvalidInput
 from tollhouse.events import service as events
 from tollhouse.metering import service as metering
 from tollhouse.sessions.errors import SessionActive, SessionNotFound
-from tollhouse.sessions.models import EndReason, Session, SessionStatus
+from tollhouse.sessions.models import EndReason, Session, SessionKind, SessionStatus
 from tollhouse.sessions.schemas import SessionView
 
 MAX_PAGE = 500
@@ -209,13 +209,17 @@ async def list_sessions(
 async def terminate(
     session: AsyncSession, session_id: str, *, clock: Clock, customer_id: str | None = None
 ) -> SessionView:
-    """End a session now (reason `terminated`); an ended session is answered as it is. The
-    fee is not refunded (a flat session is paid for when it starts).
+    """End a flat session now (reason `terminated`); an ended session is answered as it is.
+    The fee is not refunded (a flat session is paid for when it starts). A metered session is
+    billed when it ends: end it with `stop`, which has the ledger.
 
     Raises:
         SessionNotFound: unknown id, or (given `customer_id`) another customer's session.
+        ValueError: a running metered session (use `stop`).
     """
     view = await get(session, session_id, clock=clock, customer_id=customer_id)
+    if view.kind == SessionKind.METERED and view.status == SessionStatus.ACTIVE:
+        raise ValueError("a metered session is ended by sessions.service.stop")
     if view.status == SessionStatus.ENDED:
         return view
     row = await session.get(Session, session_id, with_for_update=True)
