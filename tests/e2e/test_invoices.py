@@ -110,6 +110,7 @@ async def test_a_period_close_bills_renders_and_is_paid(stack: Stack, clock: Fro
     assert second["total_micros"] == sum(li["amount_micros"] for li in second["lines"])
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "TH-000002" in page.text and "Tollhouse Test GmbH" in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
     assert (pdf.status_code, pdf.headers["content-type"]) == (200, "application/pdf")
     text = "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf.content)).pages)
     assert "TH-000002" in text and "34.51 USD" in text

@@ -140,8 +140,11 @@ class Invoice(Base):
     finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     """When it was numbered (draft -> open)."""
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When it became `paid` (a credit note: when its credits were back in the wallet)."""
     voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When it became `void`."""
     marked_uncollectible_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When it became `uncollectible`."""
 
 
 class InvoiceLine(Base):
@@ -221,6 +224,7 @@ class Refund(Base):
     amount_micros: Mapped[int] = mapped_column(BigInteger)
     """Micros given back (> 0, at most what the capture took less earlier refunds)."""
     currency: Mapped[str] = mapped_column(String(3))
+    """ISO 4217, lowercase (the hold's)."""
     reason: Mapped[str] = mapped_column(String(500))
     """Why, as the operator gave it (printed on the credit note)."""
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
@@ -232,4 +236,6 @@ class Refund(Base):
     grant_id: Mapped[str | None] = mapped_column(String(32))
     """The ledger grant that gave the credits back, once it did."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """When the refund was recorded (UTC)."""
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When the ledger confirmed the grant (`succeeded`)."""

@@ -13,7 +13,7 @@ async with db.transaction() as session:
 ```
 """
 
-from tollhouse.billing.service.close import LATE_COMMIT_SECONDS, close_periods, finalize_drafts
+from tollhouse.billing.service.close import close_periods
 from tollhouse.billing.service.documents import (
     MAX_PAGE,
     get_invoice,
@@ -22,15 +22,12 @@ from tollhouse.billing.service.documents import (
     mark_uncollectible,
     void,
 )
-from tollhouse.billing.service.refunds import GRANT_KEY_PREFIX, complete_refunds, refund
+from tollhouse.billing.service.refunds import complete_refunds, refund
 
 __all__ = [
-    "GRANT_KEY_PREFIX",
-    "LATE_COMMIT_SECONDS",
     "MAX_PAGE",
     "close_periods",
     "complete_refunds",
-    "finalize_drafts",
     "get_invoice",
     "list_invoices",
     "mark_paid",

@@ -73,10 +73,9 @@ async def close_periods(
     terms: BillingTerms,
     clock: Clock,
     now: datetime | None = None,
-    customer_id: str | None = None,
 ) -> CloseReport:
     """Invoice every boundary reached by `now` (default: the clock) and not yet closed, for
-    every customer (or one), then finalize every draft. Safe to run concurrently and
+    every customer, then finalize every draft. Safe to run concurrently and
     repeatedly; manages its own transactions (never pass it a session).
 
     Call it after the rollover (`subscriptions.roll_over`): a boundary is closed once the
@@ -84,7 +83,7 @@ async def close_periods(
     """
     at = now or clock.now()
     async with db.sessions() as session:
-        due = await _customers_due(session, at, customer_id)
+        due = await _customers_due(session, at)
     created: list[str] = []
     closed = 0
     for cid in due:
@@ -115,7 +114,7 @@ async def finalize_drafts(db: Database, *, terms: BillingTerms, clock: Clock) ->
     return given
 
 
-async def _customers_due(session: AsyncSession, now: datetime, only: str | None) -> list[str]:
+async def _customers_due(session: AsyncSession, now: datetime) -> list[str]:
     """Customers whose subscription began a period after their cursor (or never closed).
 
     Reads the subscriptions table in the same statement as the cursors (one indexed pass over
@@ -132,8 +131,6 @@ async def _customers_due(session: AsyncSession, now: datetime, only: str | None)
         )
         .order_by(Subscription.customer_id)
     )
-    if only is not None:
-        query = query.where(Subscription.customer_id == only)
     return list(await session.scalars(query))
 
 
