@@ -24,6 +24,10 @@ Invariants:
   slice, heartbeat timeout, low-credit threshold); absent keys take their defaults.
 - Every model has a `tokenizer` (`cl100k_base` or `o200k_base`), resolved at load time from
   the YAML or the model's name (`catalog.tokenizers`); another name is a `CatalogInvalid`.
+- Every model is served somewhere: its `routes` (the gateway route kinds its category allows
+  and its upstream's protocol speaks, `catalog.routes`) are not empty, unless its upstream is
+  a plain `http` endpoint (metered with the sidecar); a model served nowhere is a
+  `CatalogInvalid`.
 
 - The catalog is configuration, loaded once per process from `TOLLHOUSE_CATALOG`, else
   `./tollhouse.yaml`, else the built-in file; `Catalog.digest` is the SHA-256 of its YAML.
@@ -45,7 +49,6 @@ from tollhouse.catalog.catalog import (
     Meter,
     Model,
     Plan,
-    Protocol,
     ResourceTier,
     RolloverPolicy,
     SessionPack,
@@ -79,10 +82,19 @@ from tollhouse.catalog.loader import (
 )
 from tollhouse.catalog.packs import CreditPack
 from tollhouse.catalog.pricing import Price, Usage
+from tollhouse.catalog.routes import (
+    CATEGORY_ROUTES,
+    PROTOCOL_ROUTES,
+    Protocol,
+    RouteKind,
+    routes_for,
+)
 from tollhouse.catalog.tokenizers import DEFAULT_TOKENIZER, TOKENIZERS, Tokenizer, tokenizer_for
 
 __all__ = [
+    "CATEGORY_ROUTES",
     "DEFAULT_TOKENIZER",
+    "PROTOCOL_ROUTES",
     "RESOURCE_TIERS",
     "STANDARD_METERS",
     "TOKENIZERS",
@@ -111,6 +123,7 @@ __all__ = [
     "ResourceTier",
     "ResourceTierNotInPlan",
     "RolloverPolicy",
+    "RouteKind",
     "SessionPack",
     "SessionProduct",
     "SessionProductNotFound",
@@ -123,6 +136,7 @@ __all__ = [
     "load_catalog",
     "load_catalog_data",
     "load_catalog_text",
+    "routes_for",
     "starter_catalog_text",
     "tokenizer_for",
     "validate_catalog_file",

@@ -27,6 +27,7 @@ from tollhouse.catalog.errors import (
 )
 from tollhouse.catalog.packs import CreditPack
 from tollhouse.catalog.pricing import Price
+from tollhouse.catalog.routes import Protocol, RouteKind
 from tollhouse.catalog.tokenizers import DEFAULT_TOKENIZER, Tokenizer
 from tollhouse.errors import InvalidInput
 
@@ -41,9 +42,6 @@ ResourceTier = Literal["small", "medium", "large", "xlarge"]
 
 RESOURCE_TIERS: tuple[ResourceTier, ...] = ("small", "medium", "large", "xlarge")
 """Every resource tier, smallest first."""
-
-Protocol = Literal["openai", "http"]
-"""How the gateway talks to an upstream: OpenAI-compatible API, or a plain HTTP endpoint."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +163,9 @@ class Model:
     """A registry entry: `id` as clients send it, `upstream_model` as the upstream knows it.
 
     `tokenizer` is the encoding that counts its prompt for a hold's estimate, resolved when
-    the catalog loads (`catalog.tokenizers`)."""
+    the catalog loads (`catalog.tokenizers`); `routes` the gateway route kinds it is served
+    on, from its category and its upstream's protocol (`catalog.routes`; empty: not callable
+    through the gateway, only metered with the sidecar)."""
 
     id: str
     category: str
@@ -176,6 +176,7 @@ class Model:
     max_output_tokens: int | None = None
     description: str = ""
     tokenizer: Tokenizer = DEFAULT_TOKENIZER
+    routes: frozenset[RouteKind] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

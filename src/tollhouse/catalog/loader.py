@@ -42,6 +42,7 @@ from tollhouse.catalog.catalog import (
 from tollhouse.catalog.errors import CatalogInvalid
 from tollhouse.catalog.packs import CreditPack
 from tollhouse.catalog.pricing import Price
+from tollhouse.catalog.routes import CATEGORY_ROUTES, PROTOCOL_ROUTES, routes_for
 from tollhouse.catalog.schemas import (
     CatalogSpec,
     CreditPackSpec,
@@ -305,8 +306,34 @@ def _check_references(data: Mapping[str, Any], problems: _Semantic) -> None:
             if wanted is not None and known is not None and wanted not in known:
                 kind = "plan" if field == "min_plan" else field
                 problems.add(("models", model_id, field), _unknown(kind, wanted, known))
+        _check_served(model_id, model, upstreams, problems)
     _check_session_products(data, models, categories, problems)
     _check_credit_packs(data, problems)
+
+
+def _check_served(
+    model_id: Any,
+    model: Mapping[str, Any],
+    upstreams: Mapping[Any, Any] | None,
+    problems: _Semantic,
+) -> None:
+    """A model on an OpenAI or Anthropic upstream is served on some gateway route: its
+    category allows a route kind its upstream's protocol speaks (`catalog.routes`)."""
+    category, upstream_name = _name(model.get("category")), _name(model.get("upstream"))
+    upstream = (upstreams or {}).get(upstream_name)
+    if category is None or not isinstance(upstream, Mapping):
+        return
+    protocol = upstream.get("protocol", "openai")
+    if protocol not in PROTOCOL_ROUTES or protocol == "http":
+        return
+    if not routes_for(category, protocol):
+        allowed = ", ".join(sorted(CATEGORY_ROUTES.get(category, ())))
+        problems.add(
+            ("models", model_id, "upstream"),
+            f"a {category!r} model (routes: {allowed}) cannot be served by upstream "
+            f"{upstream_name!r}, which speaks {protocol!r} (routes: "
+            f"{', '.join(sorted(PROTOCOL_ROUTES[protocol]))})",
+        )
 
 
 def _check_session_products(
@@ -474,6 +501,7 @@ def _build(spec: CatalogSpec, *, source: str, digest: str) -> Catalog:
                     max_output_tokens=m.max_output_tokens,
                     description=m.description,
                     tokenizer=_tokenizer(model_id, m),
+                    routes=routes_for(m.category, spec.upstreams[m.upstream].protocol),
                 )
                 for model_id, m in spec.models.items()
             }
