@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import FastAPI, Request
@@ -247,7 +247,33 @@ class GatewayProblem(Problem):
     error: OpenAIError
 
 
-ERROR_MODELS = (FieldError, Problem, OpenAIError, GatewayProblem)
+class AnthropicError(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    type: str
+    """Anthropic's error type (`invalid_request_error`, `billing_error`, ...)."""
+    message: str
+
+
+class AnthropicProblem(BaseModel):
+    """An error of Anthropic's routes (`/v1/messages`), as `application/json`: Anthropic's
+    error object (which the `anthropic` SDK reads) with the problem members beside it, the
+    problem's `type` as `problem_type`."""
+
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
+
+    type: Literal["error"]
+    error: AnthropicError
+    problem_type: str
+    """`https://tollhouse.dev/problems/<code>`: stable, one per error class."""
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+ERROR_MODELS = (FieldError, Problem, OpenAIError, GatewayProblem, AnthropicError, AnthropicProblem)
 """The models that `responses()` refers to, by name, under `#/components/schemas/`."""
 
 _DESCRIPTIONS = {
@@ -270,18 +296,18 @@ _RETRY_HEADERS = {
 }
 
 
-def responses(*statuses: int, openai_shape: bool = False) -> dict[int | str, dict[str, Any]]:
+def responses(
+    *statuses: int, openai_shape: bool = False, anthropic_shape: bool = False
+) -> dict[int | str, dict[str, Any]]:
     """The `responses=` of a route that may answer these error statuses: each with the
     `Problem` body as `application/problem+json` (with `openai_shape`, the gateway's
-    `GatewayProblem` as `application/json`), and `Retry-After` on 429 and 503."""
-    media_type, model = (
-        ("application/json", "GatewayProblem")
-        if openai_shape
-        else (
-            PROBLEM_JSON,
-            "Problem",
-        )
-    )
+    `GatewayProblem` as `application/json`; with `anthropic_shape`, `AnthropicProblem`), and
+    `Retry-After` on 429 and 503."""
+    media_type, model = (PROBLEM_JSON, "Problem")
+    if anthropic_shape:
+        media_type, model = ("application/json", "AnthropicProblem")
+    elif openai_shape:
+        media_type, model = ("application/json", "GatewayProblem")
     documented: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
         documented[status] = {
