@@ -204,6 +204,18 @@ class TestAnthropicErrors:
         assert body["problem_type"].endswith("/malformed-key")
         assert body["status"] == 401
 
+    async def test_no_key_names_the_anthropic_header(self, stack: Stack) -> None:
+        async with httpx.AsyncClient(base_url=stack.base_url) as http:
+            response = await http.post(
+                "/v1/messages",
+                json={"model": "test-claude", "max_tokens": MAX_TOKENS, "messages": MESSAGES},
+            )
+        assert response.status_code == 401
+        assert response.json()["error"] == {
+            "type": "authentication_error",
+            "message": "send your API key as 'x-api-key: th_...' (or as a bearer token)",
+        }
+
     async def test_an_empty_wallet_is_a_billing_error(self, stack: Stack) -> None:
         _, key = await stack.customer(credits_micros=0)
         with pytest.raises(anthropic.APIStatusError) as caught:

@@ -41,7 +41,7 @@ from starlette.types import Receive, Scope, Send
 
 from tollhouse.api.deps import bearer_token
 from tollhouse.api.problems import problem_response, problem_response_at, unexpected_response
-from tollhouse.errors import TollhouseError
+from tollhouse.errors import TollhouseError, Unauthenticated
 from tollhouse.gateway.admission import Admission, admit, check_model_access
 from tollhouse.gateway.call import COUNT_TOKENS_PATH, ROUTES, Call, Route, wrong_route
 from tollhouse.gateway.errors import InvalidRequest
@@ -114,6 +114,8 @@ def anthropic_key(headers: list[tuple[bytes, bytes]]) -> tuple[str, tuple[tuple[
             authorization = value
         elif name in ANTHROPIC_PASSED_HEADERS:
             passed.append((name.decode(), value.decode("latin-1")))
+    if key is None and authorization is None:
+        raise Unauthenticated("send your API key as 'x-api-key: th_...' (or as a bearer token)")
     return key or bearer_token(authorization), tuple(passed)
 
 
