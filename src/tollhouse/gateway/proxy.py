@@ -207,7 +207,8 @@ async def _stream_through(
     deps: GatewayDeps, call: Call, response: aiohttp.ClientResponse
 ) -> AsyncIterator[bytes]:
     """Yield the upstream's bytes while metering them, unchanged but for the usage-only chunk
-    that only a client who asked for it gets (`StreamMeter`); settle when it ends, however."""
+    that only a client who asked for it gets (`StreamMeter`), then the stream's cost as an SSE
+    comment (`cost_comment`); settle when it ends, however."""
     meter = _meter(call)
     interrupted = settled = False
     try:
@@ -225,8 +226,8 @@ async def _stream_through(
         cost = _settle_stream(deps, call, response, meter, interrupted)
         yield cost_comment(cost)
     finally:
-        if not settled:  # the client left
-            _settle_stream(deps, call, response, meter, True)
+        if not settled:  # the client left (interrupted unless the stream had ended)
+            _settle_stream(deps, call, response, meter, interrupted)
 
 
 def _settle_stream(

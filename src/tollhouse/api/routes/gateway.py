@@ -132,7 +132,7 @@ async def _read_body(receive: Receive) -> bytes | None:
 
 
 async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
-    """Any of the metered OpenAI-compatible POST routes, as a raw ASGI app.
+    """Any of the metered gateway POST routes (OpenAI's and Anthropic's), as a raw ASGI app.
 
     `create_app`'s app dispatches these POSTs here, behind `api.middleware.BodyLimit` and
     `StringGuard` only, before FastAPI's middleware and routing (the hot path: they cost more
