@@ -225,6 +225,21 @@ class StreamMeter:
         return replace(estimate, output_tokens=counted), "counted"
 
 
+RESPONSES_LAST_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+"""The events that end a Responses stream, each with the whole `response` and its `usage`."""
+
+RESPONSES_TEXT_DELTAS = frozenset(
+    {
+        "response.output_text.delta",
+        "response.refusal.delta",
+        "response.function_call_arguments.delta",
+        "response.reasoning_summary_text.delta",
+        "response.reasoning_text.delta",
+    }
+)
+"""Responses stream events whose `delta` is generated text (counted when no usage comes)."""
+
+
 class ResponsesMeter(StreamMeter):
     """Reads an OpenAI Responses stream (every byte passed on unchanged): the usage of its
     last event (`response.completed`, or `response.incomplete` / `response.failed`, each
@@ -243,21 +258,6 @@ class ResponsesMeter(StreamMeter):
         elif kind in RESPONSES_TEXT_DELTAS and isinstance(chunk.get("delta"), str):
             self._text.append(chunk["delta"])
         return False
-
-
-RESPONSES_LAST_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
-"""The events that end a Responses stream, each with the whole `response` and its `usage`."""
-
-RESPONSES_TEXT_DELTAS = frozenset(
-    {
-        "response.output_text.delta",
-        "response.refusal.delta",
-        "response.function_call_arguments.delta",
-        "response.reasoning_summary_text.delta",
-        "response.reasoning_text.delta",
-    }
-)
-"""Responses stream events whose `delta` is generated text (counted when no usage comes)."""
 
 
 class MessagesMeter(StreamMeter):
