@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tollhouse.catalog import CATEGORY_ROUTES, PROTOCOL_ROUTES, Model, Protocol
+from tollhouse.catalog import CATEGORY_ROUTES, Model, Protocol
 from tollhouse.gateway.admission import Admission
 from tollhouse.gateway.errors import WrongRoute
 from tollhouse.gateway.estimate import Kind
@@ -55,13 +55,14 @@ def wrong_route(model: Model, route: Route) -> WrongRoute:
             f"model '{model.id}' is not served by the gateway: call it from your application "
             "and meter it with POST /v1/authorize and POST /v1/usage/events"
         )
+    elif route.kind in CATEGORY_ROUTES.get(model.category, (route.kind,)):
+        # The category allows this route; the upstream's protocol does not speak it.
+        detail = (
+            f"model '{model.id}' is not served on POST {route.path} by its upstream: "
+            f"call POST {right[0]}"
+        )
     else:
         detail = f"model '{model.id}' is a {model.category} model: call POST {right[0]}"
-        if route.kind in CATEGORY_ROUTES.get(model.category, PROTOCOL_ROUTES[route.protocol]):
-            detail = (
-                f"model '{model.id}' is not served on POST {route.path} by its upstream: "
-                f"call POST {right[0]}"
-            )
     return WrongRoute(detail, model=model.id, routes=right, param="model")
 
 
