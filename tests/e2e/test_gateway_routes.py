@@ -10,12 +10,14 @@ can call, with the routes that serve it. Calls a session pays tell the client th
 from __future__ import annotations
 
 import anthropic
+import httpx
 import openai
 import pytest
 from tests.e2e.conftest import Stack
-from tests.e2e.test_gateway_openai import MESSAGES, client
+from tests.e2e.test_gateway_openai import CHAT_COST_MICROS, MESSAGES, client
 from tests.support.catalog import SESSION_PRICE_MICROS, TEXT_RPM_FREE
 from tests.support.server import Api
+from tests.support.upstream import ANSWER
 
 CREDITS_MICROS = 1_000_000
 
@@ -85,6 +87,36 @@ class TestModelList:
         assert "test-chat-pro" not in models  # not in the plan
         assert models["test-claude"].routes == ["/v1/messages"]  # type: ignore[attr-defined]
         assert models["test-tts"].routes == ["/v1/audio/speech"]  # type: ignore[attr-defined]
+
+
+class TestCostOfChat:
+    async def test_a_completion_carries_its_cost(self, stack: Stack) -> None:
+        _, key = await stack.customer(credits_micros=CREDITS_MICROS)
+        raw = await client(stack, key).chat.completions.with_raw_response.create(
+            model="test-chat", messages=MESSAGES
+        )
+        assert int(raw.headers["x-tollhouse-cost-micros"]) == CHAT_COST_MICROS
+
+    async def test_a_stream_ends_with_its_cost_after_done(self, stack: Stack) -> None:
+        """The comment comes after the upstream's last event; the SDK's stream skips it."""
+        _, key = await stack.customer(credits_micros=CREDITS_MICROS)
+        body = {"model": "test-chat", "messages": MESSAGES, "stream": True}
+        async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
+            async with http.stream(
+                "POST",
+                "/v1/chat/completions",
+                json=body,
+                headers={"Authorization": f"Bearer {key}"},
+            ) as response:
+                received = b"".join([chunk async for chunk in response.aiter_bytes()])
+        assert received.endswith(
+            f"data: [DONE]\n\n: x-tollhouse-cost-micros={CHAT_COST_MICROS}\n\n".encode()
+        )
+        stream = await client(stack, key).chat.completions.create(
+            model="test-chat", messages=MESSAGES, stream=True
+        )
+        pieces = [chunk.choices[0].delta.content or "" async for chunk in stream]
+        assert "".join(pieces) == ANSWER
 
 
 class TestCostInASession:
