@@ -25,7 +25,7 @@ from tollhouse.catalog import Catalog, load_catalog
 from tollhouse.clock import SYSTEM_CLOCK, Clock
 from tollhouse.config import Settings
 from tollhouse.gateway.credit_watch import CreditWatch
-from tollhouse.gateway.quotas import QuotaGuard
+from tollhouse.gateway.quotas import QuotaGuard, QuotaReached
 from tollhouse.gateway.session_guard import SessionGuard
 from tollhouse.gateway.tokens import warm_up
 from tollhouse.keys import KeyAuthenticator
@@ -82,7 +82,9 @@ class Runtime:
         )
         self.ledger = Ledger(self.db, clock=clock)
         self.recorder = UsageRecorder(self.db, clock=clock, known_meters=set(self.catalog.meters))
-        self.quotas = QuotaGuard(self.db, catalog=self.catalog, clock=clock)
+        self.quotas = QuotaGuard(
+            self.db, catalog=self.catalog, clock=clock, on_reached=self._quota_reached
+        )
         self.sessions = SessionGuard(
             self.db,
             self.ledger,
@@ -188,6 +190,23 @@ class Runtime:
             self.authenticator.invalidate_customer(ident)
             self.quotas.invalidate(ident)
             self.credits.invalidate(ident)
+
+    def _quota_reached(self, reached: QuotaReached) -> None:
+        self.spawn(self._record_quota_reached(reached), name="quota.reached")
+
+    async def _record_quota_reached(self, reached: QuotaReached) -> None:
+        """Emit `quota.reached` (once across processes: `subscriptions.record_quota_reached`)."""
+        async with self.db.transaction() as session:
+            await subscriptions.record_quota_reached(
+                session,
+                customer_id=reached.customer_id,
+                meter=reached.meter,
+                limit=reached.limit,
+                used=reached.used,
+                resets_at=reached.resets_at,
+                refused=reached.refused,
+                clock=self.clock,
+            )
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> None:
         """Run `coro` in the background, keep a reference, log its failure."""
