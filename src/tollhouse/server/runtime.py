@@ -241,12 +241,20 @@ class Runtime:
 
     async def sweep(self) -> None:
         """The periodic jobs, every 30 s: expire grants, void stale holds, then
-        `close_periods`, then finish refunds a crash left pending, and reload the auto top-up
-        rules."""
+        `close_periods`, then finish refunds a crash left pending, document refunded payments
+        with credit notes, and reload the auto top-up rules."""
         await self.ledger.sweep(self.clock.now())
         await self.close_periods()
         await billing.complete_refunds(self.db, self.ledger, clock=self.clock)
+        await self.document_payment_refunds()
         await self.payments.refresh()
+
+    async def document_payment_refunds(self) -> list[str]:
+        """A credit note for each payment refund that has none yet (after the sweep's period,
+        and at once after a refund made through the API); the new notes' numbers."""
+        return await billing.document_payment_refunds(
+            self.db, terms=self.billing_terms, clock=self.clock
+        )
 
     async def close_periods(self) -> CloseReport:
         """Roll subscriptions whose billing period ended (idempotent; catches up after

@@ -1,6 +1,6 @@
 """Billing services: close periods into invoices, read them, change their status, refund.
 
-`close_periods`, `refund` and `complete_refunds` take the `Database` (and the `Ledger`) and
+`close_periods`, `refund`, `complete_refunds` and `document_payment_refunds` take the `Database` (and the `Ledger`) and
 run their own short transactions; every other function takes the caller's `AsyncSession`
 and never commits.
 
@@ -22,12 +22,14 @@ from tollhouse.billing.service.documents import (
     mark_uncollectible,
     void,
 )
+from tollhouse.billing.service.payment_refunds import document_payment_refunds
 from tollhouse.billing.service.refunds import complete_refunds, refund
 
 __all__ = [
     "MAX_PAGE",
     "close_periods",
     "complete_refunds",
+    "document_payment_refunds",
     "get_invoice",
     "list_invoices",
     "mark_paid",
