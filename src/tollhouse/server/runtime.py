@@ -241,20 +241,20 @@ class Runtime:
 
     async def sweep(self) -> None:
         """The periodic jobs, every 30 s: expire grants, void stale holds, then
-        `close_periods`, then finish refunds a crash left pending, document refunded payments
-        with credit notes, and reload the auto top-up rules."""
+        `close_periods`, then finish refunds a crash left pending, bring the payments to the
+        invoices, and reload the auto top-up rules."""
         await self.ledger.sweep(self.clock.now())
         await self.close_periods()
         await billing.complete_refunds(self.db, self.ledger, clock=self.clock)
-        await self.document_payment_refunds()
+        await self.bill_payments()
         await self.payments.refresh()
 
-    async def document_payment_refunds(self) -> list[str]:
-        """A credit note for each payment refund that has none yet (after the sweep's period,
-        and at once after a refund made through the API); the new notes' numbers."""
-        return await billing.document_payment_refunds(
-            self.db, terms=self.billing_terms, clock=self.clock
-        )
+    async def bill_payments(self) -> None:
+        """Bring the payments to the invoices: a credit note for each payment refund that has
+        none, invoices paid by the provider's subscription payments (`billing.service.
+        from_payments`). By the sweep, and at once after a refund or a Stripe payment."""
+        await billing.document_payment_refunds(self.db, terms=self.billing_terms, clock=self.clock)
+        await billing.apply_subscription_payments(self.db, clock=self.clock)
 
     async def close_periods(self) -> CloseReport:
         """Roll subscriptions whose billing period ended (idempotent; catches up after

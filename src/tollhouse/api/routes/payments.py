@@ -186,7 +186,7 @@ async def refund_payment(
     view = await runtime.payments.refund(
         payment_id, amount_micros=body.amount_micros, idempotency_key=body.idempotency_key
     )
-    await runtime.document_payment_refunds()
+    await runtime.bill_payments()
     return PaymentOut.of(view)
 
 
@@ -213,8 +213,8 @@ async def stripe_webhook(
     (see the README's Payments); 400 `webhook-signature-invalid` for a missing, forged or
     stale signature; 503 `payments-not-configured` without Stripe's settings."""
     outcome = await runtime.payments.handle_stripe_webhook(await request.body(), stripe_signature)
-    if outcome.type == "charge.refunded":
-        await runtime.document_payment_refunds()  # its credit note, before Stripe hears 2xx
+    if outcome.type in ("charge.refunded", "invoice.paid"):
+        await runtime.bill_payments()  # the credit note or the invoice paid, before the 2xx
     return WebhookOut(
         event_id=outcome.event_id,
         type=outcome.type,

@@ -19,6 +19,7 @@ from tollhouse.payments.service.reads import (
     get_payment,
     list_payments,
     require_payment_method,
+    subscription_payments,
 )
 from tollhouse.payments.service.records import PURCHASED_PRIORITY, Context
 from tollhouse.payments.service.refunds import share
@@ -38,4 +39,5 @@ __all__ = [
     "list_payments",
     "require_payment_method",
     "share",
+    "subscription_payments",
 ]

@@ -83,6 +83,21 @@ async def credit_payments(
     return [PaymentView.of(row) for row in rows]
 
 
+async def subscription_payments(session: AsyncSession, *, since: datetime) -> list[PaymentView]:
+    """Succeeded provider payments of subscription invoices recorded at or after `since`,
+    oldest first."""
+    rows = await session.scalars(
+        select(Payment)
+        .where(
+            Payment.kind == PaymentKind.SUBSCRIPTION.value,
+            Payment.status == PaymentStatus.SUCCEEDED.value,
+            Payment.created_at >= since,
+        )
+        .order_by(Payment.id)
+    )
+    return [PaymentView.of(row) for row in rows]
+
+
 async def completed_refunds(
     session: AsyncSession, *, since: datetime
 ) -> list[tuple[RefundView, PaymentView]]:

@@ -1,5 +1,8 @@
-"""Credit notes for refunded payments: the second way money goes back, documented like the
-first (`refunds`, a captured charge given back to the wallet).
+"""What billing makes of the payments domain's facts: credit notes for refunded payments,
+and invoices paid by a provider's subscription payments.
+
+**Refunded payments.** The second way money goes back, documented like the first
+(`refunds`, a captured charge given back to the wallet).
 
 A payment's refund step (`payments`: an operator's refund of a manual payment, or Stripe's
 `charge.refunded`) returns money to the customer and takes back the credits it bought as far
@@ -12,6 +15,15 @@ Exactly once: the note bills the reference `payment_refund:<step id>` (`invoice_
 unique by reference), so two processes, or the sweep and the request that refunded, write
 one note. `document_payment_refunds` runs in `Runtime.sweep` over the steps completed in the
 last `LOOKBACK`, and right after a refund is made through the API.
+
+**Subscription payments.** When the provider bills a plan itself (a Stripe subscription:
+`invoice.paid` records a `subscription` payment), tollhouse's invoice of the period bills the
+same fee. `apply_subscription_payments` marks the customer's oldest open (or uncollectible)
+invoice with a total above zero `paid` by each such payment not applied yet, oldest payment
+first, with the provider's invoice id as `payment_reference` (Stripe applies a customer's
+payments to its invoices in the same order). A payment that finds no open invoice (the
+provider's event came before the period's close) waits for the next sweep. Applied once:
+the invoice bills the reference `payment:<id>`.
 """
 
 from __future__ import annotations
@@ -19,11 +31,12 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollhouse.billing.lines import Line, payment_reference
-from tollhouse.billing.models import DocumentKind, InvoiceStatus, LineKind
+from tollhouse.billing.models import DocumentKind, Invoice, InvoiceItem, InvoiceStatus, LineKind
 from tollhouse.billing.service import documents
 from tollhouse.billing.terms import BillingTerms
 from tollhouse.clock import Clock
@@ -36,8 +49,8 @@ from tollhouse.storage import Database
 logger = logging.getLogger(__name__)
 
 LOOKBACK = timedelta(days=7)
-"""How far back completed refund steps are looked for: a server down longer than this
-documents the older ones only if `document_payment_refunds` is run with a larger `lookback`."""
+"""How far back refund steps and subscription payments are looked for: a server down longer
+than this handles the older ones only if run with a larger `lookback`."""
 
 
 def refund_reference(step: RefundView) -> str:
@@ -113,3 +126,50 @@ async def _credit_note(
         clock=clock,
     )
     return view.number
+
+
+async def apply_subscription_payments(
+    db: Database, *, clock: Clock, lookback: timedelta = LOOKBACK
+) -> list[str]:
+    """Mark invoices paid by the provider's subscription payments recorded in the last
+    `lookback` and not applied yet; returns the invoices marked. Safe to run concurrently
+    and repeatedly; manages its own transactions."""
+    async with db.sessions() as session:
+        paid = await payments.subscription_payments(session, since=clock.now() - lookback)
+        done = await documents.billed(session, [payment_reference(p) for p in paid])
+    marked: list[str] = []
+    for payment in paid:
+        if payment_reference(payment) in done:
+            continue
+        try:
+            async with db.transaction() as session:
+                invoice_id = await _apply(session, payment, clock=clock)
+        except IntegrityError:
+            logger.info("another process applied payment %s first", payment.id)
+            continue
+        if invoice_id is not None:
+            marked.append(invoice_id)
+    return marked
+
+
+async def _apply(session: AsyncSession, payment: PaymentView, *, clock: Clock) -> str | None:
+    """Mark the customer's oldest unpaid invoice paid by `payment`; its id, or None."""
+    invoice_id = await session.scalar(
+        select(Invoice.id)
+        .where(
+            Invoice.customer_id == payment.customer_id,
+            Invoice.kind == DocumentKind.INVOICE.value,
+            Invoice.status.in_([InvoiceStatus.OPEN.value, InvoiceStatus.UNCOLLECTIBLE.value]),
+            Invoice.total_micros > 0,
+        )
+        .order_by(Invoice.sequence)
+        .limit(1)
+    )
+    if invoice_id is None:
+        return None
+    session.add(InvoiceItem(invoice_id=invoice_id, reference=payment_reference(payment)))
+    await session.flush()  # a second process applying it fails here
+    await documents.mark_paid(
+        session, invoice_id, clock=clock, payment_reference=payment.provider_ref
+    )
+    return invoice_id
