@@ -19,12 +19,12 @@ from typing import Any
 
 import aiohttp
 
+from tollhouse.alerts import CreditWatch
 from tollhouse.billing import BillingTerms, CloseReport
 from tollhouse.billing import service as billing
 from tollhouse.catalog import Catalog, load_catalog
 from tollhouse.clock import SYSTEM_CLOCK, Clock
 from tollhouse.config import Settings
-from tollhouse.gateway.credit_watch import CreditWatch
 from tollhouse.gateway.quotas import QuotaGuard, QuotaReached
 from tollhouse.gateway.session_guard import SessionGuard
 from tollhouse.gateway.tokens import warm_up
@@ -108,6 +108,7 @@ class Runtime:
             on_customer_change=self.invalidate_customer,
         )
         self.ledger.watch_holds(self.payments.observe)
+        self.ledger.watch_holds(self.credits.observe_hold)
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
