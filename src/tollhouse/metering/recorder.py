@@ -38,10 +38,14 @@ from typing import Any
 
 import orjson
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollhouse.clock import Clock
 from tollhouse.metering.errors import RecorderClosed, UnknownMeter
+from tollhouse.metering.models import UsageEvent
 from tollhouse.metering.schemas import (
     CheckedUsageEvent,
     RecordableEvent,
@@ -374,6 +378,33 @@ class UsageRecorder:
     def _fail_all(self, items: Collection[_Pending], exc: BaseException) -> None:
         for item in items:
             self._finish(item, exc)
+
+
+async def record_in_transaction(
+    session: AsyncSession, event: RecordableEvent, *, recorded_at: datetime
+) -> bool:
+    """Add one usage event to the caller's transaction, for a fact decided in it (a metered
+    session's seconds, written with its end): it commits or rolls back with the fact. A
+    `(customer_id, id)` already stored is a duplicate and changes nothing. Returns whether
+    it was inserted. The meter is the caller's to check (`UsageRecorder` checks its own)."""
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    result = await session.execute(
+        insert(UsageEvent)
+        .values(
+            event_id=event.id,
+            customer_id=event.customer_id,
+            meter=event.meter,
+            value=event.value,
+            occurred_at=event.occurred_at,
+            recorded_at=recorded_at,
+            key_id=event.key_id,
+            model=event.model,
+            session_id=event.session_id,
+            properties=dict(event.properties or {}),
+        )
+        .on_conflict_do_nothing(index_elements=["customer_id", "event_id"])
+    )
+    return getattr(result, "rowcount", 0) == 1
 
 
 async def _insert_rows(
