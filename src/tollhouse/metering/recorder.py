@@ -400,6 +400,7 @@ async def record_in_transaction(
             key_id=event.key_id,
             model=event.model,
             session_id=event.session_id,
+            upstream=event.upstream,
             properties=dict(event.properties or {}),
         )
         .on_conflict_do_nothing(index_elements=["customer_id", "event_id"])
