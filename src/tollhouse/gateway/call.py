@@ -31,7 +31,8 @@ ROUTES = (
 
 @dataclass(slots=True)
 class Call:
-    """Everything known about one admitted gateway call."""
+    """Everything known about one admitted gateway call; `upstream` is the catalog upstream
+    that answered it (set by `proxy.forward`, recorded on its usage events)."""
 
     request_id: str
     route: Route
@@ -41,3 +42,4 @@ class Call:
     body: dict[str, Any]
     raw: bytes
     stream: bool
+    upstream: str | None = None

@@ -349,6 +349,7 @@ class UsageRecorder:
                     event.key_id,
                     event.model,
                     event.session_id,
+                    event.upstream,
                     properties,
                 )
             )
@@ -399,6 +400,7 @@ async def record_in_transaction(
             key_id=event.key_id,
             model=event.model,
             session_id=event.session_id,
+            upstream=event.upstream,
             properties=dict(event.properties or {}),
         )
         .on_conflict_do_nothing(index_elements=["customer_id", "event_id"])
@@ -425,6 +427,7 @@ async def _insert_rows(
         "keys": [event.key_id for event in events],
         "models": [event.model for event in events],
         "sessions": [event.session_id for event in events],
+        "upstreams": [event.upstream for event in events],
         "properties": _properties_json(events),
     }
     rows = await held.execute(_PG_DRIVER_INSERT, params)
@@ -433,22 +436,23 @@ async def _insert_rows(
 
 _PG_INSERT = text(
     "INSERT INTO usage_events (event_id, customer_id, meter, value, occurred_at, recorded_at, "
-    "key_id, model, session_id, properties) "
-    "SELECT i, c, m, v, o, CAST(:recorded AS TIMESTAMPTZ), k, d, s, p FROM unnest("
+    "key_id, model, session_id, upstream, properties) "
+    "SELECT i, c, m, v, o, CAST(:recorded AS TIMESTAMPTZ), k, d, s, up, p FROM unnest("
     "CAST(:ids AS VARCHAR[]), CAST(:customers AS VARCHAR[]), CAST(:meters AS VARCHAR[]), "
     "CAST(:values AS BIGINT[]), CAST(:occurred AS TIMESTAMPTZ[]), CAST(:keys AS VARCHAR[]), "
-    "CAST(:models AS VARCHAR[]), CAST(:sessions AS VARCHAR[]), CAST(:properties AS JSON[])) "
-    "AS u(i, c, m, v, o, k, d, s, p) "
+    "CAST(:models AS VARCHAR[]), CAST(:sessions AS VARCHAR[]), CAST(:upstreams AS VARCHAR[]), "
+    "CAST(:properties AS JSON[])) "
+    "AS u(i, c, m, v, o, k, d, s, up, p) "
     "ON CONFLICT (customer_id, event_id) DO NOTHING RETURNING customer_id, event_id"
 )
 _PG_DRIVER_INSERT = driver_statement(_PG_INSERT)
 """`_PG_INSERT` for `HeldConnection`."""
 _SQLITE_INSERT_ROWS = (
     "INSERT INTO usage_events (event_id, customer_id, meter, value, occurred_at, recorded_at, "
-    "key_id, model, session_id, properties) {rows} "
+    "key_id, model, session_id, upstream, properties) {rows} "
     "ON CONFLICT (customer_id, event_id) DO NOTHING"
 )
-_SQLITE_INSERT = _SQLITE_INSERT_ROWS.format(rows="VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_SQLITE_INSERT = _SQLITE_INSERT_ROWS.format(rows="VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 class _Duplicates(Exception):
