@@ -5,7 +5,7 @@ customer only; operators use the console."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import Request
@@ -82,8 +82,24 @@ async def overview_of(
         "subscription": subscription,
         "quotas": quotas,
         "usage": usage,
+        "chart": chart(usage),
         "days": days,
         "ranges": RANGES,
+    }
+
+
+def chart(usage: list[UsageRow]) -> dict[str, list[int]]:
+    """The usage chart's series, one point per day with usage, oldest first: `days` (Unix
+    seconds of each UTC day), `requests` and `tokens` (input + output) over every model."""
+    per_day: dict[str, tuple[int, int]] = {}
+    for row in usage:
+        requests, tokens = per_day.get(row.day, (0, 0))
+        per_day[row.day] = (requests + row.requests, tokens + row.input_tokens + row.output_tokens)
+    days = sorted(per_day)
+    return {
+        "days": [int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()) for day in days],
+        "requests": [per_day[day][0] for day in days],
+        "tokens": [per_day[day][1] for day in days],
     }
 
 

@@ -15,6 +15,7 @@
         localStorage.setItem("tollhouse-theme", next);
       });
     }
+    drawUsage();
     document.querySelectorAll("button.copy").forEach(function (button) {
       button.addEventListener("click", function () {
         var text = document.getElementById(button.getAttribute("data-copy")).textContent;
@@ -22,4 +23,31 @@
       });
     });
   });
+
+  // The overview's usage chart (uPlot, vendored): requests and tokens per day.
+  function drawUsage() {
+    var data = document.getElementById("usage-data");
+    var box = document.getElementById("usage-chart");
+    if (!data || !box || !window.uPlot) return;
+    var series = JSON.parse(data.textContent);
+    var css = getComputedStyle(root);
+    var fg = css.getPropertyValue("--fg").trim();
+    var accent = css.getPropertyValue("--accent").trim();
+    var muted = css.getPropertyValue("--muted").trim();
+    var axis = { stroke: fg, grid: { stroke: css.getPropertyValue("--line").trim() } };
+    new window.uPlot({
+      width: Math.max(280, box.clientWidth),
+      height: 240,
+      series: [
+        {},
+        { label: "Requests", stroke: accent, width: 2, scale: "requests" },
+        { label: "Tokens", stroke: muted, width: 2, dash: [6, 4], scale: "tokens" }
+      ],
+      axes: [
+        axis,
+        Object.assign({ scale: "requests" }, axis),
+        Object.assign({ scale: "tokens", side: 1 }, axis)
+      ]
+    }, [series.days, series.requests, series.tokens], box);
+  }
 })();
