@@ -68,7 +68,8 @@ def wrong_route(model: Model, route: Route) -> WrongRoute:
 
 @dataclass(slots=True)
 class Call:
-    """Everything known about one admitted gateway call."""
+    """Everything known about one admitted gateway call; `upstream` is the catalog upstream
+    that answered it (set by `proxy.forward`, recorded on its usage events)."""
 
     request_id: str
     route: Route
@@ -78,6 +79,7 @@ class Call:
     body: dict[str, Any]
     raw: bytes
     stream: bool
+    upstream: str | None = None
     passed_headers: tuple[tuple[str, str], ...] = ()
     """Client headers passed on to the upstream (Anthropic's `anthropic-version`,
     `anthropic-beta`)."""

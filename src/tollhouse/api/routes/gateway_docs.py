@@ -320,12 +320,14 @@ _MESSAGES_PROBLEMS = {
 async def chat_completions(body: ChatCompletionRequest) -> None:
     """OpenAI's chat completions, through tollhouse: the key is checked, the estimate (prompt
     tokens + held output tokens, times `n`) is rate-limited and held on the wallet, the call
-    is forwarded to the model's upstream, and the real usage is charged after the answer.
+    is forwarded to the model's upstream (the next of its fallback upstreams when one fails
+    before answering), and the real usage is charged after the answer.
     Headers: `x-tollhouse-request-id`, `x-tollhouse-hold-id`, `x-tollhouse-balance-micros`,
-    `x-tollhouse-cost-micros` (what the call cost; a stream ends with the SSE comment
-    `: x-tollhouse-cost-micros=<n>` instead), `RateLimit-Policy`, `RateLimit` and
-    `RateLimit-Limit`/`-Remaining`/`-Reset`. A model not served on this route (another
-    category's or protocol's) is a 400 `wrong-route` naming the route that serves it."""
+    `x-tollhouse-upstream` (the upstream that answered), `x-tollhouse-cost-micros` (what the
+    call cost; a stream ends with the SSE comment `: x-tollhouse-cost-micros=<n>` instead),
+    `RateLimit-Policy`, `RateLimit` and `RateLimit-Limit`/`-Remaining`/`-Reset`. A model not
+    served on this route (another category's or protocol's) is a 400 `wrong-route` naming
+    the route that serves it."""
 
 
 @router.post(
