@@ -158,13 +158,21 @@ class TestStrings:
 
     @pytest.mark.parametrize("route", ROUTES, ids=lambda route: route.path)
     async def test_gateway_body(self, stack: Stack, bad: str, route: Any) -> None:
-        """Every gateway route, OpenAI-shaped (a surrogate was a 400 "not valid JSON")."""
+        """Every gateway route, OpenAI-shaped (a surrogate was a 400 "not valid JSON"), or
+        Anthropic-shaped on Anthropic's (the problem's type as `problem_type`)."""
         _, key = await stack.customer()
         body = encoded({"model": f"test-chat{BAD[bad]}", "input": "hi"})
         headers = {**JSON, "authorization": f"Bearer {key}"}
         response = await stack.operator.client.post(route.path, content=body, headers=headers)
+        answer = response.json()
+        if route.protocol == "anthropic":
+            assert (response.status_code, answer["type"]) == (422, "error")
+            assert answer["error"]["type"] == "invalid_request_error"
+            answer["type"] = answer.pop("problem_type")
+            response = httpx.Response(422, json=answer)
+        else:
+            assert answer["error"]["code"] == "invalid-input"
         assert_refused(response, "body.model", MSG_JSON[bad])
-        assert response.json()["error"]["code"] == "invalid-input"
         assert stack.upstream.requests == []
 
     async def test_every_string_of_every_route_is_guarded(self, stack: Stack) -> None:

@@ -28,8 +28,11 @@ GATEWAY_PATHS = [
     "/v1/embeddings",
     "/v1/images/generations",
     "/v1/audio/speech",
+    "/v1/responses",
     "/v1/models",
 ]
+ANTHROPIC_PATHS = ["/v1/messages", "/v1/messages/count_tokens"]
+"""Anthropic's routes: their errors in Anthropic's shape (`AnthropicProblem`)."""
 UNAUTHENTICATED_PATHS = {"/health", "/healthz", "/ready", "/v1/payments/stripe/webhook"}
 """Paths without an API key: the probes, and Stripe's webhook (Stripe signs it instead)."""
 EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)
@@ -102,9 +105,11 @@ class TestDocument:
             has_input = "parameters" in operation or "requestBody" in operation
             required = {"401", "403"} if operation.get("security") else set()
             assert required | ({"422"} if has_input else set()) <= set(responses), (method, path)
-            gateway = path in GATEWAY_PATHS
+            gateway = path in GATEWAY_PATHS or path in ANTHROPIC_PATHS
             media_type = "application/json" if gateway else PROBLEM_JSON
             problem = "GatewayProblem" if gateway else "Problem"
+            if path in ANTHROPIC_PATHS:
+                problem = "AnthropicProblem"
             for status, response in responses.items():
                 if status[0] in "45" and status != "4XX":
                     assert response["content"] == {
@@ -119,7 +124,7 @@ class TestDocument:
 
     async def test_gateway_routes_are_documented_with_their_shapes(self, stack: Stack) -> None:
         paths = (await document(stack))["paths"]
-        for path in GATEWAY_PATHS:
+        for path in GATEWAY_PATHS + ANTHROPIC_PATHS:
             method = "get" if path == "/v1/models" else "post"
             operation = paths[path][method]
             assert operation["tags"] == ["gateway"]

@@ -1,4 +1,6 @@
-"""The catalog the end-to-end tests run with: every model points at the local FakeUpstream.
+"""The catalog the end-to-end tests run with: every model points at the local FakeUpstream
+(`test-claude*` through its Anthropic Messages API; `test-video` on a plain `http` upstream,
+which the gateway does not call).
 
 Prices are chosen so charges are easy to check by hand: `test-chat` costs 1 micro per input
 token and 2 micros per output token, so the upstream's usage (12 in, 7 out) costs 26 micros.
@@ -70,8 +72,14 @@ categories:
   text-to-image: {{requests_per_minute: 10}}
   text-to-speech: {{requests_per_minute: 10}}
   analysis: {{requests_per_minute: 60}}
+  text-to-video: {{requests_per_minute: 10}}
 upstreams:
   fake: {{base_url: "{upstream_base_url}", api_key_env: TOLLHOUSE_TEST_UPSTREAM_KEY}}
+  fake-anthropic:
+    base_url: "{upstream_base_url.removesuffix("/v1")}"
+    api_key_env: TOLLHOUSE_TEST_UPSTREAM_KEY
+    protocol: anthropic
+  fake-http: {{base_url: "{upstream_base_url}", protocol: http}}
 models:
   test-chat:
     category: text
@@ -128,6 +136,27 @@ models:
     upstream_model: echo
     max_output_tokens: {CHAT_MAX_OUTPUT_TOKENS}
     price: {{input_per_1m_tokens: "1", output_per_1m_tokens: "2"}}
+  test-claude:
+    category: text
+    upstream: fake-anthropic
+    upstream_model: echo
+    max_output_tokens: {CHAT_MAX_OUTPUT_TOKENS}
+    price: {{input_per_1m_tokens: "1", output_per_1m_tokens: "2"}}
+  test-claude-nousage:
+    category: text
+    upstream: fake-anthropic
+    upstream_model: no-usage
+    max_output_tokens: {CHAT_MAX_OUTPUT_TOKENS}
+    price: {{input_per_1m_tokens: "1", output_per_1m_tokens: "2"}}
+  test-claude-broken:
+    category: text
+    upstream: fake-anthropic
+    upstream_model: broken-stream
+    max_output_tokens: {CHAT_MAX_OUTPUT_TOKENS}
+    price: {{input_per_1m_tokens: "1", output_per_1m_tokens: "2"}}
+  test-claude-500: {{category: text, upstream: fake-anthropic, upstream_model: error-500, price: {{per_request: "0.01"}}}}
+  test-claude-400: {{category: text, upstream: fake-anthropic, upstream_model: error-400, price: {{per_request: "0.01"}}}}
+  test-video: {{category: text-to-video, upstream: fake-http, price: {{per_request: "0.03"}}}}
 session_products:
   analysis:
     price: "{SESSION_PRICE_DOLLARS}"

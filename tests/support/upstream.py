@@ -1,14 +1,16 @@
-"""A local OpenAI-compatible upstream for end-to-end tests (the real upstream cannot run here).
+"""A local upstream for end-to-end tests (the real upstream cannot run here): OpenAI's API
+under `/v1` (chat completions, completions, embeddings, images, speech, Responses) and
+Anthropic's Messages API (`/v1/messages`, for an upstream whose `base_url` is the host).
 
 Behaviour is chosen by the upstream model name the gateway sends:
 
 | upstream model | behaviour |
 | --- | --- |
 | `echo` | answers normally; usage `prompt_tokens=PROMPT_TOKENS`, `completion_tokens=COMPLETION_TOKENS` |
-| `no-usage` | answers without any usage (streams without the usage chunk) |
+| `no-usage` | answers without any usage (streams without the usage chunk, a Responses stream's last event with `usage: null`, a Messages stream without usage) |
 | `error-500` / `error-400` | answers that status with an OpenAI error body |
 | `slow` | waits `slow_seconds` before answering |
-| `broken-stream` | streams two chunks, then drops the connection |
+| `broken-stream` | streams two chunks (text deltas), then drops the connection |
 | `slow-stream` | streams one chunk every `slow_seconds / 10` |
 
 Every request is kept in `requests` (path, headers, JSON body) so tests can assert what the
@@ -51,6 +53,11 @@ class FakeUpstream:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    @property
+    def host_url(self) -> str:
+        """The base URL of an Anthropic upstream (the Messages API is at `/v1/messages`)."""
+        return f"http://127.0.0.1:{self.port}"
+
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
@@ -58,6 +65,8 @@ class FakeUpstream:
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/images/generations", self._images)
         app.router.add_post("/v1/audio/speech", self._speech)
+        app.router.add_post("/v1/responses", self._responses)
+        app.router.add_post("/v1/messages", self._messages)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         sock = socket.socket()
@@ -200,3 +209,145 @@ class FakeUpstream:
     async def _speech(self, request: web.Request) -> web.Response:
         await self._seen(request)
         return web.Response(body=b"ID3fake-mp3-bytes", content_type="audio/mpeg")
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's Responses API: a `response` object, or its stream of typed events."""
+        body = await self._seen(request)
+        special = await self._special(body)
+        if special is not None:
+            return special
+        model = body["model"]
+        usage = None
+        if model != "no-usage":
+            usage = {
+                "input_tokens": PROMPT_TOKENS,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": COMPLETION_TOKENS,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
+            }
+        message = {
+            "type": "message",
+            "id": "msg_test",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": ANSWER, "annotations": []}],
+        }
+        done = _response(model, "completed", [message], usage)
+        if not body.get("stream"):
+            return web.json_response(done)
+        events: list[dict[str, Any]] = [
+            {"type": "response.created", "response": _response(model, "in_progress", [], None)}
+        ]
+        for piece in STREAM_PIECES:
+            events.append(
+                {
+                    "type": "response.output_text.delta",
+                    "item_id": "msg_test",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": piece,
+                    "logprobs": [],
+                }
+            )
+        events.append({"type": "response.completed", "response": done})
+        sse = [
+            f"event: {event['type']}\ndata: {json.dumps({**event, 'sequence_number': n})}\n\n"
+            for n, event in enumerate(events)
+        ]
+        return await self._write_events(request, model, sse)
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        """Anthropic's Messages API: a `message` object, or its stream of typed events."""
+        body = await self._seen(request)
+        model = body["model"]
+        if isinstance(model, str) and model.startswith("error-"):
+            status = int(model.split("-")[1])
+            kind = "api_error" if status >= 500 else "invalid_request_error"
+            error = {"type": kind, "message": f"upstream says {status}"}
+            return web.json_response({"type": "error", "error": error}, status=status)
+        usage = None if model == "no-usage" else PROMPT_TOKENS
+        message: dict[str, Any] = {
+            "id": "msg_test",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": ANSWER}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+        }
+        if not body.get("stream"):
+            if usage is not None:
+                message["usage"] = {
+                    "input_tokens": PROMPT_TOKENS,
+                    "output_tokens": COMPLETION_TOKENS,
+                }
+            return web.json_response(message)
+        start = {**message, "content": [], "stop_reason": None}
+        if usage is not None:
+            start["usage"] = {"input_tokens": PROMPT_TOKENS, "output_tokens": 1}
+        events: list[dict[str, Any]] = [
+            {"type": "message_start", "message": start},
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+            {"type": "ping"},
+        ]
+        for piece in STREAM_PIECES:
+            delta = {"type": "text_delta", "text": piece}
+            events.append({"type": "content_block_delta", "index": 0, "delta": delta})
+        events.append({"type": "content_block_stop", "index": 0})
+        last: dict[str, Any] = {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+        }
+        if usage is not None:
+            last["usage"] = {"output_tokens": COMPLETION_TOKENS}
+        events.extend([last, {"type": "message_stop"}])
+        sse = [f"event: {event['type']}\ndata: {json.dumps(event)}\n\n" for event in events]
+        return await self._write_events(request, model, sse)
+
+    async def _write_events(
+        self, request: web.Request, model: str, events: list[str]
+    ) -> web.StreamResponse:
+        """Send `events` as a stream; `broken-stream` drops the connection after the second
+        text delta."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        deltas = 0
+        for event in events:
+            await response.write(event.encode())
+            if event.split("\n", 1)[0].endswith("delta"):
+                deltas += 1
+            if model == "broken-stream" and deltas == 2:
+                assert request.transport is not None
+                request.transport.close()
+                return response
+        await response.write_eof()
+        return response
+
+
+def _response(
+    model: str, status: str, output: list[dict[str, Any]], usage: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A Responses API `response` object."""
+    return {
+        "id": "resp_test",
+        "object": "response",
+        "created_at": 1,
+        "status": status,
+        "model": model,
+        "output": output,
+        "usage": usage,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": None,
+        "metadata": {},
+        "parallel_tool_calls": True,
+        "temperature": 1.0,
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": 1.0,
+    }

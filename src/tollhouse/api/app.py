@@ -46,8 +46,11 @@ tollhouse: API keys, rate limits, credits and usage in front of AI models.
 Authenticate with `Authorization: Bearer th_...` ("Authorize" in `/docs`). Errors are RFC 9457
 problem+json with a stable `type`. Money is integer micros (1 USD = 1,000,000). The
 OpenAI-compatible gateway routes (tag `gateway`: `/v1/chat/completions`, `/v1/completions`,
-`/v1/embeddings`, `/v1/images/generations`, `/v1/audio/speech`, `/v1/models`) answer errors
-in OpenAI's shape, with the problem members beside it.
+`/v1/embeddings`, `/v1/images/generations`, `/v1/audio/speech`, `/v1/responses`,
+`/v1/models`) answer errors in OpenAI's shape, with the problem members beside it; Anthropic's
+(`/v1/messages`, `/v1/messages/count_tokens`, key also in `x-api-key`) in Anthropic's. A whole
+answer carries its cost in `x-tollhouse-cost-micros`; a stream ends with the SSE comment
+`: x-tollhouse-cost-micros=<n>`.
 """
 
 

@@ -29,7 +29,7 @@ from urllib.parse import unquote_to_bytes
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tollhouse.api.problems import is_gateway_path, problem_response
+from tollhouse.api.problems import problem_response_at
 from tollhouse.errors import InvalidInput, PayloadTooLarge, TollhouseError
 
 NUL = "contains a NUL character (U+0000)"
@@ -230,5 +230,5 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
 
 async def _answer(error: TollhouseError, scope: Scope, receive: Receive, send: Send) -> None:
     path = scope.get("path", "")
-    response = problem_response(error, instance=path, openai_shape=is_gateway_path(path))
+    response = problem_response_at(error, path)
     await response(scope, receive, send)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import FastAPI, Request
@@ -33,7 +33,7 @@ from tollhouse.errors import (
     PayloadTooLarge,
     TollhouseError,
 )
-from tollhouse.gateway.errors import openai_error_body
+from tollhouse.gateway.errors import anthropic_error_body, openai_error_body
 from tollhouse.ratelimit import RateLimited, retry_after_header_seconds
 
 log = logging.getLogger(__name__)
@@ -65,14 +65,22 @@ def problem_headers(error: TollhouseError) -> dict[str, str]:
 
 
 def problem_response(
-    error: TollhouseError, *, instance: str | None = None, openai_shape: bool = False
+    error: TollhouseError,
+    *,
+    instance: str | None = None,
+    openai_shape: bool = False,
+    anthropic_shape: bool = False,
 ) -> Response:
-    """Render `error` as problem+json (or the gateway's OpenAI-compatible variant).
+    """Render `error` as problem+json (or the gateway's OpenAI- or Anthropic-compatible
+    variant; `anthropic_shape` wins).
 
     Never fails on what the error echoes: a string no UTF-8 encodes (a lone surrogate) is
     sent with U+FFFD in its place."""
-    if openai_shape:
-        body: dict[str, Any] = openai_error_body(error, instance)
+    if anthropic_shape:
+        body: dict[str, Any] = anthropic_error_body(error, instance)
+        media_type = "application/json"
+    elif openai_shape:
+        body = openai_error_body(error, instance)
         media_type = "application/json"
     else:
         body = error.to_problem(instance)
@@ -94,15 +102,30 @@ def _encoded(body: dict[str, Any]) -> bytes:
 
 
 def is_gateway_path(path: str) -> bool:
-    from tollhouse.gateway.call import ROUTES
+    from tollhouse.gateway.call import ANTHROPIC_PATHS, ROUTES
 
-    return path == "/v1/models" or any(route.path == path for route in ROUTES)
+    return (
+        path == "/v1/models"
+        or path in ANTHROPIC_PATHS
+        or any(route.path == path for route in ROUTES)
+    )
+
+
+def problem_response_at(error: TollhouseError, path: str) -> Response:
+    """`error` as the route at `path` answers it: Anthropic's shape on Anthropic's routes,
+    OpenAI's on the other gateway routes, problem+json elsewhere."""
+    from tollhouse.gateway.call import ANTHROPIC_PATHS
+
+    return problem_response(
+        error,
+        instance=path,
+        openai_shape=is_gateway_path(path),
+        anthropic_shape=path in ANTHROPIC_PATHS,
+    )
 
 
 def _respond(request: Request, error: TollhouseError) -> Response:
-    return problem_response(
-        error, instance=request.url.path, openai_shape=is_gateway_path(request.url.path)
-    )
+    return problem_response_at(error, request.url.path)
 
 
 async def _tollhouse_error(request: Request, exc: Exception) -> Response:
@@ -162,7 +185,7 @@ def unexpected_response(method: str, path: str, exc: BaseException) -> Response:
     """Log an unhandled error; the 500 answer, with no internals in it."""
     log.exception("unhandled error on %s %s", method, path, exc_info=exc)
     error = Internal("an internal error occurred; it has been logged")
-    return problem_response(error, instance=path, openai_shape=is_gateway_path(path))
+    return problem_response_at(error, path)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -224,7 +247,33 @@ class GatewayProblem(Problem):
     error: OpenAIError
 
 
-ERROR_MODELS = (FieldError, Problem, OpenAIError, GatewayProblem)
+class AnthropicError(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    type: str
+    """Anthropic's error type (`invalid_request_error`, `billing_error`, ...)."""
+    message: str
+
+
+class AnthropicProblem(BaseModel):
+    """An error of Anthropic's routes (`/v1/messages`), as `application/json`: Anthropic's
+    error object (which the `anthropic` SDK reads) with the problem members beside it, the
+    problem's `type` as `problem_type`."""
+
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
+
+    type: Literal["error"]
+    error: AnthropicError
+    problem_type: str
+    """`https://tollhouse.dev/problems/<code>`: stable, one per error class."""
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+ERROR_MODELS = (FieldError, Problem, OpenAIError, GatewayProblem, AnthropicError, AnthropicProblem)
 """The models that `responses()` refers to, by name, under `#/components/schemas/`."""
 
 _DESCRIPTIONS = {
@@ -247,18 +296,18 @@ _RETRY_HEADERS = {
 }
 
 
-def responses(*statuses: int, openai_shape: bool = False) -> dict[int | str, dict[str, Any]]:
+def responses(
+    *statuses: int, openai_shape: bool = False, anthropic_shape: bool = False
+) -> dict[int | str, dict[str, Any]]:
     """The `responses=` of a route that may answer these error statuses: each with the
     `Problem` body as `application/problem+json` (with `openai_shape`, the gateway's
-    `GatewayProblem` as `application/json`), and `Retry-After` on 429 and 503."""
-    media_type, model = (
-        ("application/json", "GatewayProblem")
-        if openai_shape
-        else (
-            PROBLEM_JSON,
-            "Problem",
-        )
-    )
+    `GatewayProblem` as `application/json`; with `anthropic_shape`, `AnthropicProblem`), and
+    `Retry-After` on 429 and 503."""
+    media_type, model = (PROBLEM_JSON, "Problem")
+    if anthropic_shape:
+        media_type, model = ("application/json", "AnthropicProblem")
+    elif openai_shape:
+        media_type, model = ("application/json", "GatewayProblem")
     documented: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
         documented[status] = {

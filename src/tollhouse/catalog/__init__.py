@@ -28,6 +28,10 @@ Invariants:
   whichever upstream serves.
 - Every model has a `tokenizer` (`cl100k_base` or `o200k_base`), resolved at load time from
   the YAML or the model's name (`catalog.tokenizers`); another name is a `CatalogInvalid`.
+- Every model is served somewhere: its `routes` (the gateway route kinds its category allows
+  and its upstream's protocol speaks, `catalog.routes`) are not empty, unless its upstream is
+  a plain `http` endpoint (metered with the sidecar); a model served nowhere is a
+  `CatalogInvalid`.
 
 - The catalog is configuration, loaded once per process from `TOLLHOUSE_CATALOG`, else
   `./tollhouse.yaml`, else the built-in file; `Catalog.digest` is the SHA-256 of its YAML.
@@ -49,7 +53,6 @@ from tollhouse.catalog.catalog import (
     Meter,
     Model,
     Plan,
-    Protocol,
     ResourceTier,
     RolloverPolicy,
     SessionPack,
@@ -83,11 +86,20 @@ from tollhouse.catalog.loader import (
 )
 from tollhouse.catalog.packs import CreditPack
 from tollhouse.catalog.pricing import Price, Usage
+from tollhouse.catalog.routes import (
+    CATEGORY_ROUTES,
+    PROTOCOL_ROUTES,
+    Protocol,
+    RouteKind,
+    routes_for,
+)
 from tollhouse.catalog.tokenizers import DEFAULT_TOKENIZER, TOKENIZERS, Tokenizer, tokenizer_for
 from tollhouse.catalog.upstreams import ModelUpstream, attempt_order
 
 __all__ = [
+    "CATEGORY_ROUTES",
     "DEFAULT_TOKENIZER",
+    "PROTOCOL_ROUTES",
     "RESOURCE_TIERS",
     "STANDARD_METERS",
     "TOKENIZERS",
@@ -117,6 +129,7 @@ __all__ = [
     "ResourceTier",
     "ResourceTierNotInPlan",
     "RolloverPolicy",
+    "RouteKind",
     "SessionPack",
     "SessionProduct",
     "SessionProductNotFound",
@@ -130,6 +143,7 @@ __all__ = [
     "load_catalog",
     "load_catalog_data",
     "load_catalog_text",
+    "routes_for",
     "starter_catalog_text",
     "tokenizer_for",
     "validate_catalog_file",

@@ -27,6 +27,7 @@ from tollhouse.catalog.errors import (
 )
 from tollhouse.catalog.packs import CreditPack
 from tollhouse.catalog.pricing import Price
+from tollhouse.catalog.routes import Protocol, RouteKind
 from tollhouse.catalog.tokenizers import DEFAULT_TOKENIZER, Tokenizer
 from tollhouse.catalog.upstreams import ModelUpstream
 from tollhouse.errors import InvalidInput
@@ -42,9 +43,6 @@ ResourceTier = Literal["small", "medium", "large", "xlarge"]
 
 RESOURCE_TIERS: tuple[ResourceTier, ...] = ("small", "medium", "large", "xlarge")
 """Every resource tier, smallest first."""
-
-Protocol = Literal["openai", "http"]
-"""How the gateway talks to an upstream: OpenAI-compatible API, or a plain HTTP endpoint."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +168,9 @@ class Model:
     listed in the YAML (all of a model's upstreams speak the same protocol). Left empty, it
     is that one upstream. `tokenizer` is the encoding that counts its prompt for a hold's
     estimate, resolved when the catalog loads (`catalog.tokenizers`). One `price` whichever
-    upstream serves."""
+    upstream serves. `routes` are the gateway route kinds it is served on, from its category
+    and its upstreams' protocol (`catalog.routes`; empty: not callable through the gateway,
+    only metered with the sidecar)."""
 
     id: str
     category: str
@@ -181,6 +181,7 @@ class Model:
     max_output_tokens: int | None = None
     description: str = ""
     tokenizer: Tokenizer = DEFAULT_TOKENIZER
+    routes: frozenset[RouteKind] = frozenset()
     upstreams: tuple[ModelUpstream, ...] = ()
 
     def __post_init__(self) -> None:

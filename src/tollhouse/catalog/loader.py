@@ -42,6 +42,7 @@ from tollhouse.catalog.catalog import (
 from tollhouse.catalog.errors import CatalogInvalid
 from tollhouse.catalog.packs import CreditPack
 from tollhouse.catalog.pricing import Price
+from tollhouse.catalog.routes import CATEGORY_ROUTES, PROTOCOL_ROUTES, Protocol, routes_for
 from tollhouse.catalog.schemas import (
     CatalogSpec,
     CreditPackSpec,
@@ -307,6 +308,7 @@ def _check_references(data: Mapping[str, Any], problems: _Semantic) -> None:
                 kind = "plan" if field == "min_plan" else field
                 problems.add(("models", model_id, field), _unknown(kind, wanted, known))
         _check_model_upstreams(model_id, model, upstreams, problems)
+        _check_served(model_id, model, upstreams, problems)
     _check_session_products(data, models, categories, problems)
     _check_credit_packs(data, problems)
 
@@ -357,6 +359,35 @@ def _check_model_upstreams(
                 f"upstream {name!r} speaks {protocol!r} but {first[0]!r} (the first) speaks "
                 f"{first[1]!r}: a model's upstreams must speak one protocol",
             )
+
+
+def _check_served(
+    model_id: Any,
+    model: Mapping[str, Any],
+    upstreams: Mapping[Any, Any] | None,
+    problems: _Semantic,
+) -> None:
+    """A model on an OpenAI or Anthropic upstream is served on some gateway route: its
+    category allows a route kind its (first) upstream's protocol speaks (`catalog.routes`)."""
+    entries = model.get("upstreams")
+    first = entries[0] if isinstance(entries, list) and entries else None
+    upstream_name = _name(first.get("upstream") if isinstance(first, Mapping) else None)
+    upstream_name = upstream_name or _name(model.get("upstream"))
+    category = _name(model.get("category"))
+    upstream = (upstreams or {}).get(upstream_name)
+    if category is None or not isinstance(upstream, Mapping):
+        return
+    protocol = upstream.get("protocol", "openai")
+    if protocol not in PROTOCOL_ROUTES or protocol == "http":
+        return
+    if not routes_for(category, protocol):
+        allowed = ", ".join(sorted(CATEGORY_ROUTES.get(category, ())))
+        problems.add(
+            ("models", model_id, "upstream"),
+            f"a {category!r} model (routes: {allowed}) cannot be served by upstream "
+            f"{upstream_name!r}, which speaks {protocol!r} (routes: "
+            f"{', '.join(sorted(PROTOCOL_ROUTES[protocol]))})",
+        )
 
 
 def _check_session_products(
@@ -504,7 +535,10 @@ def _model_upstreams(model_id: str, spec: ModelSpec) -> tuple[ModelUpstream, ...
     )
 
 
-def _model(model_id: str, spec: ModelSpec, default_plan: str) -> Model:
+def _model(
+    model_id: str, spec: ModelSpec, default_plan: str, protocols: Mapping[str, Protocol]
+) -> Model:
+    """The model `model_id`; `protocols` maps each upstream to its protocol."""
     upstreams = _model_upstreams(model_id, spec)
     first = upstreams[0]
     return Model(
@@ -518,12 +552,14 @@ def _model(model_id: str, spec: ModelSpec, default_plan: str) -> Model:
         description=spec.description,
         tokenizer=_tokenizer(model_id, spec, first.model),
         upstreams=by_priority(upstreams),
+        routes=routes_for(spec.category, protocols[first.upstream]),
     )
 
 
 def _build(spec: CatalogSpec, *, source: str, digest: str) -> Catalog:
     """A validated spec -> the immutable catalog (dollars -> micros)."""
     meters = STANDARD_METERS if spec.meters is None else spec.meters
+    protocols = {name: u.protocol for name, u in spec.upstreams.items()}
     return Catalog(
         source=source,
         digest=digest,
@@ -551,7 +587,7 @@ def _build(spec: CatalogSpec, *, source: str, digest: str) -> Catalog:
         ),
         models=_frozen(
             {
-                model_id: _model(model_id, m, spec.default_plan)
+                model_id: _model(model_id, m, spec.default_plan, protocols)
                 for model_id, m in spec.models.items()
             }
         ),

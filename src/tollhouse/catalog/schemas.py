@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from tollhouse import money
+from tollhouse.catalog.routes import Protocol
 from tollhouse.catalog.tokenizers import Tokenizer
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
@@ -161,7 +162,7 @@ class UpstreamSpec(_Spec):
 
     base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+\S*$")]
     api_key_env: EnvName | None = None
-    protocol: Literal["openai", "http"] = "openai"
+    protocol: Protocol = "openai"
     description: Text = ""
 
 

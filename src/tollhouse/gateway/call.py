@@ -6,18 +6,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tollhouse.catalog import CATEGORY_ROUTES, Model, Protocol
 from tollhouse.gateway.admission import Admission
+from tollhouse.gateway.errors import WrongRoute
 from tollhouse.gateway.estimate import Kind
 from tollhouse.keys import Principal
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One OpenAI-compatible route: its path here, its path under the upstream's base URL."""
+    """One gateway route: its path here, its path under the upstream's base URL, its kind,
+    and the protocol it speaks (its key header, its error shape)."""
 
     path: str
     upstream_path: str
     kind: Kind
+    protocol: Protocol = "openai"
 
 
 ROUTES = (
@@ -26,7 +30,40 @@ ROUTES = (
     Route("/v1/embeddings", "/embeddings", "embedding"),
     Route("/v1/images/generations", "/images/generations", "image"),
     Route("/v1/audio/speech", "/audio/speech", "speech"),
+    Route("/v1/responses", "/responses", "responses"),
+    Route("/v1/messages", "/v1/messages", "messages", "anthropic"),
 )
+"""An `anthropic` upstream's `base_url` is its host (`https://api.anthropic.com`), as the
+`anthropic` SDK's is; an `openai` one's ends in `/v1`, as the `openai` SDK's does."""
+
+
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
+"""Anthropic's token count, answered by tollhouse itself (nothing held or charged)."""
+
+ANTHROPIC_PATHS = frozenset(
+    [COUNT_TOKENS_PATH, *(route.path for route in ROUTES if route.protocol == "anthropic")]
+)
+"""The paths of Anthropic's API: keys also in `x-api-key`, errors in Anthropic's shape."""
+
+
+def wrong_route(model: Model, route: Route) -> WrongRoute:
+    """The 400 of a call of `model` on a route it is not served on (`Model.routes`), naming
+    the route that serves it, or the sidecar for a model no gateway route serves."""
+    right = [r.path for r in ROUTES if r.kind in model.routes]
+    if not right:
+        detail = (
+            f"model '{model.id}' is not served by the gateway: call it from your application "
+            "and meter it with POST /v1/authorize and POST /v1/usage/events"
+        )
+    elif route.kind in CATEGORY_ROUTES.get(model.category, (route.kind,)):
+        # The category allows this route; the upstream's protocol does not speak it.
+        detail = (
+            f"model '{model.id}' is not served on POST {route.path} by its upstream: "
+            f"call POST {right[0]}"
+        )
+    else:
+        detail = f"model '{model.id}' is a {model.category} model: call POST {right[0]}"
+    return WrongRoute(detail, model=model.id, routes=right, param="model")
 
 
 @dataclass(slots=True)
@@ -43,3 +80,6 @@ class Call:
     raw: bytes
     stream: bool
     upstream: str | None = None
+    passed_headers: tuple[tuple[str, str], ...] = ()
+    """Client headers passed on to the upstream (Anthropic's `anthropic-version`,
+    `anthropic-beta`)."""

@@ -7,6 +7,8 @@
 | embeddings | input tokens counted locally with the model's encoding |
 | images | `n` images (default 1) |
 | audio speech | characters of `input` |
+| responses | `input` (a string, or a list of items counted as chat messages) and `instructions` counted locally + `max_output_tokens` (else the model's `max_output_tokens`, else 4,096) |
+| messages (Anthropic) | `messages` (as chat messages) and `system` counted locally + `max_tokens` (else as above) |
 
 The hold is the model's price of this estimate; the capture is the price of the real usage,
 capped at the hold (see `gateway/settle.py`).
@@ -15,18 +17,21 @@ capped at the hold (see `gateway/settle.py`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from tollhouse.catalog import Model, Tokenizer, Usage
+from tollhouse.catalog import Model, RouteKind, Tokenizer, Usage
 from tollhouse.gateway.errors import InvalidRequest
-from tollhouse.gateway.tokens import count_chat_tokens, count_tokens
+from tollhouse.gateway.tokens import count_chat_tokens, count_content, count_tokens
 
-Kind = Literal["chat", "completion", "embedding", "image", "speech"]
+Kind = RouteKind
+"""A gateway route's kind (`catalog.routes`): decides the estimate and how usage is read."""
 
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 MAX_CHOICES = 16
 MAX_IMAGES = 10
 MAX_SPEECH_CHARACTERS = 4096
+CHAT_OUTPUT_FIELDS = ("max_completion_tokens", "max_tokens")
+"""The fields of a chat or completion call that cap its output, the first present wins."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +69,34 @@ def _text_input(value: Any, name: str, tokenizer: Tokenizer) -> int:
     raise InvalidRequest(f"'{name}' must be a string or a non-empty list of strings", param=name)
 
 
-def _output_tokens(body: dict[str, Any], model: Model) -> int:
+def _output_tokens(body: dict[str, Any], model: Model, *names: str) -> int:
+    """The first of the fields `names` present, capped at the model's default output."""
     cap = model.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS
-    requested = _int_field(body, "max_completion_tokens", low=1, high=10_000_000)
-    if requested is None:
-        requested = _int_field(body, "max_tokens", low=1, high=10_000_000)
-    return min(requested, cap) if requested is not None else cap
+    for name in names:
+        requested = _int_field(body, name, low=1, high=10_000_000)
+        if requested is not None:
+            return min(requested, cap)
+    return cap
+
+
+def _text_field(body: dict[str, Any], name: str, tokenizer: Tokenizer) -> int:
+    """Tokens of an optional `instructions` / `system`: a string or a list of text parts."""
+    value = body.get(name)
+    if value is not None and not isinstance(value, str | list):
+        raise InvalidRequest(f"'{name}' must be a string or a list of text blocks", param=name)
+    return count_content(value, tokenizer)
+
+
+def _responses_input(body: dict[str, Any], tokenizer: Tokenizer) -> int:
+    """Tokens of a Responses call's `input` (absent when it continues a stored response)."""
+    value = body.get("input")
+    if value is None:
+        return 0
+    if isinstance(value, str):
+        return count_chat_tokens([{"content": value}], tokenizer)
+    if isinstance(value, list):
+        return count_chat_tokens(value, tokenizer)
+    raise InvalidRequest("'input' must be a string or a list of input items", param="input")
 
 
 def estimate(kind: Kind, body: dict[str, Any], model: Model) -> Estimate:
@@ -85,14 +112,31 @@ def estimate(kind: Kind, body: dict[str, Any], model: Model) -> Estimate:
         n = _int_field(body, "n", low=1, high=MAX_CHOICES) or 1
         usage = Usage(
             input_tokens=count_chat_tokens(messages, model.tokenizer),
-            output_tokens=_output_tokens(body, model) * n,
+            output_tokens=_output_tokens(body, model, *CHAT_OUTPUT_FIELDS) * n,
+        )
+        return Estimate(usage, _stream_flag(body))
+    if kind == "responses":
+        prompt = _responses_input(body, model.tokenizer)
+        usage = Usage(
+            input_tokens=prompt + _text_field(body, "instructions", model.tokenizer),
+            output_tokens=_output_tokens(body, model, "max_output_tokens"),
+        )
+        return Estimate(usage, _stream_flag(body))
+    if kind == "messages":
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise InvalidRequest("'messages' must be a non-empty list", param="messages")
+        usage = Usage(
+            input_tokens=count_chat_tokens(messages, model.tokenizer)
+            + _text_field(body, "system", model.tokenizer),
+            output_tokens=_output_tokens(body, model, "max_tokens"),
         )
         return Estimate(usage, _stream_flag(body))
     if kind == "completion":
         n = _int_field(body, "n", low=1, high=MAX_CHOICES) or 1
         usage = Usage(
             input_tokens=_text_input(body.get("prompt"), "prompt", model.tokenizer),
-            output_tokens=_output_tokens(body, model) * n,
+            output_tokens=_output_tokens(body, model, *CHAT_OUTPUT_FIELDS) * n,
         )
         return Estimate(usage, _stream_flag(body))
     if kind == "embedding":

@@ -32,12 +32,19 @@ from typing import Any
 import aiohttp
 import orjson
 
-from tollhouse.catalog import Usage, attempt_order
+from tollhouse.catalog import Protocol, Usage, attempt_order
 from tollhouse.gateway.call import Call
 from tollhouse.gateway.deps import GatewayDeps
 from tollhouse.gateway.errors import UpstreamError, UpstreamTimeout
-from tollhouse.gateway.settle import settle
-from tollhouse.gateway.usage import StreamMeter, UsageSource, usage_from_body
+from tollhouse.gateway.estimate import Kind
+from tollhouse.gateway.settle import cost_of, settle
+from tollhouse.gateway.usage import (
+    MessagesMeter,
+    ResponsesMeter,
+    StreamMeter,
+    UsageSource,
+    usage_from_body,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +67,45 @@ class Forwarded:
     usage: tuple[Usage, UsageSource] | None = None
 
 
+USAGE_OPTION: frozenset[Kind] = frozenset({"chat", "completion"})
+"""The route kinds whose streams carry usage only when asked (`stream_options`)."""
+
+ANTHROPIC_VERSION = "2023-06-01"
+"""The `anthropic-version` sent to an Anthropic upstream when the client names none (the
+Messages API requires one)."""
+
+
+def cost_comment(cost_micros: int) -> bytes:
+    """The SSE comment that ends a stream with what it cost: `: x-tollhouse-cost-micros=N`
+    (clients' SSE parsers skip comments; see the gateway route module)."""
+    return b": x-tollhouse-cost-micros=%d\n\n" % cost_micros
+
+
+def upstream_headers(call: Call, api_key: str | None, protocol: Protocol) -> dict[str, str]:
+    """The headers of the upstream request: the upstream's key as its protocol wants it
+    (`Authorization: Bearer`, or Anthropic's `x-api-key` with the client's
+    `anthropic-version` and `anthropic-beta` passed on)."""
+    headers = {"Content-Type": "application/json"}
+    if protocol == "anthropic":
+        headers.update(call.passed_headers)
+        headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
+        if api_key:
+            headers["x-api-key"] = api_key
+    elif api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+def _meter(call: Call) -> StreamMeter:
+    """The reader of this call's stream, by its route's kind."""
+    tokenizer = call.admission.model.tokenizer
+    if call.route.kind == "responses":
+        return ResponsesMeter(tokenizer)
+    if call.route.kind == "messages":
+        return MessagesMeter(tokenizer)
+    return StreamMeter(tokenizer, pass_usage=asks_for_usage(call.body))
+
+
 def asks_for_usage(body: dict[str, Any]) -> bool:
     """Whether a client's request body asks for the usage chunk at the end of a stream
     (`"stream_options": {"include_usage": true}`, OpenAI's switch for it)."""
@@ -71,12 +117,14 @@ def upstream_payload(call: Call, upstream_model: str) -> bytes:
     """The body to send upstream: the client's, with the upstream's model name
     (`upstream_model`), and usage requested in streams (`stream_options.include_usage`,
     needed to charge the call; the usage chunk reaches the client only if it asked, see
-    `StreamMeter`). Unchanged bytes when possible."""
-    if upstream_model == call.admission.model.id and (not call.stream or asks_for_usage(call.body)):
+    `StreamMeter`; Responses and Messages streams always carry theirs). Unchanged bytes when
+    possible."""
+    asks = not call.stream or asks_for_usage(call.body) or call.route.kind not in USAGE_OPTION
+    if upstream_model == call.admission.model.id and asks:
         return call.raw
     body = dict(call.body)
     body["model"] = upstream_model
-    if call.stream:
+    if not asks:
         options = body.get("stream_options")
         body["stream_options"] = {**(options if isinstance(options, dict) else {})}
         body["stream_options"]["include_usage"] = True
@@ -118,10 +166,8 @@ async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
         upstream = deps.catalog.upstreams[target.upstream]
         call.upstream = upstream.name
         seconds = target.timeout_seconds or deps.settings.upstream_timeout_seconds
-        headers = {"Content-Type": "application/json"}
         api_key = deps.catalog.upstream_api_key(upstream.name)
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
+        headers = upstream_headers(call, api_key, upstream.protocol)
         url = upstream.base_url.rstrip("/") + call.route.upstream_path
         timeout = upstream_timeout(seconds, stream=call.stream)
         payload = upstream_payload(call, target.model)
@@ -181,28 +227,47 @@ async def _stream_through(
     deps: GatewayDeps, call: Call, response: aiohttp.ClientResponse
 ) -> AsyncIterator[bytes]:
     """Yield the upstream's bytes while metering them, unchanged but for the usage-only chunk
-    that only a client who asked for it gets (`StreamMeter`); settle when it ends, however."""
-    meter = StreamMeter(call.admission.model.tokenizer, pass_usage=asks_for_usage(call.body))
-    interrupted = False
+    that only a client who asked for it gets (`StreamMeter`), then the stream's cost as an SSE
+    comment (`cost_comment`); settle when it ends, however."""
+    meter = _meter(call)
+    interrupted = settled = False
     try:
-        async for chunk in response.content.iter_any():
-            passed = meter.feed(chunk)
-            if passed:
-                yield passed
-        rest = meter.rest()
-        if rest:
-            yield rest
-    except (TimeoutError, aiohttp.ClientError):
-        interrupted = True
+        try:
+            async for chunk in response.content.iter_any():
+                passed = meter.feed(chunk)
+                if passed:
+                    yield passed
+            rest = meter.rest()
+            if rest:
+                yield rest
+        except (TimeoutError, aiohttp.ClientError):
+            interrupted = True
+        settled = True
+        cost = _settle_stream(deps, call, response, meter, interrupted)
+        yield cost_comment(cost)
     finally:
-        response.close()
-        usage, source = meter.result(call.admission.estimate)
-        if call.admission.session is not None:
-            deps.sessions.count(call.admission.session, usage)  # before the stream's end
-        deps.spawn(
-            settle(deps, call, usage, source, interrupted=interrupted or not meter.done),
-            name=f"settle {call.request_id}",
-        )
+        if not settled:  # the client left (interrupted unless the stream had ended)
+            _settle_stream(deps, call, response, meter, interrupted)
+
+
+def _settle_stream(
+    deps: GatewayDeps,
+    call: Call,
+    response: aiohttp.ClientResponse,
+    meter: StreamMeter,
+    interrupted: bool,
+) -> int:
+    """Close the upstream's stream, count its usage into the call's session, settle it in the
+    background; returns its cost in micros."""
+    response.close()
+    usage, source = meter.result(call.admission.estimate)
+    if call.admission.session is not None:
+        deps.sessions.count(call.admission.session, usage)  # before the stream's end
+    deps.spawn(
+        settle(deps, call, usage, source, interrupted=interrupted or not meter.done),
+        name=f"settle {call.request_id}",
+    )
+    return cost_of(call.admission, usage)
 
 
 async def _read_quietly(response: aiohttp.ClientResponse) -> bytes:

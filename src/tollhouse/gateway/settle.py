@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from tollhouse.catalog import Usage
 from tollhouse.errors import TollhouseError
+from tollhouse.gateway.admission import Admission
 from tollhouse.gateway.call import Call
 from tollhouse.gateway.deps import GatewayDeps
 from tollhouse.gateway.usage import UsageSource
@@ -72,6 +73,13 @@ def usage_events(
     ]
 
 
+def cost_of(admission: Admission, usage: Usage) -> int:
+    """What `usage` costs the admitted call, in micros: the model's price of it, rounded up
+    once (`Price.cost`), or 0 when a session pays for the call. `settle` charges it; the
+    gateway tells the client before the charge is written (`x-tollhouse-cost-micros`)."""
+    return 0 if admission.session is not None else admission.model.price.cost(usage)
+
+
 async def settle(
     deps: GatewayDeps,
     call: Call,
@@ -97,7 +105,7 @@ async def settle(
     the whole estimate; the difference from the real usage is taken or given back.
     """
     admission = call.admission
-    cost = 0 if admission.session is not None else admission.model.price.cost(usage)
+    cost = cost_of(admission, usage)
     properties: dict[str, Any] = {"usage_source": source}
     captured = 0
     if admission.hold is not None:

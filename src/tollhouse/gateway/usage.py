@@ -5,8 +5,10 @@ never gets to its usage chunk), the call is never recorded as free: the delivere
 counted locally with the model's encoding (`gateway.tokens`) and the usage is flagged
 `usage_source = "counted"`.
 
-A stream's usage is always asked of the upstream; its usage-only chunk (`"choices": []`) reaches
-the client only if the client asked for it too (`StreamMeter`).
+A chat or completion stream's usage is always asked of the upstream; its usage-only chunk
+(`"choices": []`) reaches the client only if the client asked for it too (`StreamMeter`).
+Responses streams (`ResponsesMeter`) and Anthropic Messages streams (`MessagesMeter`) always
+carry their usage and pass through unchanged.
 """
 
 from __future__ import annotations
@@ -45,6 +47,55 @@ def _choice_text(choice: Any) -> str:
     return text if isinstance(text, str) else ""
 
 
+def _reported_io(usage: Any) -> tuple[int, int] | None:
+    """`(input, output)` tokens from a Responses or Anthropic `usage` object, if well-formed.
+
+    Anthropic's `input_tokens` leaves out the prompt read from or written to its cache
+    (`cache_read_input_tokens`, `cache_creation_input_tokens`): they are added, so cached
+    input is charged at the model's input price (the catalog has no cache price)."""
+    if not isinstance(usage, dict):
+        return None
+    counts = [
+        usage.get(name, 0)
+        for name in (
+            "input_tokens",
+            "output_tokens",
+            "cache_read_input_tokens",
+            "cache_creation_input_tokens",
+        )
+    ]
+    if not all(isinstance(n, int) and n >= 0 for n in counts) or "input_tokens" not in usage:
+        return None
+    return counts[0] + counts[2] + counts[3], counts[1]
+
+
+def _responses_text(body: Any) -> str:
+    """The text of a Responses answer's `output` messages (`output_text` parts)."""
+    output = body.get("output") if isinstance(body, dict) else None
+    texts: list[str] = []
+    for item in output if isinstance(output, list) else ():
+        content = item.get("content") if isinstance(item, dict) else None
+        for part in content if isinstance(content, list) else ():
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+    return "".join(texts)
+
+
+def _messages_text(body: Any) -> str:
+    """The text of an Anthropic message's `content` blocks (text, thinking, tool input)."""
+    content = body.get("content") if isinstance(body, dict) else None
+    texts: list[str] = []
+    for block in content if isinstance(content, list) else ():
+        if not isinstance(block, dict):
+            continue
+        for name in ("text", "thinking"):
+            if isinstance(block.get(name), str):
+                texts.append(block[name])
+        if "input" in block:
+            texts.append(orjson.dumps(block["input"]).decode())
+    return "".join(texts)
+
+
 def usage_from_body(
     kind: Kind, body: Any, estimate: Usage, tokenizer: Tokenizer
 ) -> tuple[Usage, UsageSource]:
@@ -58,6 +109,12 @@ def usage_from_body(
         text = ""
         if isinstance(body, dict) and isinstance(body.get("choices"), list):
             text = "".join(_choice_text(choice) for choice in body["choices"])
+        return replace(estimate, output_tokens=count_tokens(text, tokenizer)), "counted"
+    if kind == "responses" or kind == "messages":
+        reported = _reported_io(body.get("usage")) if isinstance(body, dict) else None
+        if reported is not None:
+            return Usage(input_tokens=reported[0], output_tokens=reported[1]), "upstream"
+        text = _responses_text(body) if kind == "responses" else _messages_text(body)
         return replace(estimate, output_tokens=count_tokens(text, tokenizer)), "counted"
     if kind == "image":
         data = body.get("data") if isinstance(body, dict) else None
@@ -143,6 +200,10 @@ class StreamMeter:
             return False
         if not isinstance(chunk, dict):
             return False
+        return self._take(chunk)
+
+    def _take(self, chunk: dict[str, Any]) -> bool:
+        """Read one event's JSON object; True if it is a usage-only chunk (to leave out)."""
         reported = _reported(chunk.get("usage"))
         if reported is not None:
             self.usage = reported
@@ -162,3 +223,83 @@ class StreamMeter:
             return Usage(input_tokens=prompt, output_tokens=completion), "upstream"
         counted = count_tokens("".join(self._text), self._tokenizer)
         return replace(estimate, output_tokens=counted), "counted"
+
+
+RESPONSES_LAST_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+"""The events that end a Responses stream, each with the whole `response` and its `usage`."""
+
+RESPONSES_TEXT_DELTAS = frozenset(
+    {
+        "response.output_text.delta",
+        "response.refusal.delta",
+        "response.function_call_arguments.delta",
+        "response.reasoning_summary_text.delta",
+        "response.reasoning_text.delta",
+    }
+)
+"""Responses stream events whose `delta` is generated text (counted when no usage comes)."""
+
+
+class ResponsesMeter(StreamMeter):
+    """Reads an OpenAI Responses stream (every byte passed on unchanged): the usage of its
+    last event (`response.completed`, or `response.incomplete` / `response.failed`, each
+    carrying `response.usage`), which also ends it; meanwhile the text of its deltas, to
+    count when the stream ends without one."""
+
+    __slots__ = ()
+
+    def _take(self, chunk: dict[str, Any]) -> bool:
+        kind = chunk.get("type")
+        if kind in RESPONSES_LAST_EVENTS:
+            response = chunk.get("response")
+            if isinstance(response, dict):
+                self.usage = _reported_io(response.get("usage")) or self.usage
+            self.done = True
+        elif kind in RESPONSES_TEXT_DELTAS and isinstance(chunk.get("delta"), str):
+            self._text.append(chunk["delta"])
+        return False
+
+
+class MessagesMeter(StreamMeter):
+    """Reads an Anthropic Messages stream (every byte passed on unchanged): input tokens from
+    `message_start`'s `message.usage`, output tokens from the last `message_delta`'s `usage`
+    (a running total), the end from `message_stop`; meanwhile the text of its
+    `content_block_delta`s (text, thinking, tool input), to count when no output total comes.
+    Input without output (a stream cut short) charges the reported input and the counted
+    output."""
+
+    __slots__ = ("_input",)
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        super().__init__(tokenizer)
+        self._input: int | None = None
+
+    def _take(self, chunk: dict[str, Any]) -> bool:
+        kind = chunk.get("type")
+        if kind == "content_block_delta":
+            delta = chunk.get("delta")
+            if isinstance(delta, dict):
+                for name in ("text", "thinking", "partial_json"):
+                    if isinstance(delta.get(name), str):
+                        self._text.append(delta[name])
+        elif kind == "message_start":
+            message = chunk.get("message")
+            reported = _reported_io(message.get("usage")) if isinstance(message, dict) else None
+            if reported is not None:
+                self._input = reported[0]
+        elif kind == "message_delta":
+            usage = chunk.get("usage")
+            output = usage.get("output_tokens") if isinstance(usage, dict) else None
+            if isinstance(output, int) and output >= 0:
+                reported = _reported_io(usage)  # newer deltas carry the input total too
+                self._input = reported[0] if reported is not None else self._input
+                if self._input is not None:
+                    self.usage = (self._input, output)
+        elif kind == "message_stop":
+            self.done = True
+        return False
+
+    def result(self, estimate: Usage) -> tuple[Usage, UsageSource]:
+        if self.usage is None and self._input is not None:
+            estimate = replace(estimate, input_tokens=self._input)
+        return super().result(estimate)

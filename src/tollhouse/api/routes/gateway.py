@@ -1,8 +1,23 @@
-"""The OpenAI-compatible gateway routes (the hot path: `call_model` is a raw ASGI handler).
+"""The gateway routes (the hot path: `call_model` is a raw ASGI handler).
 
-Each call: authenticate -> parse -> model -> estimate -> admit (scope, access, rate limit,
-hold) -> forward -> answer; settlement runs after the answer (gateway/settle.py). Denials come
-before the upstream is called. Errors use OpenAI's error shape with problem+json members.
+OpenAI's chat completions, completions, embeddings, images, speech and Responses
+(`/v1/responses`), and Anthropic's Messages (`/v1/messages`, for models on an `anthropic`
+upstream; the key in `x-api-key` or `Authorization: Bearer`, `anthropic-version` and
+`anthropic-beta` passed on). `POST /v1/messages/count_tokens` is answered here, with the
+model's tokenizer: authenticated and access-checked, nothing held or charged.
+
+Each call: authenticate -> parse -> model -> route check (the model is served on this route,
+`Model.routes`, else 400 `wrong-route` naming the right one) -> estimate -> admit (scope,
+access, rate limit, hold) -> forward -> answer; settlement runs after the answer
+(gateway/settle.py). Denials come before the upstream is called. Errors use OpenAI's error
+shape with problem+json members (Anthropic's on Anthropic's routes).
+
+The cost of a call, in micros of the catalog currency, comes back with its answer: a whole
+answer carries `x-tollhouse-cost-micros` (the price of its real usage, computed as `settle`
+charges it, before the charge is written); a stream ends with the SSE comment
+`: x-tollhouse-cost-micros=<n>` after the upstream's last event (SSE parsers skip comments).
+A call a session pays reports 0. A wallet too short to pay what the real usage costs beyond
+the hold is charged less (`uncaptured_micros` on its usage events).
 
 Response headers: `x-tollhouse-request-id`; `x-tollhouse-balance-micros` (available after this
 call's hold); `x-tollhouse-hold-id`; `RateLimit-Policy` and `RateLimit` (IETF draft) and
@@ -27,14 +42,14 @@ from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
 from tollhouse.api.deps import bearer_token
-from tollhouse.api.problems import problem_response, unexpected_response
-from tollhouse.errors import TollhouseError
-from tollhouse.gateway.admission import Admission, admit
-from tollhouse.gateway.call import ROUTES, Call, Route
+from tollhouse.api.problems import problem_response, problem_response_at, unexpected_response
+from tollhouse.errors import TollhouseError, Unauthenticated
+from tollhouse.gateway.admission import Admission, admit, check_model_access
+from tollhouse.gateway.call import COUNT_TOKENS_PATH, ROUTES, Call, Route, wrong_route
 from tollhouse.gateway.errors import InvalidRequest
 from tollhouse.gateway.estimate import estimate
 from tollhouse.gateway.proxy import forward
-from tollhouse.gateway.settle import settle
+from tollhouse.gateway.settle import cost_of, settle
 from tollhouse.ids import new_id
 from tollhouse.ratelimit import headers as rate_headers
 from tollhouse.server.runtime import Runtime
@@ -87,6 +102,31 @@ def _headers(request_id: str, admission: Admission, now: datetime) -> list[tuple
     return headers
 
 
+ANTHROPIC_PASSED_HEADERS = (b"anthropic-version", b"anthropic-beta")
+"""Client headers an Anthropic upstream gets as sent."""
+
+
+def anthropic_key(headers: list[tuple[bytes, bytes]]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The tollhouse key of a call to Anthropic's API (`x-api-key`, else `Authorization:
+    Bearer`), and the headers to pass on to the upstream (`ANTHROPIC_PASSED_HEADERS`).
+
+    Raises:
+        Unauthenticated: neither header carries a key.
+    """
+    key = authorization = None
+    passed: list[tuple[str, str]] = []
+    for name, value in headers:
+        if name == b"x-api-key" and value.strip():
+            key = value.decode("latin-1").strip()
+        elif name == b"authorization":
+            authorization = value
+        elif name in ANTHROPIC_PASSED_HEADERS:
+            passed.append((name.decode(), value.decode("latin-1")))
+    if key is None and authorization is None:
+        raise Unauthenticated("send your API key as 'x-api-key: th_...' (or as a bearer token)")
+    return key or bearer_token(authorization), tuple(passed)
+
+
 async def _read_body(receive: Receive) -> bytes | None:
     """The whole request body, or None if the client left (`BodyLimit` bounds its size)."""
     chunks: list[bytes] = []
@@ -100,7 +140,7 @@ async def _read_body(receive: Receive) -> bytes | None:
 
 
 async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
-    """Any of the metered OpenAI-compatible POST routes, as a raw ASGI app.
+    """Any of the metered gateway POST routes (OpenAI's and Anthropic's), as a raw ASGI app.
 
     `create_app`'s app dispatches these POSTs here, behind `api.middleware.BodyLimit` and
     `StringGuard` only, before FastAPI's middleware and routing (the hot path: they cost more
@@ -111,19 +151,26 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
     path: str = scope["path"]
     route: Route = ROUTE_BY_PATH[path]
     authorization = None
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            authorization = value
-            break
+    passed: tuple[tuple[str, str], ...] = ()
     request_id = new_id("req")
     started_at = runtime.clock.now()
     try:
-        principal = await runtime.authenticator.authenticate(bearer_token(authorization))
+        if route.protocol == "anthropic":
+            token, passed = anthropic_key(scope["headers"])
+        else:
+            for name, value in scope["headers"]:
+                if name == b"authorization":
+                    authorization = value
+                    break
+            token = bearer_token(authorization)
+        principal = await runtime.authenticator.authenticate(token)
         raw = await _read_body(receive)
         if raw is None:
             return
         body = parse_body(raw)
         model = runtime.catalog.model(body["model"])
+        if route.kind not in model.routes:
+            raise wrong_route(model, route)
         expected = estimate(route.kind, body, model)
         admission = await admit(
             runtime,
@@ -132,10 +179,22 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
             usage=expected.usage,
             request_id=request_id,
         )
-        call = Call(request_id, route, principal, admission, started_at, body, raw, expected.stream)
+        call = Call(
+            request_id,
+            route,
+            principal,
+            admission,
+            started_at,
+            body,
+            raw,
+            expected.stream,
+            passed_headers=passed,
+        )
         forwarded = await forward(runtime, call)
     except TollhouseError as error:
-        response = problem_response(error, instance=path, openai_shape=True)
+        response = problem_response(
+            error, instance=path, openai_shape=True, anthropic_shape=route.protocol == "anthropic"
+        )
         response.headers["x-tollhouse-request-id"] = request_id
         await response(scope, receive, send)
         return
@@ -156,6 +215,8 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
         content_type += b"; charset=utf-8"
     if forwarded.status >= 200 and forwarded.status not in (204, 304):
         headers.append((b"content-length", str(len(forwarded.content)).encode()))
+    cost = 0 if forwarded.usage is None else cost_of(admission, forwarded.usage[0])
+    headers.append((b"x-tollhouse-cost-micros", str(cost).encode()))
     headers.append((b"content-type", content_type))  # the same headers as Starlette's Response
     try:
         await send({"type": "http.response.start", "status": forwarded.status, "headers": headers})
@@ -186,12 +247,39 @@ async def list_models(request: Request) -> Response:
             "created": 0,
             "owned_by": model.upstream,
             "category": model.category,
+            "routes": [route.path for route in ROUTES if route.kind in model.routes],
         }
         for model in catalog.models.values()
-        if principal.can_use_model(model.id)
+        if model.routes
+        and principal.can_use_model(model.id)
         and (principal.is_operator or catalog.can_use(principal.plan, model.id))
     ]
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
+
+
+async def count_message_tokens(request: Request) -> Response:
+    """`POST /v1/messages/count_tokens`: `{"input_tokens": n}`, the prompt of a Messages call
+    (`messages` and `system`) counted with the model's tokenizer, as its hold's estimate is.
+
+    Authenticated (`x-api-key` or bearer, scope `read`) and checked as a call is (the key and
+    the plan may use the model, which is served on `/v1/messages`); nothing is held, limited
+    or charged. Errors in Anthropic's shape."""
+    runtime: Runtime = request.app.state.runtime
+    try:
+        token, _ = anthropic_key(request.scope["headers"])
+        principal = await runtime.authenticator.authenticate(token)
+        principal.require("read")
+        body = parse_body(await request.body())
+        model = runtime.catalog.model(body["model"])
+        if principal.customer_id is not None:
+            check_model_access(runtime.catalog, principal, model)
+        messages = ROUTE_BY_PATH["/v1/messages"]
+        if messages.kind not in model.routes:
+            raise wrong_route(model, messages)
+        tokens = estimate("messages", body, model).usage.input_tokens
+    except TollhouseError as error:
+        return problem_response_at(error, COUNT_TOKENS_PATH)
+    return Response(orjson.dumps({"input_tokens": tokens}), media_type="application/json")
 
 
 class _CallModel:
@@ -205,3 +293,4 @@ class _CallModel:
 routes = [StarletteRoute(route.path, _CallModel(), methods=["POST"]) for route in ROUTES]
 """Mounted too (`TollhouseApp` dispatches their POSTs first): other methods get FastAPI's 405."""
 routes.append(StarletteRoute("/v1/models", list_models, methods=["GET"]))
+routes.append(StarletteRoute(COUNT_TOKENS_PATH, count_message_tokens, methods=["POST"]))

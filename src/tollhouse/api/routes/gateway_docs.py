@@ -5,7 +5,8 @@ routing, and `GET /v1/models` is a plain Starlette route, so FastAPI cannot see 
 routes give `api.docs` their request and response shapes, bearer security and problems, and
 their bodies are never run. The request models name the fields tollhouse reads (to estimate
 and limit the call); every other field is passed to the upstream as sent, so they accept any
-other member. The response models are OpenAI's, as the upstream answers them.
+other member. The response models are OpenAI's (Anthropic's on `/v1/messages`), as the
+upstream answers them.
 """
 
 from __future__ import annotations
@@ -104,6 +105,45 @@ class SpeechRequest(_Call):
     """Charged per character."""
 
 
+class ResponsesRequest(_Call):
+    input: str | list[dict[str, Any]] | None = None
+    """Text, or input items (messages, tool outputs, ...): counted with the model's tokenizer
+    for the estimate (absent when `previous_response_id` carries the conversation)."""
+    instructions: str | list[dict[str, Any]] | None = None
+    """Counted for the estimate too."""
+    max_output_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
+    """Output tokens held for (capped at the model's `max_output_tokens`)."""
+    stream: StrictBool = False
+    """Answer as server-sent events (`text/event-stream`), passed through unchanged."""
+
+
+class AnthropicMessage(_Open):
+    role: str
+    """`user` or `assistant`."""
+    content: str | list[dict[str, Any]]
+
+
+class MessagesRequest(_Call):
+    messages: list[AnthropicMessage] = Field(min_length=1)
+    """Counted with the model's tokenizer for the estimate."""
+    system: str | list[dict[str, Any]] | None = None
+    """Counted for the estimate too."""
+    max_tokens: int = Field(ge=1, le=MAX_TOKENS)
+    """Output tokens held for (capped at the model's `max_output_tokens`)."""
+    stream: StrictBool = False
+    """Answer as server-sent events (`text/event-stream`), passed through unchanged."""
+
+
+class CountTokensRequest(_Call):
+    messages: list[AnthropicMessage] = Field(min_length=1)
+    system: str | list[dict[str, Any]] | None = None
+
+
+class TokenCount(_Open):
+    input_tokens: int
+    """The prompt's tokens, counted by tollhouse with the model's tokenizer."""
+
+
 class Usage(_Open):
     prompt_tokens: int
     completion_tokens: int = 0
@@ -167,6 +207,40 @@ class ImagesResponse(_Open):
     data: list[Image]
 
 
+class ResponsesUsage(_Open):
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+
+
+class ResponseObject(_Open):
+    id: str
+    object: Literal["response"]
+    created_at: float
+    status: str | None = None
+    model: str
+    output: list[dict[str, Any]]
+    usage: ResponsesUsage | None = None
+    """What was charged for (the output counted locally when the upstream leaves it out)."""
+
+
+class AnthropicUsage(_Open):
+    input_tokens: int
+    """Charged with `cache_read_input_tokens` and `cache_creation_input_tokens`, at the input
+    price."""
+    output_tokens: int
+
+
+class MessageObject(_Open):
+    id: str
+    type: Literal["message"]
+    role: Literal["assistant"]
+    model: str
+    content: list[dict[str, Any]]
+    stop_reason: str | None = None
+    usage: AnthropicUsage | None = None
+
+
 class GatewayModel(_Open):
     id: str
     object: Literal["model"]
@@ -175,6 +249,8 @@ class GatewayModel(_Open):
     """The catalog's upstream name."""
     category: str
     """The model category (`text`, `text-to-image`, ...): decides the rate limit."""
+    routes: list[str]
+    """The gateway paths that serve it (`/v1/chat/completions`, `/v1/messages`, ...)."""
 
 
 class ModelList(_Open):
@@ -202,6 +278,40 @@ _EVENT_STREAM = {
 }
 
 
+_RESPONSES_STREAM = {
+    "text/event-stream": {
+        "schema": {
+            "description": "With `stream: true`, one server-sent event of the Responses API, "
+            "passed through unchanged; the last is `response.completed` (or "
+            "`response.incomplete`, `response.failed`) with the response's `usage`",
+            "type": "object",
+            "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+            "required": ["data"],
+        }
+    }
+}
+
+_MESSAGES_STREAM = {
+    "text/event-stream": {
+        "schema": {
+            "description": "With `stream: true`, one server-sent event of the Messages API "
+            "(`message_start`, `content_block_delta`, `message_delta`, `message_stop`, ...), "
+            "passed through unchanged",
+            "type": "object",
+            "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+            "required": ["data"],
+        }
+    }
+}
+
+_MESSAGES_PROBLEMS = {
+    **_UPSTREAM_4XX,
+    **problems.responses(
+        400, 401, 402, 403, 404, 413, 422, 429, 502, 503, 504, anthropic_shape=True
+    ),
+}
+
+
 @router.post(
     "/v1/chat/completions",
     response_model=ChatCompletion,
@@ -213,8 +323,11 @@ async def chat_completions(body: ChatCompletionRequest) -> None:
     is forwarded to the model's upstream (the next of its fallback upstreams when one fails
     before answering), and the real usage is charged after the answer.
     Headers: `x-tollhouse-request-id`, `x-tollhouse-hold-id`, `x-tollhouse-balance-micros`,
-    `x-tollhouse-upstream` (the upstream that answered), `RateLimit-Policy`, `RateLimit` and
-    `RateLimit-Limit`/`-Remaining`/`-Reset`."""
+    `x-tollhouse-upstream` (the upstream that answered), `x-tollhouse-cost-micros` (what the
+    call cost; a stream ends with the SSE comment `: x-tollhouse-cost-micros=<n>` instead),
+    `RateLimit-Policy`, `RateLimit` and `RateLimit-Limit`/`-Remaining`/`-Reset`. A model not
+    served on this route (another category's or protocol's) is a 400 `wrong-route` naming
+    the route that serves it."""
 
 
 @router.post(
@@ -249,6 +362,45 @@ async def images(body: ImageRequest) -> None:
 )
 async def speech(body: SpeechRequest) -> None:
     """OpenAI's text to speech: charged per character of `input`."""
+
+
+@router.post(
+    "/v1/responses",
+    response_model=ResponseObject,
+    responses={**_CALL_PROBLEMS, 200: {"content": _RESPONSES_STREAM}},
+)
+async def responses(body: ResponsesRequest) -> None:
+    """OpenAI's Responses API (what Codex CLI speaks), held and charged as chat completions
+    are: the estimate is `input` and `instructions` plus `max_output_tokens`; the charge is
+    the answer's `usage` (a stream's, from its `response.completed` event), the output
+    counted locally when it has none. Answers carry `x-tollhouse-cost-micros`; streams end
+    with the comment `: x-tollhouse-cost-micros=<n>`."""
+
+
+@router.post(
+    "/v1/messages",
+    response_model=MessageObject,
+    responses={**_MESSAGES_PROBLEMS, 200: {"content": _MESSAGES_STREAM}},
+)
+async def messages(body: MessagesRequest) -> None:
+    """Anthropic's Messages API (what Claude Code and the `anthropic` SDK speak), for models
+    on an `anthropic` upstream; the key in `x-api-key` or `Authorization: Bearer`,
+    `anthropic-version` and `anthropic-beta` passed on. Held and charged as chat completions
+    are: the estimate is `messages` and `system` plus `max_tokens`; the charge is the
+    answer's `usage` (a stream's, from `message_start` and the last `message_delta`). Errors
+    in Anthropic's shape. Answers carry `x-tollhouse-cost-micros`; streams end with the
+    comment `: x-tollhouse-cost-micros=<n>`."""
+
+
+@router.post(
+    "/v1/messages/count_tokens",
+    response_model=TokenCount,
+    responses=problems.responses(400, 401, 403, 404, 413, 422, anthropic_shape=True),
+)
+async def count_tokens(body: CountTokensRequest) -> None:
+    """Anthropic's token count, answered by tollhouse with the model's tokenizer (an
+    estimate: exact counts come with each call's usage). The key must be allowed the model;
+    nothing is held, limited or charged."""
 
 
 @router.get("/v1/models", response_model=ModelList)
