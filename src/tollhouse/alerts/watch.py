@@ -14,7 +14,6 @@ here changes nothing and the stored state is read back.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from tollhouse.alerts import service as alerts
 from tollhouse.alerts.models import CreditAlert
 from tollhouse.clock import Clock
 from tollhouse.ledger import HoldView
+from tollhouse.singleflight import SingleFlight
 from tollhouse.storage import Database
 
 REFRESH_SECONDS = 60.0
@@ -53,7 +53,7 @@ class CreditWatch:
         self.clock = clock
         self.spawn = spawn
         self._watches: dict[str, _Watch] = {}
-        self._loading: dict[str, asyncio.Future[_Watch]] = {}
+        self._loads: SingleFlight[str, _Watch] = SingleFlight()
 
     def observe_hold(self, hold: HoldView) -> None:
         """The ledger's hold listener (`Ledger.watch_holds`): `observe` the balance it left."""
@@ -120,24 +120,14 @@ class CreditWatch:
             watch.moving = False
 
     async def _load(self, customer_id: str) -> _Watch:
-        pending = self._loading.get(customer_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[_Watch] = asyncio.get_running_loop().create_future()
-        self._loading[customer_id] = future
-        try:
-            loaded_at = self.clock.timestamp()
-            async with self.db.transaction() as session:
-                row = await session.get(CreditAlert, customer_id)
-                threshold = None if row is None else await alerts.effective_threshold(session, row)
-            state = AlertState.ARMED if row is None else AlertState(row.state)
-            watch = _Watch(threshold, state, loaded_at)
-            self._watches[customer_id] = watch
-            future.set_result(watch)
-            return watch
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it
-            raise
-        finally:
-            del self._loading[customer_id]
+        return await self._loads.run(customer_id, lambda: self._read(customer_id))
+
+    async def _read(self, customer_id: str) -> _Watch:
+        loaded_at = self.clock.timestamp()
+        async with self.db.transaction() as session:
+            row = await session.get(CreditAlert, customer_id)
+            threshold = None if row is None else await alerts.effective_threshold(session, row)
+        state = AlertState.ARMED if row is None else AlertState(row.state)
+        watch = _Watch(threshold, state, loaded_at)
+        self._watches[customer_id] = watch
+        return watch

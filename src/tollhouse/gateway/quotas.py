@@ -21,13 +21,13 @@ processes, see `subscriptions.record_quota_reached`).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from tollhouse.catalog import Catalog, Usage
 from tollhouse.clock import Clock
+from tollhouse.singleflight import SingleFlight
 from tollhouse.storage import Database
 from tollhouse.subscriptions import QuotaExceeded, SubscriptionNotFound
 from tollhouse.subscriptions import service as subscriptions
@@ -107,7 +107,7 @@ class QuotaGuard:
         self.on_reached = on_reached
         self._periods: dict[str, _Period] = {}
         self._reached: set[tuple[str, str, datetime]] = set()
-        self._loading: dict[str, asyncio.Future[_Period | None]] = {}
+        self._loads: SingleFlight[str, _Period | None] = SingleFlight()
 
     async def reserve(self, customer_id: str, plan: str, usage: Usage) -> Reservation | None:
         """Check and reserve `usage` against the caps of `plan`.
@@ -193,21 +193,9 @@ class QuotaGuard:
             and self.clock.timestamp() - period.loaded_at < self.refresh_seconds
         ):
             return period
-        pending = self._loading.get(customer_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[_Period | None] = asyncio.get_running_loop().create_future()
-        self._loading[customer_id] = future
-        try:
-            loaded = await self._load(customer_id, plan, previous=period)
-            future.set_result(loaded)
-            return loaded
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it
-            raise
-        finally:
-            del self._loading[customer_id]
+        return await self._loads.run(
+            customer_id, lambda: self._load(customer_id, plan, previous=period)
+        )
 
     async def _load(
         self, customer_id: str, plan: str, *, previous: _Period | None

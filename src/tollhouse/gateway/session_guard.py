@@ -43,6 +43,7 @@ from tollhouse.ledger import InsufficientCredit, Ledger
 from tollhouse.money import format_micros
 from tollhouse.sessions import SessionActive, SessionEnded, SessionRequired, SessionView
 from tollhouse.sessions import service as sessions
+from tollhouse.singleflight import SingleFlight
 from tollhouse.storage import Database
 
 RELOAD_SECONDS = 5.0
@@ -137,7 +138,7 @@ class SessionGuard:
             if products:
                 self._covering[model.id] = products
         self._views: dict[str, _View] = {}
-        self._loading: dict[str, asyncio.Future[_View]] = {}
+        self._loads: SingleFlight[str, _View] = SingleFlight()
         self._renewing: dict[str, asyncio.Future[LiveSession | None]] = {}
 
     async def admit(self, customer_id: str, model: Model) -> LiveSession | None:
@@ -203,21 +204,7 @@ class SessionGuard:
             and self.clock.timestamp() - view.loaded_at < RELOAD_SECONDS
         ):
             return view
-        pending = self._loading.get(customer_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[_View] = asyncio.get_running_loop().create_future()
-        self._loading[customer_id] = future
-        try:
-            loaded = await self._load(customer_id, view)
-            future.set_result(loaded)
-            return loaded
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it
-            raise
-        finally:
-            del self._loading[customer_id]
+        return await self._loads.run(customer_id, lambda: self._load(customer_id, view))
 
     async def _load(self, customer_id: str, previous: _View | None) -> _View:
         """Read the customer's sessions; a session known before keeps its object (calls in
