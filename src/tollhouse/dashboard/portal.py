@@ -103,18 +103,23 @@ def chart(usage: list[UsageRow]) -> dict[str, list[int]]:
     }
 
 
-def _customer_id(signed: SignedIn) -> str | None:
-    return None if signed.user.is_operator else signed.user.customer_id
+async def _member(request: Request) -> tuple[SignedIn, str] | Response:
+    """The signed-in customer user and its customer, or where to send anyone else (the
+    login page; an operator to the console)."""
+    signed = await viewer(request)
+    if signed is None:
+        return to_login()
+    if signed.user.is_operator or signed.user.customer_id is None:
+        return RedirectResponse("/dashboard/console", status_code=303)
+    return signed, signed.user.customer_id
 
 
 @router.get("/portal")
 async def overview(request: Request, days: int = 30) -> Response:
-    signed = await viewer(request)
-    if signed is None:
-        return to_login()
-    customer_id = _customer_id(signed)
-    if customer_id is None:
-        return RedirectResponse("/dashboard/console", status_code=303)
+    member = await _member(request)
+    if isinstance(member, Response):
+        return member
+    signed, customer_id = member
     runtime = runtime_of(request)
     async with runtime.db.transaction() as session:
         shown = await overview_of(
@@ -134,24 +139,21 @@ async def _keys_page(request: Request, signed: SignedIn, customer_id: str, **mor
 
 @router.get("/portal/keys")
 async def keys_list(request: Request) -> Response:
-    signed = await viewer(request)
-    if signed is None:
-        return to_login()
-    customer_id = _customer_id(signed)
-    if customer_id is None:
-        return RedirectResponse("/dashboard/console", status_code=303)
-    return await _keys_page(request, signed, customer_id)
+    member = await _member(request)
+    if isinstance(member, Response):
+        return member
+    return await _keys_page(request, *member)
 
 
 @router.post("/portal/keys")
 async def keys_create(request: Request) -> Response:
     """Issue a key: its secret is on this answer only."""
-    signed = await viewer(request)
-    if signed is None:
-        return to_login()
-    customer_id = _customer_id(signed)
+    member = await _member(request)
+    if isinstance(member, Response):
+        return member
+    signed, customer_id = member
     form = await form_of(request, signed)
-    if form is None or customer_id is None:
+    if form is None:
         return forbidden(request, signed)
     runtime = runtime_of(request)
     scopes = [s for s in ("read", "write", "admin") if form.get(f"scope_{s}")]
@@ -171,11 +173,11 @@ async def keys_create(request: Request) -> Response:
 
 @router.post("/portal/keys/{key_id}/revoke")
 async def keys_revoke(request: Request, key_id: str) -> Response:
-    signed = await viewer(request)
-    if signed is None:
-        return to_login()
-    customer_id = _customer_id(signed)
-    if await form_of(request, signed) is None or customer_id is None:
+    member = await _member(request)
+    if isinstance(member, Response):
+        return member
+    signed, customer_id = member
+    if await form_of(request, signed) is None:
         return forbidden(request, signed)
     runtime = runtime_of(request)
     try:
