@@ -20,6 +20,8 @@ INPUT_MICROS_PER_TOKEN = 1
 OUTPUT_MICROS_PER_TOKEN = 2
 IMAGE_MICROS = 40_000
 TTS_MICROS_PER_CHARACTER = 15
+AUDIO_MICROS_PER_SECOND = 100
+"""`test-whisper`: $0.006 a minute, whisper-1's price."""
 SESSION_PRICE_DOLLARS = "1.00"
 SESSION_PRICE_MICROS = 1_000_000
 SESSION_DURATION_SECONDS = 86_400
@@ -70,6 +72,8 @@ categories:
   text-to-image: {{requests_per_minute: 10}}
   text-to-speech: {{requests_per_minute: 10}}
   analysis: {{requests_per_minute: 60}}
+  speech-to-text: {{requests_per_minute: 60}}
+  moderation: {{requests_per_minute: 60}}
 upstreams:
   fake: {{base_url: "{upstream_base_url}", api_key_env: TOLLHOUSE_TEST_UPSTREAM_KEY}}
 models:
@@ -122,6 +126,18 @@ models:
     upstream: fake
     upstream_model: echo
     price: {{per_1m_characters: "15"}}
+  test-whisper:
+    category: speech-to-text
+    upstream: fake
+    upstream_model: whisper-upstream
+    price: {{per_audio_second: "0.0001"}}
+  test-whisper-500: {{category: speech-to-text, upstream: fake, upstream_model: error-500, price: {{per_audio_second: "0.0001"}}}}
+  omni-moderation-latest: {{category: moderation, upstream: fake, upstream_model: echo}}
+  test-moderation-priced:
+    category: moderation
+    upstream: fake
+    upstream_model: echo
+    price: {{input_per_1m_tokens: "1"}}
   test-analyst:
     category: analysis
     upstream: fake

@@ -34,6 +34,12 @@ class InvalidRequest(BadRequest):
     code, title = "invalid-request", "Invalid request"
 
 
+class InvalidAudio(InvalidRequest):
+    """An uploaded audio file whose duration cannot be measured (see `gateway.audio`)."""
+
+    code, title = "invalid-audio", "Invalid audio"
+
+
 class OperatorKeyNotBillable(GatewayError):
     status, code, title = 403, "operator-key-not-billable", "Operator keys cannot call models"
 

@@ -99,13 +99,17 @@ async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
     """
     model = call.admission.model
     upstream = deps.catalog.upstreams[model.upstream]
-    headers = {"Content-Type": "application/json"}
+    if call.upload is not None:
+        payload, payload_type = call.upload.upstream_form(model.upstream_model)
+    else:
+        payload, payload_type = upstream_payload(call), "application/json"
+    headers = {"Content-Type": payload_type}
     api_key = deps.catalog.upstream_api_key(upstream.name)
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     url = upstream.base_url.rstrip("/") + call.route.upstream_path
     timeout = upstream_timeout(deps.settings.upstream_timeout_seconds, stream=call.stream)
-    request = deps.http.post(url, data=upstream_payload(call), headers=headers, timeout=timeout)
+    request = deps.http.post(url, data=payload, headers=headers, timeout=timeout)
     try:
         # aiohttp's `total` bounds a whole call (headers and body); a stream has none, so the
         # wait for its headers is bounded here.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC
 from functools import partial
@@ -50,6 +51,7 @@ def usage_events(
         "output_tokens": usage.output_tokens,
         "images": usage.images,
         "characters": usage.characters,
+        "audio_seconds": math.ceil(usage.audio_seconds),
     }
     props = {**properties, "cost_micros": cost_micros, "route": call.route.kind}
     session_id = call.admission.session.id if call.admission.session is not None else None

@@ -28,9 +28,10 @@ from tollhouse.api.deps import bearer_token
 from tollhouse.api.problems import problem_response, unexpected_response
 from tollhouse.errors import TollhouseError
 from tollhouse.gateway.admission import Admission, admit
+from tollhouse.gateway.audio import parse_upload
 from tollhouse.gateway.call import ROUTES, Call, Route
 from tollhouse.gateway.errors import InvalidRequest
-from tollhouse.gateway.estimate import estimate
+from tollhouse.gateway.estimate import UPLOAD_KINDS, estimate
 from tollhouse.gateway.proxy import forward
 from tollhouse.gateway.settle import settle
 from tollhouse.ids import new_id
@@ -40,8 +41,9 @@ from tollhouse.server.runtime import Runtime
 ROUTE_BY_PATH = {route.path: route for route in ROUTES}
 
 
-def parse_body(raw: bytes) -> dict[str, Any]:
-    """The JSON object of a call, with a string `model`.
+def parse_body(raw: bytes, default_model: str | None = None) -> dict[str, Any]:
+    """The JSON object of a call, with a string `model` (`default_model` when it has none
+    and the route has one).
 
     Raises:
         InvalidRequest: not JSON, not an object, or no `model`.
@@ -52,6 +54,8 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise InvalidRequest("the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
+    if default_model is not None and body.get("model") is None:
+        body["model"] = default_model
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise InvalidRequest("'model' must be a non-empty string", param="model")
     return body
@@ -102,11 +106,12 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
     runtime: Runtime = scope["app"].state.runtime
     path: str = scope["path"]
     route: Route = ROUTE_BY_PATH[path]
-    authorization = None
+    authorization = content_type = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             authorization = value
-            break
+        elif name == b"content-type":
+            content_type = value.decode("latin-1")
     request_id = new_id("req")
     started_at = runtime.clock.now()
     try:
@@ -114,9 +119,10 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
         raw = await _read_body(receive)
         if raw is None:
             return
-        body = parse_body(raw)
+        upload = parse_upload(raw, content_type) if route.kind in UPLOAD_KINDS else None
+        body = parse_body(raw, route.default_model) if upload is None else {"model": upload.model}
         model = runtime.catalog.model(body["model"])
-        expected = estimate(route.kind, body, model)
+        expected = estimate(route.kind, body, model, upload)
         admission = await admit(
             runtime,
             principal,
@@ -124,7 +130,9 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
             usage=expected.usage,
             request_id=request_id,
         )
-        call = Call(request_id, route, principal, admission, started_at, body, raw, expected.stream)
+        call = Call(
+            request_id, route, principal, admission, started_at, body, raw, expected.stream, upload
+        )
         forwarded = await forward(runtime, call)
     except TollhouseError as error:
         response = problem_response(error, instance=path, openai_shape=True)
