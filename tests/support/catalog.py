@@ -38,6 +38,8 @@ PACK_10_MICROS = 10_000_000
 PACK_50_MICROS = 50_000_000
 PACK_50_BONUS_MICROS = 5_000_000
 """`pack-50`: $50 buys $55; the $5 bonus expires 90 days after the payment."""
+CONCURRENT_MAX_IN_FLIGHT = 3
+"""The `concurrent` plan's cap on gateway calls under way at once (no rate limits)."""
 SMALL_MICROS_PER_HOUR = 75_000
 """Metered sessions on `small`, free and pro plans: $0.075 an hour."""
 LARGE_MICROS_PER_HOUR = 600_000
@@ -66,6 +68,11 @@ plans:
     resource_tiers: [small, large]
     session_rates: {{small: "0.075", large: "0.60"}}
   lifetime: {{rank: 20, price: "499.00", interval: once, rate_limit_multiplier: null}}
+  concurrent:
+    rank: 7
+    price: "0"
+    rate_limit_multiplier: null
+    max_in_flight: {CONCURRENT_MAX_IN_FLIGHT}
 categories:
   text: {{requests_per_minute: {text_rpm}, tokens_per_minute: 1000000}}
   embeddings: {{requests_per_minute: 60}}
@@ -96,6 +103,12 @@ models:
     category: text
     upstream: fake
     upstream_model: slow-stream
+    max_output_tokens: {CHAT_MAX_OUTPUT_TOKENS}
+    price: {{input_per_1m_tokens: "1", output_per_1m_tokens: "2"}}
+  test-chat-gated:
+    category: text
+    upstream: fake
+    upstream_model: gated-stream
     max_output_tokens: {CHAT_MAX_OUTPUT_TOKENS}
     price: {{input_per_1m_tokens: "1", output_per_1m_tokens: "2"}}
   test-chat-broken:

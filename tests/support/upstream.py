@@ -10,6 +10,7 @@ Behaviour is chosen by the upstream model name the gateway sends:
 | `slow` | waits `slow_seconds` before answering |
 | `broken-stream` | streams two chunks, then drops the connection |
 | `slow-stream` | streams one chunk every `slow_seconds / 10` |
+| `gated-stream` | streams one chunk, then waits for `gate` to be set before the rest |
 
 Audio transcriptions and translations take OpenAI's multipart form and answer per
 `response_format`: `json` (default) `{"text"}`, `verbose_json` with the WAV file's real
@@ -52,6 +53,7 @@ class FakeUpstream:
     """Start with `await start()`; `base_url` ends with `/v1`."""
 
     slow_seconds: float = 5.0
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
     requests: list[Seen] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     port: int = 0
@@ -151,6 +153,8 @@ class FakeUpstream:
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
             if body.get("model") == "slow-stream":
                 await asyncio.sleep(self.slow_seconds / 10)
+            if body.get("model") == "gated-stream":
+                await self.gate.wait()
             if body.get("model") == "broken-stream" and index == 1:
                 assert request.transport is not None
                 request.transport.close()

@@ -1,0 +1,72 @@
+"""In-flight caps on the gateway's calls: an ASGI wrapper around `routes.gateway.call_model`.
+
+A customer's plan may cap how many gateway requests it has under way at once
+(`max_in_flight` in the catalog), and a key may carry a cap of its own (`max_in_flight`).
+Before the body is read, and so before any hold, the call takes a slot under each cap
+(`ratelimit.InFlightLimiter`: Redis when configured, shared by every process; memory
+otherwise). At a cap it is answered 429 `in-flight-limit` with `Retry-After: 1`, in OpenAI's
+error shape. The slot is given back when the call's answer is over: a whole answer sent (and
+settled), a stream ended, the client gone mid-stream, or an error answered; a process that
+dies stops renewing its slots' leases, which free themselves a lease later
+(`TOLLHOUSE_IN_FLIGHT_LEASE_SECONDS`).
+
+The check reads the key cache and the in-flight storage only, never the database; a call
+without any cap (its key has none, its plan has none) costs nothing here but that lookup.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tollhouse.api.deps import bearer_token
+from tollhouse.api.problems import problem_response
+from tollhouse.catalog import Catalog
+from tollhouse.errors import TollhouseError
+from tollhouse.keys import Principal
+from tollhouse.ratelimit import Cap
+from tollhouse.server.runtime import Runtime
+
+
+def caps_for(catalog: Catalog, principal: Principal) -> list[Cap]:
+    """The key's own cap and its customer's plan's, those that exist."""
+    caps = []
+    if principal.max_in_flight is not None:
+        caps.append(Cap("api-key", principal.key_id, principal.max_in_flight))
+    plan = catalog.plans.get(principal.plan)
+    if principal.customer_id is not None and plan is not None and plan.max_in_flight is not None:
+        caps.append(Cap("customer", principal.customer_id, plan.max_in_flight))
+    return caps
+
+
+class InFlightCaps:
+    """Wraps the gateway's ASGI handler; see the module docstring."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime: Runtime = scope["app"].state.runtime
+        authorization = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value
+                break
+        try:
+            principal = await runtime.authenticator.authenticate(bearer_token(authorization))
+        except TollhouseError:  # the handler answers it (401) as it would without caps
+            await self.app(scope, receive, send)
+            return
+        caps = caps_for(runtime.catalog, principal)
+        if not caps:
+            await self.app(scope, receive, send)
+            return
+        try:
+            lease = await runtime.in_flight.acquire(caps)
+        except TollhouseError as error:  # TooManyInFlight (429), RateLimitStorageError (503)
+            response = problem_response(error, instance=scope["path"], openai_shape=True)
+            await response(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            await runtime.in_flight.release(lease)
