@@ -11,7 +11,8 @@ dies stops renewing its slots' leases, which free themselves a lease later
 (`TOLLHOUSE_IN_FLIGHT_LEASE_SECONDS`).
 
 The check reads the key cache and the in-flight storage only, never the database; a call
-without any cap (its key has none, its plan has none) costs nothing here but that lookup.
+without any cap (its key has none, its plan has none) costs nothing here but that lookup,
+whose principal the handler reuses (`PRINCIPAL`: a key is authenticated once per call).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from tollhouse.errors import TollhouseError
 from tollhouse.keys import Principal
 from tollhouse.ratelimit import Cap
 from tollhouse.server.runtime import Runtime
+
+PRINCIPAL = "tollhouse.principal"
+"""The ASGI scope member that carries the call's authenticated `Principal` to the handler."""
 
 
 def caps_for(catalog: Catalog, principal: Principal) -> list[Cap]:
@@ -56,6 +60,7 @@ class InFlightCaps:
         except TollhouseError:  # the handler answers it (401) as it would without caps
             await self.app(scope, receive, send)
             return
+        scope[PRINCIPAL] = principal
         caps = caps_for(runtime.catalog, principal)
         if not caps:
             await self.app(scope, receive, send)

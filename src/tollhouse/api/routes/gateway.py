@@ -25,6 +25,7 @@ from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
 from tollhouse.api.deps import bearer_token
+from tollhouse.api.in_flight import PRINCIPAL
 from tollhouse.api.problems import problem_response, unexpected_response
 from tollhouse.errors import TollhouseError
 from tollhouse.gateway.admission import Admission, admit
@@ -35,6 +36,7 @@ from tollhouse.gateway.estimate import UPLOAD_KINDS, estimate
 from tollhouse.gateway.proxy import forward
 from tollhouse.gateway.settle import settle
 from tollhouse.ids import new_id
+from tollhouse.keys import Principal
 from tollhouse.ratelimit import headers as rate_headers
 from tollhouse.server.runtime import Runtime
 
@@ -115,7 +117,11 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
     request_id = new_id("req")
     started_at = runtime.clock.now()
     try:
-        principal = await runtime.authenticator.authenticate(bearer_token(authorization))
+        principal: Principal | None = scope.get(
+            PRINCIPAL
+        )  # authenticated by `api.in_flight.InFlightCaps`
+        if principal is None:
+            principal = await runtime.authenticator.authenticate(bearer_token(authorization))
         raw = await _read_body(receive)
         if raw is None:
             return
