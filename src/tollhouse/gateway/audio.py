@@ -14,6 +14,9 @@ cannot measure (WebM, a truncated or non-audio file, zero length) is refused wit
 `invalid-audio` before anything is held: the hold is the price of the measured duration, and
 without one no hold can be sized. Convert WebM to one of the formats above first.
 
+A `stream=true` transcription is forwarded, and the upstream's events passed on as one whole
+answer, charged at the measured duration.
+
 **Seconds billed** = `ceil(duration)`: rounded up to the whole second, once (a 3.2 s file is
 billed 4 s). The charge uses the upstream's own `duration` when its answer carries one
 (`response_format=verbose_json`), else the measured one (`usage_source` `upstream` or

@@ -1,8 +1,10 @@
 """The OpenAI-compatible gateway routes (the hot path: `call_model` is a raw ASGI handler).
 
-Each call: authenticate -> parse -> model -> estimate -> admit (scope, access, rate limit,
-hold) -> forward -> answer; settlement runs after the answer (gateway/settle.py). Denials come
-before the upstream is called. Errors use OpenAI's error shape with problem+json members.
+Each call: authenticate (with the in-flight caps, `api.in_flight`) -> parse (JSON, or the
+multipart audio form of transcriptions and translations, `gateway.audio`) -> model ->
+estimate -> admit (scope, access, rate limit, hold) -> forward -> answer; settlement runs
+after the answer (gateway/settle.py). Denials come before the upstream is called. Errors use
+OpenAI's error shape with problem+json members.
 
 Response headers: `x-tollhouse-request-id`; `x-tollhouse-balance-micros` (available after this
 call's hold); `x-tollhouse-hold-id`; `RateLimit-Policy` and `RateLimit` (IETF draft) and
