@@ -19,6 +19,10 @@ with a PEXPIRE at that TAT: a key disappears exactly when it stops carrying info
 One call may carry keys of several customers, so this needs one Redis primary (standalone or
 managed by Sentinel), not Redis Cluster, whose scripts must keep to one hash slot.
 
+In-flight slots (`take_slot`, `give_slot`, `renew_slots`) are sorted sets `th:if:<key>` of
+request ids scored by lease expiry, run by `lua/inflight.lua` (one call each, not coalesced:
+redis-py's registered script, which loads it again after NOSCRIPT).
+
 Every Redis failure (connection refused, timeout, script error, unexpected reply) becomes
 `RateLimitStorageError` in `_run`, the only place that talks to Redis, and fails every
 decision of that call. Connection errors are retried once, at once (a stale pooled
