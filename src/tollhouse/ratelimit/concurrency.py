@@ -80,7 +80,7 @@ class InFlightLimiter:
             RateLimitStorageError: the storage failed (503, fail-closed).
         """
         member = secrets.token_hex(8)
-        slots = [Slot("in-flight:" + cap.key, cap.limit) for cap in caps]
+        slots = [Slot(f"{cap.subject}:{cap.key}", cap.limit) for cap in caps]
         full = await self.storage.take_slot(slots, member, self.lease_ms)
         if full is not None:
             cap = caps[full]
