@@ -23,6 +23,9 @@
 | `TOLLHOUSE_STRIPE_API_BASE` | unset | another Stripe API address (a test server); unset = Stripe's |
 | `TOLLHOUSE_STRIPE_WEBHOOK_TOLERANCE_SECONDS` | `300` | a webhook signed longer ago is refused (a replay) |
 | `TOLLHOUSE_CHECKOUT_SUCCESS_URL`, `TOLLHOUSE_CHECKOUT_CANCEL_URL` | unset | where Stripe sends the customer after a checkout, when the request names none |
+| `TOLLHOUSE_DASHBOARD` | `true` | serve the dashboard at `/dashboard` (`false`: switch it off) |
+| `TOLLHOUSE_PUBLIC_URL` | `http://<host>:<port>` | the address people reach tollhouse at (password-reset links) |
+| `TOLLHOUSE_SECURE_COOKIES` | `true` | mark the dashboard's cookies `Secure` (browsers keep them on `https://` and on `http://localhost`) |
 """
 
 from __future__ import annotations
@@ -118,6 +121,17 @@ class Settings(BaseSettings):
     """Where Stripe sends a customer who paid, unless the checkout request names a URL."""
     checkout_cancel_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     """Where Stripe sends a customer who went back, unless the checkout request names one."""
+    dashboard: bool = True
+    """Serve the dashboard at `/dashboard`."""
+    public_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    """Where people reach tollhouse (reset links); None = `http://<host>:<port>`."""
+    secure_cookies: bool = True
+    """The dashboard's cookies are `Secure`."""
+
+    @property
+    def base_url(self) -> str:
+        """`public_url`, or this process's own address, without a trailing `/`."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @field_validator("database_url")
     @classmethod

@@ -51,6 +51,16 @@ def format_micros(micros: int, currency: str = "usd") -> str:
     return f"{sign}{whole}.{frac:06d} {currency.upper()}"
 
 
+def format_amount(micros: int, currency: str) -> str:
+    """`12_340_000, "usd"` -> `12.34 USD`; thousands separated, two decimals at least and
+    as many more as the micros need (`37_500` -> `0.0375 USD`): exact, never rounded, for
+    people (invoices, the dashboard)."""
+    sign = "-" if micros < 0 else ""
+    whole, fraction = divmod(abs(micros), MICROS_PER_UNIT)
+    decimals = f"{fraction:06d}".rstrip("0").ljust(2, "0")
+    return f"{sign}{whole:,}.{decimals} {currency.upper()}"
+
+
 ZERO_DECIMAL_CURRENCIES = frozenset(
     {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv"}
     | {"xaf", "xof", "xpf"}

@@ -66,14 +66,16 @@ async def running_stack(
     *,
     database_url: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    catalog: Path | None = None,
     **more_settings: Any,
 ) -> AsyncIterator[Stack]:
     """tollhouse served in front of `upstream`, on `database_url` (default: a SQLite file in
-    `directory`) and `clock`, with its operator's client; `more_settings` are further
+    `directory`) and `clock`, with its operator's client; `catalog` is the catalog file
+    (default: the test catalog in front of `upstream`); `more_settings` are further
     `Settings` fields (Stripe's, for instance)."""
     settings = Settings(
         database_url=database_url or f"sqlite+aiosqlite:///{directory / 'th.db'}",
-        catalog=write_catalog(directory, upstream.base_url),
+        catalog=catalog or write_catalog(directory, upstream.base_url),
         upstream_timeout_seconds=UPSTREAM_TIMEOUT_SECONDS,
         max_body_bytes=64 * 1024,
         _env_file=None,  # type: ignore[call-arg]

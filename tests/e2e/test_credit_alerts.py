@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import httpx
 from tests.e2e.conftest import Stack
+from tests.support.catalog import SESSION_PRICE_MICROS
 from tests.support.server import Api
 
 CHAT = {"model": "test-chat", "messages": [{"role": "user", "content": "hi"}]}
@@ -83,3 +84,16 @@ async def test_only_the_customer_and_operators_set_its_alert(stack: Stack) -> No
     assert removed.status_code == 204
     gone = await stack.operator.client.get(f"/v1/customers/{customer_id}/credit-alerts")
     assert gone.status_code == 404
+
+
+async def test_a_session_fee_that_crosses_the_threshold_fires_it(stack: Stack) -> None:
+    """Every hold is watched, not only gateway calls: here a flat session's fee."""
+    customer_id, key = await stack.customer(credits_micros=SESSION_PRICE_MICROS + 500_000)
+    async with Api(stack.base_url, key) as own:
+        await own.ok("PUT", "/v1/customers/me/credit-alerts", json={"threshold_micros": 600_000})
+        await own.ok("POST", "/v1/sessions", json={"product": "analysis", "idempotency_key": "s"})
+    await stack.runtime.drain()
+    events = await low_events(stack, customer_id)
+    assert len(events) == 1
+    data = events[0]["data"]
+    assert isinstance(data, dict) and data["available_micros"] == 500_000

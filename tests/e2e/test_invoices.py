@@ -22,7 +22,7 @@ import pypdf
 import pytest
 from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.e2e.conftest import Stack, running_stack
-from tests.support.catalog import SESSION_PRICE_MICROS
+from tests.support.catalog import PACK_50_MICROS, SESSION_PRICE_MICROS
 from tests.support.server import Api
 from tests.support.upstream import FakeUpstream
 
@@ -175,3 +175,40 @@ async def test_a_refund_gives_the_fee_back_with_a_credit_note(stack: Stack) -> N
     assert again.status_code == 409
     assert again.json()["type"].endswith("/refund-exceeds-charge")
     assert await stack.available(customer) == before + SESSION_PRICE_MICROS
+
+
+async def test_credits_bought_are_listed_and_a_payment_refund_gets_a_credit_note(
+    stack: Stack, clock: FrozenClock
+) -> None:
+    customer, key = await german(stack)
+    await stack.operator.ok("POST", "/v1/billing/close")  # the first fee, TH-000001
+    paid = await stack.operator.ok(
+        "POST", "/v1/payments",
+        json={"customer_id": customer, "pack": "pack-50", "idempotency_key": "wire-1"},
+    )  # fmt: skip
+    clock.set(APRIL_15)
+    await stack.runtime.sweep()
+    refund = {"amount_micros": 20_000_000, "idempotency_key": "rf-1"}
+    url = f"/v1/payments/{paid['id']}/refund"
+    await stack.operator.ok("POST", url, json=refund)
+    await stack.operator.ok("POST", url, json=refund)  # the same step: one note
+    await stack.runtime.sweep()  # the sweep finds it documented
+    async with Api(stack.base_url, key) as own:
+        second, _ = await own.ok("GET", "/v1/invoices", params={"kind": "invoice"})
+        notes = await own.ok("GET", "/v1/invoices", params={"kind": "credit_note"})
+
+    assert lines(second) == [
+        ("subscription_fee", 1, PRO_MICROS),
+        ("credit_purchase", 1, PACK_50_MICROS),
+        ("payment_applied", 1, -PACK_50_MICROS),
+        ("tax", 1, PRO_TAX_MICROS),  # the credits were paid when bought: not taxed again
+    ]
+    assert second["total_micros"] == PRO_MICROS + PRO_TAX_MICROS
+    (note,) = notes
+    assert (note["number"], note["status"], note["total_micros"]) == (
+        "CN-000001",
+        "paid",
+        -20_000_000,
+    )
+    assert note["credited_invoice_id"] == second["id"]
+    assert note["lines"][0]["kind"] == "refund" and paid["id"] in note["lines"][0]["description"]

@@ -137,6 +137,38 @@ class TestQuota:
         assert int(caught.value.response.headers["Retry-After"]) >= 1
         assert len(stack.upstream.requests) == CAPPED_API_CALLS
 
+    async def test_quota_reached_is_one_event_per_period_however_many_refusals(
+        self, stack: Stack
+    ) -> None:
+        customer_id, key = await stack.customer(plan="capped")
+        api = client(stack, key)
+        for _ in range(CAPPED_API_CALLS):
+            await api.chat.completions.create(model="test-chat", messages=MESSAGES)
+        await stack.runtime.drain()
+        for _ in range(3):
+            with pytest.raises(openai.RateLimitError):
+                await api.chat.completions.create(model="test-chat", messages=MESSAGES)
+        stack.runtime.quotas.invalidate(customer_id)  # as another process would see it
+        with pytest.raises(openai.RateLimitError):
+            await api.chat.completions.create(model="test-chat", messages=MESSAGES)
+        await stack.runtime.drain()
+        stack.runtime.quotas._reached.clear()  # a restarted process: the table guards it
+        with pytest.raises(openai.RateLimitError):
+            await api.chat.completions.create(model="test-chat", messages=MESSAGES)
+        await stack.runtime.drain()
+        page = await stack.operator.ok(
+            "GET", "/v1/events", params={"customer_id": customer_id, "type": "quota.reached"}
+        )
+        reached = [e for e in page["data"] if e["type"] == "quota.reached"]
+        assert len(reached) == 1
+        data = reached[0]["data"]
+        assert data["meter"] == "api_calls"
+        assert data["limit"] == data["used"] == CAPPED_API_CALLS
+        assert data["refused"] is False  # the last call allowed reached the cap
+        assert datetime.fromisoformat(data["resets_at"]) > datetime.fromisoformat(
+            reached[0]["created_at"]
+        )
+
     async def test_concurrent_calls_cannot_pass_the_cap_together(self, stack: Stack) -> None:
         import asyncio
 

@@ -22,9 +22,10 @@ class Cli:
         self.url = f"sqlite+aiosqlite:///{self.db_path}"
         self.runner = CliRunner()
 
-    def invoke(self, *args: str) -> Result:
+    def invoke(self, *args: str, input: str | None = None) -> Result:
+        """Run `tollhouse *args` (with `input` on stdin)."""
         get_settings.cache_clear()
-        return self.runner.invoke(app, list(args))
+        return self.runner.invoke(app, list(args), input=input)
 
     def ok(self, *args: str) -> Result:
         """Invoke and fail the test unless the command exits 0."""

@@ -7,14 +7,15 @@ Invariants:
   the transaction that emits the events, so processes racing on one crossing emit once.
 - Rising back above the threshold (or above zero) re-arms it, without an event.
 - Setting a threshold starts from the current balance without an event.
-- The gateway reads thresholds and states from memory (`gateway.credit_watch`); the balance
-  it compares is the one its hold left (`available_after_micros`).
+- Each process watches every new hold's balance from memory (`CreditWatch`, the ledger's
+  hold listener): the balance it compares is the one the hold left (`available_after_micros`).
 
-Imports: customers, ledger (reads), events, storage.
+Imports: customers, ledger, events, storage.
 """
 
 from tollhouse.alerts import service
 from tollhouse.alerts.models import AlertState
 from tollhouse.alerts.service import AlertView
+from tollhouse.alerts.watch import CreditWatch
 
-__all__ = ["AlertState", "AlertView", "service"]
+__all__ = ["AlertState", "AlertView", "CreditWatch", "service"]

@@ -12,8 +12,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from tollhouse import dashboard
 from tollhouse.api import docs, problems
 from tollhouse.api.in_flight import InFlightCaps
 from tollhouse.api.middleware import AnsweredErrors, BodyLimit, StringGuard
@@ -131,6 +133,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     ):
         app.include_router(module.router)
     app.router.routes.extend(gateway.routes)
+    if runtime.settings.dashboard:
+        app.include_router(dashboard.router)
+        app.mount("/dashboard/static", StaticFiles(directory=dashboard.STATIC), name="dashboard")
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

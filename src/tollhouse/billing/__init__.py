@@ -44,7 +44,7 @@ from tollhouse.billing.models import (
     LineKind,
     RefundStatus,
 )
-from tollhouse.billing.render import format_amount, render_html, render_pdf
+from tollhouse.billing.render import render_html, render_pdf
 from tollhouse.billing.schemas import CloseReport, InvoiceView, LineView, RefundView
 from tollhouse.billing.terms import BillingTerms
 
@@ -63,7 +63,6 @@ __all__ = [
     "RefundExceedsCharge",
     "RefundStatus",
     "RefundView",
-    "format_amount",
     "render_html",
     "render_pdf",
 ]

@@ -3,13 +3,16 @@
 Order on the document: the subscription charges (fee, prorations) as recorded; then the
 wallet purchases (flat sessions' fees, session packs), one line per product and price with
 its quantity; then `credits_applied`, minus what those purchases already took from the
-wallet; then tax, the customer's country's rate over the sum of every line above
+wallet; then the credits bought with money (one `credit_purchase` line per payment: a credit
+pack, an auto top-up, a manual payment) and `payment_applied`, minus what those payments
+paid; then tax, the customer's country's rate over the sum of every line above
 (`terms.tax_micros`, rounded once, half to even).
 
 So the total is what the customer still owes: the subscription's charges and their tax.
-Purchases are listed because the invoice is the period's statement, and netted by
-`credits_applied` because the wallet paid for them when they were made (credits are billed
-when they are bought, or with the plan that includes them); they are never taxed twice.
+Purchases are listed because the invoice is the period's statement, and netted because they
+were paid when they were made: from the wallet (credits are billed when they are bought, or
+with the plan that includes them) or by the payment that bought the credits. They are never
+charged or taxed twice.
 
 A line's `amount_micros` is `quantity * unit_amount_micros`, exact; nothing is rounded but
 the tax line.
@@ -42,6 +45,21 @@ class Charge(Protocol):
     def period_end(self) -> datetime: ...
     @property
     def idempotency_key(self) -> str: ...
+
+
+class CreditPayment(Protocol):
+    """A payment that bought credits (`payments.PaymentView`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def item(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def amount_micros(self) -> int: ...
 
 
 class Purchase(Protocol):
@@ -85,6 +103,38 @@ def purchase_reference(purchase: Purchase) -> str:
     """The `invoice_items` reference that marks a wallet purchase billed."""
     prefix = "session" if purchase.kind == LineKind.SESSION_FEE else "pack"
     return f"{prefix}:{purchase.id}"
+
+
+def payment_reference(payment: CreditPayment) -> str:
+    """The `invoice_items` reference that marks a credit payment billed."""
+    return f"payment:{payment.id}"
+
+
+_BOUGHT = {
+    "credit_pack": "Credit pack",
+    "auto_top_up": "Auto top-up",
+    "session_pack": "Credits for a session pack",
+    "credits": "Credits",
+}
+"""A payment's kind -> the start of its line's description."""
+
+
+def payment_lines(payments: Iterable[CreditPayment]) -> list[Line]:
+    """One `credit_purchase` line per payment, in order, then `payment_applied` taking their
+    sum off again (none when there is no payment)."""
+    lines = [
+        Line(
+            LineKind.CREDIT_PURCHASE,
+            _BOUGHT.get(p.kind, "Credits") + (f": {p.item}" if p.item else ""),
+            1,
+            p.amount_micros,
+        )
+        for p in payments
+    ]
+    paid = sum(line.amount_micros for line in lines)
+    if paid:
+        lines.append(Line(LineKind.PAYMENT_APPLIED, "Paid when bought", 1, -paid))
+    return lines
 
 
 def charge_lines(charges: Iterable[Charge]) -> list[Line]:
@@ -133,14 +183,16 @@ def tax_line(lines: Sequence[Line], *, country: str | None, rate: Decimal | None
 def invoice_lines(
     charges: Sequence[Charge],
     purchases: Sequence[Purchase],
+    payments: Sequence[CreditPayment] = (),
     *,
     country: str | None,
     rate: Decimal | None,
 ) -> list[Line]:
-    """Every line of an invoice billing `charges` and `purchases`, in document order."""
+    """Every line of an invoice billing `charges`, `purchases` and `payments`, in document
+    order."""
     lines = charge_lines(charges)
     bought = purchase_lines(purchases)
     applied = credits_applied(bought)
-    lines += bought + ([applied] if applied else [])
+    lines += bought + ([applied] if applied else []) + payment_lines(payments)
     tax = tax_line(lines, country=country, rate=rate)
     return lines + ([tax] if tax else [])

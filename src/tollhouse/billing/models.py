@@ -66,6 +66,11 @@ class LineKind(StrEnum):
     """Session packs bought from the wallet, grouped per product, size and price."""
     CREDITS_APPLIED = "credits_applied"
     """Negative: what the wallet already paid of the lines above (sessions, packs)."""
+    CREDIT_PURCHASE = "credit_purchase"
+    """Credits bought with money (a credit pack, an auto top-up, a manual payment), one line
+    per payment."""
+    PAYMENT_APPLIED = "payment_applied"
+    """Negative: what the payments of the credit purchases above already paid."""
     TAX = "tax"
     """The customer's country's rate over the lines above, rounded once."""
     REFUND = "refund"

@@ -17,18 +17,9 @@ from functools import cache
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from tollhouse.billing.schemas import InvoiceView
+from tollhouse.money import format_amount
 
 _PDF_LOCK = threading.Lock()
-MICROS_PER_UNIT = 1_000_000
-
-
-def format_amount(micros: int, currency: str) -> str:
-    """`12_340_000, "usd"` -> `12.34 USD`; thousands separated, two decimals at least and
-    as many more as the micros need (`37_500` -> `0.0375 USD`): exact, never rounded."""
-    sign = "-" if micros < 0 else ""
-    whole, fraction = divmod(abs(micros), MICROS_PER_UNIT)
-    decimals = f"{fraction:06d}".rstrip("0").ljust(2, "0")
-    return f"{sign}{whole:,}.{decimals} {currency.upper()}"
 
 
 def _moment(value: datetime | None) -> str:

@@ -2,7 +2,7 @@
 
 Invariants:
 - A `Catalog` is immutable (frozen objects, read-only mappings in YAML order) and valid:
-  every model's `category`, `upstream` and `min_plan` exist, `default_plan` exists, plan
+  every model's `category`, `upstreams` and `min_plan` exist, `default_plan` exists, plan
   ranks are unique. Anything else is rejected at load time with `CatalogInvalid`, whose
   `errors` name each offending key path (`models.gpt-4o.price.input_per_1m_tokens`).
 - Money in the YAML is dollars; in a `Catalog` it is integer micros (`price_micros`,
@@ -22,6 +22,10 @@ Invariants:
   existing), whether those models require a session, and packs of unique sizes.
 - `compute_sessions` sets how metered sessions are held (`ComputeSessions`: minimum run,
   slice, heartbeat timeout, low-credit threshold); absent keys take their defaults.
+- A model has one upstream (`upstream`) or several (`upstreams`: fallbacks, all speaking one
+  protocol, each upstream model name listed once); `attempt_order` is the order a call tries
+  them in: priority groups, lowest first, weighted random within a group. One price per model,
+  whichever upstream serves.
 - Every model has a `tokenizer` (`cl100k_base` or `o200k_base`), resolved at load time from
   the YAML or the model's name (`catalog.tokenizers`); another name is a `CatalogInvalid`.
 
@@ -80,6 +84,7 @@ from tollhouse.catalog.loader import (
 from tollhouse.catalog.packs import CreditPack
 from tollhouse.catalog.pricing import Price, Usage
 from tollhouse.catalog.tokenizers import DEFAULT_TOKENIZER, TOKENIZERS, Tokenizer, tokenizer_for
+from tollhouse.catalog.upstreams import ModelUpstream, attempt_order
 
 __all__ = [
     "DEFAULT_TOKENIZER",
@@ -102,6 +107,7 @@ __all__ = [
     "Model",
     "ModelNotFound",
     "ModelNotInPlan",
+    "ModelUpstream",
     "NotInCatalogInForce",
     "Plan",
     "PlanNotFound",
@@ -118,6 +124,7 @@ __all__ = [
     "Upstream",
     "UpstreamNotFound",
     "Usage",
+    "attempt_order",
     "builtin_catalog",
     "builtin_catalog_text",
     "load_catalog",

@@ -28,6 +28,7 @@ from tollhouse.catalog.errors import (
 from tollhouse.catalog.packs import CreditPack
 from tollhouse.catalog.pricing import Price
 from tollhouse.catalog.tokenizers import DEFAULT_TOKENIZER, Tokenizer
+from tollhouse.catalog.upstreams import ModelUpstream
 from tollhouse.errors import InvalidInput
 
 Aggregation = Literal["sum", "count", "max"]
@@ -166,8 +167,12 @@ class Upstream:
 class Model:
     """A registry entry: `id` as clients send it, `upstream_model` as the upstream knows it.
 
-    `tokenizer` is the encoding that counts its prompt for a hold's estimate, resolved when
-    the catalog loads (`catalog.tokenizers`)."""
+    `upstreams` are the upstreams that may serve it, sorted by priority (`catalog.upstreams`
+    gives the order a call tries them in); `upstream` and `upstream_model` are the first one
+    listed in the YAML (all of a model's upstreams speak the same protocol). Left empty, it
+    is that one upstream. `tokenizer` is the encoding that counts its prompt for a hold's
+    estimate, resolved when the catalog loads (`catalog.tokenizers`). One `price` whichever
+    upstream serves."""
 
     id: str
     category: str
@@ -178,6 +183,12 @@ class Model:
     max_output_tokens: int | None = None
     description: str = ""
     tokenizer: Tokenizer = DEFAULT_TOKENIZER
+    upstreams: tuple[ModelUpstream, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.upstreams:
+            only = (ModelUpstream(self.upstream, self.upstream_model),)
+            object.__setattr__(self, "upstreams", only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,8 +271,8 @@ class Catalog:
     `source` says where it came from (an absolute path, or `built-in`); `digest` is the
     SHA-256 (hex) of its YAML bytes, as `sha256sum` prints it.
 
-    Invariants (checked by the loader): every model's `category`, `upstream` and `min_plan`
-    exist; `default_plan` exists; plan ranks are unique; every session product names existing
+    Invariants (checked by the loader): every model's `category`, `upstreams` and `min_plan`
+    exist, and a model's upstreams speak one protocol; `default_plan` exists; plan ranks are unique; every session product names existing
     models and categories (at least one) and its pack sizes are unique; credit pack prices are
     whole minor units of the currency (cents).
     """

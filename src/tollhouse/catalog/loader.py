@@ -52,6 +52,7 @@ from tollhouse.catalog.schemas import (
     SessionProductSpec,
 )
 from tollhouse.catalog.tokenizers import DEFAULT_TOKENIZER, Tokenizer, tokenizer_for
+from tollhouse.catalog.upstreams import ModelUpstream, by_priority
 
 BUILTIN_RESOURCE = "builtin.yaml"
 STARTER_RESOURCE = "starter.yaml"
@@ -305,8 +306,57 @@ def _check_references(data: Mapping[str, Any], problems: _Semantic) -> None:
             if wanted is not None and known is not None and wanted not in known:
                 kind = "plan" if field == "min_plan" else field
                 problems.add(("models", model_id, field), _unknown(kind, wanted, known))
+        _check_model_upstreams(model_id, model, upstreams, problems)
     _check_session_products(data, models, categories, problems)
     _check_credit_packs(data, problems)
+
+
+def _check_model_upstreams(
+    model_id: Any,
+    model: Mapping[str, Any],
+    upstreams: Mapping[Any, Any] | None,
+    problems: _Semantic,
+) -> None:
+    """A model names `upstream` or `upstreams` (exactly one of them); each entry of
+    `upstreams` names an existing upstream, once per upstream model name, and all of them
+    speak the protocol of the first."""
+    loc: Loc = ("models", model_id)
+    entries = model.get("upstreams")
+    if "upstream" in model and "upstreams" in model:
+        problems.add((*loc, "upstreams"), "give either 'upstream' or 'upstreams', not both")
+    elif "upstream" not in model and "upstreams" not in model:
+        problems.add(loc, "needs 'upstream' (one upstream) or 'upstreams' (fallback upstreams)")
+    if not isinstance(entries, list):
+        return
+    default_model = _name(model.get("upstream_model")) or str(model_id)
+    first: tuple[str, Any] | None = None
+    seen: dict[tuple[str, str], int] = {}
+    for index, entry in enumerate(entries):
+        name = _name(entry.get("upstream")) if isinstance(entry, Mapping) else None
+        if name is None:
+            continue
+        if upstreams is not None and name not in upstreams:
+            problems.add(
+                (*loc, "upstreams", index, "upstream"), _unknown("upstream", name, upstreams)
+            )
+            continue
+        pair = (name, _name(entry.get("model")) or default_model)
+        if pair in seen:
+            problems.add(
+                (*loc, "upstreams", index),
+                f"upstream {name!r} with model {pair[1]!r} is listed twice (entry {seen[pair]})",
+            )
+        seen.setdefault(pair, index)
+        spec = (upstreams or {}).get(name)
+        protocol = spec.get("protocol", "openai") if isinstance(spec, Mapping) else None
+        if first is None:
+            first = (name, protocol)
+        elif protocol != first[1]:
+            problems.add(
+                (*loc, "upstreams", index, "upstream"),
+                f"upstream {name!r} speaks {protocol!r} but {first[0]!r} (the first) speaks "
+                f"{first[1]!r}: a model's upstreams must speak one protocol",
+            )
 
 
 def _check_session_products(
@@ -425,13 +475,50 @@ def _credit_pack(name: str, p: CreditPackSpec) -> CreditPack:
     )
 
 
-def _tokenizer(model_id: str, spec: ModelSpec) -> Tokenizer:
-    """The YAML's `tokenizer`, else the family of `upstream_model`, then of the id."""
+def _tokenizer(model_id: str, spec: ModelSpec, upstream_model: str) -> Tokenizer:
+    """The YAML's `tokenizer`, else the family of `upstream_model` (the first upstream's
+    name of the model), then of the id."""
     return (
         spec.tokenizer
-        or tokenizer_for(spec.upstream_model or model_id)
+        or tokenizer_for(upstream_model)
         or tokenizer_for(model_id)
         or DEFAULT_TOKENIZER
+    )
+
+
+def _model_upstreams(model_id: str, spec: ModelSpec) -> tuple[ModelUpstream, ...]:
+    """The model's upstreams in YAML order (`upstream` alone is one entry); an entry's
+    `model` defaults to the model's `upstream_model`, else its id."""
+    default = spec.upstream_model or model_id
+    if spec.upstreams is None:
+        assert spec.upstream is not None  # checked by `_check_model_upstreams`
+        return (ModelUpstream(spec.upstream, default),)
+    return tuple(
+        ModelUpstream(
+            entry.upstream,
+            entry.model or default,
+            weight=entry.weight,
+            priority=entry.priority,
+            timeout_seconds=entry.timeout_seconds,
+        )
+        for entry in spec.upstreams
+    )
+
+
+def _model(model_id: str, spec: ModelSpec, default_plan: str) -> Model:
+    upstreams = _model_upstreams(model_id, spec)
+    first = upstreams[0]
+    return Model(
+        id=model_id,
+        category=spec.category,
+        upstream=first.upstream,
+        upstream_model=first.model,
+        price=_price(spec.price),
+        min_plan=spec.min_plan or default_plan,
+        max_output_tokens=spec.max_output_tokens,
+        description=spec.description,
+        tokenizer=_tokenizer(model_id, spec, first.model),
+        upstreams=by_priority(upstreams),
     )
 
 
@@ -465,17 +552,7 @@ def _build(spec: CatalogSpec, *, source: str, digest: str) -> Catalog:
         ),
         models=_frozen(
             {
-                model_id: Model(
-                    id=model_id,
-                    category=m.category,
-                    upstream=m.upstream,
-                    upstream_model=m.upstream_model or model_id,
-                    price=_price(m.price),
-                    min_plan=m.min_plan or spec.default_plan,
-                    max_output_tokens=m.max_output_tokens,
-                    description=m.description,
-                    tokenizer=_tokenizer(model_id, m),
-                )
+                model_id: _model(model_id, m, spec.default_plan)
                 for model_id, m in spec.models.items()
             }
         ),

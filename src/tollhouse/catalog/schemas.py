@@ -87,6 +87,12 @@ Multiplier = Annotated[  # > 0, any precision (`1.5`)
     BeforeValidator(_exact_number),
     Field(gt=0, allow_inf_nan=False),
 ]
+Seconds = Annotated[
+    float,
+    BeforeValidator(_exact_number),
+    Field(gt=0, le=86_400, allow_inf_nan=False),
+]
+"""A positive duration in seconds, at most a day (`2.5`)."""
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 MeterName = Annotated[str, StringConstraints(pattern=METER_PATTERN)]
 ModelId = Annotated[str, StringConstraints(pattern=MODEL_ID_PATTERN)]
@@ -172,13 +178,33 @@ class PriceSpec(_Spec):
     per_1m_characters: Dollars | None = None
 
 
+class ModelUpstreamSpec(_Spec):
+    """`models.<id>.upstreams[]`: one upstream that may serve the model.
+
+    `model` is the name the upstream knows it by (default: the model's `upstream_model`,
+    else its id). Entries are tried by `priority` (>= 1, lower first; default 1), and within
+    a priority in an order drawn by `weight` (>= 1; default 1): see `catalog.upstreams`.
+    `timeout_seconds` (> 0) bounds a call to this upstream instead of the gateway's
+    `upstream_timeout_seconds`."""
+
+    upstream: Name
+    model: Annotated[str, StringConstraints(min_length=1)] | None = None
+    weight: int = Field(default=1, ge=1, le=1_000_000, strict=True)
+    priority: int = Field(default=1, ge=1, le=1_000, strict=True)
+    timeout_seconds: Seconds | None = None
+
+
 class ModelSpec(_Spec):
     """`models.<id>`: one registry entry. `upstream_model` defaults to the id,
     `min_plan` to the catalog's `default_plan`, `tokenizer` (the encoding that counts its
-    tokens for a hold's estimate) to the one its name's family uses (`catalog.tokenizers`)."""
+    tokens for a hold's estimate) to the one its name's family uses (`catalog.tokenizers`).
+
+    Exactly one of `upstream` (one upstream) and `upstreams` (fallback upstreams, at least
+    one entry, all speaking the same protocol) is given; the loader checks that."""
 
     category: Name
-    upstream: Name
+    upstream: Name | None = None
+    upstreams: list[ModelUpstreamSpec] | None = Field(default=None, min_length=1)
     upstream_model: Annotated[str, StringConstraints(min_length=1)] | None = None
     price: PriceSpec = Field(default_factory=PriceSpec)
     min_plan: Name | None = None

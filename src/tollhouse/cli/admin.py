@@ -399,7 +399,7 @@ def usage(
     meter: list[str] = typer.Option([], help="Repeat for several; default: all meters."),
     days: int = typer.Option(30, min=1, max=3660, help="Look back this many days."),
     window: str | None = typer.Option(None, help="hour, day or month."),
-    group_by: str | None = typer.Option(None, help="model or key."),
+    group_by: str | None = typer.Option(None, help="model, key or upstream."),
     as_json: bool = JsonOption,
 ) -> None:
     """A customer's usage per meter over the last `days` days (window hour|day|month, group

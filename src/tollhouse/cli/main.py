@@ -17,6 +17,7 @@ from tollhouse.cli.payments import packs_app, payments_app
 from tollhouse.cli.serve import on_database, serve
 from tollhouse.cli.sessions import sessions_app
 from tollhouse.cli.subscriptions import plans_app, subscriptions_app
+from tollhouse.cli.users import users_app
 from tollhouse.cli.webhooks import webhooks_app
 from tollhouse.config import CATALOG_FILE
 from tollhouse.storage.migrate import upgrade
@@ -43,6 +44,7 @@ app.add_typer(invoices_app, name="invoices")
 app.add_typer(refunds_app, name="refunds")
 app.add_typer(packs_app, name="packs")
 app.add_typer(payments_app, name="payments")
+app.add_typer(users_app, name="users")
 app.command("usage")(usage)
 app.command()(serve)
 

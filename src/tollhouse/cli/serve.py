@@ -159,7 +159,11 @@ def credential_warnings(catalog: Catalog) -> list[str]:
     """One line per upstream whose `api_key_env` names an unset (or empty) variable."""
     lines = []
     for upstream in catalog.upstreams_without_key():
-        models = [m.id for m in catalog.models.values() if m.upstream == upstream.name]
+        models = [
+            m.id
+            for m in catalog.models.values()
+            if any(entry.upstream == upstream.name for entry in m.upstreams)
+        ]
         lines.append(
             f"upstream {upstream.name!r} takes its API key from {upstream.api_key_env}, which "
             f"is not set: its models ({len(models)}) will be called without a key"

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -140,6 +140,28 @@ async def list_customers(
             tuple_(Customer.created_at, Customer.id) > tuple_(cursor.created_at, cursor.id)
         )
     return list(await session.scalars(query))
+
+
+async def search(
+    session: AsyncSession, text: str = "", *, limit: int = 50, offset: int = 0
+) -> tuple[list[Customer], int]:
+    """Customers whose name, email or id contains `text` (any case; every customer when it
+    is blank), by name: `limit` of them from `offset`, and how many match in all."""
+    query = select(Customer)
+    if text.strip():
+        like = f"%{text.strip().lower()}%"
+        query = query.where(
+            or_(
+                func.lower(Customer.name).like(like),
+                func.lower(Customer.email).like(like),
+                func.lower(Customer.id).like(like),
+            )
+        )
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(
+        query.order_by(Customer.name, Customer.id).offset(max(0, offset)).limit(limit)
+    )
+    return list(rows), int(total or 0)
 
 
 async def set_plan(session: AsyncSession, customer_id: str, plan: str) -> Customer:

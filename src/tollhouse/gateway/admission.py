@@ -211,7 +211,7 @@ async def admit(
         raise
     low = False
     if hold is not None and hold.available_after_micros is not None:
-        low = await deps.credits.observe(customer_id, hold.available_after_micros)
+        low = await deps.credits.below(customer_id, hold.available_after_micros)
     return Admission(customer_id, model, usage, price, hold, decision, tokens, quota, session, low)
 
 

@@ -38,7 +38,8 @@ ROUTES = (
 
 @dataclass(slots=True)
 class Call:
-    """Everything known about one admitted gateway call."""
+    """Everything known about one admitted gateway call; `upstream` is the catalog upstream
+    that answered it (set by `proxy.forward`, recorded on its usage events)."""
 
     request_id: str
     route: Route
@@ -48,5 +49,6 @@ class Call:
     body: dict[str, Any]
     raw: bytes
     stream: bool
+    upstream: str | None = None
     upload: AudioUpload | None = None
     """The parsed form of an audio upload (`gateway.audio`); None for JSON calls."""

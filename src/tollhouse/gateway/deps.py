@@ -7,10 +7,10 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from tollhouse.alerts import CreditWatch
 from tollhouse.catalog import Catalog
 from tollhouse.clock import Clock
 from tollhouse.config import Settings
-from tollhouse.gateway.credit_watch import CreditWatch
 from tollhouse.gateway.quotas import QuotaGuard
 from tollhouse.gateway.session_guard import SessionGuard
 from tollhouse.keys import KeyAuthenticator

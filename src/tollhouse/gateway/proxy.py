@@ -3,11 +3,15 @@ what it really used (after the answer is sent, so the client never waits for it)
 
 What is charged when things go wrong:
 
+A model with fallback upstreams (`catalog.upstreams`) tries the next one on a connection error,
+a timeout, a 5xx or a 429 before anything reached the client, under the same hold; the cases
+below are what the last one tried answered.
+
 | case | charge |
 | --- | --- |
 | upstream unreachable / 5xx | nothing: hold voided, 502 |
 | upstream timeout before the answer starts | nothing: hold voided, 504 |
-| upstream 4xx (bad request to the model) | nothing: hold voided, the upstream's status and body passed through |
+| upstream 4xx (bad request to the model, or the last upstream's 429) | nothing: hold voided, the upstream's status and body passed through |
 | stream ends without a usage chunk | prompt estimate + delivered text counted locally, `usage_source = counted` |
 | client disconnects mid-stream | same: prompt + text received from upstream until the disconnect |
 | upstream breaks mid-stream | same, and the stream ends where it broke |
@@ -19,6 +23,7 @@ What is charged when things go wrong:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,12 +32,14 @@ from typing import Any
 import aiohttp
 import orjson
 
-from tollhouse.catalog import Usage
+from tollhouse.catalog import Usage, attempt_order
 from tollhouse.gateway.call import Call
 from tollhouse.gateway.deps import GatewayDeps
 from tollhouse.gateway.errors import UpstreamError, UpstreamTimeout
 from tollhouse.gateway.settle import settle
 from tollhouse.gateway.usage import StreamMeter, UsageSource, usage_from_body
+
+log = logging.getLogger(__name__)
 
 STREAM_CHUNK_TIMEOUT_SECONDS = 120.0
 """Longest silence tolerated between two chunks of a stream before it is treated as broken."""
@@ -60,16 +67,15 @@ def asks_for_usage(body: dict[str, Any]) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-def upstream_payload(call: Call) -> bytes:
-    """The body to send upstream: the client's, with the upstream's model name, and usage
-    requested in streams (`stream_options.include_usage`, needed to charge the call; the
-    usage chunk reaches the client only if it asked, see `StreamMeter`). Unchanged bytes
-    when possible."""
-    model = call.admission.model
-    if model.upstream_model == model.id and (not call.stream or asks_for_usage(call.body)):
+def upstream_payload(call: Call, upstream_model: str) -> bytes:
+    """The body to send upstream: the client's, with the upstream's model name
+    (`upstream_model`), and usage requested in streams (`stream_options.include_usage`,
+    needed to charge the call; the usage chunk reaches the client only if it asked, see
+    `StreamMeter`). Unchanged bytes when possible."""
+    if upstream_model == call.admission.model.id and (not call.stream or asks_for_usage(call.body)):
         return call.raw
     body = dict(call.body)
-    body["model"] = model.upstream_model
+    body["model"] = upstream_model
     if call.stream:
         options = body.get("stream_options")
         body["stream_options"] = {**(options if isinstance(options, dict) else {})}
@@ -93,73 +99,85 @@ async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
     """Send `call` upstream and return its answer (a whole answer with its usage to settle
     once sent; a stream settles in the background when it ends).
 
-    Raises (after voiding the hold):
-        UpstreamTimeout: no answer within `upstream_timeout_seconds` (504).
+    The model's upstreams are tried in `catalog.attempt_order` (one upstream: just it). A
+    connection error, a timeout, a 5xx or a 429 moves on to the next upstream while nothing
+    has reached the client yet, under the call's one hold and one rate-limit take; any other
+    4xx is the answer. A stream is answered once its upstream sends a 200 with
+    `text/event-stream` headers, and is never retried after that. `call.upstream` names the
+    upstream that answered (or was tried last).
+
+    Raises (after voiding the hold), when the last upstream failed too:
+        UpstreamTimeout: no answer within the upstream's `timeout_seconds`, else the
+            gateway's `upstream_timeout_seconds` (504).
         UpstreamError: connection failure or a 5xx from the upstream (502).
     """
     model = call.admission.model
-    upstream = deps.catalog.upstreams[model.upstream]
-    if call.upload is not None:
-        payload, payload_type = call.upload.upstream_form(model.upstream_model)
-    else:
-        payload, payload_type = upstream_payload(call), "application/json"
-    headers = {"Content-Type": payload_type}
-    api_key = deps.catalog.upstream_api_key(upstream.name)
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    url = upstream.base_url.rstrip("/") + call.route.upstream_path
-    timeout = upstream_timeout(deps.settings.upstream_timeout_seconds, stream=call.stream)
-    request = deps.http.post(url, data=payload, headers=headers, timeout=timeout)
-    try:
-        # aiohttp's `total` bounds a whole call (headers and body); a stream has none, so the
-        # wait for its headers is bounded here.
-        response = await (
-            asyncio.wait_for(request, deps.settings.upstream_timeout_seconds)
-            if call.stream
-            else request
-        )
-    except TimeoutError:
-        await _void(deps, call)
-        raise UpstreamTimeout(f"upstream '{upstream.name}' did not answer in time") from None
-    except aiohttp.ClientError as exc:
-        await _void(deps, call)
-        raise UpstreamError(f"upstream '{upstream.name}' failed: {type(exc).__name__}") from None
-    content_type = response.headers.get("Content-Type", "application/json")
-    if response.status >= 400:
-        content = await _read_quietly(response)
-        await _void(deps, call)
-        if response.status >= 500:
-            raise UpstreamError(
-                f"upstream '{upstream.name}' answered {response.status}",
-                upstream_status=response.status,
-            )
-        return Forwarded(response.status, content_type, content)
-    if call.stream and content_type.startswith("text/event-stream"):
-        return Forwarded(200, content_type, stream=_stream_through(deps, call, response))
-    try:
-        content = await (
-            asyncio.wait_for(response.read(), deps.settings.upstream_timeout_seconds)
-            if call.stream  # a stream call answered without events: no `total` to bound it
-            else response.read()
-        )
-    except TimeoutError:
-        await _void(deps, call)
-        raise UpstreamTimeout(f"upstream '{upstream.name}' did not finish in time") from None
-    except aiohttp.ClientError as exc:
-        await _void(deps, call)
-        raise UpstreamError(f"upstream '{upstream.name}' failed: {type(exc).__name__}") from None
-    finally:
-        response.release()
-    parsed: Any = None
-    if content_type.startswith("application/json"):
+    targets = attempt_order(model.upstreams)
+    last = targets[-1]
+    for target in targets:
+        upstream = deps.catalog.upstreams[target.upstream]
+        call.upstream = upstream.name
+        seconds = target.timeout_seconds or deps.settings.upstream_timeout_seconds
+        if call.upload is not None:
+            payload, payload_type = call.upload.upstream_form(target.model)
+        else:
+            payload, payload_type = upstream_payload(call, target.model), "application/json"
+        headers = {"Content-Type": payload_type}
+        api_key = deps.catalog.upstream_api_key(upstream.name)
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        url = upstream.base_url.rstrip("/") + call.route.upstream_path
+        timeout = upstream_timeout(seconds, stream=call.stream)
+        request = deps.http.post(url, data=payload, headers=headers, timeout=timeout)
+        failure: UpstreamError
         try:
-            parsed = orjson.loads(content)
-        except orjson.JSONDecodeError:
-            parsed = None
-    usage = usage_from_body(
-        call.route.kind, parsed, call.admission.estimate, call.admission.model.tokenizer
-    )
-    return Forwarded(response.status, content_type, content, usage=usage)
+            # aiohttp's `total` bounds a whole call (headers and body); a stream has none, so
+            # the wait for its headers is bounded here.
+            response = await (asyncio.wait_for(request, seconds) if call.stream else request)
+            content_type = response.headers.get("Content-Type", "application/json")
+            status = response.status
+            if status >= 400:
+                content = await _read_quietly(response)
+                if status >= 500 or (status == 429 and target is not last):
+                    raise UpstreamError(
+                        f"upstream '{upstream.name}' answered {status}", upstream_status=status
+                    )
+                await _void(deps, call)
+                return Forwarded(status, content_type, content)
+            if call.stream and content_type.startswith("text/event-stream"):
+                return Forwarded(200, content_type, stream=_stream_through(deps, call, response))
+            try:
+                content = await (
+                    asyncio.wait_for(response.read(), seconds)
+                    if call.stream  # a stream call answered without events: no `total` to bound it
+                    else response.read()
+                )
+            finally:
+                response.release()
+        except TimeoutError:
+            failure = UpstreamTimeout(f"upstream '{upstream.name}' did not answer in time")
+        except aiohttp.ClientError as exc:
+            failure = UpstreamError(f"upstream '{upstream.name}' failed: {type(exc).__name__}")
+        except UpstreamError as error:
+            failure = error
+        else:
+            parsed: Any = None
+            if content_type.startswith("application/json"):
+                try:
+                    parsed = orjson.loads(content)
+                except orjson.JSONDecodeError:
+                    parsed = None
+            usage = usage_from_body(
+                call.route.kind, parsed, call.admission.estimate, model.tokenizer
+            )
+            return Forwarded(status, content_type, content, usage=usage)
+        if target is last:
+            await _void(deps, call)
+            raise failure
+        log.warning(
+            "%s; %s tries its next upstream (%s)", failure.detail, model.id, call.request_id
+        )
+    raise AssertionError("a model has at least one upstream")  # pragma: no cover
 
 
 async def _stream_through(

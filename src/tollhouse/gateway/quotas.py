@@ -12,22 +12,29 @@ when the view is reloaded, at the latest `refresh_seconds` later; the sidecar ro
 customer's view at once, so this process reloads the exact figures on the next call. Across several processes a cap can therefore be passed by what the other
 processes admitted within one refresh interval (documented trade-off; the usage API always
 reports the exact figures).
+
+The first time in a period that a call is refused at a cap, or that settled usage reaches
+one, the guard hands a `QuotaReached` to its `on_reached` callback (once per customer, meter
+and period in this process; the server records it, and `quota.reached` is emitted once across
+processes, see `subscriptions.record_quota_reached`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from tollhouse.catalog import Catalog, Usage
 from tollhouse.clock import Clock
 from tollhouse.storage import Database
-from tollhouse.subscriptions import SubscriptionNotFound
+from tollhouse.subscriptions import QuotaExceeded, SubscriptionNotFound
 from tollhouse.subscriptions import service as subscriptions
 
 REFRESH_SECONDS = 10.0
+MAX_NOTICED = 4096
+"""Caps reached that are remembered before the passed periods' ones are forgotten."""
 
 
 def quantities(usage: Usage) -> dict[str, int]:
@@ -64,6 +71,19 @@ class Reservation:
     amounts: Mapping[str, int]
 
 
+@dataclass(frozen=True, slots=True)
+class QuotaReached:
+    """A customer reached a plan's cap on `meter` (in its unit) in the period ending
+    `resets_at`: usage got to `limit`, or (`refused`) a call that would pass it was refused."""
+
+    customer_id: str
+    meter: str
+    limit: int
+    used: int
+    resets_at: datetime
+    refused: bool
+
+
 class QuotaGuard:
     """Refuses calls that would pass a plan's per-period cap (429 `quota-exceeded`).
 
@@ -78,12 +98,15 @@ class QuotaGuard:
         catalog: Catalog,
         clock: Clock,
         refresh_seconds: float = REFRESH_SECONDS,
+        on_reached: Callable[[QuotaReached], None] | None = None,
     ) -> None:
         self.db = db
         self.catalog = catalog
         self.clock = clock
         self.refresh_seconds = refresh_seconds
+        self.on_reached = on_reached
         self._periods: dict[str, _Period] = {}
+        self._reached: set[tuple[str, str, datetime]] = set()
         self._loading: dict[str, asyncio.Future[_Period | None]] = {}
 
     async def reserve(self, customer_id: str, plan: str, usage: Usage) -> Reservation | None:
@@ -106,14 +129,18 @@ class QuotaGuard:
             return None
         now = self.clock.now()
         for meter, amount in wanted.items():
-            subscriptions.check_quota(
-                meter=meter,
-                used=period.used.get(meter, 0) + period.reserved.get(meter, 0),
-                requested=amount,
-                limit=caps[meter],
-                resets_at=period.resets_at,
-                now=now,
-            )
+            try:
+                subscriptions.check_quota(
+                    meter=meter,
+                    used=period.used.get(meter, 0) + period.reserved.get(meter, 0),
+                    requested=amount,
+                    limit=caps[meter],
+                    resets_at=period.resets_at,
+                    now=now,
+                )
+            except QuotaExceeded:
+                self._notice(customer_id, period, meter, caps[meter], refused=True)
+                raise
         for meter, amount in wanted.items():
             period.reserved[meter] = period.reserved.get(meter, 0) + amount
         return Reservation(customer_id, period.resets_at, wanted)
@@ -127,10 +154,30 @@ class QuotaGuard:
             return
         for meter, amount in reservation.amounts.items():
             period.reserved[meter] = max(0, period.reserved.get(meter, 0) - amount)
-        if usage is not None:
-            for meter, amount in quantities(usage).items():
-                if meter in reservation.amounts:
-                    period.used[meter] = period.used.get(meter, 0) + amount
+        if usage is None:
+            return
+        caps = self.catalog.plan(period.plan).quotas
+        for meter, amount in quantities(usage).items():
+            if meter in reservation.amounts:
+                used = period.used[meter] = period.used.get(meter, 0) + amount
+                if used >= caps[meter]:
+                    self._notice(reservation.customer_id, period, meter, caps[meter])
+
+    def _notice(
+        self, customer_id: str, period: _Period, meter: str, limit: int, *, refused: bool = False
+    ) -> None:
+        """Hand the first reaching of a cap in a period to `on_reached`."""
+        key = (customer_id, meter, period.resets_at)
+        if self.on_reached is None or key in self._reached:
+            return
+        if len(self._reached) >= MAX_NOTICED:
+            now = self.clock.now()
+            self._reached = {k for k in self._reached if k[2] > now}
+        self._reached.add(key)
+        used = period.used.get(meter, 0)
+        self.on_reached(
+            QuotaReached(customer_id, meter, limit, used, period.resets_at, refused=refused)
+        )
 
     def invalidate(self, customer_id: str) -> None:
         """Forget a customer's view; the next call reloads it from the usage events."""

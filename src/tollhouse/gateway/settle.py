@@ -38,7 +38,7 @@ def usage_events(
     call: Call, usage: Usage, *, cost_micros: int, properties: dict[str, Any]
 ) -> list[RecordableEvent]:
     """The usage events of one call: `api_calls` = 1 plus each nonzero quantity, carrying
-    the id of the session that paid for it, if any.
+    the id of the session that paid for it, if any, and the upstream that served it.
 
     Built as `CheckedUsageEvent`s, without pydantic's validation (most of the cost of building
     them): every field comes from values made or checked here (ids, the admitted customer and
@@ -59,6 +59,7 @@ def usage_events(
             key_id=call.principal.key_id,
             model=call.admission.model.id,
             session_id=session_id,
+            upstream=call.upstream,
             properties=props,
         )
         for meter, value in quantities.items()

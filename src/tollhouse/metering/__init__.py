@@ -33,7 +33,7 @@ from tollhouse.metering.errors import (
     UnknownMeter,
 )
 from tollhouse.metering.models import UsageEvent
-from tollhouse.metering.recorder import RecorderStats, UsageRecorder
+from tollhouse.metering.recorder import RecorderStats, UsageRecorder, record_in_transaction
 from tollhouse.metering.schemas import (
     Aggregation,
     CheckedUsageEvent,
@@ -67,6 +67,7 @@ __all__ = [
     "Window",
     "parse_events",
     "query_usage",
+    "record_in_transaction",
     "service",
     "totals",
     "usage_by_key",

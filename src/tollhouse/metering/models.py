@@ -68,5 +68,9 @@ class UsageEvent(Base):
     """The billed session the usage happened in (`ses_...`), if any: a session's tokens are
     the sum of its customer's `input_tokens` and `output_tokens` events carrying its id."""
 
+    upstream: Mapped[str | None] = mapped_column(String(64))
+    """The catalog upstream that served the call (`openai`), for gateway calls: with fallback
+    upstreams, the one that answered; None for sidecar-reported usage."""
+
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     """At most 16 scalar caller properties (str keys; str, int, float, bool or null values)."""

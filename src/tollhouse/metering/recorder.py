@@ -38,10 +38,14 @@ from typing import Any
 
 import orjson
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollhouse.clock import Clock
 from tollhouse.metering.errors import RecorderClosed, UnknownMeter
+from tollhouse.metering.models import UsageEvent
 from tollhouse.metering.schemas import (
     CheckedUsageEvent,
     RecordableEvent,
@@ -345,6 +349,7 @@ class UsageRecorder:
                     event.key_id,
                     event.model,
                     event.session_id,
+                    event.upstream,
                     properties,
                 )
             )
@@ -375,6 +380,34 @@ class UsageRecorder:
             self._finish(item, exc)
 
 
+async def record_in_transaction(
+    session: AsyncSession, event: RecordableEvent, *, recorded_at: datetime
+) -> bool:
+    """Add one usage event to the caller's transaction, for a fact decided in it (a metered
+    session's seconds, written with its end): it commits or rolls back with the fact. A
+    `(customer_id, id)` already stored is a duplicate and changes nothing. Returns whether
+    it was inserted. The meter is the caller's to check (`UsageRecorder` checks its own)."""
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    result = await session.execute(
+        insert(UsageEvent)
+        .values(
+            event_id=event.id,
+            customer_id=event.customer_id,
+            meter=event.meter,
+            value=event.value,
+            occurred_at=event.occurred_at,
+            recorded_at=recorded_at,
+            key_id=event.key_id,
+            model=event.model,
+            session_id=event.session_id,
+            upstream=event.upstream,
+            properties=dict(event.properties or {}),
+        )
+        .on_conflict_do_nothing(index_elements=["customer_id", "event_id"])
+    )
+    return getattr(result, "rowcount", 0) == 1
+
+
 async def _insert_rows(
     held: HeldConnection, events: list[RecordableEvent], recorded_at: datetime
 ) -> set[tuple[str, str]]:
@@ -394,6 +427,7 @@ async def _insert_rows(
         "keys": [event.key_id for event in events],
         "models": [event.model for event in events],
         "sessions": [event.session_id for event in events],
+        "upstreams": [event.upstream for event in events],
         "properties": _properties_json(events),
     }
     rows = await held.execute(_PG_DRIVER_INSERT, params)
@@ -402,22 +436,23 @@ async def _insert_rows(
 
 _PG_INSERT = text(
     "INSERT INTO usage_events (event_id, customer_id, meter, value, occurred_at, recorded_at, "
-    "key_id, model, session_id, properties) "
-    "SELECT i, c, m, v, o, CAST(:recorded AS TIMESTAMPTZ), k, d, s, p FROM unnest("
+    "key_id, model, session_id, upstream, properties) "
+    "SELECT i, c, m, v, o, CAST(:recorded AS TIMESTAMPTZ), k, d, s, up, p FROM unnest("
     "CAST(:ids AS VARCHAR[]), CAST(:customers AS VARCHAR[]), CAST(:meters AS VARCHAR[]), "
     "CAST(:values AS BIGINT[]), CAST(:occurred AS TIMESTAMPTZ[]), CAST(:keys AS VARCHAR[]), "
-    "CAST(:models AS VARCHAR[]), CAST(:sessions AS VARCHAR[]), CAST(:properties AS JSON[])) "
-    "AS u(i, c, m, v, o, k, d, s, p) "
+    "CAST(:models AS VARCHAR[]), CAST(:sessions AS VARCHAR[]), CAST(:upstreams AS VARCHAR[]), "
+    "CAST(:properties AS JSON[])) "
+    "AS u(i, c, m, v, o, k, d, s, up, p) "
     "ON CONFLICT (customer_id, event_id) DO NOTHING RETURNING customer_id, event_id"
 )
 _PG_DRIVER_INSERT = driver_statement(_PG_INSERT)
 """`_PG_INSERT` for `HeldConnection`."""
 _SQLITE_INSERT_ROWS = (
     "INSERT INTO usage_events (event_id, customer_id, meter, value, occurred_at, recorded_at, "
-    "key_id, model, session_id, properties) {rows} "
+    "key_id, model, session_id, upstream, properties) {rows} "
     "ON CONFLICT (customer_id, event_id) DO NOTHING"
 )
-_SQLITE_INSERT = _SQLITE_INSERT_ROWS.format(rows="VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_SQLITE_INSERT = _SQLITE_INSERT_ROWS.format(rows="VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 class _Duplicates(Exception):

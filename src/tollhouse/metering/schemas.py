@@ -28,8 +28,8 @@ Aggregation = Literal["sum", "count", "max"]
 Window = Literal["hour", "day", "month"]
 """A calendar window in UTC."""
 
-GroupBy = Literal["model", "key"]
-"""Split usage by the event's `model` or `key_id` column."""
+GroupBy = Literal["model", "key", "upstream"]
+"""Split usage by the event's `model`, `key_id` or `upstream` column."""
 
 AGGREGATIONS: frozenset[str] = frozenset(get_args(Aggregation))
 
@@ -68,6 +68,7 @@ class UsageEventIn(BaseModel):
         key_id / model: optional API key id (<= 32 chars) and model id (<= 128 chars).
         session_id: optional billed session (`ses_...`, <= 32 chars) the usage happened in;
             its tokens count toward the session's token cap.
+        upstream: optional catalog upstream (<= 64 chars) that served the call.
         properties: at most 16 entries; keys 1..64 chars; values str (<= 1024 chars), int,
             finite float, bool or null.
 
@@ -85,6 +86,7 @@ class UsageEventIn(BaseModel):
     key_id: Annotated[str, Field(pattern=REF_PATTERN)] | None = None
     model: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     session_id: Annotated[str, Field(pattern=REF_PATTERN)] | None = None
+    upstream: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     properties: Annotated[dict[PropertyKey, PropertyValue], Field(max_length=MAX_PROPERTIES)] = (
         Field(default_factory=dict)
     )
@@ -112,6 +114,7 @@ class CheckedUsageEvent:
     key_id: str | None = None
     model: str | None = None
     session_id: str | None = None
+    upstream: str | None = None
     properties: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -157,7 +160,7 @@ class UsageBucket:
     """One aggregated number: `meter` over one window and one group.
 
     `window_start` is the UTC calendar boundary (None without a window); `group` is the
-    model id or key id (None without grouping, or for events without one); `value` is in
+    model id, key id or upstream (None without grouping, or for events without one); `value` is in
     the meter's unit (a count for `count` meters).
     """
 

@@ -36,6 +36,13 @@ MAX_WINDOWS = 10_000
 WINDOWS: frozenset[str] = frozenset(get_args(Window))
 GROUPS: frozenset[str] = frozenset(get_args(GroupBy))
 
+_GROUP_COLUMNS = {
+    "model": UsageEvent.model,
+    "key": UsageEvent.key_id,
+    "upstream": UsageEvent.upstream,
+}
+"""The column each `GroupBy` splits on."""
+
 _SQLITE_FORMATS = {
     "hour": "'%Y-%m-%d %H:00:00'",
     "day": "'%Y-%m-%d 00:00:00'",
@@ -54,7 +61,7 @@ async def query_usage(
     group_by: GroupBy | None = None,
     key_id: str | None = None,
 ) -> list[UsageBucket]:
-    """Aggregate usage per meter, optionally per UTC window and per model or key.
+    """Aggregate usage per meter, optionally per UTC window and per model, key or upstream.
 
     `meters` maps meter name -> aggregation (`sum`: SUM(value), `count`: number of events,
     `max`: MAX(value)), as the catalog declares them. `customer_id=None` spans all customers
@@ -81,8 +88,7 @@ async def query_usage(
         if window is not None:
             keys.append(_window_start(window, dialect).label("window_start"))
         if group_by is not None:
-            column = UsageEvent.model if group_by == "model" else UsageEvent.key_id
-            keys.append(column.label("grp"))
+            keys.append(_GROUP_COLUMNS[group_by].label("grp"))
         stmt = (
             select(*keys, _aggregate(aggregation).label("value"))
             .where(
@@ -215,8 +221,8 @@ async def conflicts(
     session: AsyncSession, events: Sequence[UsageEventIn], *, timed: Collection[str]
 ) -> list[dict[str, Any]]:
     """The events whose id was recorded (or comes earlier in `events`) with other fields, as
-    `{"id", "fields"}`: a replay must repeat `meter`, `value`, `model`, `session_id` and
-    `properties`, and `occurred_at` for the ids in `timed` (those the caller gave a time; the
+    `{"id", "fields"}`: a replay must repeat `meter`, `value`, `model`, `session_id`,
+    `upstream` and `properties`, and `occurred_at` for the ids in `timed` (those the caller gave a time; the
     others were stamped on arrival, so a retry is stamped anew). One query for the batch.
     """
     first: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -245,7 +251,7 @@ async def conflicts(
     return found
 
 
-_COMPARED = ("meter", "value", "model", "session_id", "properties", "occurred_at")
+_COMPARED = ("meter", "value", "model", "session_id", "upstream", "properties", "occurred_at")
 
 
 def _fields(event: Any) -> tuple[Any, ...]:
@@ -255,6 +261,7 @@ def _fields(event: Any) -> tuple[Any, ...]:
         event.value,
         event.model,
         event.session_id,
+        event.upstream,
         dict(event.properties or {}),
         event.occurred_at.astimezone(UTC),
     )
@@ -296,7 +303,7 @@ def _check_query(
                 errors=[{"loc": f"meters.{meter}", "msg": "must be sum, count or max"}],
             )
     if group_by is not None and group_by not in GROUPS:
-        raise InvalidUsageQuery(f"cannot group usage by {group_by!r}; use model or key")
+        raise InvalidUsageQuery(f"cannot group usage by {group_by!r}; use model, key or upstream")
     if end <= start:
         raise InvalidUsageWindow(
             "end must be after start", start=start.isoformat(), end=end.isoformat()

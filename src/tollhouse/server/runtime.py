@@ -19,13 +19,13 @@ from typing import Any
 
 import aiohttp
 
+from tollhouse.alerts import CreditWatch
 from tollhouse.billing import BillingTerms, CloseReport
 from tollhouse.billing import service as billing
 from tollhouse.catalog import Catalog, load_catalog
 from tollhouse.clock import SYSTEM_CLOCK, Clock
 from tollhouse.config import Settings
-from tollhouse.gateway.credit_watch import CreditWatch
-from tollhouse.gateway.quotas import QuotaGuard
+from tollhouse.gateway.quotas import QuotaGuard, QuotaReached
 from tollhouse.gateway.session_guard import SessionGuard
 from tollhouse.gateway.tokens import warm_up
 from tollhouse.keys import KeyAuthenticator
@@ -86,7 +86,9 @@ class Runtime:
         """Caps on gateway calls under way (`api.in_flight`), on the rate limiter's storage."""
         self.ledger = Ledger(self.db, clock=clock)
         self.recorder = UsageRecorder(self.db, clock=clock, known_meters=set(self.catalog.meters))
-        self.quotas = QuotaGuard(self.db, catalog=self.catalog, clock=clock)
+        self.quotas = QuotaGuard(
+            self.db, catalog=self.catalog, clock=clock, on_reached=self._quota_reached
+        )
         self.sessions = SessionGuard(
             self.db,
             self.ledger,
@@ -110,6 +112,7 @@ class Runtime:
             on_customer_change=self.invalidate_customer,
         )
         self.ledger.watch_holds(self.payments.observe)
+        self.ledger.watch_holds(self.credits.observe_hold)
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -195,6 +198,23 @@ class Runtime:
             self.quotas.invalidate(ident)
             self.credits.invalidate(ident)
 
+    def _quota_reached(self, reached: QuotaReached) -> None:
+        self.spawn(self._record_quota_reached(reached), name="quota.reached")
+
+    async def _record_quota_reached(self, reached: QuotaReached) -> None:
+        """Emit `quota.reached` (once across processes: `subscriptions.record_quota_reached`)."""
+        async with self.db.transaction() as session:
+            await subscriptions.record_quota_reached(
+                session,
+                customer_id=reached.customer_id,
+                meter=reached.meter,
+                limit=reached.limit,
+                used=reached.used,
+                resets_at=reached.resets_at,
+                refused=reached.refused,
+                clock=self.clock,
+            )
+
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> None:
         """Run `coro` in the background, keep a reference, log its failure."""
         task = asyncio.create_task(coro, name=name)
@@ -228,12 +248,20 @@ class Runtime:
 
     async def sweep(self) -> None:
         """The periodic jobs, every 30 s: expire grants, void stale holds, then
-        `close_periods`, then finish refunds a crash left pending, and reload the auto top-up
-        rules."""
+        `close_periods`, then finish refunds a crash left pending, bring the payments to the
+        invoices, and reload the auto top-up rules."""
         await self.ledger.sweep(self.clock.now())
         await self.close_periods()
         await billing.complete_refunds(self.db, self.ledger, clock=self.clock)
+        await self.bill_payments()
         await self.payments.refresh()
+
+    async def bill_payments(self) -> None:
+        """Bring the payments to the invoices: a credit note for each payment refund that has
+        none, invoices paid by the provider's subscription payments (`billing.service.
+        from_payments`). By the sweep, and at once after a refund or a Stripe payment."""
+        await billing.document_payment_refunds(self.db, terms=self.billing_terms, clock=self.clock)
+        await billing.apply_subscription_payments(self.db, clock=self.clock)
 
     async def close_periods(self) -> CloseReport:
         """Roll subscriptions whose billing period ended (idempotent; catches up after

@@ -32,6 +32,7 @@ MODEL_MODULES = (
     "tollhouse.server.models",
     "tollhouse.sessions.models",
     "tollhouse.subscriptions.models",
+    "tollhouse.users.models",
     "tollhouse.webhooks.models",
 )
 

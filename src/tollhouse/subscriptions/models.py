@@ -9,6 +9,8 @@ the credit grants it owes (an outbox the ledger is fed from).
 - `subscription_grants`: included credits owed to the customer, written in the same
   transaction as the state change that owes them and handed to the ledger afterwards
   (`delivered_at` set once the ledger confirmed, or the row was skipped).
+- `quota_notices`: each (customer, meter, period) whose cap was reached, written once with
+  its `quota.reached` event.
 """
 
 from __future__ import annotations
@@ -226,3 +228,20 @@ class SubscriptionGrant(Base):
     """The ledger grant's id once delivered; None when skipped."""
     outcome: Mapped[str] = mapped_column(String(16), default="pending")
     """`pending`, `granted`, or `skipped` (expired before it could be delivered)."""
+
+
+class QuotaNotice(Base):
+    """A plan's cap reached by a customer in one period: `quota.reached` was emitted once."""
+
+    __tablename__ = "quota_notices"
+
+    customer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    """Who reached it (`cus_...`)."""
+    meter: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """The capped meter."""
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    """The end of the period it was reached in: when the quota resets (UTC)."""
+    limit: Mapped[int] = mapped_column(BigInteger)
+    """The cap, in the meter's unit."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """When it was noticed (UTC)."""

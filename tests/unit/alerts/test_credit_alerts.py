@@ -5,18 +5,17 @@ once per crossing, also when several processes (watchers) see the same one at on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import pytest
 
-from tollhouse.alerts import AlertState
+from tollhouse.alerts import AlertState, CreditWatch
 from tollhouse.alerts import service as alerts
 from tollhouse.clock import FrozenClock
 from tollhouse.customers import service as customers
 from tollhouse.errors import InvalidInput
 from tollhouse.events import service as events
-from tollhouse.gateway.credit_watch import CreditWatch
 from tollhouse.ledger import Ledger
 from tollhouse.storage import Database
 
@@ -69,7 +68,9 @@ class Tasks:
         self.tasks.append(asyncio.create_task(coro))
 
     async def done(self) -> None:
-        await asyncio.gather(*self.tasks)
+        """Wait for every task, and for those they spawned."""
+        while not all(task.done() for task in self.tasks):
+            await asyncio.gather(*self.tasks)
 
 
 async def test_a_threshold_is_an_amount_or_a_percent_of_the_latest_grant(
@@ -152,15 +153,17 @@ async def test_concurrent_calls_in_two_processes_fire_once_per_crossing(
     await set_alert(db, clock, customer_id, micros=1_000, available=5_000)
     tasks = Tasks()
     watchers = [CreditWatch(db, clock=clock, spawn=tasks) for _ in range(2)]
-    observe: Callable[[int], Any] = lambda i: watchers[i % 2].observe(customer_id, 900)  # noqa: E731
-    lows = await asyncio.gather(*(observe(i) for i in range(100)))
+    for i in range(100):
+        watchers[i % 2].observe(customer_id, 900)
     await tasks.done()
-    assert all(lows)
+    assert [await watch.below(customer_id, 900) for watch in watchers] == [True, True]
     assert await event_types(db, customer_id) == ["credits.low"]
 
-    assert not await watchers[0].observe(customer_id, 5_000)  # back above: re-armed
+    watchers[0].observe(customer_id, 5_000)  # back above: re-armed
     await tasks.done()
-    await asyncio.gather(*(observe(i) for i in range(100)))
+    assert not await watchers[0].below(customer_id, 5_000)
+    for i in range(100):
+        watchers[i % 2].observe(customer_id, 900)
     await tasks.done()
     assert await event_types(db, customer_id) == ["credits.low", "credits.low"]
 
@@ -169,5 +172,7 @@ async def test_customers_without_an_alert_are_never_low(db: Database, clock: Fro
     customer_id = await new_customer(db, clock)
     tasks = Tasks()
     watch = CreditWatch(db, clock=clock, spawn=tasks)
-    assert not await watch.observe(customer_id, 0)
-    assert tasks.tasks == []
+    watch.observe(customer_id, 0)
+    await tasks.done()
+    assert not await watch.below(customer_id, 0)
+    assert await event_types(db, customer_id) == []

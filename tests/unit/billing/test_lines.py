@@ -10,8 +10,8 @@ import pytest
 
 from tollhouse.billing.lines import invoice_lines, tax_line
 from tollhouse.billing.models import DocumentKind, LineKind
-from tollhouse.billing.render import format_amount
 from tollhouse.billing.terms import BillingTerms, format_number, tax_micros
+from tollhouse.money import format_amount
 
 START = datetime(2026, 4, 15, tzinfo=UTC)
 END = datetime(2026, 5, 15, tzinfo=UTC)

@@ -151,6 +151,6 @@ class TestHoldListener:
         assert [(h.id, h.available_after_micros) for h in seen] == [
             (hold.id, TEN_DOLLARS - FOUR_DOLLARS)
         ]
-        ledger.watch_holds(None)
+        ledger.unwatch_holds(seen.append)
         await ledger.hold("cus_a", ONE_DOLLAR)
         assert len(seen) == 1

@@ -33,6 +33,7 @@ def make_event() -> EventFactory:
         occurred_at: datetime = T0,
         key_id: str | None = None,
         model: str | None = None,
+        upstream: str | None = None,
         properties: dict[str, Any] | None = None,
     ) -> UsageEventIn:
         return UsageEventIn(
@@ -43,6 +44,7 @@ def make_event() -> EventFactory:
             occurred_at=occurred_at,
             key_id=key_id,
             model=model,
+            upstream=upstream,
             properties=properties or {},
         )
 

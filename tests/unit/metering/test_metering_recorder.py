@@ -45,6 +45,7 @@ class TestRecord:
             occurred_at=occurred,
             key_id="key_1",
             model="gpt-4o",
+            upstream="openai",
             properties={"region": "eu", "cached": False},
         )
         clock.advance(5)
@@ -62,7 +63,7 @@ class TestRecord:
         assert row.occurred_at == datetime(2026, 3, 15, 11, 30, tzinfo=UTC)
         assert row.occurred_at.tzinfo is not None
         assert row.recorded_at == clock.now()
-        assert (row.key_id, row.model) == ("key_1", "gpt-4o")
+        assert (row.key_id, row.model, row.upstream) == ("key_1", "gpt-4o", "openai")
         assert row.properties == {"region": "eu", "cached": False}
 
     async def test_a_checked_event_is_stored_like_a_validated_one(
@@ -79,6 +80,7 @@ class TestRecord:
             "occurred_at": datetime(2026, 3, 15, 11, 30, tzinfo=UTC),
             "key_id": "key_1",
             "model": "gpt-4o",
+            "upstream": "azure",
             "properties": {"route": "chat", "cost_micros": 7},
         }
         recorder = recorders(db)
@@ -89,7 +91,7 @@ class TestRecord:
 
         assert duplicate == RecordResult(accepted=0, duplicates=1)
         validated, checked = sorted(await stored(db), key=lambda row: row.event_id)
-        columns = ("customer_id", "meter", "value", "occurred_at", "key_id", "model")
+        columns = ("customer_id", "meter", "value", "occurred_at", "key_id", "model", "upstream")
         assert [getattr(checked, c) for c in columns] == [getattr(validated, c) for c in columns]
         assert checked.properties == validated.properties == {"route": "chat", "cost_micros": 7}
 

@@ -292,6 +292,32 @@ class TestGroupBy:
             ("llama-3-70b", 4),
         ]
 
+    async def test_group_by_upstream_splits_a_models_usage_by_who_served_it(
+        self, db: Database, recorders: RecorderFactory, make_event: EventFactory
+    ) -> None:
+        await seed(
+            db,
+            recorders,
+            [
+                make_event("a", value=1, model="gpt-4o", upstream="openai"),
+                make_event("b", value=2, model="gpt-4o", upstream="azure"),
+                make_event("c", value=4, model="gpt-4o", upstream="openai"),
+                make_event("d", value=8),
+            ],
+        )
+
+        async with db.transaction() as session:
+            buckets = await query_usage(
+                session,
+                customer_id="cus_a",
+                meters=TOKENS,
+                start=START,
+                end=END,
+                group_by="upstream",
+            )
+
+        assert [(b.group, b.value) for b in buckets] == [(None, 8), ("azure", 2), ("openai", 5)]
+
     async def test_group_by_key_with_day_windows(
         self, db: Database, recorders: RecorderFactory, make_event: EventFactory
     ) -> None:

@@ -77,7 +77,7 @@ async def payments(
     await started.start()
     ledger.watch_holds(started.observe)
     yield started
-    ledger.watch_holds(None)
+    ledger.unwatch_holds(started.observe)
     await started.stop()
 
 

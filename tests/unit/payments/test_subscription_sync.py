@@ -8,6 +8,8 @@ import time
 
 from tests.support.stripe import FakeStripe, checkout_completed, event, invoice, subscription
 
+from tollhouse.billing import BillingTerms
+from tollhouse.billing import service as billing
 from tollhouse.clock import FrozenClock
 from tollhouse.payments import Payments
 from tollhouse.payments.service import Item, list_payments
@@ -163,3 +165,31 @@ class TestSubscriptionUpdates:
         foreign = {"id": "sub_x", "object": "subscription", "status": "active", "metadata": {}}
         outcome = await deliver(event("customer.subscription.updated", foreign))
         assert outcome.outcome == "ignored"
+
+
+class TestTollhouseInvoices:
+    async def test_a_stripe_invoice_paid_marks_the_periods_invoice_paid_once(
+        self, db: Database, payments: Payments, deliver: Deliver, new_customer: NewCustomer,
+        clock: FrozenClock,
+    ) -> None:  # fmt: skip
+        customer = await new_customer()
+        sub_id = await subscribed(payments, deliver, customer)
+        terms = BillingTerms()
+        await billing.close_periods(db, catalog=payments.ctx.catalog, terms=terms, clock=clock)
+        early = await deliver(event("invoice.paid", invoice(sub_id, invoice_id="in_early")))
+        assert early.outcome == "processed"
+
+        first = await billing.apply_subscription_payments(db, clock=clock)
+        again = await billing.apply_subscription_payments(db, clock=clock)
+        await deliver(event("invoice.paid", invoice(sub_id, invoice_id="in_next")))
+        waiting = await billing.apply_subscription_payments(db, clock=clock)
+
+        async with db.sessions() as session:
+            [fee] = await billing.list_invoices(session, customer_id=customer)
+        assert first == [fee.id] and again == [] and waiting == []  # nothing open for in_next
+        assert (fee.status, fee.payment_reference, fee.total_micros) == (
+            "paid",
+            "in_early",
+            29_000_000,
+        )
+        assert (await event_types(db, customer)).count("invoice.paid") == 1

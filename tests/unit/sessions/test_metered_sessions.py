@@ -13,18 +13,21 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from tests.unit.sessions.conftest import WALLET_MICROS, NewPlanCustomer
+from tests.unit.sessions.conftest import METERED_CATALOG_TEXT, WALLET_MICROS, NewPlanCustomer
 
-from tollhouse.catalog import Catalog, ResourceTierNotInPlan
+from tollhouse.catalog import Catalog, ResourceTierNotInPlan, load_catalog_text
 from tollhouse.clock import FrozenClock
 from tollhouse.errors import IdempotencyKeyReused
 from tollhouse.events import service as events
 from tollhouse.ledger import InsufficientCredit, Ledger
 from tollhouse.ledger import service as ledger_service
+from tollhouse.metering import service as metering
 from tollhouse.sessions import SessionEnded, SessionNotFound, SessionNotMetered, TierNotPriced
 from tollhouse.sessions import service as sessions
 from tollhouse.sessions.models import SessionSlice
 from tollhouse.storage import Database
+from tollhouse.subscriptions import QuotaExceeded
+from tollhouse.subscriptions import service as subscriptions
 
 START_HOLD_MICROS = 18_750
 """15 min at pro small's 75,000 micros/h."""
@@ -398,3 +401,39 @@ class TestTenancy:
         async with env.db.transaction() as session:
             with pytest.raises(ValueError, match="stop"):
                 await sessions.terminate(session, view.id, clock=env.clock)
+
+
+class TestComputeSeconds:
+    CAPPED = (
+        '  capped: {rank: 5, resource_tiers: [small], session_rates: {small: "0.05"},'
+        " quotas: {compute_seconds: 1800}}\n  unpriced:"
+    )
+
+    async def test_an_ended_session_records_its_seconds_and_the_quota_counts_them(
+        self, db: Database, ledger: Ledger, clock: FrozenClock
+    ) -> None:
+        catalog = load_catalog_text(METERED_CATALOG_TEXT.replace("  unpriced:", self.CAPPED))
+        env = Env(db, ledger, catalog, clock)
+        async with db.transaction() as session:
+            customer = await subscriptions.create_customer(
+                session, name="Grace", plan="capped", catalog=catalog, clock=clock
+            )
+        await ledger.grant(customer.id, WALLET_MICROS, idempotency_key="seed")
+
+        view = await env.start(customer.id)
+        await env.run(1000)
+        await env.stop(view.id)
+        await env.stop(view.id)  # stopped once: one event
+
+        async with db.transaction() as session:
+            (seconds,) = await subscriptions.quota_usage(
+                session, customer.id, catalog=catalog, clock=clock, meters=["compute_seconds"]
+            )
+            events = await metering.list_events(session, customer_id=customer.id)
+        assert (seconds.used, seconds.limit) == (1000, 1800)
+        assert [(e.meter, e.value, e.session_id) for e in events] == [
+            ("compute_seconds", 1000, view.id)
+        ]
+        with pytest.raises(QuotaExceeded):  # 1000 used + a 900 s minimum run > 1800
+            await env.start(customer.id, key="second")
+        assert await env.wallet(customer.id) == (WALLET_MICROS - 13_889, 0)  # 1000 s at $0.05/h

@@ -12,12 +12,14 @@ call's hold); `x-tollhouse-hold-id`; `RateLimit-Policy` and `RateLimit` (IETF dr
 `x-tollhouse-session-id`, `x-tollhouse-session-tokens-left` and
 `x-tollhouse-session-seconds-left` (after this call for a whole answer, before it for a
 stream; a cap the session does not have is left out); `x-tollhouse-credits-low: true` while
-the balance this call's hold left is below the customer's low-credit threshold.
+the balance this call's hold left is below the customer's low-credit threshold;
+`x-tollhouse-upstream`: the catalog upstream that answered (one of the model's fallbacks).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -63,6 +65,12 @@ def parse_body(raw: bytes, default_model: str | None = None) -> dict[str, Any]:
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise InvalidRequest("'model' must be a non-empty string", param="model")
     return body
+
+
+@lru_cache(maxsize=256)
+def upstream_header(upstream: str | None) -> tuple[bytes, bytes]:
+    """The `x-tollhouse-upstream` header naming `upstream` (built once per upstream)."""
+    return (b"x-tollhouse-upstream", (upstream or "").encode())
 
 
 def _headers(request_id: str, admission: Admission, now: datetime) -> list[tuple[bytes, bytes]]:
@@ -139,7 +147,15 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
             request_id=request_id,
         )
         call = Call(
-            request_id, route, principal, admission, started_at, body, raw, expected.stream, upload
+            request_id,
+            route,
+            principal,
+            admission,
+            started_at,
+            body,
+            raw,
+            expected.stream,
+            upload=upload,
         )
         forwarded = await forward(runtime, call)
     except TollhouseError as error:
@@ -153,6 +169,7 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
     if forwarded.usage is not None and admission.session is not None:
         runtime.sessions.count(admission.session, forwarded.usage[0])  # before the answer
     headers = _headers(request_id, admission, runtime.clock.now())
+    headers.append(upstream_header(call.upstream))
     if forwarded.stream is not None:
         stream = StreamingResponse(forwarded.stream, media_type=forwarded.content_type)
         stream.raw_headers[:0] = [*headers, (b"cache-control", b"no-cache")]

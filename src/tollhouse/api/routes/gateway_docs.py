@@ -236,9 +236,11 @@ _EVENT_STREAM = {
 async def chat_completions(body: ChatCompletionRequest) -> None:
     """OpenAI's chat completions, through tollhouse: the key is checked, the estimate (prompt
     tokens + held output tokens, times `n`) is rate-limited and held on the wallet, the call
-    is forwarded to the model's upstream, and the real usage is charged after the answer.
+    is forwarded to the model's upstream (the next of its fallback upstreams when one fails
+    before answering), and the real usage is charged after the answer.
     Headers: `x-tollhouse-request-id`, `x-tollhouse-hold-id`, `x-tollhouse-balance-micros`,
-    `RateLimit-Policy`, `RateLimit` and `RateLimit-Limit`/`-Remaining`/`-Reset`."""
+    `x-tollhouse-upstream` (the upstream that answered), `RateLimit-Policy`, `RateLimit` and
+    `RateLimit-Limit`/`-Remaining`/`-Reset`."""
 
 
 @router.post(

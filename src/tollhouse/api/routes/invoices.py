@@ -39,7 +39,8 @@ class LineOut(BaseModel):
 
     kind: str
     """`subscription_fee`, `proration_credit`, `proration_charge`, `session_fee`,
-    `session_pack`, `credits_applied`, `tax`, or `refund` (credit notes)."""
+    `session_pack`, `credits_applied`, `credit_purchase`, `payment_applied`, `tax`, or
+    `refund` (credit notes)."""
     description: str
     quantity: int
     unit_amount_micros: int

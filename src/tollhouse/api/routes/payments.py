@@ -179,11 +179,14 @@ async def refund_payment(
 ) -> PaymentOut:
     """Refund a manual payment (operators): its refunded share of the credits and bonus is
     taken back as far as the wallet still holds them (`unrecovered_micros`: the rest). A
-    Stripe payment is refunded in Stripe (409): its `charge.refunded` event does the same."""
+    Stripe payment is refunded in Stripe (409): its `charge.refunded` event does the same.
+    Each refund step is documented by a credit note (`GET /v1/invoices?kind=credit_note`),
+    written before this answers."""
     require_operator(principal)
     view = await runtime.payments.refund(
         payment_id, amount_micros=body.amount_micros, idempotency_key=body.idempotency_key
     )
+    await runtime.bill_payments()
     return PaymentOut.of(view)
 
 
@@ -210,6 +213,8 @@ async def stripe_webhook(
     (see the README's Payments); 400 `webhook-signature-invalid` for a missing, forged or
     stale signature; 503 `payments-not-configured` without Stripe's settings."""
     outcome = await runtime.payments.handle_stripe_webhook(await request.body(), stripe_signature)
+    if outcome.type in ("charge.refunded", "invoice.paid"):
+        await runtime.bill_payments()  # the credit note or the invoice paid, before the 2xx
     return WebhookOut(
         event_id=outcome.event_id,
         type=outcome.type,

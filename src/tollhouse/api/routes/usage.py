@@ -76,7 +76,7 @@ async def query_usage(
     start: Timestamp | None = Query(default=None, description="default: 30 days before end"),
     end: Timestamp | None = Query(default=None, description="default: now"),
     window: Literal["hour", "day", "month"] | None = None,
-    group_by: Literal["model", "key"] | None = None,
+    group_by: Literal["model", "key", "upstream"] | None = None,
     key_id: str | None = None,
 ) -> UsageOut:
     """Aggregates of usage events in `[start, end)`, per meter, window (UTC) and group."""

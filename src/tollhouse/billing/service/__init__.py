@@ -1,6 +1,7 @@
 """Billing services: close periods into invoices, read them, change their status, refund.
 
-`close_periods`, `refund` and `complete_refunds` take the `Database` (and the `Ledger`) and
+`close_periods`, `refund`, `complete_refunds`, `document_payment_refunds` and
+`apply_subscription_payments` take the `Database` (and the `Ledger`) and
 run their own short transactions; every other function takes the caller's `AsyncSession`
 and never commits.
 
@@ -22,12 +23,18 @@ from tollhouse.billing.service.documents import (
     mark_uncollectible,
     void,
 )
+from tollhouse.billing.service.from_payments import (
+    apply_subscription_payments,
+    document_payment_refunds,
+)
 from tollhouse.billing.service.refunds import complete_refunds, refund
 
 __all__ = [
     "MAX_PAGE",
+    "apply_subscription_payments",
     "close_periods",
     "complete_refunds",
+    "document_payment_refunds",
     "get_invoice",
     "list_invoices",
     "mark_paid",

@@ -13,6 +13,8 @@ The invoice of boundary `B`, whose previous boundary is `A`, bills (Stripe's mod
   `credits_applied` line; purchases from up to `LATE_COMMIT_SECONDS` before `A` that no
   invoice billed yet come along (a purchase whose transaction committed after its period was
   closed is billed by the next invoice, never lost);
+- the payments that bought credits, recorded in `[A, B)` (with the same look-back), netted
+  by a `payment_applied` line;
 - tax over those lines at the customer's country's rate.
 
 Its `period_start` is `A` (`B` itself for a subscription's first boundary) and its
@@ -44,6 +46,7 @@ from tollhouse.billing.lines import (
     Charge,
     charge_reference,
     invoice_lines,
+    payment_reference,
     purchase_reference,
 )
 from tollhouse.billing.models import BillingCursor, DocumentKind, Invoice, LineKind
@@ -54,6 +57,7 @@ from tollhouse.catalog import Catalog
 from tollhouse.clock import Clock
 from tollhouse.customers import Customer
 from tollhouse.customers import service as customers
+from tollhouse.payments import service as payments
 from tollhouse.sessions import service as sessions
 from tollhouse.sessions.service import Purchase
 from tollhouse.storage import Database
@@ -202,17 +206,22 @@ async def _draft(
     charges: Sequence[Charge] = await subscriptions.list_charges(
         session, customer.id, through=boundary
     )
+    since = start - timedelta(seconds=LATE_COMMIT_SECONDS)
     purchases: Sequence[Purchase] = await sessions.wallet_purchases(
-        session, customer.id, start=start - timedelta(seconds=LATE_COMMIT_SECONDS), end=boundary
+        session, customer.id, start=since, end=boundary
     )
+    paid = await payments.credit_payments(session, customer.id, start=since, end=boundary)
     done = await documents.billed(
         session,
-        [charge_reference(c) for c in charges] + [purchase_reference(p) for p in purchases],
+        [charge_reference(c) for c in charges]
+        + [purchase_reference(p) for p in purchases]
+        + [payment_reference(p) for p in paid],
     )
     charges = [c for c in charges if charge_reference(c) not in done]
     purchases = [p for p in purchases if purchase_reference(p) not in done]
+    paid = [p for p in paid if payment_reference(p) not in done]
     rate = terms.tax_rate(customer.country)
-    lines = invoice_lines(charges, purchases, country=customer.country, rate=rate)
+    lines = invoice_lines(charges, purchases, paid, country=customer.country, rate=rate)
     if not lines:
         return None
     taxed = any(line.kind == LineKind.TAX for line in lines)
@@ -223,7 +232,8 @@ async def _draft(
         currency=catalog.currency,
         lines=lines,
         references=[charge_reference(c) for c in charges]
-        + [purchase_reference(p) for p in purchases],
+        + [purchase_reference(p) for p in purchases]
+        + [payment_reference(p) for p in paid],
         tax_rate=str(rate) if taxed and rate is not None else None,
         now=now,
         period=(start, boundary),

@@ -158,7 +158,7 @@ class Ledger:
             )
         self._batches = 0
         self._ops = 0
-        self._hold_listener: HoldListener | None = None
+        self._hold_listeners: tuple[HoldListener, ...] = ()
 
     @property
     def batches(self) -> int:
@@ -195,13 +195,17 @@ class Ledger:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    def watch_holds(self, listener: HoldListener | None) -> None:
+    def watch_holds(self, listener: HoldListener) -> None:
         """Call `listener(view)` with the answer to every new hold (not replays), carrying
-        `available_after_micros`, before the caller gets it; None stops it. The listener runs
-        on the caller's task: it must be quick and never raise (it is how a balance watcher,
-        such as auto top-up, sees a wallet cross a threshold without reading the database).
-        """
-        self._hold_listener = listener
+        `available_after_micros`, before the caller gets it, after the listeners added before
+        it. A listener runs on the caller's task: it must be quick and never raise (it is how
+        a balance watcher, such as auto top-up or credit alerts, sees a wallet cross a
+        threshold without reading the database)."""
+        self._hold_listeners = (*self._hold_listeners, listener)
+
+    def unwatch_holds(self, listener: HoldListener) -> None:
+        """Stop calling `listener` (added by `watch_holds`)."""
+        self._hold_listeners = tuple(x for x in self._hold_listeners if x != listener)
 
     # -- operations ----------------------------------------------------------------------
 
@@ -278,8 +282,9 @@ class Ledger:
             metadata=validate.metadata(metadata),
         )
         view = cast(HoldView, await self._submit(op))
-        if self._hold_listener is not None and not view.replayed:
-            self._hold_listener(view)
+        if not view.replayed:
+            for listener in self._hold_listeners:
+                listener(view)
         return view
 
     async def capture(

@@ -12,24 +12,32 @@ async with db.transaction() as session:
 
 from tollhouse.payments.service.checkout import Item, get_checkout
 from tollhouse.payments.service.reads import (
+    CREDIT_KINDS,
     MAX_PAGE,
+    completed_refunds,
+    credit_payments,
     get_payment,
     list_payments,
     require_payment_method,
+    subscription_payments,
 )
 from tollhouse.payments.service.records import PURCHASED_PRIORITY, Context
 from tollhouse.payments.service.refunds import share
 from tollhouse.payments.service.top_ups import get_rule
 
 __all__ = [
+    "CREDIT_KINDS",
     "MAX_PAGE",
     "PURCHASED_PRIORITY",
     "Context",
     "Item",
+    "completed_refunds",
+    "credit_payments",
     "get_checkout",
     "get_payment",
     "get_rule",
     "list_payments",
     "require_payment_method",
     "share",
+    "subscription_payments",
 ]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollhouse.catalog import Catalog
 from tollhouse.payments.errors import PaymentMethodRequired, PaymentNotFound
-from tollhouse.payments.models import Payment
-from tollhouse.payments.schemas import PaymentView
-from tollhouse.payments.service.refunds import refunds_of
+from tollhouse.payments.models import Payment, PaymentKind, PaymentRefund, PaymentStatus
+from tollhouse.payments.schemas import PaymentView, RefundView
+from tollhouse.payments.service.refunds import DONE, refunds_of
 from tollhouse.subscriptions import service as subscriptions
 
 MAX_PAGE = 500
@@ -51,6 +53,62 @@ async def get_payment(
     if row is None or (customer_id is not None and row.customer_id != customer_id):
         raise PaymentNotFound(f"no payment {payment_id!r}", payment_id=payment_id)
     return PaymentView.of(row, await refunds_of(session, payment_id))
+
+
+CREDIT_KINDS = (
+    PaymentKind.CREDIT_PACK,
+    PaymentKind.CREDITS,
+    PaymentKind.SESSION_PACK,
+    PaymentKind.AUTO_TOP_UP,
+)
+"""The payments that buy credits (the others pay for a plan)."""
+
+
+async def credit_payments(
+    session: AsyncSession, customer_id: str, *, start: datetime, end: datetime
+) -> list[PaymentView]:
+    """The customer's succeeded payments that bought credits (`CREDIT_KINDS`), recorded
+    (`created_at`) in `[start, end)`, oldest first: what an invoice of that period lists."""
+    rows = await session.scalars(
+        select(Payment)
+        .where(
+            Payment.customer_id == customer_id,
+            Payment.status == PaymentStatus.SUCCEEDED.value,
+            Payment.kind.in_([kind.value for kind in CREDIT_KINDS]),
+            Payment.created_at >= start,
+            Payment.created_at < end,
+        )
+        .order_by(Payment.id)
+    )
+    return [PaymentView.of(row) for row in rows]
+
+
+async def subscription_payments(session: AsyncSession, *, since: datetime) -> list[PaymentView]:
+    """Succeeded provider payments of subscription invoices recorded at or after `since`,
+    oldest first."""
+    rows = await session.scalars(
+        select(Payment)
+        .where(
+            Payment.kind == PaymentKind.SUBSCRIPTION.value,
+            Payment.status == PaymentStatus.SUCCEEDED.value,
+            Payment.created_at >= since,
+        )
+        .order_by(Payment.id)
+    )
+    return [PaymentView.of(row) for row in rows]
+
+
+async def completed_refunds(
+    session: AsyncSession, *, since: datetime
+) -> list[tuple[RefundView, PaymentView]]:
+    """Refund steps completed at or after `since`, oldest first, each with its payment."""
+    rows = await session.execute(
+        select(PaymentRefund, Payment)
+        .join(Payment, Payment.id == PaymentRefund.payment_id)
+        .where(PaymentRefund.status == DONE, PaymentRefund.completed_at >= since)
+        .order_by(PaymentRefund.completed_at, PaymentRefund.id)
+    )
+    return [(RefundView.of(step), PaymentView.of(payment)) for step, payment in rows]
 
 
 async def require_payment_method(

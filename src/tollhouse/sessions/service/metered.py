@@ -76,6 +76,8 @@ from tollhouse.sessions.service.lifecycle import by_key, check_key
 from tollhouse.sessions.service.settle import due, end_metered, owned, settle
 from tollhouse.sessions.service.starts import SESSION_HOLD_PREFIX
 from tollhouse.storage import Database
+from tollhouse.subscriptions import SubscriptionNotFound
+from tollhouse.subscriptions import service as subscriptions
 
 HOLD_GRACE_SECONDS = 86_400
 """A slice hold expires this long after its slice ends (see the module's docstring)."""
@@ -214,6 +216,8 @@ async def start_metered(
         CustomerNotFound: no such customer.
         ResourceTierNotInPlan: the customer's plan does not offer the tier (403).
         TierNotPriced: the plan has no rate for it (409).
+        QuotaExceeded: the plan's `compute_seconds` quota has no room for the minimum run
+            (counted from the seconds of the period's ended sessions; 429).
         InsufficientCredit: the wallet cannot cover the minimum run (nothing stored).
         IdempotencyKeyReused: the key started another session (a flat one, another tier).
         StartAbandoned: the key's start was cut off and its hold has been released.
@@ -227,8 +231,15 @@ async def start_metered(
             _same_tier(existing, resource_tier, key)
             return Started(SessionView.of(existing, clock.now()), replayed=True)
         _, rate = await _rate(session, catalog, customer_id, resource_tier)
+        min_run = catalog.compute_sessions.min_run_seconds
+        if "compute_seconds" in catalog.meters:
+            try:
+                await subscriptions.enforce_quota(
+                    session, customer_id, "compute_seconds", min_run, catalog=catalog, clock=clock
+                )
+            except SubscriptionNotFound:
+                pass  # no plan period to count in: nothing capped
         earlier = await ledger_reads.find_hold(session, customer_id, hold_key)
-    min_run = catalog.compute_sessions.min_run_seconds
     terms = (
         _Terms(new_id("ses"), resource_tier, rate, min_run)
         if earlier is None

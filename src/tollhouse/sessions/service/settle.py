@@ -4,7 +4,9 @@ Ending is one transaction, and the only place a metered session's bill is decide
 session row goes `active -> ended` by a conditional update (so of a stop, the reaper and a
 credit stop racing in several processes, exactly one ends it), with its `ended_at`, reason
 and `billed_micros` (`sessions.billing`), each slice's `captured_micros` (the bill split
-over the slices, earliest first) and the `session.ended` event.
+over the slices, earliest first), the `session.ended` event, and one `compute_seconds` usage
+event of the seconds billed (id `session:<id>:compute_seconds`, with the session's id and
+`{"resource_tier": ...}`), which the plan's `compute_seconds` quota counts.
 
 Settling then asks the ledger for what the rows say, in slice order: capture each slice
 hold at its share (a share of 0 voids it), then void the hold of the next slice number if one
@@ -32,7 +34,8 @@ from tollhouse.clock import Clock
 from tollhouse.events import service as events
 from tollhouse.ledger import HoldNotOpen, HoldStatus, Ledger
 from tollhouse.ledger.models import holds_table
-from tollhouse.sessions.billing import allocate, billed_seconds, run_cost
+from tollhouse.metering import CheckedUsageEvent, record_in_transaction
+from tollhouse.sessions.billing import allocate, billed_seconds, cost_micros
 from tollhouse.sessions.errors import SessionNotFound
 from tollhouse.sessions.models import EndReason, Session, SessionKind, SessionSlice, SessionStatus
 from tollhouse.sessions.schemas import SessionView
@@ -135,7 +138,8 @@ async def end_metered(
     at, why = (limit.at, limit.reason) if limit.at <= now or reason is None else (now, reason)
     held = await slices(session, session_id)
     at = max([at, *(s.ends_at for s in held if s.captured_micros is not None)])
-    billed = run_cost(row.started_at, at, row.rate_micros_per_hour)
+    seconds = billed_seconds(row.started_at, at)
+    billed = cost_micros(seconds, row.rate_micros_per_hour)
     shares = allocate(billed, [s.amount_micros for s in held])
     ended = await session.execute(
         update(Session)
@@ -155,6 +159,19 @@ async def end_metered(
         assert piece.captured_micros in (None, share), "a used-up slice is billed in full"
         piece.captured_micros = share
     await session.refresh(row)
+    await record_in_transaction(
+        session,
+        CheckedUsageEvent(
+            id=f"session:{row.id}:compute_seconds",
+            customer_id=row.customer_id,
+            meter="compute_seconds",
+            value=seconds,
+            occurred_at=at,
+            session_id=row.id,
+            properties={"resource_tier": row.resource_tier},
+        ),
+        recorded_at=now,
+    )
     await events.emit(
         session,
         customer_id=row.customer_id,

@@ -33,6 +33,7 @@ from tollhouse.subscriptions.service.quotas import (
     current_period,
     enforce_quota,
     quota_usage,
+    record_quota_reached,
 )
 from tollhouse.subscriptions.service.rollover import (
     DeliveryReport,
@@ -63,6 +64,7 @@ __all__ = [
     "period_starts",
     "plans_in_use",
     "quota_usage",
+    "record_quota_reached",
     "resume",
     "roll_over",
     "set_payment_method",

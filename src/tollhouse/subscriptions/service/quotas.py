@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from math import ceil
 
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollhouse.catalog import Aggregation, Catalog
 from tollhouse.clock import Clock
+from tollhouse.events import service as events
 from tollhouse.metering import service as metering
 from tollhouse.subscriptions.errors import QuotaExceeded
-from tollhouse.subscriptions.models import Subscription
+from tollhouse.subscriptions.models import QuotaNotice, Subscription
 from tollhouse.subscriptions.periods import PeriodInterval, next_period
 from tollhouse.subscriptions.service import _state as state
 
@@ -171,3 +174,52 @@ async def enforce_quota(
         aggregation=status.aggregation,
     )
     return status
+
+
+async def record_quota_reached(
+    session: AsyncSession,
+    *,
+    customer_id: str,
+    meter: str,
+    limit: int,
+    used: int,
+    resets_at: datetime,
+    refused: bool,
+    clock: Clock,
+) -> bool:
+    """Record that the customer reached the cap of `meter` in the period ending `resets_at`,
+    and emit `quota.reached` in the caller's transaction, once per customer, meter and
+    period whoever calls it, however often (a `quota_notices` row is its guard).
+
+    `used` is the meter's usage when it was noticed, in its unit; `refused` says it was
+    noticed by refusing a call that would pass the cap (else usage reached the cap). Returns
+    whether this call recorded it. Nothing is committed here.
+    """
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    result = await session.execute(
+        insert(QuotaNotice)
+        .values(
+            customer_id=customer_id,
+            meter=meter,
+            period_end=resets_at,
+            limit=limit,
+            created_at=clock.now(),
+        )
+        .on_conflict_do_nothing()
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return False
+    await events.emit(
+        session,
+        customer_id=customer_id,
+        type="quota.reached",
+        data={
+            "meter": meter,
+            "limit": limit,
+            "used": used,
+            "resets_at": resets_at.isoformat(),
+            "refused": refused,
+        },
+        clock=clock,
+    )
+    return True

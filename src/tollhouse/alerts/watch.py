@@ -1,7 +1,9 @@
-"""Low-credit warnings on the hot path: each process keeps its customers' thresholds and
-alert states in memory, compares the balance a call's hold left against them, and moves the
-stored state (emitting `credits.low` / `credits.depleted`, see `tollhouse.alerts`) in the
-background when a call crosses one, so the call never waits for it.
+"""Low-credit warnings from memory: each process keeps its customers' thresholds and alert
+states, compares the balance every new hold left against them (`observe_hold`, the ledger's
+hold listener: gateway calls, `/v1/authorize`, session fees and slices, packs), and moves the
+stored state (emitting `credits.low` / `credits.depleted`, see `tollhouse.alerts.service`) in
+the background when one crosses, so no caller waits for it. The gateway asks `below` for its
+`x-tollhouse-credits-low` header.
 
 A customer's setting is read once and again after `REFRESH_SECONDS` (a percent threshold
 follows new grants) or when `invalidate` drops it (its alert was set: `Runtime.
@@ -22,6 +24,7 @@ from tollhouse.alerts import AlertState
 from tollhouse.alerts import service as alerts
 from tollhouse.alerts.models import CreditAlert
 from tollhouse.clock import Clock
+from tollhouse.ledger import HoldView
 from tollhouse.storage import Database
 
 REFRESH_SECONDS = 60.0
@@ -52,19 +55,43 @@ class CreditWatch:
         self._watches: dict[str, _Watch] = {}
         self._loading: dict[str, asyncio.Future[_Watch]] = {}
 
-    async def observe(self, customer_id: str, available_micros: int) -> bool:
-        """Whether `available_micros` (the balance a hold left) is below the customer's
-        threshold; a crossing since the state last seen is written in the background."""
+    def observe_hold(self, hold: HoldView) -> None:
+        """The ledger's hold listener (`Ledger.watch_holds`): `observe` the balance it left."""
+        if hold.available_after_micros is not None:
+            self.observe(hold.customer_id, hold.available_after_micros)
+
+    def observe(self, customer_id: str, available_micros: int) -> None:
+        """Write a crossing of the customer's threshold by `available_micros` (a balance a
+        hold left) since the state last seen, in the background. One dict lookup when the
+        customer's setting is in memory; else it is read in the background first."""
         watch = self._watches.get(customer_id)
-        if watch is None or self.clock.timestamp() - watch.loaded_at >= REFRESH_SECONDS:
+        if watch is None or self._stale(watch):
+            self.spawn(self._observe_loaded(customer_id, available_micros))
+            return
+        self._cross(customer_id, watch, available_micros)
+
+    async def below(self, customer_id: str, available_micros: int) -> bool:
+        """Whether `available_micros` is below the customer's threshold (False without one)."""
+        watch = self._watches.get(customer_id)
+        if watch is None or self._stale(watch):
             watch = await self._load(customer_id)
         if watch.threshold_micros is None:
             return False
+        return alerts.state_for(available_micros, watch.threshold_micros) != AlertState.ARMED
+
+    def _stale(self, watch: _Watch) -> bool:
+        return self.clock.timestamp() - watch.loaded_at >= REFRESH_SECONDS
+
+    async def _observe_loaded(self, customer_id: str, available_micros: int) -> None:
+        self._cross(customer_id, await self._load(customer_id), available_micros)
+
+    def _cross(self, customer_id: str, watch: _Watch, available_micros: int) -> None:
+        if watch.threshold_micros is None:
+            return
         target = alerts.state_for(available_micros, watch.threshold_micros)
         if target != watch.state and not watch.moving:
             watch.moving = True
             self.spawn(self._move(customer_id, watch, target, available_micros))
-        return target != AlertState.ARMED
 
     def invalidate(self, customer_id: str) -> None:
         """Read the customer's alert again on its next call."""

@@ -1,0 +1,84 @@
+"""The dashboard in a real browser (Debian's chromium driven by Playwright): sign in, the
+overview with its chart drawn by the vendored uPlot under the strict CSP (no console error),
+the theme toggle, a key created with its secret shown once. Skips without chromium, except
+under CI=true, where `.ci/run` installs it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import openai
+import pytest
+from tests.conftest import IN_CI
+from tests.e2e.conftest import Stack
+
+from tollhouse.users import Role
+from tollhouse.users import service as users
+
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "correct horse battery"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    if not os.path.exists(CHROMIUM):
+        if IN_CI:
+            pytest.fail(f"{CHROMIUM} is missing (CI=true requires it)")
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        await launched.close()
+
+
+async def test_a_member_signs_in_sees_the_chart_switches_theme_and_makes_a_key(
+    stack: Stack, browser: object, tmp_path: Path
+) -> None:
+    customer_id, key = await stack.customer(credits_micros=2_000_000)
+    api = openai.AsyncOpenAI(api_key=key, base_url=stack.base_url + "/v1", max_retries=0)
+    await api.chat.completions.create(
+        model="test-chat", messages=[{"role": "user", "content": "hi"}]
+    )
+    await stack.runtime.drain()
+    async with stack.runtime.db.transaction() as session:
+        await users.create_user(
+            session, email="ada@example.com", role=Role.MEMBER, customer_id=customer_id,
+            password=PASSWORD, clock=stack.runtime.clock,
+        )  # fmt: skip
+    page = await browser.new_page()  # type: ignore[attr-defined]
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+
+    await page.goto(stack.base_url + "/dashboard/login")
+    await page.get_by_label("Email").fill("ada@example.com")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/dashboard/portal")
+    await page.wait_for_selector("#usage-chart canvas")
+    balance = await page.locator("#balance").inner_text()
+    rows = await page.locator("table tbody tr").count()
+
+    before = await page.evaluate("document.documentElement.getAttribute('data-theme')")
+    await page.get_by_role("button", name="Switch between light and dark theme").click()
+    after = await page.evaluate("document.documentElement.getAttribute('data-theme')")
+    await page.reload()
+    kept = await page.evaluate("document.documentElement.getAttribute('data-theme')")
+
+    await page.get_by_role("link", name="API keys").click()
+    await page.get_by_label("Name").fill("laptop")
+    await page.get_by_role("button", name="Create key").click()
+    secret = await page.locator("#new-key").inner_text()
+    await page.screenshot(path=str(tmp_path / "keys.png"))
+
+    assert balance.endswith(" USD") and balance != "2.00 USD"  # the call was charged
+    assert rows >= 1
+    assert before is None and after in ("light", "dark") and kept == after
+    assert secret.startswith("th_")
+    assert problems == []
