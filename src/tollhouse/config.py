@@ -12,6 +12,7 @@
 | `TOLLHOUSE_HOST`, `TOLLHOUSE_PORT` | `127.0.0.1`, `8080` | where `tollhouse serve` listens |
 | `TOLLHOUSE_UPSTREAM_TIMEOUT_SECONDS` | `300` | total time allowed for one upstream call |
 | `TOLLHOUSE_MAX_BODY_BYTES` | `4194304` | larger request bodies are refused with 413 |
+| `TOLLHOUSE_IN_FLIGHT_LEASE_SECONDS` | `30` | lease of an in-flight slot (`max_in_flight`): renewed while its call runs, so a crashed process's slots free themselves within it |
 | `TOLLHOUSE_DELIVER_WEBHOOKS` | `true` | whether this process's `serve` sends webhooks (`false`: leave them to other processes) |
 | `TOLLHOUSE_INVOICE_NUMBER_PREFIX` | `TH-` | invoices are numbered `TH-000001`, `TH-000002`, ... |
 | `TOLLHOUSE_CREDIT_NOTE_NUMBER_PREFIX` | `CN-` | credit notes (refunds) are numbered `CN-000001`, ... |
@@ -79,6 +80,9 @@ class Settings(BaseSettings):
     """Total seconds one upstream call may take before the gateway answers 504."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     """Largest accepted request body in bytes; larger gets 413."""
+    in_flight_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """Lease of an in-flight slot: renewed while its call runs; a crashed process's slots
+    free themselves this long after its last renewal at most."""
     hold_timeout_seconds: int = Field(default=3600, gt=0)
     """An open hold older than this is voided by the sweeper (a crashed request's reservation)."""
     deliver_webhooks: bool = True

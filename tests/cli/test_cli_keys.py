@@ -39,6 +39,15 @@ class TestKeys:
         assert secret.encode() not in stored  # ...but never the secret
         assert secret[len(created["prefix"]) :].encode() not in stored
 
+    def test_created_key_carries_its_in_flight_cap(self, migrated: Cli) -> None:
+        customer_id = migrated.customer()
+
+        created = migrated.json("keys", "create", "--customer", customer_id, "--max-in-flight", "4")
+
+        assert created["max_in_flight"] == 4
+        listed = migrated.json("keys", "list", "--customer", customer_id)
+        assert [k["max_in_flight"] for k in listed] == [4]
+
     def test_list_shows_the_customers_keys_without_secrets(self, migrated: Cli) -> None:
         customer_id = migrated.customer()
         created = migrated.json("keys", "create", "--customer", customer_id, "--name", "laptop")

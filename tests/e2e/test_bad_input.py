@@ -355,12 +355,13 @@ def _path_parameters(path: str) -> list[str]:
 
 
 def string_cases(doc: dict[str, Any]) -> Iterator[Case]:
-    """A case per string parameter and per string of the request body of every operation."""
+    """A case per string parameter and per string of the JSON request body of every operation
+    (a multipart upload's fields are not JSON: `gateway.audio` reads them, and stores none)."""
     schemas = doc["components"]["schemas"]
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
             schema = None
-            if "requestBody" in operation:
+            if "application/json" in operation.get("requestBody", {}).get("content", {}):
                 schema = operation["requestBody"]["content"]["application/json"]["schema"]
             template = example(schema, schemas) if schema is not None else None
             if _path_parameters(path):

@@ -167,10 +167,16 @@ async def stop(server: Server) -> None:
 
 @asynccontextmanager
 async def cluster(
-    directory: Path, upstream: FakeUpstream, redis_url: str, *, processes: int = 2
+    directory: Path,
+    upstream: FakeUpstream,
+    redis_url: str,
+    *,
+    processes: int = 2,
+    **settings: str,
 ) -> AsyncIterator[Cluster]:
     """`processes` `serve` processes on a fresh PostgreSQL database and `redis_url`; always
-    stopped, the database always dropped, and their output printed if the block fails."""
+    stopped, the database always dropped, and their output printed if the block fails.
+    `settings` are more environment variables of the processes (`TOLLHOUSE_...`)."""
     database_url = await create_postgres_database()
     operator_key = generate_key()
     env = {name: value for name, value in os.environ.items() if not name.startswith("TOLLHOUSE_")}
@@ -182,6 +188,7 @@ async def cluster(
         TOLLHOUSE_TEST_UPSTREAM_KEY="upstream-secret",
         PYTHONPATH=os.pathsep.join(filter(None, [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")])),
         PYTHONUNBUFFERED="1",
+        **settings,
     )
     servers: list[Server] = []
     try:

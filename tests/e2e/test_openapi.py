@@ -29,6 +29,9 @@ GATEWAY_PATHS = [
     "/v1/images/generations",
     "/v1/audio/speech",
     "/v1/responses",
+    "/v1/audio/transcriptions",
+    "/v1/audio/translations",
+    "/v1/moderations",
     "/v1/models",
 ]
 ANTHROPIC_PATHS = ["/v1/messages", "/v1/messages/count_tokens"]
@@ -130,7 +133,9 @@ class TestDocument:
             assert operation["tags"] == ["gateway"]
             assert operation["responses"]["200"]["content"], path
             if method == "post":
-                body = operation["requestBody"]["content"]["application/json"]["schema"]
+                upload = path.startswith("/v1/audio/") and path != "/v1/audio/speech"
+                media = "multipart/form-data" if upload else "application/json"
+                body = operation["requestBody"]["content"][media]["schema"]
                 assert body["$ref"].startswith("#/components/schemas/"), path
         speech = paths["/v1/audio/speech"]["post"]["responses"]["200"]["content"]
         assert list(speech) == ["audio/*"]

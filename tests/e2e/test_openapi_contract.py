@@ -153,6 +153,7 @@ GATEWAY_CALLS = [
     ("/v1/embeddings", {"model": "test-embed", "input": ["hi", "there"]}),
     ("/v1/images/generations", {"model": "test-image", "prompt": "a lighthouse", "n": 2}),
     ("/v1/audio/speech", {"model": "test-tts", "input": "hello", "voice": "alloy"}),
+    ("/v1/moderations", {"input": ["hello", "there"]}),
 ]
 
 

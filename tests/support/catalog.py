@@ -22,6 +22,8 @@ INPUT_MICROS_PER_TOKEN = 1
 OUTPUT_MICROS_PER_TOKEN = 2
 IMAGE_MICROS = 40_000
 TTS_MICROS_PER_CHARACTER = 15
+AUDIO_MICROS_PER_SECOND = 100
+"""`test-whisper`: $0.006 a minute, whisper-1's price."""
 SESSION_PRICE_DOLLARS = "1.00"
 SESSION_PRICE_MICROS = 1_000_000
 SESSION_DURATION_SECONDS = 86_400
@@ -38,6 +40,8 @@ PACK_10_MICROS = 10_000_000
 PACK_50_MICROS = 50_000_000
 PACK_50_BONUS_MICROS = 5_000_000
 """`pack-50`: $50 buys $55; the $5 bonus expires 90 days after the payment."""
+CONCURRENT_MAX_IN_FLIGHT = 3
+"""The `concurrent` plan's cap on gateway calls under way at once (no rate limits)."""
 SMALL_MICROS_PER_HOUR = 75_000
 """Metered sessions on `small`, free and pro plans: $0.075 an hour."""
 LARGE_MICROS_PER_HOUR = 600_000
@@ -66,6 +70,11 @@ plans:
     resource_tiers: [small, large]
     session_rates: {{small: "0.075", large: "0.60"}}
   lifetime: {{rank: 20, price: "499.00", interval: once, rate_limit_multiplier: null}}
+  concurrent:
+    rank: 7
+    price: "0"
+    rate_limit_multiplier: null
+    max_in_flight: {CONCURRENT_MAX_IN_FLIGHT}
 categories:
   text: {{requests_per_minute: {text_rpm}, tokens_per_minute: 1000000}}
   embeddings: {{requests_per_minute: 60}}
@@ -73,6 +82,8 @@ categories:
   text-to-speech: {{requests_per_minute: 10}}
   analysis: {{requests_per_minute: 60}}
   text-to-video: {{requests_per_minute: 10}}
+  speech-to-text: {{requests_per_minute: 60}}
+  moderation: {{requests_per_minute: 60}}
 upstreams:
   fake: {{base_url: "{upstream_base_url}", api_key_env: TOLLHOUSE_TEST_UPSTREAM_KEY}}
   fake-anthropic:
@@ -100,6 +111,12 @@ models:
     category: text
     upstream: fake
     upstream_model: slow-stream
+    max_output_tokens: {CHAT_MAX_OUTPUT_TOKENS}
+    price: {{input_per_1m_tokens: "1", output_per_1m_tokens: "2"}}
+  test-chat-gated:
+    category: text
+    upstream: fake
+    upstream_model: gated-stream
     max_output_tokens: {CHAT_MAX_OUTPUT_TOKENS}
     price: {{input_per_1m_tokens: "1", output_per_1m_tokens: "2"}}
   test-chat-broken:
@@ -130,6 +147,18 @@ models:
     upstream: fake
     upstream_model: echo
     price: {{per_1m_characters: "15"}}
+  test-whisper:
+    category: speech-to-text
+    upstream: fake
+    upstream_model: whisper-upstream
+    price: {{per_audio_second: "0.0001"}}
+  test-whisper-500: {{category: speech-to-text, upstream: fake, upstream_model: error-500, price: {{per_audio_second: "0.0001"}}}}
+  omni-moderation-latest: {{category: moderation, upstream: fake, upstream_model: echo}}
+  test-moderation-priced:
+    category: moderation
+    upstream: fake
+    upstream_model: echo
+    price: {{input_per_1m_tokens: "1"}}
   test-analyst:
     category: analysis
     upstream: fake

@@ -1,5 +1,6 @@
 """A local upstream for end-to-end tests (the real upstream cannot run here): OpenAI's API
-under `/v1` (chat completions, completions, embeddings, images, speech, Responses) and
+under `/v1` (chat completions, completions, embeddings, images, speech, transcriptions and
+translations, moderations, Responses) and
 Anthropic's Messages API (`/v1/messages`, for an upstream whose `base_url` is the host).
 
 Behaviour is chosen by the upstream model name the gateway sends:
@@ -12,21 +13,31 @@ Behaviour is chosen by the upstream model name the gateway sends:
 | `slow` | waits `slow_seconds` before answering |
 | `broken-stream` | streams two chunks (text deltas), then drops the connection |
 | `slow-stream` | streams one chunk every `slow_seconds / 10` |
+| `gated-stream` | streams one chunk, then waits for `gate` to be set before the rest |
 
-Every request is kept in `requests` (path, headers, JSON body) so tests can assert what the
-gateway forwarded.
+Audio transcriptions and translations take OpenAI's multipart form and answer per
+`response_format`: `json` (default) `{"text"}`, `verbose_json` with the WAV file's real
+`duration` (read with the stdlib `wave`), `text` as plain text. Moderations answer one
+unflagged result per input.
+
+Every request is kept in `requests` (path, headers, JSON body; for a form, its fields and
+`file` as `{"filename", "content_type", "size"}`) so tests can assert what the gateway
+forwarded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import socket
+import wave
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+TRANSCRIPT = "Hello from the audio."
 PROMPT_TOKENS = 12
 COMPLETION_TOKENS = 7
 STREAM_PIECES = ["Hello", " from", " the", " upstream", "."]
@@ -45,6 +56,7 @@ class FakeUpstream:
     """Start with `await start()`; `base_url` ends with `/v1`."""
 
     slow_seconds: float = 5.0
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
     requests: list[Seen] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     port: int = 0
@@ -67,6 +79,9 @@ class FakeUpstream:
         app.router.add_post("/v1/audio/speech", self._speech)
         app.router.add_post("/v1/responses", self._responses)
         app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1/audio/transcriptions", self._transcription)
+        app.router.add_post("/v1/audio/translations", self._transcription)
+        app.router.add_post("/v1/moderations", self._moderation)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         sock = socket.socket()
@@ -148,6 +163,8 @@ class FakeUpstream:
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
             if body.get("model") == "slow-stream":
                 await asyncio.sleep(self.slow_seconds / 10)
+            if body.get("model") == "gated-stream":
+                await self.gate.wait()
             if body.get("model") == "broken-stream" and index == 1:
                 assert request.transport is not None
                 request.transport.close()
@@ -209,6 +226,47 @@ class FakeUpstream:
     async def _speech(self, request: web.Request) -> web.Response:
         await self._seen(request)
         return web.Response(body=b"ID3fake-mp3-bytes", content_type="audio/mpeg")
+
+    async def _transcription(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        body: dict[str, Any] = {}
+        duration = 0.0
+        for name, value in form.items():
+            if isinstance(value, web.FileField):
+                audio = value.file.read()
+                body[name] = {
+                    "filename": value.filename,
+                    "content_type": value.content_type,
+                    "size": len(audio),
+                }
+                with wave.open(io.BytesIO(audio)) as wav:
+                    duration = wav.getnframes() / wav.getframerate()
+            else:
+                body[name] = value
+        self.requests.append(Seen(request.path, dict(request.headers), body))
+        special = await self._special(body)
+        if special is not None:
+            return special
+        answer_format = body.get("response_format", "json")
+        if answer_format == "text":
+            return web.Response(text=TRANSCRIPT, content_type="text/plain")
+        if answer_format == "verbose_json":
+            task = "translate" if request.path.endswith("translations") else "transcribe"
+            return web.json_response(
+                {"task": task, "language": "english", "duration": duration, "text": TRANSCRIPT}
+            )
+        return web.json_response({"text": TRANSCRIPT})
+
+    async def _moderation(self, request: web.Request) -> web.Response:
+        body = await self._seen(request)
+        special = await self._special(body)
+        if special is not None:
+            return special
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        result = {"flagged": False, "categories": {"violence": False}, "category_scores": {}}
+        return web.json_response(
+            {"id": "modr-test", "model": body["model"], "results": [result for _ in inputs]}
+        )
 
     async def _responses(self, request: web.Request) -> web.StreamResponse:
         """OpenAI's Responses API: a `response` object, or its stream of typed events."""

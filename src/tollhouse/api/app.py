@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from tollhouse import dashboard
 from tollhouse.api import docs, problems
+from tollhouse.api.in_flight import InFlightCaps
 from tollhouse.api.middleware import AnsweredErrors, BodyLimit, StringGuard
 from tollhouse.api.routes import (
     alerts,
@@ -46,10 +47,11 @@ tollhouse: API keys, rate limits, credits and usage in front of AI models.
 Authenticate with `Authorization: Bearer th_...` ("Authorize" in `/docs`). Errors are RFC 9457
 problem+json with a stable `type`. Money is integer micros (1 USD = 1,000,000). The
 OpenAI-compatible gateway routes (tag `gateway`: `/v1/chat/completions`, `/v1/completions`,
-`/v1/embeddings`, `/v1/images/generations`, `/v1/audio/speech`, `/v1/responses`,
-`/v1/models`) answer errors in OpenAI's shape, with the problem members beside it; Anthropic's
-(`/v1/messages`, `/v1/messages/count_tokens`, key also in `x-api-key`) in Anthropic's. A whole
-answer carries its cost in `x-tollhouse-cost-micros`; a stream ends with the SSE comment
+`/v1/embeddings`, `/v1/images/generations`, `/v1/audio/speech`, `/v1/audio/transcriptions`,
+`/v1/audio/translations`, `/v1/moderations`, `/v1/responses`, `/v1/models`) answer errors in
+OpenAI's shape, with the problem members beside it; Anthropic's (`/v1/messages`,
+`/v1/messages/count_tokens`, key also in `x-api-key`) in Anthropic's. A whole answer carries
+its cost in `x-tollhouse-cost-micros`; a stream ends with the SSE comment
 `: x-tollhouse-cost-micros=<n>`.
 """
 
@@ -57,14 +59,18 @@ answer carries its cost in `x-tollhouse-cost-micros`; a stream ends with the SSE
 class TollhouseApp(FastAPI):
     """FastAPI, except that the gateway's POST routes skip its middleware stack and routing:
     they are dispatched by exact path to `routes.gateway.call_model`, a raw ASGI handler
-    behind the same `BodyLimit` and `StringGuard`, answering the same bytes the route would.
+    behind the in-flight caps (`api.in_flight`) and the same `BodyLimit` and `StringGuard`,
+    answering the same bytes the route would.
     The rest goes through FastAPI behind `AnsweredErrors`, so that an answered 500 keeps the
     connection. The OpenAPI document describes them all the same (`api.docs.document`)."""
 
     def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.gateway_paths = frozenset(gateway.ROUTE_BY_PATH)
-        self.call_model = BodyLimit(StringGuard(gateway.call_model), max_bytes=max_body_bytes)
+        self.call_model = InFlightCaps(
+            BodyLimit(StringGuard(gateway.call_model), max_bytes=max_body_bytes),
+            key_of=gateway.call_key,
+        )
         self.routed = AnsweredErrors(super().__call__)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

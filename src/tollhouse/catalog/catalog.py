@@ -109,7 +109,8 @@ class Plan:
     `quotas` caps meters per billing period (meter -> amount in the meter's unit; a meter
     not listed is uncapped). `resource_tiers` are the session sizes the plan may use and
     `session_rates` their price in micros per hour. `rollover` lets unused included credits
-    carry into the next period (`None`: they expire at period end).
+    carry into the next period (`None`: they expire at period end). `max_in_flight` caps the
+    gateway requests a customer may have under way at once (`None`: no cap).
     """
 
     name: str
@@ -125,6 +126,7 @@ class Plan:
     resource_tiers: frozenset[str] = frozenset()
     session_rates: Mapping[str, int] = field(default_factory=_no_limits, hash=False)
     rollover: RolloverPolicy | None = None
+    max_in_flight: int | None = None
 
     def has_feature(self, feature: str) -> bool:
         """True when the plan lists `feature` (e.g. `batch_generation`)."""

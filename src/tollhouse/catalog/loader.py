@@ -472,6 +472,7 @@ def _plan(name: str, p: PlanSpec) -> Plan:
         quotas=_frozen(dict(p.quotas)),
         resource_tiers=frozenset(p.resource_tiers),
         session_rates=_frozen({tier: money.to_micros(r) for tier, r in p.session_rates.items()}),
+        max_in_flight=p.max_in_flight,
         rollover=None
         if p.rollover is None
         else RolloverPolicy(

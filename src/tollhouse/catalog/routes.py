@@ -11,11 +11,13 @@ model (`Model.routes`), so the gateway's check is one set lookup. A category not
 | `visual-qa`, `video-analysis`, `image-analysis` | chat, responses, messages |
 | `text-to-image` | image |
 | `text-to-speech` | speech |
+| `speech-to-text` | transcription, translation |
+| `moderation` | moderation |
 | `embeddings` | embedding |
 
 | protocol | route kinds |
 | --- | --- |
-| `openai` | chat, completion, embedding, image, speech, responses |
+| `openai` | chat, completion, embedding, image, speech, transcription, translation, moderation, responses |
 | `anthropic` | messages |
 | `http` | none: the application calls the model itself and meters it with the sidecar (`POST /v1/authorize`, `POST /v1/usage/events`) |
 
@@ -29,7 +31,18 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Literal
 
-RouteKind = Literal["chat", "completion", "embedding", "image", "speech", "responses", "messages"]
+RouteKind = Literal[
+    "chat",
+    "completion",
+    "embedding",
+    "image",
+    "speech",
+    "transcription",
+    "translation",
+    "moderation",
+    "responses",
+    "messages",
+]
 """A kind of gateway route (`gateway.call.ROUTES` maps each to its path)."""
 
 Protocol = Literal["openai", "anthropic", "http"]
@@ -46,6 +59,8 @@ CATEGORY_ROUTES: Mapping[str, frozenset[RouteKind]] = MappingProxyType(
         "image-analysis": _CONVERSATION,
         "text-to-image": frozenset({"image"}),
         "text-to-speech": frozenset({"speech"}),
+        "speech-to-text": frozenset({"transcription", "translation"}),
+        "moderation": frozenset({"moderation"}),
         "embeddings": frozenset({"embedding"}),
     }
 )
@@ -53,7 +68,19 @@ CATEGORY_ROUTES: Mapping[str, frozenset[RouteKind]] = MappingProxyType(
 
 PROTOCOL_ROUTES: Mapping[Protocol, frozenset[RouteKind]] = MappingProxyType(
     {
-        "openai": frozenset({"chat", "completion", "embedding", "image", "speech", "responses"}),
+        "openai": frozenset(
+            {
+                "chat",
+                "completion",
+                "embedding",
+                "image",
+                "speech",
+                "transcription",
+                "translation",
+                "moderation",
+                "responses",
+            }
+        ),
         "anthropic": frozenset({"messages"}),
         "http": frozenset(),
     }

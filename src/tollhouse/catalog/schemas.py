@@ -140,7 +140,8 @@ class PlanSpec(_Spec):
     `quotas` caps meters per billing period (meter -> amount in the meter's unit);
     `resource_tiers` lists the session sizes the plan may use and `session_rates` their
     hourly price in dollars; `rollover` (absent = none) lets unused included credits carry
-    over into the next period.
+    over into the next period; `max_in_flight` (absent = no cap) is how many gateway requests
+    a customer may have under way at once.
     """
 
     rank: int = Field(ge=0)
@@ -154,6 +155,7 @@ class PlanSpec(_Spec):
     resource_tiers: list[ResourceTier] = Field(default_factory=list)
     session_rates: dict[ResourceTier, WholeDollars] = Field(default_factory=dict)
     rollover: RolloverSpec | None = None
+    max_in_flight: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
     description: Text = ""
 
 

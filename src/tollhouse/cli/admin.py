@@ -67,6 +67,7 @@ def key_dict(key: ApiKey) -> dict[str, Any]:
         "scopes": list(key.scopes),
         "allowed_models": key.allowed_models,
         "rate_limit_rpm": key.rate_limit_rpm,
+        "max_in_flight": key.max_in_flight,
         "expires_at": key.expires_at,
         "revoked_at": key.revoked_at,
         "last_used_at": key.last_used_at,
@@ -151,6 +152,9 @@ def keys_create(
     expires_in_days: int | None = typer.Option(None, min=1),
     models: str | None = typer.Option(None, help="Comma-separated model ids this key may call."),
     rpm: int | None = typer.Option(None, min=1, help="This key's own requests-per-minute cap."),
+    max_in_flight: int | None = typer.Option(
+        None, min=1, help="This key's own cap on gateway requests under way at once."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Issue an API key. The secret is printed once; store it now."""
@@ -174,6 +178,7 @@ def keys_create(
                 expires_at=expires,
                 allowed_models=allowed,
                 rate_limit_rpm=rpm,
+                max_in_flight=max_in_flight,
                 env=svc.settings.key_env,
                 secret=svc.key_secret,
                 clock=svc.clock,

@@ -8,6 +8,7 @@ from typing import Any
 
 from tollhouse.catalog import CATEGORY_ROUTES, Model, Protocol
 from tollhouse.gateway.admission import Admission
+from tollhouse.gateway.audio import AudioUpload
 from tollhouse.gateway.errors import WrongRoute
 from tollhouse.gateway.estimate import Kind
 from tollhouse.keys import Principal
@@ -16,12 +17,14 @@ from tollhouse.keys import Principal
 @dataclass(frozen=True, slots=True)
 class Route:
     """One gateway route: its path here, its path under the upstream's base URL, its kind,
-    and the protocol it speaks (its key header, its error shape)."""
+    the protocol it speaks (its key header, its error shape), and `default_model`, the model
+    of a call that names none (None: `model` is required)."""
 
     path: str
     upstream_path: str
     kind: Kind
     protocol: Protocol = "openai"
+    default_model: str | None = None
 
 
 ROUTES = (
@@ -30,11 +33,15 @@ ROUTES = (
     Route("/v1/embeddings", "/embeddings", "embedding"),
     Route("/v1/images/generations", "/images/generations", "image"),
     Route("/v1/audio/speech", "/audio/speech", "speech"),
+    Route("/v1/audio/transcriptions", "/audio/transcriptions", "transcription"),
+    Route("/v1/audio/translations", "/audio/translations", "translation"),
+    Route("/v1/moderations", "/moderations", "moderation", default_model="omni-moderation-latest"),
     Route("/v1/responses", "/responses", "responses"),
     Route("/v1/messages", "/v1/messages", "messages", "anthropic"),
 )
 """An `anthropic` upstream's `base_url` is its host (`https://api.anthropic.com`), as the
-`anthropic` SDK's is; an `openai` one's ends in `/v1`, as the `openai` SDK's does."""
+`anthropic` SDK's is; an `openai` one's ends in `/v1`, as the `openai` SDK's does.
+`/v1/moderations` without a model uses OpenAI's default, `omni-moderation-latest`."""
 
 
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
@@ -83,3 +90,5 @@ class Call:
     passed_headers: tuple[tuple[str, str], ...] = ()
     """Client headers passed on to the upstream (Anthropic's `anthropic-version`,
     `anthropic-beta`)."""
+    upload: AudioUpload | None = None
+    """The parsed form of an audio upload (`gateway.audio`); None for JSON calls."""

@@ -59,6 +59,12 @@ class WrongRoute(BadRequest):
     code, title = "wrong-route", "Model not served on this route"
 
 
+class InvalidAudio(InvalidRequest):
+    """An uploaded audio file whose duration cannot be measured (see `gateway.audio`)."""
+
+    code, title = "invalid-audio", "Invalid audio"
+
+
 class OperatorKeyNotBillable(GatewayError):
     status, code, title = 403, "operator-key-not-billable", "Operator keys cannot call models"
 

@@ -9,6 +9,8 @@
 | audio speech | characters of `input` |
 | responses | `input` (a string, or a list of items counted as chat messages) and `instructions` counted locally + `max_output_tokens` (else the model's `max_output_tokens`, else 4,096) |
 | messages (Anthropic) | `messages` (as chat messages) and `system` counted locally + `max_tokens` (else as above) |
+| audio transcriptions, translations | the uploaded file's duration, measured, rounded up to the whole second (`gateway/audio.py`) |
+| moderations | input tokens of `input` (a string, strings, or the text parts of multimodal items) counted locally |
 
 The hold is the model's price of this estimate; the capture is the price of the real usage,
 capped at the hold (see `gateway/settle.py`).
@@ -20,11 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from tollhouse.catalog import Model, RouteKind, Tokenizer, Usage
+from tollhouse.gateway.audio import AudioUpload
 from tollhouse.gateway.errors import InvalidRequest
 from tollhouse.gateway.tokens import count_chat_tokens, count_content, count_tokens
 
 Kind = RouteKind
 """A gateway route's kind (`catalog.routes`): decides the estimate and how usage is read."""
+
+UPLOAD_KINDS = frozenset({"transcription", "translation"})
+"""Routes whose body is a multipart audio upload (`gateway.audio`), not JSON."""
 
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 MAX_CHOICES = 16
@@ -99,12 +105,30 @@ def _responses_input(body: dict[str, Any], tokenizer: Tokenizer) -> int:
     raise InvalidRequest("'input' must be a string or a list of input items", param="input")
 
 
-def estimate(kind: Kind, body: dict[str, Any], model: Model) -> Estimate:
-    """The most this call can use.
+def _moderation_input(value: Any, tokenizer: Tokenizer) -> int:
+    """Tokens of a moderation `input`: a string, strings, or multimodal items whose `text`
+    parts are counted (an image part adds no tokens)."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        texts = [item.get("text") for item in value if item.get("type") == "text"]
+        if all(isinstance(text, str) for text in texts):
+            return sum(count_tokens(text, tokenizer) for text in texts)
+        raise InvalidRequest("a text item of 'input' needs a string 'text'", param="input")
+    return _text_input(value, "input", tokenizer)
+
+
+def estimate(
+    kind: Kind, body: dict[str, Any], model: Model, upload: AudioUpload | None = None
+) -> Estimate:
+    """The most this call can use (`upload`: the parsed form of an audio upload route).
 
     Raises:
         InvalidRequest: a required field is missing or has the wrong type.
     """
+    if upload is not None:
+        return Estimate(upload.usage, False)
+    if kind == "moderation":
+        tokens = _moderation_input(body.get("input"), model.tokenizer)
+        return Estimate(Usage(input_tokens=tokens), False)
     if kind == "chat":
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:

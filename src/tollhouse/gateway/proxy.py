@@ -81,11 +81,13 @@ def cost_comment(cost_micros: int) -> bytes:
     return b": x-tollhouse-cost-micros=%d\n\n" % cost_micros
 
 
-def upstream_headers(call: Call, api_key: str | None, protocol: Protocol) -> dict[str, str]:
-    """The headers of the upstream request: the upstream's key as its protocol wants it
-    (`Authorization: Bearer`, or Anthropic's `x-api-key` with the client's
-    `anthropic-version` and `anthropic-beta` passed on)."""
-    headers = {"Content-Type": "application/json"}
+def upstream_headers(
+    call: Call, api_key: str | None, protocol: Protocol, content_type: str = "application/json"
+) -> dict[str, str]:
+    """The headers of the upstream request: its body's `content_type`, and the upstream's key
+    as its protocol wants it (`Authorization: Bearer`, or Anthropic's `x-api-key` with the
+    client's `anthropic-version` and `anthropic-beta` passed on)."""
+    headers = {"Content-Type": content_type}
     if protocol == "anthropic":
         headers.update(call.passed_headers)
         headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
@@ -166,11 +168,14 @@ async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
         upstream = deps.catalog.upstreams[target.upstream]
         call.upstream = upstream.name
         seconds = target.timeout_seconds or deps.settings.upstream_timeout_seconds
+        if call.upload is not None:
+            payload, payload_type = call.upload.upstream_form(target.model)
+        else:
+            payload, payload_type = upstream_payload(call, target.model), "application/json"
         api_key = deps.catalog.upstream_api_key(upstream.name)
-        headers = upstream_headers(call, api_key, upstream.protocol)
+        headers = upstream_headers(call, api_key, upstream.protocol, payload_type)
         url = upstream.base_url.rstrip("/") + call.route.upstream_path
         timeout = upstream_timeout(seconds, stream=call.stream)
-        payload = upstream_payload(call, target.model)
         request = deps.http.post(url, data=payload, headers=headers, timeout=timeout)
         failure: UpstreamError
         try:

@@ -18,6 +18,7 @@ from tollhouse.errors import TollhouseError
 from tollhouse.gateway.admission import Admission
 from tollhouse.gateway.call import Call
 from tollhouse.gateway.deps import GatewayDeps
+from tollhouse.gateway.quotas import quantities as meter_quantities
 from tollhouse.gateway.usage import UsageSource
 from tollhouse.ledger import HoldNotOpen, InsufficientCredit
 from tollhouse.metering import CheckedUsageEvent, RecordableEvent, UsageEventIn
@@ -45,13 +46,7 @@ def usage_events(
     key, catalog meters and model, an aware UTC time, scalar properties). A quantity beyond
     what an event may carry is still validated (`UsageEventIn`), and refused.
     """
-    quantities = {
-        "api_calls": 1,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "images": usage.images,
-        "characters": usage.characters,
-    }
+    quantities = {"api_calls": 1, **meter_quantities(usage)}
     props = {**properties, "cost_micros": cost_micros, "route": call.route.kind}
     session_id = call.admission.session.id if call.admission.session is not None else None
     occurred_at = call.started_at.astimezone(UTC)

@@ -13,6 +13,7 @@ carry their usage and pass through unchanged.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import replace
 from typing import Any, Literal
@@ -20,10 +21,13 @@ from typing import Any, Literal
 import orjson
 
 from tollhouse.catalog import Tokenizer, Usage
-from tollhouse.gateway.estimate import Kind
+from tollhouse.gateway.audio import billed_seconds
+from tollhouse.gateway.estimate import UPLOAD_KINDS, Kind
 from tollhouse.gateway.tokens import count_tokens
 
-UsageSource = Literal["upstream", "counted", "estimate"]
+UsageSource = Literal["upstream", "counted", "estimate", "measured"]
+"""Where a call's charged usage came from: the upstream's answer, text counted locally, the
+estimate, or an uploaded audio file's measured duration (`gateway.audio`)."""
 
 
 def _reported(usage: Any) -> tuple[int, int] | None:
@@ -100,7 +104,18 @@ def usage_from_body(
     kind: Kind, body: Any, estimate: Usage, tokenizer: Tokenizer
 ) -> tuple[Usage, UsageSource]:
     """Usage of a non-streamed answer `body` (parsed JSON, or None when not JSON); text
-    without a reported usage is counted with `tokenizer`."""
+    without a reported usage is counted with `tokenizer`; an audio upload's is the
+    upstream's `duration`, else the measured one (`estimate`, see `gateway.audio`)."""
+    if kind in UPLOAD_KINDS:
+        duration = body.get("duration") if isinstance(body, dict) else None
+        if (
+            isinstance(duration, int | float)
+            and not isinstance(duration, bool)
+            and math.isfinite(duration)
+            and duration >= 0
+        ):
+            return Usage(audio_seconds=billed_seconds(duration)), "upstream"
+        return estimate, "measured"
     if kind in ("chat", "completion", "embedding"):
         reported = _reported(body.get("usage")) if isinstance(body, dict) else None
         if reported is not None:

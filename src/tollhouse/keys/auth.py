@@ -179,6 +179,7 @@ class KeyAuthenticator:
                 ),
                 rate_limit_rpm=key.rate_limit_rpm,
                 plan=row[1] or "",
+                max_in_flight=key.max_in_flight,
             )
             expires_at = None if key.expires_at is None else key.expires_at.timestamp()
             entry = _Entry(principal, expires_at, now.timestamp() + self.cache_ttl_seconds)

@@ -12,6 +12,7 @@ field by field; `None` is the unbounded value of each field:
 |                  | implies `read` and `write`)                    | to the issuer's           |
 | `allowed_models` | a subset of the issuer's (None = every model)  | the issuer's              |
 | `rate_limit_rpm` | at most the issuer's (None = no per-key cap)   | the issuer's              |
+| `max_in_flight`  | at most the issuer's (None = no per-key cap)   | the issuer's              |
 | `expires_at`     | no later than the issuer's (None = never)      | the issuer's              |
 
 So defaults never exceed: where the request omits a bounded field, the new key inherits the
@@ -57,6 +58,7 @@ def exceeding(
     allowed_models: Collection[str] | None,
     rate_limit_rpm: int | None,
     expires_at: datetime | None,
+    max_in_flight: int | None = None,
 ) -> list[str]:
     """The names of the fields in which a key with these values has more than `issuer`, sorted
     (empty: the key is within the issuer's bounds)."""
@@ -73,6 +75,10 @@ def exceeding(
         rate_limit_rpm is None or rate_limit_rpm > issuer.rate_limit_rpm
     ):
         fields.append("rate_limit_rpm")
+    if issuer.max_in_flight is not None and (
+        max_in_flight is None or max_in_flight > issuer.max_in_flight
+    ):
+        fields.append("max_in_flight")
     if issuer.expires_at is not None and (expires_at is None or expires_at > issuer.expires_at):
         fields.append("expires_at")
     return sorted(fields)
@@ -86,6 +92,7 @@ def require_within(
     allowed_models: Collection[str] | None,
     rate_limit_rpm: int | None,
     expires_at: datetime | None,
+    max_in_flight: int | None = None,
 ) -> None:
     """Raise unless a key with these values is within `issuer`'s bounds (see `exceeding`).
 
@@ -99,6 +106,7 @@ def require_within(
         allowed_models=allowed_models,
         rate_limit_rpm=rate_limit_rpm,
         expires_at=expires_at,
+        max_in_flight=max_in_flight,
     )
     if fields:
         raise KeyExceedsIssuer(

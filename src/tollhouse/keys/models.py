@@ -33,6 +33,9 @@ class ApiKey(Base):
     """Sorted model ids the key may call; None = every model the plan allows."""
     rate_limit_rpm: Mapped[int | None] = mapped_column(Integer)
     """Per-key requests per minute on top of the plan's limits; None = only the plan's."""
+    max_in_flight: Mapped[int | None] = mapped_column(Integer)
+    """Most gateway requests the key may have under way at once, below its customer's plan's
+    cap; None = only the plan's cap."""
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     """From this moment the key no longer authenticates; None = never expires."""
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -24,6 +24,8 @@ class Principal:
     """Per-key requests per minute; None = only the plan's limits apply."""
     plan: str
     """The customer's plan name at lookup time; "" for an operator key."""
+    max_in_flight: int | None = None
+    """Most gateway requests this key may have under way at once; None = only the plan's cap."""
 
     @property
     def is_operator(self) -> bool:

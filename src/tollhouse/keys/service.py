@@ -110,6 +110,7 @@ async def create_key(
     expires_at: datetime | None = None,
     allowed_models: Iterable[str] | None = None,
     rate_limit_rpm: int | None = None,
+    max_in_flight: int | None = None,
     env: str = "live",
     secret: bytes,
     clock: Clock,
@@ -119,10 +120,11 @@ async def create_key(
 
     `issuer` is the key minting it (None: a trusted context, see the module docstring); the
     new key gets at most what `issuer` has, and an omitted (None) `scopes`, `allowed_models`,
-    `rate_limit_rpm` or `expires_at` inherits the issuer's bound (`keys/bounds.py`).
+    `rate_limit_rpm`, `max_in_flight` or `expires_at` inherits the issuer's bound (`keys/bounds.py`).
     Without an issuer: `scopes` None = `read`, `write`; `allowed_models` None = every model
     the plan allows (an empty iterable = none); `rate_limit_rpm` None = only the plan's
-    limits; `expires_at` None = never. `rate_limit_rpm` is >= 1 requests per minute.
+    limits; `expires_at` None = never. `rate_limit_rpm` is >= 1 requests per minute;
+    `max_in_flight` >= 1 gateway requests under way at once (None = only the plan's cap).
     `raw_key` installs a given well-formed key instead of generating one (its own `env` wins
     over `env`).
 
@@ -132,7 +134,8 @@ async def create_key(
         KeyExceedsIssuer: 403, the key would have more than `issuer` (`fields` names what).
         InvalidKey: `issuer` was revoked or expired meanwhile.
         InvalidScope: empty or unknown scopes.
-        InvalidInput: empty/oversized name, bad env, rate_limit_rpm < 1, expires_at not
+        InvalidInput: empty/oversized name, bad env, rate_limit_rpm or max_in_flight < 1,
+            expires_at not
             after now.
         MalformedKey: `raw_key` is not a well-formed key.
         KeyExists: `raw_key` is already installed.
@@ -144,6 +147,8 @@ async def create_key(
     models = None if allowed_models is None else sorted(set(_models(allowed_models)))
     if rate_limit_rpm is not None and rate_limit_rpm < 1:
         raise _invalid("rate_limit_rpm", "must be at least 1")
+    if max_in_flight is not None and max_in_flight < 1:
+        raise _invalid("max_in_flight", "must be at least 1")
     now = clock.now()
     if expires_at is not None and expires_at <= now:
         raise _invalid("expires_at", "must be in the future")
@@ -166,6 +171,7 @@ async def create_key(
         if models is None and bound.allowed_models is not None:
             models = list(bound.allowed_models)
         rate_limit_rpm = rate_limit_rpm if rate_limit_rpm is not None else bound.rate_limit_rpm
+        max_in_flight = max_in_flight if max_in_flight is not None else bound.max_in_flight
         expires_at = expires_at if expires_at is not None else bound.expires_at
         require_within(
             bound,
@@ -174,6 +180,7 @@ async def create_key(
             allowed_models=models,
             rate_limit_rpm=rate_limit_rpm,
             expires_at=expires_at,
+            max_in_flight=max_in_flight,
         )
     return await _insert(
         session,
@@ -182,6 +189,7 @@ async def create_key(
         scopes=normalized_scopes,
         allowed_models=models,
         rate_limit_rpm=rate_limit_rpm,
+        max_in_flight=max_in_flight,
         expires_at=expires_at,
         raw_key=raw_key if raw_key is not None else generate_key(env),
         secret=secret,
@@ -197,6 +205,7 @@ async def _insert(
     scopes: list[str],
     allowed_models: list[str] | None,
     rate_limit_rpm: int | None,
+    max_in_flight: int | None,
     expires_at: datetime | None,
     raw_key: str,
     secret: bytes,
@@ -221,6 +230,7 @@ async def _insert(
         scopes=scopes,
         allowed_models=allowed_models,
         rate_limit_rpm=rate_limit_rpm,
+        max_in_flight=max_in_flight,
         expires_at=expires_at,
         created_at=now,
     )
@@ -288,6 +298,7 @@ async def rotate_key(
             allowed_models=old.allowed_models,
             rate_limit_rpm=old.rate_limit_rpm,
             expires_at=old.expires_at,
+            max_in_flight=old.max_in_flight,
         )
     successor = await _insert(
         session,
@@ -296,6 +307,7 @@ async def rotate_key(
         scopes=list(old.scopes),
         allowed_models=None if old.allowed_models is None else list(old.allowed_models),
         rate_limit_rpm=old.rate_limit_rpm,
+        max_in_flight=old.max_in_flight,
         expires_at=old.expires_at,
         raw_key=generate_key(env_of_prefix(old.prefix)),
         secret=secret,

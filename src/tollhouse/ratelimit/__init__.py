@@ -29,16 +29,20 @@ Invariants:
 - Backend failures surface only as `RateLimitStorageError` (503); nothing else leaks out of
   the Redis client. While Redis is down, decisions are refused at once (fail-closed) or made
   in the process (fail-open), per `storage_from_url(..., on_failure=...)`.
+- In-flight caps (`concurrency.InFlightLimiter`) share the storage: at most N requests of a
+  subject under way at once, each slot leased and renewed while its request runs.
 - This package imports only `tollhouse.errors` and `tollhouse.clock` from tollhouse.
 """
 
 from __future__ import annotations
 
+from tollhouse.ratelimit.concurrency import Cap, InFlightLimiter, Lease
 from tollhouse.ratelimit.errors import (
     RateLimitCostTooLarge,
     RateLimited,
     RateLimitError,
     RateLimitStorageError,
+    TooManyInFlight,
 )
 from tollhouse.ratelimit.fields import headers, most_restrictive, retry_after_header_seconds
 from tollhouse.ratelimit.storage import Cell, Mode, Outcome, Storage, storage_from_url
@@ -54,9 +58,12 @@ from tollhouse.ratelimit.strategies import (
 )
 
 __all__ = [
+    "Cap",
     "Cell",
     "Decision",
     "HitResult",
+    "InFlightLimiter",
+    "Lease",
     "Limit",
     "MemoryStorage",
     "Mode",
@@ -68,6 +75,7 @@ __all__ = [
     "RateLimiter",
     "Request",
     "Storage",
+    "TooManyInFlight",
     "WindowStats",
     "headers",
     "key_for",

@@ -4,7 +4,9 @@
 TollhouseError
 └── RateLimitError (500 rate-limit-error)              base of this family, never raised itself
     ├── RateLimited (429 rate-limited)                 a request was denied; raised by callers
-    │                                                  through `Decision.raise_if_denied()`
+    │   │                                              through `Decision.raise_if_denied()`
+    │   └── TooManyInFlight (429 in-flight-limit)      a subject's cap on requests under way
+    │                                                  is reached (`concurrency`)
     ├── RateLimitStorageError (503 rate-limit-unavailable)
     │                                                  the backend (Redis) failed or is unreachable
     └── RateLimitCostTooLarge (422 rate-limit-cost-too-large)   also an `InvalidInput`
@@ -53,6 +55,17 @@ class RateLimited(RateLimitError):
     ) -> None:
         super().__init__(detail, **extra)
         self.headers = dict(headers or {})
+
+
+class TooManyInFlight(RateLimited):
+    """A subject already has its cap of requests under way; nothing was taken.
+
+    Extras: `subject` (`api-key` or `customer`: whose cap), `limit` (int, the cap) and
+    `retry_after_seconds` (1: a slot frees when any request of the subject ends, which no
+    clock predicts).
+    """
+
+    status, code, title = 429, "in-flight-limit", "Too many requests in flight"
 
 
 class RateLimitStorageError(RateLimitError):

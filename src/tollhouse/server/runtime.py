@@ -32,7 +32,7 @@ from tollhouse.keys import KeyAuthenticator
 from tollhouse.ledger import Ledger
 from tollhouse.metering import UsageRecorder
 from tollhouse.payments import Payments
-from tollhouse.ratelimit import RateLimiter, storage_from_url
+from tollhouse.ratelimit import InFlightLimiter, RateLimiter, storage_from_url
 from tollhouse.server.invalidation import (
     Invalidations,
     customer_message,
@@ -80,6 +80,10 @@ class Runtime:
                 on_failure=settings.redis_failure_policy,
             )
         )
+        self.in_flight = InFlightLimiter(
+            self.limiter.storage, lease_seconds=settings.in_flight_lease_seconds
+        )
+        """Caps on gateway calls under way (`api.in_flight`), on the rate limiter's storage."""
         self.ledger = Ledger(self.db, clock=clock)
         self.recorder = UsageRecorder(self.db, clock=clock, known_meters=set(self.catalog.meters))
         self.quotas = QuotaGuard(
@@ -133,6 +137,7 @@ class Runtime:
         await self.ledger.start()
         await self.recorder.start()
         self.authenticator.start()
+        self.in_flight.start()
         await self.invalidations.start()
         await self.payments.start()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweeper")
@@ -158,6 +163,7 @@ class Runtime:
         if self._http is not None:
             await self._http.close()
             self._http = None
+        await self.in_flight.close()
         await self.limiter.close()
         await self.db.dispose()
 

@@ -14,6 +14,7 @@ CATEGORIES = {
     "text-to-speech",
     "speech-to-text",
     "image-analysis",
+    "moderation",
     "video-analysis",
     "text",
     "visual-qa",
@@ -69,6 +70,11 @@ class TestBuiltinCatalog:
         assert whisper.category == "speech-to-text"
         assert whisper.price.per_audio_second == Decimal(100)  # $0.006 a minute
 
+    def test_moderation_model_is_free_in_its_own_category(self) -> None:
+        moderation = load_catalog().model("omni-moderation-latest")
+        assert moderation.category == "moderation"
+        assert moderation.price.is_free
+
     @pytest.mark.parametrize(
         ("category", "rpm", "tpm"),
         [
@@ -77,6 +83,7 @@ class TestBuiltinCatalog:
             ("text-to-speech", 10, None),
             ("speech-to-text", 10, None),
             ("image-analysis", 20, None),
+            ("moderation", 60, None),
             ("video-analysis", 10, 20000),
             ("text", 40, 40000),
             ("visual-qa", 20, 20000),

@@ -303,3 +303,40 @@ class TestOwners:
 
         assert issued.key.customer_id is None
         assert (issued.key.allowed_models, issued.key.expires_at) == (None, None)
+
+
+ISSUER_MAX_IN_FLIGHT = 3
+
+
+class TestInFlightBound:
+    """`max_in_flight` is bounded like `rate_limit_rpm`: at most the issuer's, inherited."""
+
+    @pytest.fixture
+    async def capped(
+        self, sqlite_db: Database, clock: FrozenClock, secret: bytes, customer: Customer
+    ) -> IssuedKey:
+        return await trusted(
+            sqlite_db,
+            clock,
+            secret,
+            customer_id=customer.id,
+            scopes=["admin"],
+            max_in_flight=ISSUER_MAX_IN_FLIGHT,
+        )
+
+    async def test_higher_cap_is_refused(
+        self, sqlite_db: Database, clock: FrozenClock, secret: bytes, capped: IssuedKey
+    ) -> None:
+        error = await refused(
+            sqlite_db, clock, secret, capped, max_in_flight=ISSUER_MAX_IN_FLIGHT + 1
+        )
+
+        assert error.extra["fields"] == ["max_in_flight"]
+
+    async def test_omitted_cap_inherits_the_issuers_and_a_lower_one_is_kept(
+        self, sqlite_db: Database, clock: FrozenClock, secret: bytes, capped: IssuedKey
+    ) -> None:
+        inherited = await mint(sqlite_db, clock, secret, capped)
+        lower = await mint(sqlite_db, clock, secret, capped, max_in_flight=1)
+
+        assert (inherited.max_in_flight, lower.max_in_flight) == (ISSUER_MAX_IN_FLIGHT, 1)

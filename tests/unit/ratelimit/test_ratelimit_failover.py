@@ -13,14 +13,18 @@ import pytest
 
 from tollhouse.clock import FrozenClock
 from tollhouse.ratelimit import (
+    Cap,
     Cell,
+    InFlightLimiter,
     Limit,
     MemoryStorage,
     Mode,
     Outcome,
     RateLimiter,
     RateLimitStorageError,
+    TooManyInFlight,
 )
+from tollhouse.ratelimit.storage import Slot
 from tollhouse.ratelimit.storage.failover import FailoverStorage
 
 LOGGER = "tollhouse.ratelimit.storage.failover"
@@ -40,6 +44,20 @@ class Primary:
         if self.down:
             raise RateLimitStorageError("connection refused", backend="redis")
         return Outcome(allowed=True, now_us=0, tats_us=[0 for _ in cells])
+
+    async def take_slot(self, slots: Sequence[Slot], member: str, lease_ms: int) -> int | None:
+        self.calls += 1
+        if self.down:
+            raise RateLimitStorageError("connection refused", backend="redis")
+        return None
+
+    async def give_slot(self, keys: Sequence[str], member: str) -> None:
+        if self.down:
+            raise RateLimitStorageError("connection refused", backend="redis")
+
+    async def renew_slots(self, held: Sequence[tuple[str, str]], lease_ms: int) -> None:
+        if self.down:
+            raise RateLimitStorageError("connection refused", backend="redis")
 
     async def clear(self, key: str) -> None:
         self.cleared.append(key)
@@ -156,3 +174,29 @@ class TestFailOpen:
 
         assert primary.cleared == ["k"]
         assert len(fallback) == 0
+
+
+class TestInFlightSlots:
+    """In-flight caps follow the same policy as the rate limits, on the same outage state."""
+
+    async def test_fail_closed_refuses_with_503_while_down(
+        self, primary: Primary, ticks: Ticks
+    ) -> None:
+        limiter = InFlightLimiter(failover(primary, ticks, None))
+        primary.down = True
+        with pytest.raises(RateLimitStorageError) as refused:
+            await limiter.acquire([Cap("customer", "c", 1)])
+        assert refused.value.status == 503
+        assert refused.value.extra["retry_after_seconds"] == 1
+
+    async def test_fail_open_caps_this_process_alone_while_down(
+        self, primary: Primary, ticks: Ticks, clock: FrozenClock
+    ) -> None:
+        limiter = InFlightLimiter(failover(primary, ticks, MemoryStorage(clock=clock)))
+        primary.down = True
+        cap = Cap("customer", "c", 1)
+        lease = await limiter.acquire([cap])
+        with pytest.raises(TooManyInFlight):
+            await limiter.acquire([cap])
+        await limiter.release(lease)  # given back in the fallback; the primary's failure logged
+        await limiter.acquire([cap])

@@ -67,6 +67,8 @@ class PlanOut(BaseModel):
     session_rates_micros_per_hour: dict[str, int]
     rollover_cap_micros: int | None
     """Unused included credits carried into the next period, at most this; None = no rollover."""
+    max_in_flight: int | None = None
+    """Most gateway requests a customer on this plan may have under way at once; None = no cap."""
     description: str
 
     @classmethod
@@ -84,6 +86,7 @@ class PlanOut(BaseModel):
             resource_tiers=sorted(plan.resource_tiers),
             session_rates_micros_per_hour=dict(plan.session_rates),
             rollover_cap_micros=plan.rollover.cap_micros if plan.rollover else None,
+            max_in_flight=plan.max_in_flight,
             description=plan.description,
         )
 

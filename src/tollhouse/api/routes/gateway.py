@@ -6,7 +6,9 @@ upstream; the key in `x-api-key` or `Authorization: Bearer`, `anthropic-version`
 `anthropic-beta` passed on). `POST /v1/messages/count_tokens` is answered here, with the
 model's tokenizer: authenticated and access-checked, nothing held or charged.
 
-Each call: authenticate -> parse -> model -> route check (the model is served on this route,
+Each call: authenticate (with the in-flight caps, `api.in_flight`) -> parse (JSON, or the
+multipart audio form of transcriptions and translations, `gateway.audio`) -> model -> route
+check (the model is served on this route,
 `Model.routes`, else 400 `wrong-route` naming the right one) -> estimate -> admit (scope,
 access, rate limit, hold) -> forward -> answer; settlement runs after the answer
 (gateway/settle.py). Denials come before the upstream is called. Errors use OpenAI's error
@@ -42,23 +44,34 @@ from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
 from tollhouse.api.deps import bearer_token
+from tollhouse.api.in_flight import PRINCIPAL
 from tollhouse.api.problems import problem_response, problem_response_at, unexpected_response
 from tollhouse.errors import TollhouseError, Unauthenticated
 from tollhouse.gateway.admission import Admission, admit, check_model_access
-from tollhouse.gateway.call import COUNT_TOKENS_PATH, ROUTES, Call, Route, wrong_route
+from tollhouse.gateway.audio import parse_upload
+from tollhouse.gateway.call import (
+    ANTHROPIC_PATHS,
+    COUNT_TOKENS_PATH,
+    ROUTES,
+    Call,
+    Route,
+    wrong_route,
+)
 from tollhouse.gateway.errors import InvalidRequest
-from tollhouse.gateway.estimate import estimate
+from tollhouse.gateway.estimate import UPLOAD_KINDS, estimate
 from tollhouse.gateway.proxy import forward
 from tollhouse.gateway.settle import cost_of, settle
 from tollhouse.ids import new_id
+from tollhouse.keys import Principal
 from tollhouse.ratelimit import headers as rate_headers
 from tollhouse.server.runtime import Runtime
 
 ROUTE_BY_PATH = {route.path: route for route in ROUTES}
 
 
-def parse_body(raw: bytes) -> dict[str, Any]:
-    """The JSON object of a call, with a string `model`.
+def parse_body(raw: bytes, default_model: str | None = None) -> dict[str, Any]:
+    """The JSON object of a call, with a string `model` (`default_model` when it has none
+    and the route has one).
 
     Raises:
         InvalidRequest: not JSON, not an object, or no `model`.
@@ -69,6 +82,8 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise InvalidRequest("the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
+    if default_model is not None and body.get("model") is None:
+        body["model"] = default_model
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise InvalidRequest("'model' must be a non-empty string", param="model")
     return body
@@ -106,25 +121,23 @@ ANTHROPIC_PASSED_HEADERS = (b"anthropic-version", b"anthropic-beta")
 """Client headers an Anthropic upstream gets as sent."""
 
 
-def anthropic_key(headers: list[tuple[bytes, bytes]]) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """The tollhouse key of a call to Anthropic's API (`x-api-key`, else `Authorization:
-    Bearer`), and the headers to pass on to the upstream (`ANTHROPIC_PASSED_HEADERS`).
+def call_key(scope: Scope) -> str:
+    """The tollhouse key a gateway call carries: `Authorization: Bearer`, and on Anthropic's
+    routes `x-api-key` first (as the `anthropic` SDK sends it).
 
     Raises:
-        Unauthenticated: neither header carries a key.
+        Unauthenticated: no key, or a malformed `Authorization` header.
     """
-    key = authorization = None
-    passed: list[tuple[str, str]] = []
-    for name, value in headers:
-        if name == b"x-api-key" and value.strip():
-            key = value.decode("latin-1").strip()
-        elif name == b"authorization":
+    anthropic = scope["path"] in ANTHROPIC_PATHS
+    authorization = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
             authorization = value
-        elif name in ANTHROPIC_PASSED_HEADERS:
-            passed.append((name.decode(), value.decode("latin-1")))
-    if key is None and authorization is None:
+        elif anthropic and name == b"x-api-key" and value.strip():
+            return str(value.decode("latin-1").strip())
+    if anthropic and authorization is None:
         raise Unauthenticated("send your API key as 'x-api-key: th_...' (or as a bearer token)")
-    return key or bearer_token(authorization), tuple(passed)
+    return bearer_token(authorization)
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -150,28 +163,28 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
     runtime: Runtime = scope["app"].state.runtime
     path: str = scope["path"]
     route: Route = ROUTE_BY_PATH[path]
-    authorization = None
-    passed: tuple[tuple[str, str], ...] = ()
+    content_type = None
+    passed: list[tuple[str, str]] = []
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            content_type = value.decode("latin-1")
+        elif name in ANTHROPIC_PASSED_HEADERS and route.protocol == "anthropic":
+            passed.append((name.decode(), value.decode("latin-1")))
     request_id = new_id("req")
     started_at = runtime.clock.now()
     try:
-        if route.protocol == "anthropic":
-            token, passed = anthropic_key(scope["headers"])
-        else:
-            for name, value in scope["headers"]:
-                if name == b"authorization":
-                    authorization = value
-                    break
-            token = bearer_token(authorization)
-        principal = await runtime.authenticator.authenticate(token)
+        principal: Principal | None = scope.get(PRINCIPAL)  # `api.in_flight.InFlightCaps`
+        if principal is None:
+            principal = await runtime.authenticator.authenticate(call_key(scope))
         raw = await _read_body(receive)
         if raw is None:
             return
-        body = parse_body(raw)
+        upload = parse_upload(raw, content_type) if route.kind in UPLOAD_KINDS else None
+        body = parse_body(raw, route.default_model) if upload is None else {"model": upload.model}
         model = runtime.catalog.model(body["model"])
         if route.kind not in model.routes:
             raise wrong_route(model, route)
-        expected = estimate(route.kind, body, model)
+        expected = estimate(route.kind, body, model, upload)
         admission = await admit(
             runtime,
             principal,
@@ -188,7 +201,8 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
             body,
             raw,
             expected.stream,
-            passed_headers=passed,
+            passed_headers=tuple(passed),
+            upload=upload,
         )
         forwarded = await forward(runtime, call)
     except TollhouseError as error:
@@ -266,8 +280,7 @@ async def count_message_tokens(request: Request) -> Response:
     or charged. Errors in Anthropic's shape."""
     runtime: Runtime = request.app.state.runtime
     try:
-        token, _ = anthropic_key(request.scope["headers"])
-        principal = await runtime.authenticator.authenticate(token)
+        principal = await runtime.authenticator.authenticate(call_key(request.scope))
         principal.require("read")
         body = parse_body(await request.body())
         model = runtime.catalog.model(body["model"])

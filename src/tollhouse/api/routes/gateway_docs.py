@@ -11,9 +11,9 @@ upstream answers them.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
@@ -142,6 +142,32 @@ class CountTokensRequest(_Call):
 class TokenCount(_Open):
     input_tokens: int
     """The prompt's tokens, counted by tollhouse with the model's tokenizer."""
+
+
+class ModerationRequest(_Open):
+    model: str = Field(default="omni-moderation-latest", min_length=1)
+    """A moderation model of the catalog; OpenAI's default when omitted."""
+    input: str | list[str] | list[dict[str, Any]]
+    """Text, texts, or multimodal items (`{"type": "text", "text"}`, `{"type": "image_url"}`):
+    the text is counted into input tokens, charged if the model prices them."""
+
+
+class Transcription(_Open):
+    text: str
+    duration: float | None = None
+    """Seconds of audio (verbose answers): the seconds charged, rounded up."""
+
+
+class ModerationResult(_Open):
+    flagged: bool
+    categories: dict[str, Any]
+    category_scores: dict[str, Any]
+
+
+class Moderation(_Open):
+    id: str
+    model: str
+    results: list[ModerationResult]
 
 
 class Usage(_Open):
@@ -401,6 +427,52 @@ async def count_tokens(body: CountTokensRequest) -> None:
     """Anthropic's token count, answered by tollhouse with the model's tokenizer (an
     estimate: exact counts come with each call's usage). The key must be allowed the model;
     nothing is held, limited or charged."""
+
+
+_AUDIO_ANSWER = {
+    **_CALL_PROBLEMS,
+    200: {
+        "description": "The text: JSON (`json`, `verbose_json`) or plain (`text`, `srt`, `vtt`)",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    },
+}
+AudioFile = Annotated[
+    UploadFile,
+    File(
+        description="The audio (WAV, MP3, FLAC, Ogg, M4A: its duration is measured, rounded "
+        "up to the whole second, and held; a file that cannot be measured answers 400 "
+        "`invalid-audio`)"
+    ),
+]
+ModelField = Annotated[str, Form(min_length=1, description="A speech-to-text model id")]
+FormatField = Annotated[
+    str | None,
+    Form(
+        description="`json` (default), `verbose_json` (its `duration` is what is charged), "
+        "`text`, `srt`, `vtt`; other fields (`language`, `prompt`, ...) pass through"
+    ),
+]
+
+
+@router.post("/v1/audio/transcriptions", response_model=Transcription, responses=_AUDIO_ANSWER)
+async def transcriptions(
+    file: AudioFile, model: ModelField, response_format: FormatField = None
+) -> None:
+    """OpenAI's speech to text (multipart upload within the body limit): charged per second
+    of audio, the upstream's `duration` when it reports one, else the measured one."""
+
+
+@router.post("/v1/audio/translations", response_model=Transcription, responses=_AUDIO_ANSWER)
+async def translations(
+    file: AudioFile, model: ModelField, response_format: FormatField = None
+) -> None:
+    """OpenAI's speech to English text, charged as transcriptions are."""
+
+
+@router.post("/v1/moderations", response_model=Moderation, responses=_CALL_PROBLEMS)
+async def moderations(body: ModerationRequest) -> None:
+    """OpenAI's moderations: metered like every call (`api_calls`, input tokens), charged
+    at the model's price (free when the catalog prices it at nothing)."""
 
 
 @router.get("/v1/models", response_model=ModelList)

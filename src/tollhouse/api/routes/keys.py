@@ -39,6 +39,9 @@ class KeyCreate(RequestBody):
     rate_limit_rpm: int | None = Field(default=None, ge=1, le=10_000_000)
     """This key's own requests-per-minute cap, on top of the plan's limits; null = the
     calling key's."""
+    max_in_flight: int | None = Field(default=None, ge=1, le=1_000_000)
+    """This key's own cap on gateway requests under way at once, beside its plan's
+    `max_in_flight`; null = the calling key's."""
 
 
 class KeyRotate(RequestBody):
@@ -57,6 +60,8 @@ class KeyOut(BaseModel):
     scopes: list[str]
     allowed_models: list[str] | None
     rate_limit_rpm: int | None
+    max_in_flight: int | None
+    """Gateway requests this key may have under way at once; null = only its plan's cap."""
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
@@ -74,6 +79,7 @@ class KeyOut(BaseModel):
             scopes=list(key.scopes),
             allowed_models=list(key.allowed_models) if key.allowed_models is not None else None,
             rate_limit_rpm=key.rate_limit_rpm,
+            max_in_flight=key.max_in_flight,
             expires_at=key.expires_at,
             revoked_at=key.revoked_at,
             last_used_at=key.last_used_at,
@@ -138,6 +144,7 @@ async def create_key(
             expires_at=body.expires_at,
             allowed_models=body.allowed_models,
             rate_limit_rpm=body.rate_limit_rpm,
+            max_in_flight=body.max_in_flight,
             env=runtime.settings.key_env,
             secret=runtime.key_secret,
             clock=runtime.clock,

@@ -16,6 +16,10 @@ and returns `Outcome(allowed=all conform, now_us, tats_us=[tat_i ...])` (the TAT
 this call's increments, already raised to `now`). `strategies.py` turns those into
 `WindowStats`. A stored TAT at or before `now` carries no information (it reads as `now`), so
 backends may drop such keys (MemoryStorage prunes, Redis keys expire at their TAT).
+
+A backend also keeps **in-flight slots** (`ratelimit.concurrency`): per key, the ids of the
+requests under way, each with a lease that expires unless renewed. `take_slot` is the atomic
+check-and-add over several keys (all or nothing), `give_slot` and `renew_slots` the rest.
 """
 
 from __future__ import annotations
@@ -55,6 +59,15 @@ class Outcome(NamedTuple):
     """Per cell, max(stored TAT, now) before this call's increment; same order as the cells."""
 
 
+class Slot(NamedTuple):
+    """One subject's in-flight cap in a `take_slot`."""
+
+    key: str
+    """The caller's key, without the backend namespace."""
+    cap: int
+    """Most live entries the key may hold (>= 1)."""
+
+
 class Storage(Protocol):
     """A GCRA backend. Implementations: `MemoryStorage`, `RedisStorage`."""
 
@@ -68,6 +81,32 @@ class Storage(Protocol):
 
     async def clear(self, key: str) -> None:
         """Forget `key` (an operator reset): its next request sees a full burst."""
+        ...
+
+    async def take_slot(self, slots: Sequence[Slot], member: str, lease_ms: int) -> int | None:
+        """Atomically: drop each key's entries whose lease has passed; if every key holds
+        fewer than its cap, add `member` to each with a lease of `lease_ms` and return None,
+        else add nothing and return the index of the first full slot.
+
+        Raises:
+            RateLimitStorageError: the backend failed; nothing is known to be taken.
+        """
+        ...
+
+    async def give_slot(self, keys: Sequence[str], member: str) -> None:
+        """Remove `member` from each key (a missing one is no error).
+
+        Raises:
+            RateLimitStorageError: the backend failed (the entries expire with their lease).
+        """
+        ...
+
+    async def renew_slots(self, held: Sequence[tuple[str, str]], lease_ms: int) -> None:
+        """Extend to `lease_ms` from now the lease of each `(key, member)` still held.
+
+        Raises:
+            RateLimitStorageError: the backend failed.
+        """
         ...
 
     async def close(self) -> None:
@@ -107,4 +146,4 @@ def storage_from_url(
     )
 
 
-__all__ = ["Cell", "FailurePolicy", "Mode", "Outcome", "Storage", "storage_from_url"]
+__all__ = ["Cell", "FailurePolicy", "Mode", "Outcome", "Slot", "Storage", "storage_from_url"]

@@ -25,10 +25,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from tollhouse.ratelimit.errors import RateLimitStorageError
-from tollhouse.ratelimit.storage import Cell, Mode, Outcome, Storage
+from tollhouse.ratelimit.storage import Cell, Mode, Outcome, Slot, Storage
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +70,39 @@ class FailoverStorage:
         Raises:
             RateLimitStorageError: fail-closed, while the primary is down (`retry_after_seconds`).
         """
+        return await self._call(lambda storage: storage.gcra(cells, mode))
+
+    async def take_slot(self, slots: Sequence[Slot], member: str, lease_ms: int) -> int | None:
+        """See `Storage.take_slot`, with the outage behaviour of `gcra`."""
+        return await self._call(lambda storage: storage.take_slot(slots, member, lease_ms))
+
+    async def give_slot(self, keys: Sequence[str], member: str) -> None:
+        """See `Storage.give_slot`: in the fallback (where an outage may have taken it), then
+        in the primary as `gcra` would reach it."""
+        if self.fallback is not None:
+            await self.fallback.give_slot(keys, member)
+        await self._call(lambda storage: storage.give_slot(keys, member))
+
+    async def renew_slots(self, held: Sequence[tuple[str, str]], lease_ms: int) -> None:
+        """See `Storage.renew_slots`, in the fallback too."""
+        if self.fallback is not None:
+            await self.fallback.renew_slots(held, lease_ms)
+        await self._call(lambda storage: storage.renew_slots(held, lease_ms))
+
+    async def _call(self, op: Callable[[Storage], Awaitable[T]]) -> T:
+        """`op(primary)`, or while it is down `op(fallback)` / `RateLimitStorageError`."""
         down_until = self._down_until
         if down_until is not None and self._monotonic() < down_until:
-            return await self._meanwhile(cells, mode, None)
+            return await self._meanwhile(op, None)
         try:
-            outcome = await self.primary.gcra(cells, mode)
+            result = await op(self.primary)
         except RateLimitStorageError as exc:
             self._went_down(exc)
-            return await self._meanwhile(cells, mode, exc)
+            return await self._meanwhile(op, exc)
         if self._down_until is not None:
             self._down_until = None
             log.warning("rate-limit storage (%s) answers again: limits are shared again", self.name)
-        return outcome
+        return result
 
     def _went_down(self, error: RateLimitStorageError) -> None:
         if self._down_until is None:
@@ -96,10 +120,10 @@ class FailoverStorage:
         self._down_until = self._monotonic() + self.retry_interval_seconds
 
     async def _meanwhile(
-        self, cells: Sequence[Cell], mode: Mode, cause: RateLimitStorageError | None
-    ) -> Outcome:
+        self, op: Callable[[Storage], Awaitable[T]], cause: RateLimitStorageError | None
+    ) -> T:
         if self.fallback is not None:
-            return await self.fallback.gcra(cells, mode)
+            return await op(self.fallback)
         raise RateLimitStorageError(
             f"rate limiting is unavailable ({self.name} does not answer); retry shortly",
             backend=self.name,

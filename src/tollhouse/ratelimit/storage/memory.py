@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tollhouse.clock import SYSTEM_CLOCK, Clock
-from tollhouse.ratelimit.storage import Cell, Mode, Outcome
+from tollhouse.ratelimit.storage import Cell, Mode, Outcome, Slot
 
 _US_PER_SECOND = 1_000_000
 
@@ -27,6 +27,8 @@ class MemoryStorage:
             raise ValueError("prune_interval_seconds must be > 0")
         self._clock = clock or SYSTEM_CLOCK
         self._tats: dict[str, int] = {}
+        self._slots: dict[str, dict[str, int]] = {}
+        """In-flight slots: key -> member -> lease expiry (ms on the clock)."""
         self._prune_interval_us = round(prune_interval_seconds * _US_PER_SECOND)
         self._next_prune_us = self._now_us() + self._prune_interval_us
 
@@ -68,6 +70,36 @@ class MemoryStorage:
             del self._tats[key]
         self._next_prune_us = now + self._prune_interval_us
         return len(expired)
+
+    async def take_slot(self, slots: Sequence[Slot], member: str, lease_ms: int) -> int | None:
+        """See `Storage.take_slot`. Never awaits: atomic within the event loop."""
+        now = self._now_us() // 1000
+        for index, slot in enumerate(slots):
+            held = self._slots.get(slot.key, {})
+            for expired in [m for m, expires in held.items() if expires <= now]:
+                del held[expired]
+            if len(held) >= slot.cap:
+                return index
+        for slot in slots:
+            self._slots.setdefault(slot.key, {})[member] = now + lease_ms
+        return None
+
+    async def give_slot(self, keys: Sequence[str], member: str) -> None:
+        """See `Storage.give_slot`."""
+        for key in keys:
+            held = self._slots.get(key)
+            if held is not None:
+                held.pop(member, None)
+                if not held:
+                    del self._slots[key]
+
+    async def renew_slots(self, held: Sequence[tuple[str, str]], lease_ms: int) -> None:
+        """See `Storage.renew_slots`."""
+        expires = self._now_us() // 1000 + lease_ms
+        for key, member in held:
+            members = self._slots.get(key)
+            if members is not None and member in members:
+                members[member] = expires
 
     async def clear(self, key: str) -> None:
         self._tats.pop(key, None)

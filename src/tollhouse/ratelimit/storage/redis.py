@@ -19,6 +19,10 @@ with a PEXPIRE at that TAT: a key disappears exactly when it stops carrying info
 One call may carry keys of several customers, so this needs one Redis primary (standalone or
 managed by Sentinel), not Redis Cluster, whose scripts must keep to one hash slot.
 
+In-flight slots (`take_slot`, `give_slot`, `renew_slots`) are sorted sets `th:if:<key>` of
+request ids scored by lease expiry, run by `lua/inflight.lua` (one call each, not coalesced:
+redis-py's registered script, which loads it again after NOSCRIPT).
+
 Every Redis failure (connection refused, timeout, script error, unexpected reply) becomes
 `RateLimitStorageError` in `_run`, the only place that talks to Redis, and fails every
 decision of that call. Connection errors are retried once, at once (a stale pooled
@@ -41,10 +45,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 from tollhouse.ratelimit.errors import RateLimitStorageError
-from tollhouse.ratelimit.storage import Cell, Mode, Outcome
+from tollhouse.ratelimit.storage import Cell, Mode, Outcome, Slot
 
 KEY_PREFIX = "th:rl:"
 """Namespace of every rate-limit key in Redis."""
+
+SLOT_PREFIX = "th:if:"
+"""Namespace of the in-flight slots' sorted sets (`lua/inflight.lua`)."""
 
 DEFAULT_SOCKET_TIMEOUT_SECONDS = 1.0
 
@@ -63,6 +70,7 @@ def load_script(name: str = "gcra.lua") -> str:
 
 
 GCRA_SCRIPT = load_script()
+SLOTS_SCRIPT = load_script("inflight.lua")
 
 
 class RedisStorage:
@@ -83,6 +91,7 @@ class RedisStorage:
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
         self._sha = hashlib.sha1(GCRA_SCRIPT.encode()).hexdigest()
+        self._slots = self._client.register_script(SLOTS_SCRIPT)
         self._busy = False
         """An EVALSHA of this storage is under way: new decisions wait in `_waiting`."""
         self._waiting: list[_Waiting] = []
@@ -185,6 +194,27 @@ class RedisStorage:
         except NoScriptError:
             self._sha = await self._client.script_load(GCRA_SCRIPT)
             return await self._client.evalsha(self._sha, len(keys), *keys, *args)
+
+    async def take_slot(self, slots: Sequence[Slot], member: str, lease_ms: int) -> int | None:
+        """See `Storage.take_slot`: one run of `lua/inflight.lua` (the server's clock)."""
+        keys = [SLOT_PREFIX + slot.key for slot in slots]
+        args: list[str | int] = ["take", member, lease_ms, *(slot.cap for slot in slots)]
+        full = await self._run(lambda: self._slots(keys, args))
+        if not isinstance(full, int) or not 0 <= full <= len(slots):
+            raise RateLimitStorageError(f"in-flight script returned {full!r}", backend="redis")
+        return None if full == 0 else full - 1
+
+    async def give_slot(self, keys: Sequence[str], member: str) -> None:
+        """See `Storage.give_slot`."""
+        names = [SLOT_PREFIX + key for key in keys]
+        await self._run(lambda: self._slots(names, ["give", member, 0]))
+
+    async def renew_slots(self, held: Sequence[tuple[str, str]], lease_ms: int) -> None:
+        """See `Storage.renew_slots`: one script run for them all."""
+        if held:
+            names = [SLOT_PREFIX + key for key, _ in held]
+            args: list[str | int] = ["renew", "", lease_ms, *(member for _, member in held)]
+            await self._run(lambda: self._slots(names, args))
 
     async def clear(self, key: str) -> None:
         await self._run(lambda: self._client.delete(self._prefix + key))
