@@ -75,7 +75,6 @@ from tollhouse.catalog.errors import (
     UpstreamNotFound,
 )
 from tollhouse.catalog.loader import (
-    STANDARD_METERS,
     builtin_catalog,
     builtin_catalog_text,
     load_catalog,
@@ -93,6 +92,7 @@ from tollhouse.catalog.routes import (
     RouteKind,
     routes_for,
 )
+from tollhouse.catalog.schemas import STANDARD_METERS
 from tollhouse.catalog.tokenizers import DEFAULT_TOKENIZER, TOKENIZERS, Tokenizer, tokenizer_for
 from tollhouse.catalog.upstreams import ModelUpstream, attempt_order
 

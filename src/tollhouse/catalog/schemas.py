@@ -8,8 +8,10 @@ document against `CatalogSpec`, checks cross-references and turns it into the im
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -115,6 +117,22 @@ class MeterSpec(_Spec):
     aggregation: Literal["sum", "count", "max"]
     unit: Text = ""
     description: Text = ""
+
+
+STANDARD_METERS: Mapping[str, MeterSpec] = MappingProxyType(
+    {
+        "api_calls": MeterSpec(aggregation="count", unit="requests"),
+        "input_tokens": MeterSpec(aggregation="sum", unit="tokens"),
+        "output_tokens": MeterSpec(aggregation="sum", unit="tokens"),
+        "images": MeterSpec(aggregation="sum", unit="images"),
+        "audio_seconds": MeterSpec(aggregation="sum", unit="seconds"),
+        "characters": MeterSpec(aggregation="sum", unit="characters"),
+        "compute_seconds": MeterSpec(aggregation="sum", unit="seconds"),
+        "jobs": MeterSpec(aggregation="count", unit="jobs"),
+        "storage_bytes": MeterSpec(aggregation="max", unit="bytes"),
+    }
+)
+"""The meters a catalog gets when its YAML has no `meters` key."""
 
 
 class CategorySpec(_Spec):
