@@ -393,7 +393,7 @@ class TestSubscriptions:
     def test_plans_are_listed_by_rank(self, migrated: Cli) -> None:
         plans = migrated.json("plans", "list")
 
-        assert [p["name"] for p in plans] == ["free", "capped", "pro", "lifetime"]
+        assert [p["name"] for p in plans] == ["free", "capped", "concurrent", "pro", "lifetime"]
         assert plans[1]["quotas"] == {"api_calls": 3}
 
     def test_a_new_customer_is_subscribed_to_free(self, migrated: Cli) -> None:

@@ -46,7 +46,7 @@ class TestSubscription:
     async def test_plans_are_listed_with_their_quotas(self, stack: Stack) -> None:
         plans = await stack.operator.ok("GET", "/v1/plans")
         by_name = {p["name"]: p for p in plans}
-        assert [p["name"] for p in plans] == ["free", "capped", "pro", "lifetime"]
+        assert [p["name"] for p in plans] == ["free", "capped", "concurrent", "pro", "lifetime"]
         assert by_name["capped"]["quotas"] == {"api_calls": CAPPED_API_CALLS}
         assert by_name["lifetime"]["rate_limit_multiplier"] is None
 
