@@ -34,7 +34,7 @@ from tests.support.upstream import FakeUpstream
 
 from tollhouse.api.app import create_app
 from tollhouse.events import service as events
-from tollhouse.gateway.call import ROUTES
+from tollhouse.gateway.call import COUNT_TOKENS_PATH, ROUTES
 from tollhouse.storage import Database
 
 COMMIT_DELAY_SECONDS = 0.3
@@ -463,8 +463,9 @@ async def refund_payment(stack: Stack) -> None:
 
 
 def write_routes() -> set[tuple[str, str]]:
-    """Every write operation of the OpenAPI document, but the gateway's model calls."""
-    gateway = {route.path for route in ROUTES}
+    """Every write operation of the OpenAPI document, but the gateway's model calls and
+    Anthropic's token count (a POST that writes nothing)."""
+    gateway = {route.path for route in ROUTES} | {COUNT_TOKENS_PATH}
     return {
         (method.upper(), path)
         for path, operations in create_app().openapi()["paths"].items()
