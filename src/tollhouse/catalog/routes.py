@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, get_args
 
 RouteKind = Literal[
     "chat",
@@ -49,6 +49,8 @@ Protocol = Literal["openai", "anthropic", "http"]
 """How the gateway talks to an upstream: OpenAI-compatible API, Anthropic's Messages API, or a
 plain HTTP endpoint the gateway does not call."""
 
+_EVERY_KIND: frozenset[RouteKind] = frozenset(get_args(RouteKind))
+_ANTHROPIC: frozenset[RouteKind] = frozenset({"messages"})
 _CONVERSATION: frozenset[RouteKind] = frozenset({"chat", "responses", "messages"})
 
 CATEGORY_ROUTES: Mapping[str, frozenset[RouteKind]] = MappingProxyType(
@@ -68,20 +70,8 @@ CATEGORY_ROUTES: Mapping[str, frozenset[RouteKind]] = MappingProxyType(
 
 PROTOCOL_ROUTES: Mapping[Protocol, frozenset[RouteKind]] = MappingProxyType(
     {
-        "openai": frozenset(
-            {
-                "chat",
-                "completion",
-                "embedding",
-                "image",
-                "speech",
-                "transcription",
-                "translation",
-                "moderation",
-                "responses",
-            }
-        ),
-        "anthropic": frozenset({"messages"}),
+        "openai": _EVERY_KIND - _ANTHROPIC,
+        "anthropic": _ANTHROPIC,
         "http": frozenset(),
     }
 )
