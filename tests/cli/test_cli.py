@@ -364,7 +364,6 @@ class TestInit:
 
         assert target.read_text() == tollhouse.catalog.preset_text()
 
-
     @pytest.mark.parametrize("preset", tollhouse.catalog.PRESETS)
     def test_init_writes_each_preset_and_it_validates(self, cli: Cli, preset: str) -> None:
         cli.ok("init", "--preset", preset)
