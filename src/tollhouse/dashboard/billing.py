@@ -195,8 +195,9 @@ async def buy_session_pack(request: Request) -> Response:
 @router.post("/portal/billing/plan")
 async def change_plan(request: Request) -> Response:
     """Move to the posted `plan`: a paid plan without a payment method on file goes to Stripe
-    Checkout (which subscribes the customer once paid); any other change happens now, as the
-    API's (an upgrade prorated now, a downgrade at the period end)."""
+    Checkout (which subscribes the customer once paid), or is refused (402) without Stripe;
+    any other change happens now, as the API's (an upgrade prorated now, a downgrade at the
+    period end)."""
     buyer = await _buyer(request)
     if isinstance(buyer, Response):
         return buyer
@@ -206,7 +207,11 @@ async def change_plan(request: Request) -> Response:
         plan = runtime.catalog.plan(name)
         async with runtime.db.transaction() as session:
             subscription = await subscriptions.get_subscription(session, customer_id)
-        if plan.price_micros > 0 and not subscription.has_payment_method:
+        if (
+            plan.price_micros > 0
+            and not subscription.has_payment_method
+            and runtime.payments.has_stripe
+        ):
             return await _checkout(request, buyer, payments.Item("plan", name))
         async with runtime.db.transaction() as session:
             await payments.require_payment_method(session, customer_id, name,
