@@ -112,7 +112,7 @@ async def test_a_plan_changed_on_the_page_is_the_apis_plan(
     unknown = await browser.request("POST", f"{BILLING}/plan", data={**fields, "plan": "nope"})
 
     assert (changed.status_code, changed.headers["location"]) == (303, f"{BILLING}?done=plan")
-    assert "Plan changed." in shown.text and 'id="plan">capped<' in shown.text
+    assert "Plan changed" in shown.text and 'id="plan">capped<' in shown.text
     assert await plan_of(stack, customer_id) == "capped"
     assert unknown.status_code == 404 and "nope" in unknown.text
 

@@ -56,7 +56,7 @@ NOTICES = {
     "paid": "Thank you: your payment is being confirmed, the credits follow in a moment.",
     "canceled": "Checkout canceled: nothing was charged.",
     "pack": "Session pack bought from your wallet.",
-    "plan": "Plan changed.",
+    "plan": "Plan changed: an upgrade applies now, a downgrade at the end of the period.",
 }
 """What the billing page says after an action (`?done=<name>`)."""
 CSV_COLUMNS = ("id", "created_at", "kind", "account", "amount", "currency", "description",
@@ -125,13 +125,14 @@ async def _buyer(request: Request) -> _Buyer | Response:
 
 
 async def _checkout(request: Request, buyer: _Buyer, item: payments.Item) -> Response:
-    """303 to a Stripe Checkout page for `item`, which sends the customer back here; the
-    billing page saying so when no payment provider is configured."""
+    """303 to a Stripe Checkout page for `item`, which sends the customer back to the billing
+    page (at `TOLLHOUSE_PUBLIC_URL`, else the address the request came to); the billing page
+    saying so (503) when no payment provider is configured."""
     runtime = runtime_of(request)
     if not runtime.payments.has_stripe:
         return await _billing_page(request, buyer.signed, buyer.customer_id, status=503,
                                    error=NO_PROVIDER)  # fmt: skip
-    back = str(request.base_url).rstrip("/") + BILLING
+    back = (runtime.settings.public_url or str(request.base_url)).rstrip("/") + BILLING
     view = await runtime.payments.checkout(
         buyer.customer_id, item, success_url=f"{back}?done=paid",
         cancel_url=f"{back}?done=canceled", idempotency_key=buyer.form.get("idempotency_key", ""),
