@@ -289,22 +289,18 @@ async def test_with_stripe_packs_and_paid_plans_go_to_checkout(
 ) -> None:
     stack, stripe = stripe_stack
     async with httpx.AsyncClient(base_url=stack.base_url) as http:
-        await buy_through_checkout(stack, stripe, http)
+        browser, customer_id = await signed_in(stack, http)
+        page = await browser.request("GET", BILLING)
+        credit = await form(browser, f"{BILLING}/credit-pack")
+        session_pack = await form(browser, f"{BILLING}/session-pack")
+        plan = await form(browser, f"{BILLING}/plan")
 
-
-async def buy_through_checkout(stack: Stack, stripe: FakeStripe, http: httpx.AsyncClient) -> None:
-    browser, customer_id = await signed_in(stack, http)
-    page = await browser.request("GET", BILLING)
-    credit = await form(browser, f"{BILLING}/credit-pack")
-    session_pack = await form(browser, f"{BILLING}/session-pack")
-    plan = await form(browser, f"{BILLING}/plan")
-
-    bought = await browser.request("POST", f"{BILLING}/credit-pack", data=credit)
-    replayed = await browser.request("POST", f"{BILLING}/credit-pack", data=credit)
-    by_card = await browser.request(
-        "POST", f"{BILLING}/session-pack", data={**session_pack, "pay": "card"}
-    )
-    pro = await browser.request("POST", f"{BILLING}/plan", data={**plan, "plan": "pro"})
+        bought = await browser.request("POST", f"{BILLING}/credit-pack", data=credit)
+        replayed = await browser.request("POST", f"{BILLING}/credit-pack", data=credit)
+        by_card = await browser.request(
+            "POST", f"{BILLING}/session-pack", data={**session_pack, "pay": "card"}
+        )
+        pro = await browser.request("POST", f"{BILLING}/plan", data={**plan, "plan": "pro"})
 
     assert 'id="no-provider"' not in page.text and "Pay by card" in page.text
     for answer in (bought, by_card, pro):
