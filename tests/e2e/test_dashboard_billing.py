@@ -297,6 +297,12 @@ async def test_with_stripe_packs_and_paid_plans_go_to_checkout(
 
         bought = await browser.request("POST", f"{BILLING}/credit-pack", data=credit)
         replayed = await browser.request("POST", f"{BILLING}/credit-pack", data=credit)
+        keyless = await browser.request(
+            "POST", f"{BILLING}/credit-pack", data={**credit, "idempotency_key": ""}
+        )
+        unknown = await browser.request(
+            "POST", f"{BILLING}/credit-pack", data={**credit, "pack": "pack-0"}
+        )
         by_card = await browser.request(
             "POST", f"{BILLING}/session-pack", data={**session_pack, "pay": "card"}
         )
@@ -307,6 +313,8 @@ async def test_with_stripe_packs_and_paid_plans_go_to_checkout(
         assert answer.status_code == 303
         assert answer.headers["location"].startswith("https://checkout.stripe.com/c/pay/cs_")
     assert replayed.headers["location"] == bought.headers["location"]
+    assert keyless.status_code == 422 and "idempotency_key" in keyless.text
+    assert unknown.status_code == 404 and "pack-0" in unknown.text
     sessions = stripe.posted("/v1/checkout/sessions")
     assert len(sessions) == 3  # the replay asked Stripe nothing more
     assert sessions[0].params["success_url"] == f"{stack.base_url}{BILLING}?done=paid"

@@ -39,6 +39,7 @@ from tollhouse.money import decimal_string
 from tollhouse.payments import PaymentMethodRequired
 from tollhouse.payments import service as payments
 from tollhouse.sessions import service as sessions
+from tollhouse.sessions.service.lifecycle import check_key
 from tollhouse.subscriptions import SubscriptionNotFound
 from tollhouse.subscriptions import service as subscriptions
 from tollhouse.users import Role, SignedIn
@@ -127,15 +128,22 @@ async def _buyer(request: Request) -> _Buyer | Response:
 async def _checkout(request: Request, buyer: _Buyer, item: payments.Item) -> Response:
     """303 to a Stripe Checkout page for `item`, which sends the customer back to the billing
     page (at `TOLLHOUSE_PUBLIC_URL`, else the address the request came to); the billing page
-    saying so (503) when no payment provider is configured."""
+    saying so (503) when no payment provider is configured.
+
+    Raises:
+        InvalidInput: the form's `idempotency_key` is not 1..128 characters.
+        CreditPackNotFound, SessionProductNotFound, PlanNotFound: not an item of the catalog.
+        PaymentProviderError: Stripe refused or could not be reached.
+    """
     runtime = runtime_of(request)
     if not runtime.payments.has_stripe:
         return await _billing_page(request, buyer.signed, buyer.customer_id, status=503,
                                    error=NO_PROVIDER)  # fmt: skip
     back = (runtime.settings.public_url or str(request.base_url)).rstrip("/") + BILLING
+    key = check_key(buyer.form.get("idempotency_key", ""))
     view = await runtime.payments.checkout(
         buyer.customer_id, item, success_url=f"{back}?done=paid",
-        cancel_url=f"{back}?done=canceled", idempotency_key=buyer.form.get("idempotency_key", ""),
+        cancel_url=f"{back}?done=canceled", idempotency_key=key,
     )  # fmt: skip
     if view.url is None:  # a checkout whose creation a crash interrupted: the replay ends it
         return await _billing_page(request, buyer.signed, buyer.customer_id, status=503,
