@@ -4,13 +4,14 @@ no build step), over the same services the API uses.
 
 - `web`: sign in and out, password reset, the session cookie and CSRF checks.
 - `portal`: a customer's overview (balance, plan, quotas, usage) and its API keys.
+- `billing`: the portal's billing: buy packs, change plan, invoices, transactions (CSV).
 - `console`: the operator's customers list and a customer's page.
 
-Imports: users, customers, keys, ledger, subscriptions, metering, catalog, server (the
-runtime), money.
+Imports: users, customers, keys, ledger, subscriptions, metering, catalog, billing,
+payments, sessions, server (the runtime), money.
 """
 
-from tollhouse.dashboard import console, portal
+from tollhouse.dashboard import billing, console, portal
 from tollhouse.dashboard.web import STATIC, router
 
-__all__ = ["STATIC", "console", "portal", "router"]
+__all__ = ["STATIC", "billing", "console", "portal", "router"]
