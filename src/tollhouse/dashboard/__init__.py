@@ -3,14 +3,15 @@ tollhouse at `/dashboard` (Jinja2 templates and static files shipped in the pack
 no build step), over the same services the API uses.
 
 - `web`: sign in and out, password reset, the session cookie and CSRF checks.
-- `portal`: a customer's overview (balance, plan, quotas, usage) and its API keys.
+- `portal`: a customer's overview (balance, plan, quotas, usage).
+- `keys`: a customer's API keys (create with scopes, models and expiry; revoke; rotate).
 - `console`: the operator's customers list and a customer's page.
 
 Imports: users, customers, keys, ledger, subscriptions, metering, catalog, server (the
 runtime), money.
 """
 
-from tollhouse.dashboard import console, portal
+from tollhouse.dashboard import console, keys, portal
 from tollhouse.dashboard.web import STATIC, router
 
-__all__ = ["STATIC", "console", "portal", "router"]
+__all__ = ["STATIC", "console", "keys", "portal", "router"]
