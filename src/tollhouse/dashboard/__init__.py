@@ -5,13 +5,14 @@ no build step), over the same services the API uses.
 - `web`: sign in and out, password reset, the session cookie and CSRF checks.
 - `portal`: a customer's overview (balance, plan, quotas, usage).
 - `keys`: a customer's API keys (create with scopes, models and expiry; revoke; rotate).
+- `sessions`: a customer's sessions (start flat or compute sessions, see them run, stop).
 - `console`: the operator's customers list and a customer's page.
 
-Imports: users, customers, keys, ledger, subscriptions, metering, catalog, server (the
+Imports: users, customers, keys, sessions, ledger, subscriptions, metering, catalog, server (the
 runtime), money.
 """
 
-from tollhouse.dashboard import console, keys, portal
+from tollhouse.dashboard import console, keys, portal, sessions
 from tollhouse.dashboard.web import STATIC, router
 
-__all__ = ["STATIC", "console", "keys", "portal", "router"]
+__all__ = ["STATIC", "console", "keys", "portal", "router", "sessions"]
