@@ -46,17 +46,17 @@ class TierOffer:
 
 
 def span(seconds: int | None) -> str:
-    """`seconds` for people: `2 d 3 h`, `1 h 5 min`, `4 min 10 s`, `9 s`; `""` for None."""
+    """`seconds` for people, in its two largest units, a zero second unit left out:
+    `2 d 3 h`, `1 d`, `1 h 5 min`, `4 min 10 s`, `9 s`; `""` for None."""
     if seconds is None:
         return ""
     days, rest = divmod(max(0, seconds), 86_400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {minutes} min"
-    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+    units = [(days, "d"), (hours, "h"), (minutes, "min"), (secs, "s")]
+    first = next((i for i, (amount, _) in enumerate(units) if amount), len(units) - 1)
+    shown = [units[first]] + [u for u in units[first + 1 : first + 2] if u[0]]
+    return " ".join(f"{amount} {unit}" for amount, unit in shown)
 
 
 async def _sessions_page(
