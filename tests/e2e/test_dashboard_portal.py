@@ -214,7 +214,7 @@ async def test_a_flat_session_started_twice_from_one_form_charges_once_and_stops
     assert await stack.available(customer_id) == after_start  # a flat fee is not refunded
 
 
-async def test_a_start_the_wallet_cannot_pay_is_refused_on_the_page(
+async def test_a_start_that_cannot_be_made_is_refused_on_the_page(
     stack: Stack, browser: Browser
 ) -> None:
     customer_id = await signed_in(stack, browser, Role.MEMBER, credits_micros=500_000)
@@ -229,8 +229,15 @@ async def test_a_start_the_wallet_cannot_pay_is_refused_on_the_page(
         "POST", SESSIONS,
         data={"resource_tier": "large", "csrf_token": token, "idempotency_key": "k-large"},
     )  # fmt: skip
+    unknown = await browser.request(
+        "POST", SESSIONS, data={"product": "nope", "csrf_token": token, "idempotency_key": "k-2"}
+    )
+    neither = await browser.request(
+        "POST", SESSIONS, data={"csrf_token": token, "idempotency_key": "k-3"}
+    )
 
     assert refused.status_code == 402 and 'role="alert"' in refused.text
+    assert (unknown.status_code, neither.status_code) == (404, 422)
     assert bad_tier.status_code == 403 and "pro" in bad_tier.text  # the plan that has it
     assert await stack.available(customer_id) == 500_000
 

@@ -8,8 +8,8 @@ no build step), over the same services the API uses.
 - `sessions`: a customer's sessions (start flat or compute sessions, see them run, stop).
 - `console`: the operator's customers list and a customer's page.
 
-Imports: users, customers, keys, sessions, ledger, subscriptions, metering, catalog, server (the
-runtime), money.
+Imports: users, customers, keys, sessions, ledger, subscriptions, metering, catalog, server
+(the runtime), money.
 """
 
 from tollhouse.dashboard import console, keys, portal, sessions
