@@ -16,7 +16,9 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from tollhouse.catalog import Catalog
 from tollhouse.catalog import service as catalogs
 from tollhouse.customers import service as customers
 from tollhouse.dashboard.web import forbidden, form_of, member, page, router, runtime_of
@@ -79,11 +81,10 @@ def models_of(form: Mapping[str, str], plan_models: list[str]) -> list[str] | No
     return ticked or None
 
 
-async def _plan_models(request: Request, customer_id: str) -> list[str]:
-    runtime = runtime_of(request)
-    async with runtime.db.transaction() as session:
-        customer = await customers.get(session, customer_id)
-    return [m.id for m in runtime.catalog.models_for_plan(customer.plan)]
+async def _plan_models(session: AsyncSession, catalog: Catalog, customer_id: str) -> list[str]:
+    """Ids of the models the customer's plan can call, in catalog order."""
+    customer = await customers.get(session, customer_id)
+    return [m.id for m in catalog.models_for_plan(customer.plan)]
 
 
 async def _keys_page(
@@ -101,9 +102,10 @@ async def _keys_page(
     runtime = runtime_of(request)
     async with runtime.db.transaction() as session:
         listed = await keys.list_keys(session, customer_id=customer_id)
+        plan_models = await _plan_models(session, runtime.catalog, customer_id)
     return page(
         request, "keys.html", signed, status=status, keys=listed, now=runtime.clock.now(),
-        plan_models=await _plan_models(request, customer_id), graces=GRACES,
+        plan_models=plan_models, graces=GRACES,
         error=error, secret=secret, rotated_until=rotated_until,
     )  # fmt: skip
 
@@ -133,8 +135,9 @@ async def keys_create(request: Request) -> Response:
     runtime = runtime_of(request)
     try:
         expires_at = expiry_of(form, now=runtime.clock.now(), time_zone=signed.user.time_zone)
-        allowed_models = models_of(form, await _plan_models(request, customer_id))
         async with runtime.db.transaction() as session:
+            plan_models = await _plan_models(session, runtime.catalog, customer_id)
+            allowed_models = models_of(form, plan_models)
             await catalogs.require_in_force(session, runtime.catalog, models=allowed_models or ())
             issued = await keys.create_key(
                 session, customer_id=customer_id, name=form.get("name", "").strip() or "key",

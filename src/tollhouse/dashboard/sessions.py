@@ -16,6 +16,7 @@ while one runs, so the cost shown follows the clock without the page computing m
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -100,7 +101,7 @@ async def sessions_list(request: Request) -> Response:
     return await _sessions_page(request, *found)
 
 
-async def _start(request: Request, customer_id: str, form: dict[str, str]) -> Started:
+async def _start(request: Request, customer_id: str, form: Mapping[str, str]) -> Started:
     """Start what the form names: `product` (flat) or `resource_tier` (metered), once per
     `idempotency_key`.
 
@@ -138,7 +139,7 @@ async def sessions_start(request: Request) -> Response:
     if form is None:
         return forbidden(request, signed)
     try:
-        await _start(request, customer_id, dict(form))
+        await _start(request, customer_id, form)
     except TollhouseError as error:
         return await _sessions_page(request, signed, customer_id, status=error.status,
                                     error=error.detail)  # fmt: skip
