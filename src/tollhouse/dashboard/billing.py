@@ -29,8 +29,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from tollhouse.billing import PAGE_POLICY, InvoiceView, render_html, render_pdf
 from tollhouse.billing import service as billing
-from tollhouse.dashboard.portal import _member
-from tollhouse.dashboard.web import forbidden, form_of, page, router, runtime_of
+from tollhouse.dashboard.web import forbidden, form_of, member, page, router, runtime_of
 from tollhouse.errors import InvalidInput, TollhouseError
 from tollhouse.ids import new_id
 from tollhouse.ledger import EntryKind, TransactionView
@@ -96,10 +95,10 @@ async def _billing_page(
 @router.get("/portal/billing")
 async def billing_page(request: Request) -> Response:
     """Wallet, plans, packs to buy, invoices."""
-    member = await _member(request)
-    if isinstance(member, Response):
-        return member
-    return await _billing_page(request, *member)
+    found = await member(request)
+    if isinstance(found, Response):
+        return found
+    return await _billing_page(request, *found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +111,10 @@ class _Buyer:
 async def _buyer(request: Request) -> _Buyer | Response:
     """The admin posting a buying form with the session's CSRF token, or the answer to anyone
     else: the login page, 403 for a bad token or a `member`."""
-    member = await _member(request)
-    if isinstance(member, Response):
-        return member
-    signed, customer_id = member
+    found = await member(request)
+    if isinstance(found, Response):
+        return found
+    signed, customer_id = found
     form = await form_of(request, signed)
     if form is None:
         return forbidden(request, signed)
@@ -242,10 +241,10 @@ async def change_plan(request: Request) -> Response:
 async def _document(request: Request, invoice_id: str) -> InvoiceView | Response:
     """The member's customer's invoice or credit note, or the answer instead: the login
     page, 404 for an id that is not its customer's."""
-    member = await _member(request)
-    if isinstance(member, Response):
-        return member
-    signed, customer_id = member
+    found = await member(request)
+    if isinstance(found, Response):
+        return found
+    signed, customer_id = found
     runtime = runtime_of(request)
     try:
         async with runtime.db.transaction() as session:  # closed before rendering
@@ -345,10 +344,10 @@ async def transactions_page(
     request: Request, kind: str = "", start: str = "", end: str = "", before_id: int | None = None
 ) -> Response:
     """The customer's ledger entries, newest first, `TRANSACTIONS_PAGE` a page."""
-    member = await _member(request)
-    if isinstance(member, Response):
-        return member
-    signed, customer_id = member
+    found = await member(request)
+    if isinstance(found, Response):
+        return found
+    signed, customer_id = found
     shown: dict[str, Any] = {"kinds": [k.value for k in EntryKind], "kind": kind, "start": start, "end": end,
                              "purpose": purpose, "entries": [], "older": "", "csv": ""}  # fmt: skip
     try:
@@ -383,10 +382,10 @@ async def transactions_csv(
 ) -> Response:
     """Every entry the filters select, newest first, as CSV (`CSV_COLUMNS`), read a page of
     `ledger.MAX_PAGE` at a time."""
-    member = await _member(request)
-    if isinstance(member, Response):
-        return member
-    signed, customer_id = member
+    found = await member(request)
+    if isinstance(found, Response):
+        return found
+    signed, customer_id = found
     try:
         filters = Filters.parse(kind, start, end)
     except InvalidInput as error:

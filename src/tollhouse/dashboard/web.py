@@ -215,3 +215,14 @@ async def reset(request: Request) -> Response:
                     error=error.detail)  # fmt: skip
     return page(request, "message.html", None, title="Password set",
                 message="Your password is set: sign in with it.")  # fmt: skip
+
+
+async def member(request: Request) -> tuple[SignedIn, str] | Response:
+    """The signed-in customer user and its customer id, or where to send anyone else (the
+    login page; an operator to the console)."""
+    signed = await viewer(request)
+    if signed is None:
+        return to_login()
+    if signed.user.is_operator or signed.user.customer_id is None:
+        return RedirectResponse("/dashboard/console", status_code=303)
+    return signed, signed.user.customer_id
