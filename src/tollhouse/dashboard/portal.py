@@ -18,10 +18,13 @@ from tollhouse.clock import Clock
 from tollhouse.customers import service as customers
 from tollhouse.dashboard.web import member, page, router, runtime_of
 from tollhouse.ledger import service as ledger
+from tollhouse.metering import denials
 from tollhouse.metering import service as metering
 from tollhouse.subscriptions import SubscriptionNotFound
 from tollhouse.subscriptions import service as subscriptions
 
+DENIALS_SHOWN = 10
+"""The latest refused calls the overview lists."""
 RANGES = (7, 30, 90)
 """Days the usage table can cover."""
 
@@ -41,7 +44,8 @@ async def overview_of(
     session: AsyncSession, customer_id: str, *, catalog: Catalog, clock: Clock, days: int
 ) -> dict[str, Any]:
     """What the overview shows of a customer (also the console's customer page): the
-    customer, its wallet, alert, subscription, quotas and usage over the last `days`."""
+    customer, its wallet, alert, subscription, quotas, usage over the last `days`, and its
+    latest refused calls (rate limits, quotas, credits: `metering.denials`)."""
     now = clock.now()
     customer = await customers.get(session, customer_id)
     wallet = await ledger.balance(session, customer_id, catalog.currency, now=now)
@@ -74,6 +78,7 @@ async def overview_of(
     ]  # fmt: skip
     return {
         "customer": customer,
+        "denials": await denials.recent(session, customer_id, limit=DENIALS_SHOWN),
         "wallet": wallet,
         "low": alert is not None and alert.state != "armed",
         "subscription": subscription,
