@@ -6,7 +6,7 @@ Every HTTP request gets a list of works in its scope (`WORKS`); the FastAPI depe
 routes of its `rules` (plain ASGI apps). Their headers (rate limits, balance, session) are
 added to the response's start; when the application returns, each work is settled:
 captured and recorded when the status is below 400, voided on a 4xx or 5xx status or an
-exception. A denial is answered as tollhouse answers it (problem+json).
+exception; a work the application `keep`s (a queued job) is left for it to settle. A denial is answered as tollhouse answers it (problem+json).
 """
 
 from __future__ import annotations
@@ -102,4 +102,5 @@ class TollMiddleware:
             succeeded = status < 400
         finally:
             for work in works:
-                await self.toll.settle(work, succeeded=succeeded)
+                if not work.kept:
+                    await self.toll.settle(work, succeeded=succeeded)

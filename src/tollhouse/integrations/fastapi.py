@@ -40,6 +40,26 @@ def install(app: FastAPI, toll: Toll) -> None:
     app.add_exception_handler(TollhouseError, problem)
 
 
+async def authorize(request: Request, toll: Toll, requirement: Requirement) -> Work:
+    """Authorize `requirement` for the request's key (bearer or `x-api-key`; its
+    `Idempotency-Key` header, if any, makes a retry find the first hold) inside an endpoint,
+    when what to hold depends on the request (a batch of N items); settled after the
+    response like a `requires` work.
+
+    Raises:
+        TollhouseError: the denial (problem+json via `install`).
+        RuntimeError: the app has no `TollMiddleware` (call `install`).
+    """
+    works: list[Work] | None = request.scope.get(WORKS)
+    if works is None:
+        raise RuntimeError("tollhouse: call integrations.install(app, toll) first")
+    work = await toll.authorize(
+        caller_key(request.scope), requirement, idempotency_key=idempotency_key(request.scope)
+    )
+    works.append(work)
+    return work
+
+
 def requires(
     toll: Toll,
     *,
@@ -48,26 +68,14 @@ def requires(
     features: Sequence[str] = (),
     resource_tier: str | None = None,
 ) -> Any:
-    """A dependency that authorizes a `Requirement` for the request's key (bearer or
-    `x-api-key`; its `Idempotency-Key` header, if any, makes a retry find the first hold)
-    and returns the `Work`. Denials raise `TollhouseError` (problem+json via `install`).
-
-    Raises:
-        RuntimeError: the app has no `TollMiddleware` (call `install`).
-    """
+    """A dependency that `authorize`s a fixed `Requirement` before the endpoint runs and
+    hands it the `Work`; `usage` defaults to one request."""
     requirement = Requirement(
         model=model, usage=dict(usage or {"requests": 1}), features=tuple(features),
         resource_tier=resource_tier,
     )  # fmt: skip
 
     async def authorized(request: Request) -> Work:
-        works: list[Work] | None = request.scope.get(WORKS)
-        if works is None:
-            raise RuntimeError("tollhouse: call integrations.install(app, toll) first")
-        work = await toll.authorize(
-            caller_key(request.scope), requirement, idempotency_key=idempotency_key(request.scope)
-        )
-        works.append(work)
-        return work
+        return await authorize(request, toll, requirement)
 
     return Depends(authorized)

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from tollhouse.api.routes.sidecar import AuthorizeIn, UsageEstimate, authorize_for
 from tollhouse.catalog import Usage
+from tollhouse.errors import Unauthenticated
 from tollhouse.gateway.quotas import quantities
 from tollhouse.gateway.settle import until_written
 from tollhouse.ids import new_id
@@ -46,7 +47,8 @@ class Work:
     or the estimate costs nothing); `session_id` names the session that pays. `headers` are
     the rate-limit, low-credit and session headers for the caller's response.
 
-    Call `use(...)` with what the work really used (default: the estimate) before it ends."""
+    Call `use(...)` with what the work really used (default: the estimate) before it is
+    settled: a batch held for N items and done for M < N is charged for M."""
 
     id: str
     customer_id: str
@@ -58,6 +60,15 @@ class Work:
     session_id: str | None
     headers: dict[str, str]
     used: Usage | None = None
+    kept: bool = False
+    """The application settles it (`keep`), not the middleware."""
+
+    def keep(self) -> None:
+        """The work outlives the response (a queued job): the middleware leaves it, and the
+        application calls `await toll.settle(work, succeeded=...)` when the job ends, before
+        the hold expires (the settings' `upstream_timeout_seconds` plus a minute; then the
+        sweeper voids it and the work is free)."""
+        self.kept = True
 
     def use(
         self,
@@ -95,6 +106,14 @@ class Toll(Protocol):
         """Capture what `work` used and record its usage (`succeeded`), or void its hold."""
         ...
 
+    async def customer_of(self, key: str) -> str:
+        """The customer id of a customer's key (to show a caller only its own jobs).
+
+        Raises:
+            Unauthenticated: an unknown, revoked or expired key, or an operator's key.
+        """
+        ...
+
 
 class LocalToll:
     """`Toll` against an in-process tollhouse: the `runtime` of the application's lifespan
@@ -129,6 +148,12 @@ class LocalToll:
             session_id=answer.session.id if answer.session is not None else None,
             headers=authorized.headers,
         )
+
+    async def customer_of(self, key: str) -> str:
+        principal = await self.runtime.authenticator.authenticate(key)
+        if principal.customer_id is None:
+            raise Unauthenticated("use a customer's key")
+        return principal.customer_id
 
     async def settle(self, work: Work, *, succeeded: bool) -> None:
         """On success: capture the price of `work.used` (or the estimate) up to the hold,
