@@ -19,7 +19,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from tests.e2e.conftest import Stack
 
-from tollhouse.integrations import LocalToll, Requirement, TollMiddleware, Work, install, requires
+from tollhouse.integrations import (
+    LocalToll,
+    Requirement,
+    TollMiddleware,
+    Work,
+    authorize,
+    install,
+    requires,
+)
 from tollhouse.metering import service as metering
 
 ESTIMATE = {"input_tokens": 1_000, "output_tokens": 500}
@@ -173,3 +181,30 @@ async def test_plain_asgi_middleware_authorizes_by_route_and_settles(stack: Stac
     assert failed.status_code == 503
     assert free.status_code == 405
     assert await stack.available(customer_id) == 10_000 - 20
+
+
+async def test_a_kept_work_is_left_held_until_the_application_settles_it(stack: Stack) -> None:
+    customer_id, key = await stack.customer(credits_micros=10_000)
+    toll = LocalToll(stack.runtime)
+    app = FastAPI()
+    install(app, toll)
+    queued: list[Work] = []
+
+    @app.post("/jobs", status_code=202)
+    async def queue(request: Request) -> dict[str, str]:
+        work = await authorize(request, toll, Requirement("test-chat", {"output_tokens": 1_000}))
+        work.keep()
+        queued.append(work)
+        return {"job": work.id}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+        answer = await http.post("/jobs", headers={"Authorization": f"Bearer {key}"})
+    held = await stack.available(customer_id)
+    [work] = queued
+    work.use(output_tokens=300)  # the job ends having made 300 tokens
+    await toll.settle(work, succeeded=True)
+
+    assert answer.status_code == 202
+    assert held == 10_000 - 2_000  # still held after the response
+    assert await stack.available(customer_id) == 10_000 - 600
