@@ -60,46 +60,78 @@ def environment(**extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def serve_example(tmp_path: Path) -> Iterator[object]:
-    """`serve_example(directory, preset, app="app:app")`: the example running, as `Example`."""
-    processes: list[subprocess.Popen[bytes]] = []
+class Servers:
+    """Processes a test starts (each on a free port, polled at `/health` until it answers),
+    stopped after the test."""
 
-    def serve(directory: Path, preset: str, app: str = "app:app", **env: str) -> Example:
-        catalog = tmp_path / "tollhouse.yaml"
-        catalog.write_text(preset_text(preset))
-        example = Example("", environment(
-            TOLLHOUSE_DATABASE_URL=f"sqlite:///{tmp_path / 'example.db'}",
-            TOLLHOUSE_CATALOG=str(catalog), **env,
-        ), directory)  # fmt: skip
-        upgrade = subprocess.run(
-            [sys.executable, "-m", "tollhouse.cli.main", "db", "upgrade"], env=example.env,
-            cwd=directory, capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        assert upgrade.returncode == 0, upgrade.stderr
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, command: list[str], cwd: Path, env: dict[str, str]) -> str:
+        """Run `command` plus `--port N`; its base URL once `/health` answers 200."""
         port = free_port()
-        log = (tmp_path / f"{directory.name}.log").open("wb")
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)],
-            cwd=directory, env=example.env, stdout=log, stderr=subprocess.STDOUT,
-        ))  # fmt: skip
+        log_path = self.tmp_path / f"server-{port}.log"
+        with log_path.open("wb") as log:
+            self.processes.append(subprocess.Popen(
+                [*command, "--port", str(port)], cwd=cwd, env=env, stdout=log,
+                stderr=subprocess.STDOUT,
+            ))  # fmt: skip
         base_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             try:
                 if httpx.get(base_url + "/health").status_code == 200:
-                    break
+                    return base_url
             except httpx.TransportError:
                 pass
-            assert processes[-1].poll() is None, (tmp_path / f"{directory.name}.log").read_text()
-            assert time.monotonic() < deadline, "the example did not start"
+            assert self.processes[-1].poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, f"{command} did not start"
             time.sleep(0.1)
-        return Example(base_url, example.env, directory)
 
-    yield serve
-    for process in processes:
-        process.terminate()
-        try:
-            process.wait(STARTUP_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    def example(
+        self,
+        directory: Path,
+        preset: str,
+        *,
+        app: str | None = "app:app",
+        replace: dict[str, str] | None = None,
+    ) -> Example:
+        """The example at `directory` served by uvicorn (`app`), or `tollhouse serve` when
+        `app` is None, on a fresh SQLite file and the catalog of `preset` (its text with
+        `replace`'s substitutions)."""
+        text = preset_text(preset)
+        for old, new in (replace or {}).items():
+            text = text.replace(old, new)
+        catalog = self.tmp_path / "tollhouse.yaml"
+        catalog.write_text(text)
+        env = environment(
+            TOLLHOUSE_DATABASE_URL=f"sqlite:///{self.tmp_path / 'example.db'}",
+            TOLLHOUSE_CATALOG=str(catalog),
+        )
+        upgrade = subprocess.run(
+            [sys.executable, "-m", "tollhouse.cli.main", "db", "upgrade"], env=env,
+            cwd=directory, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert upgrade.returncode == 0, upgrade.stderr
+        command = (
+            [sys.executable, "-m", "tollhouse.cli.main", "serve"]
+            if app is None
+            else [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1"]
+        )
+        return Example(self.start(command, directory, env), env, directory)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+            try:
+                process.wait(STARTUP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Servers]:
+    started = Servers(tmp_path)
+    yield started
+    started.stop()

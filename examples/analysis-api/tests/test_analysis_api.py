@@ -5,18 +5,18 @@ input refused."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import httpx
+from examples.conftest import Servers
 
 EXAMPLE = Path(__file__).parents[1]
 SERIES = {"prices": [1, 2, 1, 2], "period": 2}
 
 
 async def test_indicators_need_a_session_which_pays_and_is_named_in_each_answer(
-    serve_example: Any,
+    servers: Servers,
 ) -> None:
-    example = serve_example(EXAMPLE, "analysis-sessions")
+    example = servers.example(EXAMPLE, "analysis-sessions")
     customer_id, key = example.customer("2.00")
     auth = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=example.base_url) as http:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from examples.conftest import Servers
 
 EXAMPLE = Path(__file__).parents[1]
 IMAGES = [f"https://photos.example/{n}.jpg" for n in range(4)]
@@ -26,8 +27,8 @@ async def finished(http: httpx.AsyncClient, job_id: str, auth: dict[str, str]) -
     raise AssertionError(f"job {job_id} did not end")
 
 
-async def test_batches_and_trainings_charge_what_succeeded(serve_example: Any) -> None:
-    example = serve_example(EXAMPLE, "image-api")
+async def test_batches_and_trainings_charge_what_succeeded(servers: Servers) -> None:
+    example = servers.example(EXAMPLE, "image-api")
     creator_id, creator_key = example.customer("5.00", plan="creator")
     free_id, free_key = example.customer("0")
     creator = {"Authorization": f"Bearer {creator_key}"}
