@@ -9,6 +9,7 @@ and `TOLLHOUSE_TEST_REDIS_URL` (default `redis://127.0.0.1:6379/15`).
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -27,8 +28,9 @@ POSTGRES_URL = os.environ.get(
     "TOLLHOUSE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 _WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-REDIS_URL = os.environ.get("TOLLHOUSE_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{15 - _WORKER % 8}")
-"""One Redis database per xdist worker (15, 14, ...), so workers never flush each other's keys."""
+REDIS_URL = os.environ.get("TOLLHOUSE_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{15 - _WORKER % 4}")
+"""One Redis database per xdist worker (15 down to 12: the README runs at most four), so
+workers never flush each other's keys."""
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -118,3 +120,13 @@ async def redis_url() -> AsyncIterator[str]:
     yield REDIS_URL
     await client.flushdb()
     await client.aclose()
+
+
+@pytest.fixture
+def artifacts(request: pytest.FixtureRequest) -> Path:
+    """A folder kept after the run for what a person may want to look at (screenshots):
+    `test-artifacts/<test id>/`, under `TOLLHOUSE_TEST_ARTIFACTS` when set."""
+    root = Path(os.environ.get("TOLLHOUSE_TEST_ARTIFACTS", "test-artifacts"))
+    folder = root / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid).strip("_")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

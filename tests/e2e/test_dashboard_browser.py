@@ -39,7 +39,7 @@ async def browser() -> AsyncIterator[object]:
 
 
 async def test_a_member_signs_in_sees_the_chart_switches_theme_and_makes_a_key(
-    stack: Stack, browser: object, tmp_path: Path
+    stack: Stack, browser: object, artifacts: Path
 ) -> None:
     customer_id, key = await stack.customer(credits_micros=2_000_000)
     api = openai.AsyncOpenAI(api_key=key, base_url=stack.base_url + "/v1", max_retries=0)
@@ -76,7 +76,7 @@ async def test_a_member_signs_in_sees_the_chart_switches_theme_and_makes_a_key(
     await page.get_by_label("Name").fill("laptop")
     await page.get_by_role("button", name="Create key").click()
     secret = await page.locator("#new-key").inner_text()
-    await page.screenshot(path=str(tmp_path / "keys.png"))
+    await page.screenshot(path=str(artifacts / "keys.png"))
 
     assert balance.endswith(" USD") and balance != "2.00 USD"  # the call was charged
     assert rows >= 1
@@ -86,7 +86,7 @@ async def test_a_member_signs_in_sees_the_chart_switches_theme_and_makes_a_key(
 
 
 async def test_a_member_starts_and_stops_a_flat_session(
-    stack: Stack, browser: object, tmp_path: Path
+    stack: Stack, browser: object, artifacts: Path
 ) -> None:
     customer_id, _ = await stack.customer(credits_micros=2_000_000)
     async with stack.runtime.db.transaction() as session:
@@ -111,16 +111,16 @@ async def test_a_member_starts_and_stops_a_flat_session(
     tokens_left = await card.locator("[id^=tokens-left-]").inner_text()
     time_left = await card.locator("[id^=time-left-]").inner_text()
     charged = await stack.available(customer_id)
-    await page.screenshot(path=str(tmp_path / "session-running.png"), full_page=True)
+    await page.screenshot(path=str(artifacts / "session-running.png"), full_page=True)
 
     await card.get_by_role("button", name=re.compile("^Stop the analysis session")).click()
     await page.get_by_text("No active session.").wait_for()
     ended = await page.locator("table tbody tr").first.inner_text()
-    await page.screenshot(path=str(tmp_path / "session-stopped.png"), full_page=True)
+    await page.screenshot(path=str(artifacts / "session-stopped.png"), full_page=True)
 
     assert tokens_left == "100,000 of 100,000"
     assert time_left in ("1 d", "23 h 59 min")
     assert charged == 1_000_000  # the $1.00 fee, once
     assert "analysis" in ended and "terminated" in ended
-    assert (tmp_path / "session-stopped.png").stat().st_size > 0
+    assert (artifacts / "session-stopped.png").stat().st_size > 0
     assert problems == []
