@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import ColumnElement, DateTime, MetaData, func, literal_column, type_coerce
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -50,3 +50,26 @@ class Base(DeclarativeBase):
     """Base of every ORM model."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+_SQLITE_WINDOW_FORMATS = {
+    "hour": "'%Y-%m-%d %H:00:00'",
+    "day": "'%Y-%m-%d 00:00:00'",
+    "month": "'%Y-%m-01 00:00:00'",
+}
+
+
+def utc_window_start(
+    column: ColumnElement[datetime] | InstrumentedAttribute[datetime], window: str, dialect: str
+) -> ColumnElement[datetime]:
+    """SQL for the UTC start of the `window` (`hour`, `day` or `month`) that `column` (a
+    `UTCDateTime`) falls in, read back as an aware datetime: group by it to count per window.
+
+    Constants are inlined (not bound) so that the SELECT and GROUP BY expressions match.
+    """
+    if dialect == "postgresql":
+        naive_utc = func.timezone(literal_column("'UTC'"), column)
+        expr = func.date_trunc(literal_column(f"'{window}'"), naive_utc)
+    else:  # SQLite stores UTC as 'YYYY-MM-DD HH:MM:SS.ffffff'
+        expr = func.strftime(literal_column(_SQLITE_WINDOW_FORMATS[window]), column)
+    return type_coerce(expr, UTCDateTime())
