@@ -66,6 +66,7 @@ class InFlightCaps:
         try:
             lease = await runtime.in_flight.acquire(caps)
         except TollhouseError as error:  # TooManyInFlight (429), RateLimitStorageError (503)
+            runtime.note_denial(principal, error, model=None, route=scope["path"])
             response = problem_response_at(error, scope["path"])
             await response(scope, receive, send)
             return

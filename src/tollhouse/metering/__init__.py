@@ -1,4 +1,5 @@
-"""Metering: idempotent usage events and the aggregates computed from them.
+"""Metering: idempotent usage events and the aggregates computed from them; and the log of
+refused calls (`denials`: analytics, written behind the answer, not exact under a flood).
 
 Invariants:
 - Usage events are immutable: rows of `usage_events` are inserted, never updated or deleted.

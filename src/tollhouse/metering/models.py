@@ -1,4 +1,5 @@
-"""The `usage_events` table: one immutable row per accepted usage event.
+"""The `usage_events` table: one immutable row per accepted usage event; the `denials`
+table: one row per refused call (written by `denials.DenialLog`).
 
 Rows are only ever inserted (by `UsageRecorder`), never updated or deleted by tollhouse; every
 aggregate (`service.query_usage`, `service.totals`) is computed from them on read.
@@ -74,3 +75,28 @@ class UsageEvent(Base):
 
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     """At most 16 scalar caller properties (str keys; str, int, float, bool or null values)."""
+
+
+class Denial(Base):
+    """One refused call: who (`customer_id`, `key_id`, the `plan` it was on), why (`reason`,
+    the problem type's code, e.g. `rate-limited`, `quota-exceeded`, `insufficient-credit`),
+    of what (`model`, `route`) and when (`occurred_at`, UTC)."""
+
+    __tablename__ = "denials"
+    __table_args__ = (
+        # ix_denials_customer_id = (customer_id, occurred_at): a customer's recent denials;
+        # ix_denials_occurred_at: every customer's over a range.
+        Index(None, "customer_id", "occurred_at"),
+        Index(None, "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    customer_id: Mapped[str] = mapped_column(String(32))
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    plan: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(128))
+    route: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -25,12 +25,14 @@ from tollhouse.billing import service as billing
 from tollhouse.catalog import Catalog, load_catalog
 from tollhouse.clock import SYSTEM_CLOCK, Clock
 from tollhouse.config import Settings
+from tollhouse.errors import TollhouseError
 from tollhouse.gateway.quotas import QuotaGuard, QuotaReached
 from tollhouse.gateway.session_guard import SessionGuard
 from tollhouse.gateway.tokens import warm_up
-from tollhouse.keys import KeyAuthenticator
+from tollhouse.keys import KeyAuthenticator, Principal
 from tollhouse.ledger import Ledger
 from tollhouse.metering import UsageRecorder
+from tollhouse.metering.denials import DENIED_STATUSES, DenialLog
 from tollhouse.payments import Payments
 from tollhouse.ratelimit import InFlightLimiter, RateLimiter, storage_from_url
 from tollhouse.server.invalidation import (
@@ -86,6 +88,9 @@ class Runtime:
         """Caps on gateway calls under way (`api.in_flight`), on the rate limiter's storage."""
         self.ledger = Ledger(self.db, clock=clock)
         self.recorder = UsageRecorder(self.db, clock=clock, known_meters=set(self.catalog.meters))
+        self.denials = DenialLog(
+            self.db, clock=clock, spawn=lambda c: self.spawn(c, name="denials")
+        )
         self.quotas = QuotaGuard(
             self.db, catalog=self.catalog, clock=clock, on_reached=self._quota_reached
         )
@@ -197,6 +202,21 @@ class Runtime:
             self.authenticator.invalidate_customer(ident)
             self.quotas.invalidate(ident)
             self.credits.invalidate(ident)
+
+    def note_denial(
+        self, principal: Principal | None, error: TollhouseError, *, model: str | None, route: str
+    ) -> None:
+        """Log a call refused with 402, 403 or 429 (`metering.denials`) for a customer's key;
+        other errors, and callers not yet known, are not denials."""
+        if (
+            principal is not None
+            and principal.customer_id is not None
+            and error.status in DENIED_STATUSES
+        ):
+            self.denials.note(
+                customer_id=principal.customer_id, key_id=principal.key_id, plan=principal.plan,
+                reason=error.code, model=model, route=route,
+            )  # fmt: skip
 
     def _quota_reached(self, reached: QuotaReached) -> None:
         self.spawn(self._record_quota_reached(reached), name="quota.reached")

@@ -172,8 +172,9 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
             passed.append((name.decode(), value.decode("latin-1")))
     request_id = new_id("req")
     started_at = runtime.clock.now()
+    principal: Principal | None = scope.get(PRINCIPAL)  # `api.in_flight.InFlightCaps`
+    body: dict[str, Any] = {}
     try:
-        principal: Principal | None = scope.get(PRINCIPAL)  # `api.in_flight.InFlightCaps`
         if principal is None:
             principal = await runtime.authenticator.authenticate(call_key(scope))
         raw = await _read_body(receive)
@@ -206,6 +207,7 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
         )
         forwarded = await forward(runtime, call)
     except TollhouseError as error:
+        runtime.note_denial(principal, error, model=body.get("model"), route=path)
         response = problem_response(
             error, instance=path, openai_shape=True, anthropic_shape=route.protocol == "anthropic"
         )

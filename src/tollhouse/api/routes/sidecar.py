@@ -18,7 +18,7 @@ from tollhouse.api.deps import Reader, RuntimeDep, Writer
 from tollhouse.api.schemas import RequestBody
 from tollhouse.catalog import Model, Usage
 from tollhouse.customers import service as customers
-from tollhouse.errors import IdempotencyKeyReused, InvalidInput
+from tollhouse.errors import IdempotencyKeyReused, InvalidInput, TollhouseError
 from tollhouse.gateway.admission import admit
 from tollhouse.ids import new_id
 from tollhouse.keys import Principal
@@ -148,16 +148,20 @@ async def authorize(
         if replayed is not None:
             response.headers["Idempotent-Replayed"] = "true"
             return replayed
-    admission = await admit(
-        runtime,
-        acting,
-        model=model,
-        usage=usage,
-        request_id=new_id("auth"),
-        idempotency_key=body.idempotency_key,
-        features=body.features,
-        resource_tier=body.resource_tier,
-    )
+    try:
+        admission = await admit(
+            runtime,
+            acting,
+            model=model,
+            usage=usage,
+            request_id=new_id("auth"),
+            idempotency_key=body.idempotency_key,
+            features=body.features,
+            resource_tier=body.resource_tier,
+        )
+    except TollhouseError as error:
+        runtime.note_denial(acting, error, model=model.id, route="/v1/authorize")
+        raise
     # The app reports what it used with POST /v1/usage/events: the quota check is all here.
     runtime.quotas.settle(admission.quota, None)
     response.headers.update(rate_headers(admission.rate.stats))
