@@ -136,7 +136,7 @@ async def test_analytics_figures_are_what_the_usage_api_and_the_ledger_say(
 ) -> None:
     busy, busy_key = await stack.customer(credits_micros=2_000_000)
     quiet, quiet_key = await stack.customer(credits_micros=2_000_000)
-    idle, _ = await stack.customer(credits_micros=0)
+    idle, idle_key = await stack.customer(credits_micros=0)
     for key, calls in ((busy_key, 3), (quiet_key, 1)):
         client = openai.AsyncOpenAI(api_key=key, base_url=stack.base_url + "/v1", max_retries=0)
         for _ in range(calls):
@@ -144,11 +144,15 @@ async def test_analytics_figures_are_what_the_usage_api_and_the_ledger_say(
                 model="test-chat", messages=[{"role": "user", "content": "hi"}]
             )
     async with httpx.AsyncClient(base_url=stack.base_url) as raw:
+        broke = await raw.post(
+            "/v1/chat/completions", headers={"Authorization": f"Bearer {idle_key}"},
+            json={"model": "test-chat", "messages": [{"role": "user", "content": "hi"}]},
+        )  # fmt: skip
         started = await raw.post(
             "/v1/sessions", json={"product": "analysis", "idempotency_key": "s-1"},
             headers={"Authorization": f"Bearer {quiet_key}"},
         )  # fmt: skip
-    assert started.status_code == 201, started.text
+    assert (broke.status_code, started.status_code) == (402, 201), started.text
     await stack.runtime.drain()
     await signed_in_operator(stack, browser)
 
@@ -209,6 +213,9 @@ async def test_analytics_figures_are_what_the_usage_api_and_the_ledger_say(
     adoption = re.search(r'id="adoption">(\d+) of (\d+)', page.text)
     assert adoption is not None
     assert (int(adoption.group(1)), int(adoption.group(2))) == (3, len(customers))
+    refused = re.search(r'<th scope="row">free</th>(.*?)</tr>', page.text, re.S)
+    assert refused is not None and "insufficient-credit" in page.text
+    assert re.findall(r'<td class="num">(\d+)</td>', refused.group(1)) == ["1"]
     assert bad.status_code == 422 and "end must be on or after start" in bad.text
 
 

@@ -1,6 +1,6 @@
 """The operator console's analytics over a chosen range of UTC days: requests, revenue and
-session starts per day, token usage by model, API-key adoption, rate-limit and quota hits by
-plan, top customers by spend. Every figure is one of the owning domain's reads over the same
+session starts per day, token usage by model, API-key adoption, refused calls (rate limits,
+quotas, credits, plan) by plan from the denial log, top customers by spend. Every figure is one of the owning domain's reads over the same
 usage events and ledger entries the API serves (`GET /v1/usage`, the transactions), so the
 console and the API never disagree; this module only lays them out for the page.
 
@@ -26,6 +26,7 @@ from tollhouse.dashboard.web import page, router, runtime_of
 from tollhouse.errors import InvalidInput
 from tollhouse.keys import service as keys
 from tollhouse.ledger import service as ledger
+from tollhouse.metering import denials
 from tollhouse.metering import service as metering
 from tollhouse.sessions import service as sessions
 
@@ -128,6 +129,11 @@ async def figures(
     names = {s.customer_id: (await customers.get(session, s.customer_id)).name for s in spenders}
     adoption = await keys.adoption(session, now=now, used_since=now - timedelta(days=KEY_USE_DAYS))
     customer_count = await customers.count(session)
+    refused = await denials.counts_by_plan(session, start=span.start, end=span.end)
+    reasons = sorted({r.reason for r in refused})
+    by_plan: dict[str, dict[str, int]] = {}
+    for r in refused:
+        by_plan.setdefault(r.plan, dict.fromkeys(reasons, 0))[r.reason] = r.count
     daily = [
         {
             "day": day,
@@ -162,6 +168,8 @@ async def figures(
         "spenders": [(s, names[s.customer_id]) for s in spenders],
         "adoption": adoption,
         "customer_count": customer_count,
+        "reasons": reasons,
+        "denials": sorted(by_plan.items()),
         "charts": charts,
     }
 
