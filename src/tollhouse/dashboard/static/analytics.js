@@ -1,6 +1,7 @@
 // tollhouse console analytics: one uPlot chart per [data-chart] box, its series read from the
 // page's #analytics-data JSON ({name: {x: [unix seconds], series: {label: [values]}, money}}).
-// Money series are integer micros; the axis shows them in currency units.
+// Money series are integer micros; the axis shows them in currency units. Each box keeps its
+// chart as `box.chart` (its drawn data is `box.chart.data`).
 (function () {
   "use strict";
   document.addEventListener("DOMContentLoaded", function () {
@@ -21,7 +22,7 @@
         : undefined;
       var yAxis = { stroke: fg, grid: { stroke: line } };
       if (values) yAxis.values = values;
-      new window.uPlot({
+      box.chart = new window.uPlot({
         width: Math.max(280, box.clientWidth),
         height: 220,
         series: [{}].concat(labels.map(function (label, i) {
