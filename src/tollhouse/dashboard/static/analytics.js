@@ -18,7 +18,9 @@
       if (!chart) return;
       var labels = Object.keys(chart.series);
       var values = chart.money
-        ? function (u, ticks) { return ticks.map(function (v) { return (v / 1e6).toFixed(2); }); }
+        ? function (u, ticks) { return ticks.map(function (v) {
+          return (v / 1e6).toFixed(6).replace(/0{1,4}$/, "");
+        }); }
         : undefined;
       var yAxis = { stroke: fg, grid: { stroke: line } };
       if (values) yAxis.values = values;
