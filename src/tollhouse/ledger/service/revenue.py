@@ -51,9 +51,10 @@ async def revenue_by_day(
     rows = await session.execute(
         select(E.account_id, day, func.sum(E.amount).label("amount"))
         .where(
-            E.account_id.in_([revenue, payments]),
+            E.kind.in_([EntryKind.CAPTURE.value, EntryKind.PAYMENT.value, EntryKind.REFUND.value]),
             E.created_at >= start,
             E.created_at < end,
+            E.account_id.in_([revenue, payments]),
         )
         .group_by(E.account_id, day)
     )
@@ -71,23 +72,27 @@ async def top_spenders(
     session: AsyncSession, *, currency: str, start: datetime, end: datetime, limit: int = 10
 ) -> list[Spender]:
     """The `limit` customers whose captured charges in `[start, end)` are largest, largest
-    first (ties by customer id). Counts the escrow side of each capture (the customer's)."""
+    first (ties by customer id). Counts the escrow side of each capture (the customer's),
+    read from `ix_ledger_entries_kind` alone: one row per customer comes back."""
     spent = func.sum(-E.amount).label("spent")
     rows = await session.execute(
-        select(E.customer_id, spent)
-        .join(accounts_table, A.id == E.account_id)
+        select(E.customer_id, E.account_id, spent)
         .where(
             E.kind == EntryKind.CAPTURE.value,
-            E.customer_id.is_not(None),
             E.created_at >= start,
             E.created_at < end,
-            A.currency == currency,
+            E.customer_id.is_not(None),
         )
-        .group_by(E.customer_id)
-        .order_by(spent.desc(), E.customer_id)
-        .limit(max(1, limit))
+        .group_by(E.customer_id, E.account_id)
     )
-    return [Spender(row.customer_id, int(row.spent or 0)) for row in rows]
+    # A capture's customer side is the customer's escrow, whose id names the currency.
+    spenders = [
+        Spender(row.customer_id, int(row.spent or 0))
+        for row in rows
+        if row.account_id == account_id_for(AccountKind.ESCROW, currency, row.customer_id)
+    ]
+    spenders.sort(key=lambda s: (-s.spent_micros, s.customer_id))
+    return spenders[: max(1, limit)]
 
 
 async def available_by_customer(
