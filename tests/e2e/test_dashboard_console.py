@@ -17,6 +17,7 @@ from tests.e2e.conftest import Stack
 from tests.e2e.test_dashboard import PASSWORD, Browser, add_user, browser
 from tests.support.catalog import INPUT_MICROS_PER_TOKEN, OUTPUT_MICROS_PER_TOKEN
 
+from tollhouse.events import service as events
 from tollhouse.money import format_amount
 from tollhouse.users import Role
 
@@ -245,3 +246,40 @@ async def test_members_and_admins_get_404_for_the_console_and_signed_out_visitor
     assert [r.status_code for r in signed_out] == [303] * len(pages)
     assert {r.headers["location"] for r in signed_out} == {"/dashboard/login"}
     assert await stack.available(customer_id) == 1_000_000  # nothing granted
+
+
+async def test_the_list_sorts_and_the_customers_page_revokes_a_grant_and_lists_events_newest_first(
+    stack: Stack, browser: Browser
+) -> None:
+    first = await stack.operator.ok("POST", "/v1/customers", json={"name": "Beta first"})
+    second = await stack.operator.ok("POST", "/v1/customers", json={"name": "Alpha second"})
+    granted = await stack.operator.ok(
+        "POST", f"/v1/customers/{first['id']}/credits/grants",
+        json={"amount_micros": 3_000_000, "idempotency_key": "promo"},
+    )  # fmt: skip
+    await signed_in_operator(stack, browser)
+    listed = {
+        sort: re.findall(
+            r'customers/(cus_\w+)">',
+            (await browser.request("GET", f"/dashboard/console?sort={sort}")).text,
+        )
+        for sort in ("name", "newest", "oldest")
+    }
+    url = f"/dashboard/console/customers/{first['id']}"
+    token = await browser.csrf(url)
+    revoked = await browser.request(
+        "POST", f"{url}/grants/{granted['id']}/revoke", data={"csrf_token": token}
+    )
+    left = await stack.available(first["id"])
+    async with stack.runtime.db.transaction() as session:
+        for kind in ("credits.low", "session.started", "session.ended"):
+            await events.emit(session, customer_id=first["id"], type=kind, data={})
+    shown = await browser.request("GET", url)
+
+    assert listed["name"][:2] == [second["id"], first["id"]]
+    assert listed["newest"][:2] == [second["id"], first["id"]]
+    assert listed["oldest"][-2:] == [first["id"], second["id"]]
+    assert revoked.status_code == 303
+    assert left == 0  # the whole grant went back
+    shown_types = re.findall(r"<tr><td>[^<]*</td><td>([a-z_]+\.[a-z_]+)</td>", shown.text)
+    assert shown_types == ["session.ended", "session.started", "credits.low"]  # newest first
