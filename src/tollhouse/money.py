@@ -51,6 +51,15 @@ def format_micros(micros: int, currency: str = "usd") -> str:
     return f"{sign}{whole}.{frac:06d} {currency.upper()}"
 
 
+def decimal_string(micros: int) -> str:
+    """`1_250_000` -> `"1.25"`, `-37_500` -> `"-0.0375"`: the amount in currency units as a
+    plain decimal (no separators, no currency; as many decimals as the micros need, two at
+    least), exact: for machine-read exports (CSV)."""
+    sign = "-" if micros < 0 else ""
+    whole, fraction = divmod(abs(micros), MICROS_PER_UNIT)
+    return f"{sign}{whole}.{f'{fraction:06d}'.rstrip('0').ljust(2, '0')}"
+
+
 def format_amount(micros: int, currency: str) -> str:
     """`12_340_000, "usd"` -> `12.34 USD`; thousands separated, two decimals at least and
     as many more as the micros need (`37_500` -> `0.0375 USD`): exact, never rounded, for

@@ -355,14 +355,34 @@ class TestInit:
 
         cli.ok("init", "--force")
 
-        assert path.read_text() == tollhouse.catalog.starter_catalog_text()
+        assert path.read_text() == tollhouse.catalog.preset_text()
 
     def test_init_writes_to_the_given_path(self, cli: Cli) -> None:
         target = cli.directory / "catalog.yaml"
 
         cli.ok("init", "--path", str(target))
 
-        assert target.read_text() == tollhouse.catalog.starter_catalog_text()
+        assert target.read_text() == tollhouse.catalog.preset_text()
+
+    @pytest.mark.parametrize("preset", tollhouse.catalog.PRESETS)
+    def test_init_writes_each_preset_and_it_validates(self, cli: Cli, preset: str) -> None:
+        cli.ok("init", "--preset", preset)
+
+        summary = cli.json("catalog", "validate", "tollhouse.yaml")
+
+        assert summary["valid"] is True
+        assert (cli.directory / "tollhouse.yaml").read_text() == tollhouse.catalog.preset_text(
+            preset
+        )
+
+    def test_an_unknown_preset_exits_2_naming_the_presets_and_writes_nothing(
+        self, cli: Cli
+    ) -> None:
+        result = cli.invoke("init", "--preset", "chatbot")
+
+        assert result.exit_code == 2
+        assert "no preset 'chatbot'" in result.stderr and "analysis-sessions" in result.stderr
+        assert not (cli.directory / "tollhouse.yaml").exists()
 
 
 class TestErrors:

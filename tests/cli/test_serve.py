@@ -351,3 +351,44 @@ async def test_cli_elsewhere_cannot_use_a_plan_the_served_catalog_lacks(tmp_path
     assert answer.status_code == 200, answer.text
     assert len(upstream.requests) == 1
     assert "LOCAL_LLM_API_KEY" in warnings
+
+
+async def test_the_analysis_sessions_preset_serves_a_dollar_day_as_written(tmp_path: Path) -> None:
+    """`tollhouse init --preset analysis-sessions` and `serve`, as its header comment tells:
+    the analysis model answers 402 `session-required` without a session; a $1 day is
+    started from a $2 wallet; inside it, `/v1/authorize` holds nothing and names it."""
+    operator_key = generate_key()
+    env = environment(
+        TOLLHOUSE_DATABASE_URL=sqlite_url(tmp_path / "th.db"),
+        TOLLHOUSE_BOOTSTRAP_KEY=operator_key,
+    )
+    init = await run(tmp_path, env, "init", "--preset", "analysis-sessions")
+    assert init.returncode == 0, init.stderr
+    with serving(tmp_path, env) as served:
+        async with httpx.AsyncClient(base_url=served.base_url, timeout=STARTUP_SECONDS) as http:
+            operator = {"Authorization": f"Bearer {operator_key}"}
+            customer = await http.post("/v1/customers", json={"name": "Ada"}, headers=operator)
+            customer_id = customer.json()["id"]
+            await http.post(
+                f"/v1/customers/{customer_id}/credits/grants",
+                json={"amount_micros": 2_000_000, "idempotency_key": "seed"},
+                headers=operator,
+            )
+            key = await http.post(f"/v1/customers/{customer_id}/keys", json={}, headers=operator)
+            own = {"Authorization": f"Bearer {key.json()['key']}"}
+            check = {"model": "indicators", "usage": {"requests": 1}}
+            outside = await http.post("/v1/authorize", json=check, headers=own)
+            started = await http.post(
+                "/v1/sessions", json={"product": "analysis-day", "idempotency_key": "day-1"},
+                headers=own,
+            )  # fmt: skip
+            inside = await http.post("/v1/authorize", json=check, headers=own)
+            balance = await http.get(f"/v1/customers/{customer_id}/balance", headers=own)
+    assert outside.status_code == 402, outside.text
+    assert outside.json()["type"].endswith("/session-required")
+    assert started.status_code == 201, started.text
+    assert inside.status_code == 200, inside.text
+    assert inside.json()["hold"] is None
+    assert inside.json()["session"]["id"] == started.json()["id"]
+    assert inside.json()["session"]["tokens_left"] == 100_000
+    assert balance.json()["available_micros"] == 1_000_000

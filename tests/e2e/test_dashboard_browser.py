@@ -1,12 +1,13 @@
 """The dashboard in a real browser (Debian's chromium driven by Playwright): sign in, the
 overview with its chart drawn by the vendored uPlot under the strict CSP (no console error),
-the theme toggle, a key created with its secret shown once; an operator's grant shown on the
-customer's page, and the analytics chart's drawn points. Skips without chromium, except
-under CI=true, where `.ci/run` installs it."""
+the theme toggle, a key created with its secret shown once, a flat session started and
+stopped, an operator's grant shown on the customer's page and the analytics chart's drawn
+points. Skips without chromium, except under CI=true, where `.ci/run` installs it."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -83,6 +84,47 @@ async def test_a_member_signs_in_sees_the_chart_switches_theme_and_makes_a_key(
     assert rows >= 1
     assert before is None and after in ("light", "dark") and kept == after
     assert secret.startswith("th_")
+    assert problems == []
+
+
+async def test_a_member_starts_and_stops_a_flat_session(
+    stack: Stack, browser: object, tmp_path: Path
+) -> None:
+    customer_id, _ = await stack.customer(credits_micros=2_000_000)
+    async with stack.runtime.db.transaction() as session:
+        await users.create_user(
+            session, email="ada@example.com", role=Role.MEMBER, customer_id=customer_id,
+            password=PASSWORD, clock=stack.runtime.clock,
+        )  # fmt: skip
+    page = await browser.new_page()  # type: ignore[attr-defined]
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+
+    await page.goto(stack.base_url + "/dashboard/login")
+    await page.get_by_label("Email").fill("ada@example.com")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/dashboard/portal")
+    await page.get_by_role("link", name="Sessions").click()
+    await page.get_by_role("button", name="Start a session: analysis").click()
+    card = page.locator("#live-sessions article")
+    await card.wait_for()
+    tokens_left = await card.locator("[id^=tokens-left-]").inner_text()
+    time_left = await card.locator("[id^=time-left-]").inner_text()
+    charged = await stack.available(customer_id)
+    await page.screenshot(path=str(tmp_path / "session-running.png"), full_page=True)
+
+    await card.get_by_role("button", name=re.compile("^Stop the analysis session")).click()
+    await page.get_by_text("No active session.").wait_for()
+    ended = await page.locator("table tbody tr").first.inner_text()
+    await page.screenshot(path=str(tmp_path / "session-stopped.png"), full_page=True)
+
+    assert tokens_left == "100,000 of 100,000"
+    assert time_left in ("1 d", "23 h 59 min")
+    assert charged == 1_000_000  # the $1.00 fee, once
+    assert "analysis" in ended and "terminated" in ended
+    assert (tmp_path / "session-stopped.png").stat().st_size > 0
     assert problems == []
 
 

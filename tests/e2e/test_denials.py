@@ -8,8 +8,11 @@ from datetime import timedelta
 
 import httpx
 from tests.e2e.conftest import Stack
+from tests.e2e.test_dashboard import Browser, add_user
+from tests.e2e.test_dashboard import browser as browser  # the fixture
 
 from tollhouse.metering import denials
+from tollhouse.users import Role
 
 CHAT = {"model": "test-chat", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -46,3 +49,25 @@ async def test_refused_calls_are_logged_with_plan_and_reason(stack: Stack) -> No
     ]
     assert all(d.key_id is not None and d.key_id.startswith("key_") for d in logged)
     assert denials.DenialCount("free", "insufficient-credit", 2) in counts
+
+
+async def test_the_portal_overview_lists_the_customers_refused_calls(
+    stack: Stack, browser: Browser
+) -> None:
+    customer_id, key = await stack.customer(credits_micros=0)
+    _, other_key = await stack.customer(credits_micros=0)
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        for k in (key, other_key):
+            refused = await http.post(
+                "/v1/chat/completions", json=CHAT, headers={"Authorization": f"Bearer {k}"}
+            )
+            assert refused.status_code == 402
+        await stack.runtime.drain()
+    await add_user(stack, "ada@example.com", Role.MEMBER, customer_id)
+    await browser.sign_in("ada@example.com")
+    overview = await browser.request("GET", "/dashboard/portal")
+
+    table = overview.text[overview.text.index('id="denials"') :]
+    rows = table[: table.index("</table>")].count("<tr>") - 1  # the header row
+    assert rows == 1  # its own refusal, not the other customer's
+    assert "insufficient-credit" in table and "/v1/chat/completions" in table

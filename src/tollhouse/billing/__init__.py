@@ -44,11 +44,12 @@ from tollhouse.billing.models import (
     LineKind,
     RefundStatus,
 )
-from tollhouse.billing.render import render_html, render_pdf
+from tollhouse.billing.render import PAGE_POLICY, render_html, render_pdf
 from tollhouse.billing.schemas import CloseReport, InvoiceView, LineView, RefundView
 from tollhouse.billing.terms import BillingTerms
 
 __all__ = [
+    "PAGE_POLICY",
     "BillingError",
     "BillingTerms",
     "ChargeNotRefundable",

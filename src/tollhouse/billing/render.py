@@ -20,6 +20,10 @@ from tollhouse.billing.schemas import InvoiceView
 from tollhouse.money import format_amount
 
 _PDF_LOCK = threading.Lock()
+PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+"""The Content-Security-Policy to serve `render_html`'s page with: its own inline styles,
+nothing else (no script runs, whatever a customer's name holds; it is escaped too), and no
+other site may frame it."""
 
 
 def _moment(value: datetime | None) -> str:

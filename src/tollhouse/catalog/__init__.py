@@ -75,12 +75,13 @@ from tollhouse.catalog.errors import (
     UpstreamNotFound,
 )
 from tollhouse.catalog.loader import (
+    PRESETS,
     builtin_catalog,
     builtin_catalog_text,
     load_catalog,
     load_catalog_data,
     load_catalog_text,
-    starter_catalog_text,
+    preset_text,
     validate_catalog_file,
 )
 from tollhouse.catalog.packs import CreditPack
@@ -99,6 +100,7 @@ from tollhouse.catalog.upstreams import ModelUpstream, attempt_order
 __all__ = [
     "CATEGORY_ROUTES",
     "DEFAULT_TOKENIZER",
+    "PRESETS",
     "PROTOCOL_ROUTES",
     "RESOURCE_TIERS",
     "STANDARD_METERS",
@@ -143,8 +145,8 @@ __all__ = [
     "load_catalog",
     "load_catalog_data",
     "load_catalog_text",
+    "preset_text",
     "routes_for",
-    "starter_catalog_text",
     "tokenizer_for",
     "validate_catalog_file",
 ]

@@ -57,7 +57,8 @@ from tollhouse.catalog.tokenizers import DEFAULT_TOKENIZER, Tokenizer, tokenizer
 from tollhouse.catalog.upstreams import ModelUpstream, by_priority
 
 BUILTIN_RESOURCE = "builtin.yaml"
-STARTER_RESOURCE = "starter.yaml"
+PRESETS = ("llm-api", "image-api", "analysis-sessions", "compute", "jobs")
+"""The catalogs `tollhouse init --preset` writes, one per common product shape (`presets/`)."""
 
 
 Loc = tuple[str | int, ...]
@@ -463,6 +464,13 @@ def builtin_catalog() -> Catalog:
     return _load(text, shown=BUILTIN_RESOURCE, source=BUILTIN_SOURCE, digest=_sha256(text.encode()))
 
 
-def starter_catalog_text() -> str:
-    """The small commented catalog that `tollhouse init` writes as `tollhouse.yaml`."""
-    return resources.files("tollhouse.catalog").joinpath(STARTER_RESOURCE).read_text("utf-8")
+def preset_text(name: str = "llm-api") -> str:
+    """The commented catalog of preset `name` (one of `PRESETS`), as `tollhouse init` writes
+    it to `tollhouse.yaml`.
+
+    Raises:
+        ValueError: `name` is not a preset.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"no preset '{name}': choose one of {', '.join(PRESETS)}")
+    return resources.files("tollhouse.catalog").joinpath(f"presets/{name}.yaml").read_text("utf-8")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from tollhouse.catalog import starter_catalog_text
+from tollhouse.catalog import PRESETS, preset_text
 from tollhouse.cli.admin import catalog_app, credits_app, customers_app, keys_app, usage
 from tollhouse.cli.alerts import alerts_app
 from tollhouse.cli.common import console, errors, settings_or_exit
@@ -53,12 +53,21 @@ app.command()(serve)
 def init(
     path: Path = typer.Option(CATALOG_FILE, help="Where to write the catalog."),
     force: bool = typer.Option(False, help="Overwrite an existing file."),
+    preset: str = typer.Option(
+        "llm-api", help=f"The product shape to start from: {', '.join(PRESETS)}."
+    ),
 ) -> None:
-    """Write a starter catalog (plans, categories, models, prices) to edit."""
+    """Write a commented catalog to edit (plans, prices, quotas, models, session products,
+    resource tiers, credit packs) for a common product shape: `llm-api` (an LLM gateway),
+    `image-api` (images and LoRA training jobs), `analysis-sessions` (an API sold by the $1
+    session), `compute` (workspaces by the hour), `jobs` (a job queue charged per job)."""
+    if preset not in PRESETS:
+        errors.print(f"[red]error[/red]: no preset '{preset}': choose one of {', '.join(PRESETS)}")
+        raise typer.Exit(2)
     if path.exists() and not force:
         errors.print(f"[red]error[/red]: {path} exists (use --force to overwrite)")
         raise typer.Exit(1)
-    path.write_text(starter_catalog_text())
+    path.write_text(preset_text(preset))
     if path.resolve() == CATALOG_FILE.resolve():
         console.print(
             f"wrote {path}; `tollhouse serve` and the other commands run in this directory "

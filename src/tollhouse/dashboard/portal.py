@@ -1,6 +1,6 @@
-"""The customer portal: the overview (balance, plan, quotas, usage per day and model) and
-the API keys (create with the secret shown once, revoke). Members and admins see their own
-customer only; operators use the console."""
+"""The customer portal's overview: balance, plan, quotas, usage per day and model. Members
+and admins see their own customer only; operators use the console. Its keys are in
+`dashboard.keys`, its sessions in `dashboard.sessions`."""
 
 from __future__ import annotations
 
@@ -9,22 +9,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollhouse.alerts import service as alerts
 from tollhouse.catalog import Catalog
 from tollhouse.clock import Clock
 from tollhouse.customers import service as customers
-from tollhouse.dashboard.web import forbidden, form_of, page, router, runtime_of, to_login, viewer
-from tollhouse.errors import TollhouseError
-from tollhouse.keys import service as keys
+from tollhouse.dashboard.web import member, page, router, runtime_of
 from tollhouse.ledger import service as ledger
+from tollhouse.metering import denials
 from tollhouse.metering import service as metering
 from tollhouse.subscriptions import SubscriptionNotFound
 from tollhouse.subscriptions import service as subscriptions
-from tollhouse.users import SignedIn
 
+DENIALS_SHOWN = 10
+"""The latest refused calls the overview lists."""
 RANGES = (7, 30, 90)
 """Days the usage table can cover."""
 
@@ -44,7 +44,8 @@ async def overview_of(
     session: AsyncSession, customer_id: str, *, catalog: Catalog, clock: Clock, days: int
 ) -> dict[str, Any]:
     """What the overview shows of a customer (also the console's customer page): the
-    customer, its wallet, alert, subscription, quotas and usage over the last `days`."""
+    customer, its wallet, alert, subscription, quotas, usage over the last `days`, and its
+    latest refused calls (rate limits, quotas, credits: `metering.denials`)."""
     now = clock.now()
     customer = await customers.get(session, customer_id)
     wallet = await ledger.balance(session, customer_id, catalog.currency, now=now)
@@ -77,6 +78,7 @@ async def overview_of(
     ]  # fmt: skip
     return {
         "customer": customer,
+        "denials": await denials.recent(session, customer_id, limit=DENIALS_SHOWN),
         "wallet": wallet,
         "low": alert is not None and alert.state != "armed",
         "subscription": subscription,
@@ -103,23 +105,12 @@ def chart(usage: list[UsageRow]) -> dict[str, list[int]]:
     }
 
 
-async def _member(request: Request) -> tuple[SignedIn, str] | Response:
-    """The signed-in customer user and its customer, or where to send anyone else (the
-    login page; an operator to the console)."""
-    signed = await viewer(request)
-    if signed is None:
-        return to_login()
-    if signed.user.is_operator or signed.user.customer_id is None:
-        return RedirectResponse("/dashboard/console", status_code=303)
-    return signed, signed.user.customer_id
-
-
 @router.get("/portal")
 async def overview(request: Request, days: int = 30) -> Response:
-    member = await _member(request)
-    if isinstance(member, Response):
-        return member
-    signed, customer_id = member
+    found = await member(request)
+    if isinstance(found, Response):
+        return found
+    signed, customer_id = found
     runtime = runtime_of(request)
     async with runtime.db.transaction() as session:
         shown = await overview_of(
@@ -127,63 +118,3 @@ async def overview(request: Request, days: int = 30) -> Response:
             days=days if days in RANGES else 30,
         )  # fmt: skip
     return page(request, "portal.html", signed, **shown)
-
-
-async def _keys_page(request: Request, signed: SignedIn, customer_id: str, **more: Any) -> Response:
-    runtime = runtime_of(request)
-    async with runtime.db.transaction() as session:
-        listed = await keys.list_keys(session, customer_id=customer_id)
-    return page(request, "keys.html", signed, keys=listed, now=runtime.clock.now(),
-                secret=more.pop("secret", None), error=more.pop("error", ""), **more)  # fmt: skip
-
-
-@router.get("/portal/keys")
-async def keys_list(request: Request) -> Response:
-    member = await _member(request)
-    if isinstance(member, Response):
-        return member
-    return await _keys_page(request, *member)
-
-
-@router.post("/portal/keys")
-async def keys_create(request: Request) -> Response:
-    """Issue a key: its secret is on this answer only."""
-    member = await _member(request)
-    if isinstance(member, Response):
-        return member
-    signed, customer_id = member
-    form = await form_of(request, signed)
-    if form is None:
-        return forbidden(request, signed)
-    runtime = runtime_of(request)
-    scopes = [s for s in ("read", "write", "admin") if form.get(f"scope_{s}")]
-    if "admin" in scopes and signed.user.role != "admin":
-        return forbidden(request, signed)
-    try:
-        async with runtime.db.transaction() as session:
-            issued = await keys.create_key(
-                session, customer_id=customer_id, name=form.get("name", "").strip() or "key",
-                issuer=None, scopes=scopes or None, secret=runtime.key_secret,
-                env=runtime.settings.key_env, clock=runtime.clock,
-            )  # fmt: skip
-    except TollhouseError as error:
-        return await _keys_page(request, signed, customer_id, error=error.detail)
-    return await _keys_page(request, signed, customer_id, secret=issued.secret)
-
-
-@router.post("/portal/keys/{key_id}/revoke")
-async def keys_revoke(request: Request, key_id: str) -> Response:
-    member = await _member(request)
-    if isinstance(member, Response):
-        return member
-    signed, customer_id = member
-    if await form_of(request, signed) is None:
-        return forbidden(request, signed)
-    runtime = runtime_of(request)
-    try:
-        async with runtime.db.transaction() as session:
-            await keys.revoke_key(session, key_id, clock=runtime.clock, customer_id=customer_id)
-    except TollhouseError as error:
-        return await _keys_page(request, signed, customer_id, error=error.detail)
-    await runtime.invalidate_key(key_id)
-    return RedirectResponse("/dashboard/portal/keys", status_code=303)

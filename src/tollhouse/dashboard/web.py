@@ -6,7 +6,7 @@ The session cookie (`th_session`: `HttpOnly`, `SameSite=Lax`, `Secure` unless
 digest names a `user_sessions` row; signing out deletes the row. Every form posts the
 session's `csrf_token` (the login form a token of its own, double-submitted in the
 `th_login` cookie), compared in constant time: a form from another site cannot post.
-Sign-in attempts are rate limited with tollhouse's own limiter (`LOGIN_LIMIT` per email and
+Sign-in attempts are rate limited with tollhouse's own limiter (`LOGIN_LIMITS` per email and
 per client address): 429 with `Retry-After` beyond it. Pages are sent with a strict CSP:
 every script and style is tollhouse's own file.
 """
@@ -37,8 +37,13 @@ router = APIRouter(prefix="/dashboard", include_in_schema=False)
 STATIC = Path(__file__).parent / "static"
 SESSION_COOKIE = "th_session"
 LOGIN_COOKIE = "th_login"
-LOGIN_LIMIT = Limit.per_minute(10, "dashboard-login")
-"""Sign-in attempts per email, and per client address, per minute."""
+LOGIN_LIMITS = (
+    Limit(5, 900.0, "dashboard-login-email"),
+    Limit(30, 900.0, "dashboard-login-address"),
+)
+"""Sign-in attempts per email (5) and per client address (30) per 15 minutes, refilled
+evenly (GCRA: one more email attempt every 3 minutes), as OWASP's authentication cheat
+sheet advises against online guessing."""
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -156,8 +161,8 @@ async def login(request: Request) -> Response:
         return forbidden(request, None)
     runtime = runtime_of(request)
     client = request.client.host if request.client else "unknown"
-    for subject in (email.strip().lower(), client):
-        hit = await runtime.limiter.hit(LOGIN_LIMIT, "login", subject)
+    for limit, subject in zip(LOGIN_LIMITS, (email.strip().lower(), client), strict=True):
+        hit = await runtime.limiter.hit(limit, "login", subject)
         if not hit.allowed:
             wait = max(1, ceil(hit.retry_after_seconds))
             refused = page(request, "login.html", None, status=429, login_token=posted,
@@ -210,3 +215,14 @@ async def reset(request: Request) -> Response:
                     error=error.detail)  # fmt: skip
     return page(request, "message.html", None, title="Password set",
                 message="Your password is set: sign in with it.")  # fmt: skip
+
+
+async def member(request: Request) -> tuple[SignedIn, str] | Response:
+    """The signed-in customer user and its customer id, or where to send anyone else (the
+    login page; an operator to the console)."""
+    signed = await viewer(request)
+    if signed is None:
+        return to_login()
+    if signed.user.is_operator or signed.user.customer_id is None:
+        return RedirectResponse("/dashboard/console", status_code=303)
+    return signed, signed.user.customer_id

@@ -3,8 +3,6 @@ the built-in catalog's packs, and the starter catalog's commented block."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from tollhouse.catalog import (
@@ -13,7 +11,7 @@ from tollhouse.catalog import (
     CreditPackNotFound,
     builtin_catalog,
     load_catalog_text,
-    starter_catalog_text,
+    preset_text,
 )
 
 BASE = """
@@ -97,11 +95,7 @@ class TestShippedCatalogs:
             "pack-100": (100_000_000, 115_000_000),
         }
 
-    def test_the_starter_block_loads_once_uncommented(self) -> None:
-        text = starter_catalog_text()
-        block = text[text.index("# credit_packs:") :]
-        uncommented = "\n".join(re.sub(r"^# ?", "", line) for line in block.splitlines())
-        head = text[: text.index("# session_products:")]
-        packs = load_catalog_text(head + uncommented).credit_packs
+    def test_the_default_preset_sells_two(self) -> None:
+        packs = load_catalog_text(preset_text()).credit_packs
         assert packs["pack-50"].total_micros == 55_000_000
         assert packs["pack-10"].credits_micros == 10_000_000

@@ -7,6 +7,7 @@ SQLite only, for the cheaper scenarios.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -59,16 +60,13 @@ def wallet(request: pytest.FixtureRequest, clock: FrozenClock) -> Wallet:
 
 @pytest.fixture
 def history(request: pytest.FixtureRequest) -> History:
-    """`await history("cus_a", limit=..., before_id=...)` -> newest-first entries."""
+    """`await history("cus_a", limit=..., before_id=..., kinds=..., since=..., until=...)`
+    -> newest-first entries."""
     database = _database(request)
 
-    async def read(
-        customer_id: str, *, limit: int = 50, before_id: int | None = None
-    ) -> list[TransactionView]:
+    async def read(customer_id: str, **options: Any) -> list[TransactionView]:
         async with database.sessions() as session:
-            return await ledger_service.transactions(
-                session, customer_id, limit=limit, before_id=before_id
-            )
+            return await ledger_service.transactions(session, customer_id, **options)
 
     return read
 

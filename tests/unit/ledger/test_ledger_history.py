@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from tollhouse.clock import FrozenClock
 from tollhouse.ledger import Ledger
 
 from .conftest import History
+
+HOUR_SECONDS = 3600
 
 
 class TestHistory:
@@ -21,6 +26,41 @@ class TestHistory:
         assert amounts == [104, 103, 102, 101, 100]
         assert [t.description for t in first] == ["pack 4", "pack 3", "pack 2"]
         assert all(t.kind == "grant" and t.account_kind == "grant" for t in first + second)
+
+    async def test_history_filters_by_kind_and_by_time(
+        self, ledger: Ledger, history: History, clock: FrozenClock
+    ) -> None:
+        start = clock.now()
+        await ledger.grant("cus_a", 1_000, idempotency_key="g0")
+        clock.advance(HOUR_SECONDS)
+        hold = await ledger.hold("cus_a", 300)
+        await ledger.capture(hold.id, 300)
+        clock.advance(HOUR_SECONDS)
+        await ledger.grant("cus_a", 50, idempotency_key="g1")
+
+        grants = await history("cus_a", kinds=["grant"])
+        moves = await history("cus_a", kinds=["hold", "capture"])
+        middle = await history(
+            "cus_a",
+            since=start + timedelta(seconds=HOUR_SECONDS),
+            until=start + timedelta(seconds=2 * HOUR_SECONDS),
+        )
+        none = await history(
+            "cus_a",
+            kinds=["grant"],
+            since=start + timedelta(seconds=HOUR_SECONDS),
+            until=start + timedelta(seconds=2 * HOUR_SECONDS),
+        )
+
+        assert [t.amount for t in grants] == [50, 1_000]
+        assert moves[0].kind == "capture"  # newest first
+        assert sorted((t.kind, t.amount) for t in moves) == [
+            ("capture", -300),
+            ("hold", -300),
+            ("hold", 300),
+        ]
+        assert {t.kind for t in middle} == {"hold", "capture"}
+        assert none == []
 
     async def test_history_shows_only_the_customers_accounts(
         self, ledger: Ledger, history: History

@@ -19,7 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from tollhouse.api import problems
 from tollhouse.api.deps import Reader, RuntimeDep, SessionDep, require_operator
 from tollhouse.api.schemas import RequestBody
-from tollhouse.billing import DocumentKind, InvoiceStatus, InvoiceView, render_html, render_pdf
+from tollhouse.billing import (
+    PAGE_POLICY,
+    DocumentKind,
+    InvoiceStatus,
+    InvoiceView,
+    render_html,
+    render_pdf,
+)
 from tollhouse.billing import service as billing
 from tollhouse.errors import NotFound
 from tollhouse.keys import Principal
@@ -28,9 +35,6 @@ from tollhouse.server.runtime import Runtime
 router = APIRouter(prefix="/v1", tags=["invoices"], responses=problems.responses(401, 403))
 
 MAX_MICROS = 10**17
-PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
-"""The HTML page's Content-Security-Policy: its own inline styles, nothing else (no script
-runs, whatever a customer's name holds; it is escaped too)."""
 IdQuery = Query(default=None, max_length=32)
 
 

@@ -125,29 +125,26 @@ async def _acting_principal(
     return dataclasses.replace(principal, customer_id=customer.id, plan=customer.plan)
 
 
-@router.post("/authorize", responses=problems.responses(400, 402, 404, 409, 413, 422, 429, 503))
-async def authorize(
-    body: AuthorizeIn, principal: Writer, runtime: RuntimeDep, response: Response
-) -> AuthorizeOut:
-    """Decide and reserve: 200 with a hold, or 402/403/429 problem+json (nothing reserved).
+@dataclasses.dataclass(frozen=True, slots=True)
+class Authorized:
+    """The answer of an authorization, its response headers (rate limits, low credit,
+    session), and whether it replays an earlier one."""
 
-    Checks scope, model access, `features` and `resource_tier` against the plan, the
-    session a model may require (402 `session-required` or `session-ended`; inside a session
-    nothing is held and the answer names it, with the `x-tollhouse-session-*` headers), the
-    plan's quotas (usage recorded so far this period plus `usage`), the rate limit and the
-    wallet.
-    A retry with the same `idempotency_key` answers the first hold again (header
-    `Idempotent-Replayed: true`) without counting against the rate limits or quotas again;
-    the same key for another model or estimate is 409 `idempotency-key-reused`.
-    """
+    answer: AuthorizeOut
+    headers: dict[str, str]
+    replayed: bool = False
+
+
+async def authorize_for(runtime: Runtime, principal: Principal, body: AuthorizeIn) -> Authorized:
+    """`POST /v1/authorize` in-process (also `tollhouse.integrations`): decide, and hold the
+    estimate's price. See `authorize`; raises its problems (`TollhouseError`)."""
     acting = await _acting_principal(runtime, principal, body.customer_id)
     model = runtime.catalog.model(body.model)
     usage = Usage(**body.usage.model_dump())
     if body.idempotency_key is not None:
         replayed = await _replayed(runtime, acting, model, usage, body.idempotency_key)
         if replayed is not None:
-            response.headers["Idempotent-Replayed"] = "true"
-            return replayed
+            return Authorized(replayed, {}, replayed=True)
     try:
         admission = await admit(
             runtime,
@@ -164,14 +161,17 @@ async def authorize(
         raise
     # The app reports what it used with POST /v1/usage/events: the quota check is all here.
     runtime.quotas.settle(admission.quota, None)
-    response.headers.update(rate_headers(admission.rate.stats))
+    headers = rate_headers(admission.rate.stats)
+    hold = admission.hold
+    if hold is not None and hold.available_after_micros is not None:
+        headers["x-tollhouse-balance-micros"] = str(hold.available_after_micros)
     if admission.credits_low:
-        response.headers["x-tollhouse-credits-low"] = "true"
+        headers["x-tollhouse-credits-low"] = "true"
     live = admission.session
     now = runtime.clock.now()
     if live is not None:
-        response.headers.update(dict(live.headers(now)))
-    return AuthorizeOut(
+        headers.update(dict(live.headers(now)))
+    answer = AuthorizeOut(
         allowed=True,
         customer_id=admission.customer_id,
         model=model.id,
@@ -186,6 +186,33 @@ async def authorize(
             seconds_left=live.seconds_left(now),
         ),
     )
+    return Authorized(answer, headers)
+
+
+@router.post("/authorize", responses=problems.responses(400, 402, 404, 409, 413, 422, 429, 503))
+async def authorize(
+    body: AuthorizeIn, principal: Writer, runtime: RuntimeDep, response: Response
+) -> AuthorizeOut:
+    """Decide and reserve: 200 with a hold, or 402/403/429 problem+json (nothing reserved).
+
+    Headers: the rate limits (as on gateway calls), `x-tollhouse-balance-micros` (available
+    after this hold), `x-tollhouse-credits-low`, and inside a session its
+    `x-tollhouse-session-*`.
+
+    Checks scope, model access, `features` and `resource_tier` against the plan, the
+    session a model may require (402 `session-required` or `session-ended`; inside a session
+    nothing is held and the answer names it, with the `x-tollhouse-session-*` headers), the
+    plan's quotas (usage recorded so far this period plus `usage`), the rate limit and the
+    wallet.
+    A retry with the same `idempotency_key` answers the first hold again (header
+    `Idempotent-Replayed: true`) without counting against the rate limits or quotas again;
+    the same key for another model or estimate is 409 `idempotency-key-reused`.
+    """
+    authorized = await authorize_for(runtime, principal, body)
+    response.headers.update(authorized.headers)
+    if authorized.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return authorized.answer
 
 
 async def _replayed(

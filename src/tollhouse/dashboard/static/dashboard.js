@@ -1,4 +1,5 @@
-// tollhouse dashboard: the theme toggle (remembered in this browser) and copy buttons.
+// tollhouse dashboard: the theme toggle (remembered in this browser), copy buttons, the usage
+// chart and the sessions page's live list.
 (function () {
   "use strict";
   var root = document.documentElement;
@@ -16,6 +17,7 @@
       });
     }
     drawUsage();
+    followSessions();
     document.querySelectorAll("button.copy").forEach(function (button) {
       button.addEventListener("click", function () {
         var text = document.getElementById(button.getAttribute("data-copy")).textContent;
@@ -23,6 +25,32 @@
       });
     });
   });
+
+  // The sessions page: while sessions run, fetch the page again every `data-refresh-seconds`
+  // and swap in its list of active sessions (time and tokens left, running cost: all figures
+  // come from the server). Skipped while the keyboard focus is inside the list.
+  function followSessions() {
+    var live = document.getElementById("live-sessions");
+    if (!live) return;
+    function schedule() {
+      var every = Number(live.getAttribute("data-refresh-seconds"));
+      if (every > 0) setTimeout(reload, every * 1000);
+    }
+    function reload() {
+      if (live.contains(document.activeElement)) { schedule(); return; }
+      fetch(location.pathname, { credentials: "same-origin" })
+        .then(function (answer) { return answer.ok ? answer.text() : null; })
+        .then(function (html) {
+          var fresh = html && new DOMParser().parseFromString(html, "text/html")
+            .getElementById("live-sessions");
+          if (!fresh) return;
+          live.innerHTML = fresh.innerHTML;
+          live.setAttribute("data-refresh-seconds", fresh.getAttribute("data-refresh-seconds"));
+          schedule();
+        });
+    }
+    schedule();
+  }
 
   // The overview's usage chart (uPlot, vendored): requests and tokens per day.
   function drawUsage() {

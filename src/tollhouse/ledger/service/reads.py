@@ -6,6 +6,7 @@ awaited write always reflects it.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import select
@@ -79,13 +80,21 @@ async def list_grants(
 
 
 async def transactions(
-    session: AsyncSession, customer_id: str, *, limit: int = 50, before_id: int | None = None
+    session: AsyncSession,
+    customer_id: str,
+    *,
+    limit: int = 50,
+    before_id: int | None = None,
+    kinds: Collection[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[TransactionView]:
     """The customer's side of its history, newest first: entries on its grant lots, escrow and
     overdraft accounts, each with its hold's metadata when it moved a hold (what the hold
     paid for: a model call, a session's fee, a pack). Page with `before_id` = the last `id`
     of the previous page.
 
+    Filters: `kinds` (`EntryKind` values; None = all), `since <= created_at < until`.
     `limit` is clamped to 1..`MAX_PAGE`.
     """
     query = (
@@ -110,6 +119,12 @@ async def transactions(
     )
     if before_id is not None:
         query = query.where(E.id < before_id)
+    if kinds is not None:
+        query = query.where(E.kind.in_(list(kinds)))
+    if since is not None:
+        query = query.where(E.created_at >= since)
+    if until is not None:
+        query = query.where(E.created_at < until)
     rows = (await session.execute(query)).all()
     return [
         TransactionView(
