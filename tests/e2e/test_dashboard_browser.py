@@ -1,7 +1,8 @@
 """The dashboard in a real browser (Debian's chromium driven by Playwright): sign in, the
 overview with its chart drawn by the vendored uPlot under the strict CSP (no console error),
 the theme toggle, a key created with its secret shown once, a flat session started and
-stopped. Skips without chromium, except under CI=true, where `.ci/run` installs it."""
+stopped, an operator's grant shown on the customer's page and the analytics chart's drawn
+points. Skips without chromium, except under CI=true, where `.ci/run` installs it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from tests.conftest import IN_CI
 from tests.e2e.conftest import Stack
 
+from tollhouse.money import format_amount
 from tollhouse.users import Role
 from tollhouse.users import service as users
 
@@ -123,4 +125,53 @@ async def test_a_member_starts_and_stops_a_flat_session(
     assert charged == 1_000_000  # the $1.00 fee, once
     assert "analysis" in ended and "terminated" in ended
     assert (artifacts / "session-stopped.png").stat().st_size > 0
+    assert problems == []
+
+
+async def test_an_operator_grants_credits_and_reads_the_analytics_chart(
+    stack: Stack, browser: object, tmp_path: Path
+) -> None:
+    customer_id, key = await stack.customer(credits_micros=1_000_000)
+    api = openai.AsyncOpenAI(api_key=key, base_url=stack.base_url + "/v1", max_retries=0)
+    for _ in range(2):
+        await api.chat.completions.create(
+            model="test-chat", messages=[{"role": "user", "content": "hi"}]
+        )
+    await stack.runtime.drain()
+    async with stack.runtime.db.transaction() as session:
+        await users.create_user(
+            session, email="op@example.com", role=Role.OPERATOR, password=PASSWORD,
+            clock=stack.runtime.clock,
+        )  # fmt: skip
+    before = await stack.available(customer_id)
+    page = await browser.new_page()  # type: ignore[attr-defined]
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+
+    await page.goto(stack.base_url + "/dashboard/login")
+    await page.get_by_label("Email").fill("op@example.com")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/dashboard/console")
+    await page.locator(f'a[href="/dashboard/console/customers/{customer_id}"]').click()
+    await page.wait_for_url(f"**/console/customers/{customer_id}")
+    await page.get_by_label("Amount (USD)").fill("12.50")
+    await page.get_by_role("button", name="Grant", exact=True).click()
+    await page.wait_for_url(f"**/console/customers/{customer_id}")
+    balance = await page.locator("#balance").inner_text()
+    await page.screenshot(path=str(tmp_path / "customer.png"), full_page=True)
+
+    await page.get_by_role("link", name="Analytics").click()
+    await page.wait_for_selector("#chart-requests canvas")
+    drawn = await page.evaluate("document.getElementById('chart-requests').chart.data")
+    table = await page.locator("#daily tbody tr").evaluate_all(
+        "rows => rows.map(r => Number(r.cells[1].textContent))"
+    )
+    await page.screenshot(path=str(tmp_path / "analytics.png"), full_page=True)
+
+    assert balance == format_amount(before + 12_500_000, "usd")
+    assert len(drawn) == 2 and len(drawn[0]) == 30  # the last 30 days, one point each
+    assert drawn[1] == table and drawn[1][-1] == 2 and sum(drawn[1]) == 2
+    assert (tmp_path / "analytics.png").stat().st_size > 0
     assert problems == []

@@ -142,11 +142,32 @@ async def list_customers(
     return list(await session.scalars(query))
 
 
+SORTS = ("name", "newest", "oldest")
+"""Orders `search` can list customers in: by name, newest first, oldest first."""
+
+
 async def search(
-    session: AsyncSession, text: str = "", *, limit: int = 50, offset: int = 0
+    session: AsyncSession,
+    text: str = "",
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    sort: str = "name",
 ) -> tuple[list[Customer], int]:
     """Customers whose name, email or id contains `text` (any case; every customer when it
-    is blank), by name: `limit` of them from `offset`, and how many match in all."""
+    is blank), in `sort` order (one of `SORTS`; ties by id): `limit` of them from `offset`,
+    and how many match in all.
+
+    Raises:
+        InvalidInput: `sort` is not one of `SORTS`.
+    """
+    orders = {
+        "name": (Customer.name, Customer.id),
+        "newest": (Customer.created_at.desc(), Customer.id.desc()),
+        "oldest": (Customer.created_at, Customer.id),
+    }
+    if sort not in orders:
+        raise _invalid("sort", f"must be one of {', '.join(SORTS)}")
     query = select(Customer)
     if text.strip():
         like = f"%{text.strip().lower()}%"
@@ -158,10 +179,13 @@ async def search(
             )
         )
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(
-        query.order_by(Customer.name, Customer.id).offset(max(0, offset)).limit(limit)
-    )
+    rows = await session.scalars(query.order_by(*orders[sort]).offset(max(0, offset)).limit(limit))
     return list(rows), int(total or 0)
+
+
+async def count(session: AsyncSession) -> int:
+    """How many customers there are."""
+    return int(await session.scalar(select(func.count()).select_from(Customer)) or 0)
 
 
 async def set_plan(session: AsyncSession, customer_id: str, plan: str) -> Customer:

@@ -7,13 +7,35 @@ no build step), over the same services the API uses.
 - `keys`: a customer's API keys (create with scopes, models and expiry; revoke; rotate).
 - `sessions`: a customer's sessions (start flat or compute sessions, see them run, stop).
 - `billing`: the portal's billing: buy packs, change plan, invoices, transactions (CSV).
-- `console`: the operator's customers list and a customer's page.
+- `console`: the operator's customers list and a customer's page (credits, keys, sessions,
+  invoices, events); `console_accounts`: change a customer's plan, invite its users;
+  `console_catalog`: the catalog in force; `analytics`: figures over a range of days.
 
-Imports: users, customers, keys, sessions, ledger, subscriptions, metering, catalog, billing,
-payments, server (the runtime), money.
+Imports: users, customers, keys, sessions, events, ledger, subscriptions, metering, catalog,
+billing, payments, server (the runtime), money.
 """
 
-from tollhouse.dashboard import billing, console, keys, portal, sessions
+from tollhouse.dashboard import (
+    analytics,
+    billing,
+    console,
+    console_accounts,
+    console_catalog,
+    keys,
+    portal,
+    sessions,
+)
 from tollhouse.dashboard.web import STATIC, router
 
-__all__ = ["STATIC", "billing", "console", "keys", "portal", "router", "sessions"]
+__all__ = [
+    "STATIC",
+    "analytics",
+    "billing",
+    "console",
+    "console_accounts",
+    "console_catalog",
+    "keys",
+    "portal",
+    "router",
+    "sessions",
+]

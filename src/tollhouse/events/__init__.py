@@ -30,6 +30,6 @@ Imports: `storage`, `errors`, `ids`, `clock` only; any domain may emit.
 
 from tollhouse.events.models import Event
 from tollhouse.events.schemas import EventPage, EventView
-from tollhouse.events.service import emit, list_events
+from tollhouse.events.service import emit, list_events, recent_events
 
-__all__ = ["Event", "EventPage", "EventView", "emit", "list_events"]
+__all__ = ["Event", "EventPage", "EventView", "emit", "list_events", "recent_events"]

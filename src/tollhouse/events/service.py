@@ -149,3 +149,20 @@ async def list_events(
         query = query.where(Event.type.in_([check_type("type", t) for t in types]))
     rows = list(await session.scalars(query))
     return EventPage([EventView.of(row) for row in rows[:limit]], has_more=len(rows) > limit)
+
+
+async def recent_events(
+    session: AsyncSession, *, customer_id: str, limit: int = 50
+) -> list[EventView]:
+    """The customer's `limit` (1..1000) latest events, newest first (for people; a delivery
+    cursor reads `list_events`).
+
+    Raises:
+        InvalidInput: `limit` out of range.
+    """
+    if not 1 <= limit <= MAX_PAGE:
+        raise _invalid("limit", f"must be between 1 and {MAX_PAGE}")
+    query = (
+        select(Event).where(Event.customer_id == customer_id).order_by(Event.id.desc()).limit(limit)
+    )
+    return [EventView.of(row) for row in await session.scalars(query)]

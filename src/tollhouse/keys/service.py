@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollhouse.clock import Clock
@@ -387,3 +387,35 @@ async def has_operator_key(session: AsyncSession, *, clock: Clock | None = None)
     if clock is not None:
         condition = condition & (ApiKey.expires_at.is_(None) | (ApiKey.expires_at > clock.now()))
     return bool(await session.scalar(select(exists().where(condition))))
+
+
+@dataclass(frozen=True, slots=True)
+class Adoption:
+    """How customers use API keys: `customers_with_active_key` (customers owning a key
+    neither revoked nor expired), `active_keys` (such keys), `keys_used` (customer keys that
+    authenticated since the given moment; `last_used_at` is written in batches, so it may
+    lag a few seconds)."""
+
+    customers_with_active_key: int
+    active_keys: int
+    keys_used: int
+
+
+async def adoption(session: AsyncSession, *, now: datetime, used_since: datetime) -> Adoption:
+    """Key adoption over every customer at `now` (operator keys are not counted)."""
+    active = (
+        ApiKey.customer_id.is_not(None)
+        & ApiKey.revoked_at.is_(None)
+        & (ApiKey.expires_at.is_(None) | (ApiKey.expires_at > now))
+    )
+    row = (
+        await session.execute(
+            select(func.count(func.distinct(ApiKey.customer_id)), func.count()).where(active)
+        )
+    ).one()
+    used = await session.scalar(
+        select(func.count()).where(
+            ApiKey.customer_id.is_not(None), ApiKey.last_used_at >= used_since
+        )
+    )
+    return Adoption(int(row[0]), int(row[1]), int(used or 0))

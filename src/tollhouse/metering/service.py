@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from math import ceil
 from typing import Any, get_args
 
-from sqlalchemy import ColumnElement, func, literal_column, or_, select, type_coerce
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollhouse.metering.errors import InvalidUsageQuery, InvalidUsageWindow
@@ -28,7 +28,7 @@ from tollhouse.metering.schemas import (
     UsageEventIn,
     Window,
 )
-from tollhouse.storage.base import UTCDateTime
+from tollhouse.storage.base import utc_window_start
 
 MAX_WINDOWS = 10_000
 """Most windows one query may span (10,000 hours is about 14 months)."""
@@ -42,12 +42,6 @@ _GROUP_COLUMNS = {
     "upstream": UsageEvent.upstream,
 }
 """The column each `GroupBy` splits on."""
-
-_SQLITE_FORMATS = {
-    "hour": "'%Y-%m-%d %H:00:00'",
-    "day": "'%Y-%m-%d 00:00:00'",
-    "month": "'%Y-%m-01 00:00:00'",
-}
 
 
 async def query_usage(
@@ -86,7 +80,9 @@ async def query_usage(
     for aggregation, names in by_aggregation.items():
         keys: list[ColumnElement[Any]] = [UsageEvent.meter.expression]
         if window is not None:
-            keys.append(_window_start(window, dialect).label("window_start"))
+            keys.append(
+                utc_window_start(UsageEvent.occurred_at, window, dialect).label("window_start")
+            )
         if group_by is not None:
             keys.append(_GROUP_COLUMNS[group_by].label("grp"))
         stmt = (
@@ -332,16 +328,3 @@ def _aggregate(aggregation: str) -> ColumnElement[Any]:
     if aggregation == "count":
         return func.count()
     return func.max(UsageEvent.value)
-
-
-def _window_start(window: str, dialect: str) -> ColumnElement[datetime]:
-    """SQL for the UTC start of the event's window, read back as an aware datetime.
-
-    Constants are inlined (not bound) so that the SELECT and GROUP BY expressions match.
-    """
-    if dialect == "postgresql":
-        naive_utc = func.timezone(literal_column("'UTC'"), UsageEvent.occurred_at)
-        expr = func.date_trunc(literal_column(f"'{window}'"), naive_utc)
-    else:  # SQLite stores UTC as 'YYYY-MM-DD HH:MM:SS.ffffff'
-        expr = func.strftime(literal_column(_SQLITE_FORMATS[window]), UsageEvent.occurred_at)
-    return type_coerce(expr, UTCDateTime())

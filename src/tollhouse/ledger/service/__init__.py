@@ -17,17 +17,29 @@ from tollhouse.ledger.service.reads import (
     list_grants,
     transactions,
 )
+from tollhouse.ledger.service.revenue import (
+    RevenueDay,
+    Spender,
+    available_by_customer,
+    revenue_by_day,
+    top_spenders,
+)
 
 __all__ = [
     "MAX_PAGE",
     "Balance",
     "GrantView",
     "HoldView",
+    "RevenueDay",
+    "Spender",
     "TransactionView",
+    "available_by_customer",
     "balance",
     "check_invariants",
     "find_hold",
     "get_hold",
     "list_grants",
+    "revenue_by_day",
+    "top_spenders",
     "transactions",
 ]

@@ -57,6 +57,7 @@ from tollhouse.sessions.service.purchases import Purchase, wallet_purchases
 from tollhouse.sessions.service.reaper import reap, tick
 from tollhouse.sessions.service.settle import SLICE_HOLD_PREFIX, settle, stop
 from tollhouse.sessions.service.starts import SESSION_HOLD_PREFIX, start
+from tollhouse.sessions.service.stats import started_per_day
 
 __all__ = [
     "HOLD_GRACE_SECONDS",
@@ -79,6 +80,7 @@ __all__ = [
     "settle",
     "start",
     "start_metered",
+    "started_per_day",
     "stop",
     "terminate",
     "tick",
