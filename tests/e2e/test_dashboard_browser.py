@@ -129,7 +129,7 @@ async def test_a_member_starts_and_stops_a_flat_session(
 
 
 async def test_an_operator_grants_credits_and_reads_the_analytics_chart(
-    stack: Stack, browser: object, tmp_path: Path
+    stack: Stack, browser: object, artifacts: Path
 ) -> None:
     customer_id, key = await stack.customer(credits_micros=1_000_000)
     api = openai.AsyncOpenAI(api_key=key, base_url=stack.base_url + "/v1", max_retries=0)
@@ -160,7 +160,7 @@ async def test_an_operator_grants_credits_and_reads_the_analytics_chart(
     await page.get_by_role("button", name="Grant", exact=True).click()
     await page.wait_for_url(f"**/console/customers/{customer_id}")
     balance = await page.locator("#balance").inner_text()
-    await page.screenshot(path=str(tmp_path / "customer.png"), full_page=True)
+    await page.screenshot(path=str(artifacts / "customer.png"), full_page=True)
 
     await page.get_by_role("link", name="Analytics").click()
     await page.wait_for_selector("#chart-requests canvas")
@@ -168,10 +168,10 @@ async def test_an_operator_grants_credits_and_reads_the_analytics_chart(
     table = await page.locator("#daily tbody tr").evaluate_all(
         "rows => rows.map(r => Number(r.cells[1].textContent))"
     )
-    await page.screenshot(path=str(tmp_path / "analytics.png"), full_page=True)
+    await page.screenshot(path=str(artifacts / "analytics.png"), full_page=True)
 
     assert balance == format_amount(before + 12_500_000, "usd")
     assert len(drawn) == 2 and len(drawn[0]) == 30  # the last 30 days, one point each
     assert drawn[1] == table and drawn[1][-1] == 2 and sum(drawn[1]) == 2
-    assert (tmp_path / "analytics.png").stat().st_size > 0
+    assert (artifacts / "analytics.png").stat().st_size > 0
     assert problems == []
