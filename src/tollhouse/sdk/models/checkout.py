@@ -1,0 +1,39 @@
+"""Models of `client.checkout`'s answers and requests.
+
+Written by `python -m tollhouse.sdk.codegen`; do not edit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TypedDict
+
+from tollhouse.sdk.models._model import Model
+
+
+class SessionPackItem(TypedDict):
+    """Answered by `POST /v1/checkout`."""
+
+    product: str
+    sessions: int
+
+
+class Checkout(Model):
+    """Answered by `POST /v1/checkout`."""
+
+    id: str
+    customer_id: str
+    provider: str
+    kind: str
+    item: str
+    sessions: int | None
+    price_micros: int
+    credits_micros: int
+    bonus_micros: int
+    currency: str
+    mode: str
+    status: str
+    url: str | None
+    provider_session_id: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    completed_at: datetime | None

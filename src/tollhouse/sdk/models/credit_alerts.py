@@ -1,0 +1,20 @@
+"""Models of `client.credit_alerts`'s answers and requests.
+
+Written by `python -m tollhouse.sdk.codegen`; do not edit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tollhouse.sdk.models._model import Model
+
+
+class CreditAlert(Model):
+    """Answered by `GET /v1/customers/{customer_id}/credit-alerts`."""
+
+    customer_id: str
+    threshold_micros: int | None
+    threshold_percent: int | None
+    effective_threshold_micros: int
+    state: str
+    changed_at: datetime

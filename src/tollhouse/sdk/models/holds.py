@@ -1,0 +1,52 @@
+"""Models of `client.holds`'s answers and requests.
+
+Written by `python -m tollhouse.sdk.codegen`; do not edit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NotRequired, TypedDict
+
+from tollhouse.sdk.models._model import Model
+
+
+class UsageEstimate(TypedDict):
+    """Answered by `POST /v1/authorize`."""
+
+    requests: NotRequired[int]
+    input_tokens: NotRequired[int]
+    output_tokens: NotRequired[int]
+    images: NotRequired[int]
+    characters: NotRequired[int]
+
+
+class Hold(Model):
+    """Answered by `POST /v1/authorize`."""
+
+    id: str
+    customer_id: str
+    amount_micros: int
+    captured_micros: int
+    status: str
+    created_at: datetime
+    expires_at: datetime | None
+
+
+class SessionUse(Model):
+    """The flat session a call runs in (and is paid by)."""
+
+    id: str
+    product: str
+    tokens_left: int | None
+    seconds_left: int | None
+
+
+class Authorization(Model):
+    """Answered by `POST /v1/authorize`."""
+
+    allowed: bool
+    customer_id: str
+    model: str
+    amount_micros: int
+    hold: Hold | None
+    session: SessionUse | None = None
