@@ -137,6 +137,8 @@ class Generator:
                 lines.append(f"    {member}: {annotation}")
             else:
                 lines.append(f"    {member}: {annotation} = {member_schema.get('default')!r}")
+            if member_schema.get("description"):
+                lines.append(docstring(member_schema["description"], 4))
         base = "TypedDict" if request else "Model"
         doc = schema.get("description") or f"Answered by `{self.route}`."
         module.classes.append(
@@ -166,8 +168,9 @@ class Generator:
             else:
                 keywords.append(f"{python_name(name)}: {optional_type(annotation)} = None")
                 optional.append(name)
-        body_members, body_given, body_optional = self.body(spec, module)
+        body_members, body_given, body_optional, body_docs = self.body(spec, module)
         keywords += body_members
+        docs += body_docs
         takes_key = "idempotency_key" in body_given + body_optional
         if takes_key:
             keywords.append("idempotency_key: str | None = None")
@@ -208,20 +211,25 @@ class Generator:
             f"        return {awaited}self._requester._request({call_source})"
         )
 
-    def body(self, spec: dict[str, Any], module: Module) -> tuple[list[str], list[str], list[str]]:
-        """A body's members as keyword parameters, the required and the optional ones."""
+    def body(
+        self, spec: dict[str, Any], module: Module
+    ) -> tuple[list[str], list[str], list[str], list[str]]:
+        """A body's members as keyword parameters, the required ones, the optional ones, and
+        the description of each member that has one."""
         content = spec.get("requestBody", {}).get("content", {}).get("application/json")
         if content is None:
-            return [], [], []
+            return [], [], [], []
         schema = content["schema"]
         refs = [part for part in schema.get("anyOf", [schema]) if "$ref" in part]
         if not refs:
-            return [], [], []
+            return [], [], [], []
         target = self.schemas[refs[0]["$ref"].removeprefix(REF)]
         required = set(target.get("required", []))
-        keywords, given, optional = [], [], []
+        keywords, given, optional, docs = [], [], [], []
         for member, member_schema in target.get("properties", {}).items():
             annotation = self.annotation(member_schema, module, request=True)
+            if member_schema.get("description") and member != "idempotency_key":
+                docs.append(f"`{member}`: {member_schema['description']}")
             if member == "idempotency_key":
                 given.append(member)
             elif member in required:
@@ -230,7 +238,7 @@ class Generator:
             else:
                 keywords.append(f"{python_name(member)}: {optional_type(annotation)} = None")
                 optional.append(member)
-        return keywords, given, optional
+        return keywords, given, optional, docs
 
     def result(self, spec: dict[str, Any], module: Module) -> tuple[str, str]:
         """What a 2xx answer decodes to, as the `Call` argument and as the return type."""

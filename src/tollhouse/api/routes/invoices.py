@@ -14,11 +14,11 @@ from typing import Literal
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from tollhouse.api import problems
 from tollhouse.api.deps import Reader, RuntimeDep, SessionDep, require_operator
-from tollhouse.api.schemas import RequestBody
+from tollhouse.api.schemas import RequestBody, ResponseBody
 from tollhouse.billing import DocumentKind, InvoiceStatus, InvoiceView, render_html, render_pdf
 from tollhouse.billing import service as billing
 from tollhouse.errors import NotFound
@@ -34,7 +34,7 @@ runs, whatever a customer's name holds; it is escaped too)."""
 IdQuery = Query(default=None, max_length=32)
 
 
-class LineOut(BaseModel):
+class LineOut(ResponseBody):
     model_config = ConfigDict(from_attributes=True)
 
     kind: str
@@ -50,7 +50,7 @@ class LineOut(BaseModel):
     period_end: datetime | None
 
 
-class InvoiceOut(BaseModel):
+class InvoiceOut(ResponseBody):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
@@ -87,7 +87,7 @@ class InvoiceOut(BaseModel):
     lines: list[LineOut]
 
 
-class CloseOut(BaseModel):
+class CloseOut(ResponseBody):
     customers: int
     """Customers with a period closed now."""
     invoices_created: list[str]
@@ -113,7 +113,7 @@ class RefundIn(RequestBody):
     hold or amount it is refused (409)."""
 
 
-class RefundOut(BaseModel):
+class RefundOut(ResponseBody):
     model_config = ConfigDict(from_attributes=True)
 
     id: str

@@ -17,6 +17,7 @@ class AutoTopUp(Model):
     threshold_micros: int
     pack: str
     armed: bool
+    """True: the next debit below the threshold buys the pack (once per crossing)."""
     fired_count: int
     last_fired_at: datetime | None
     last_payment_id: str | None

@@ -16,13 +16,17 @@ class Plan(Model):
     interval: str
     trial_days: int
     rate_limit_multiplier: str | None
+    """None = unlimited."""
     included_credits_micros: int
     features: list[str]
     quotas: dict[str, int]
+    """Meter -> cap per billing period, in the meter's unit."""
     resource_tiers: list[str]
     session_rates_micros_per_hour: dict[str, int]
     rollover_cap_micros: int | None
+    """Unused included credits carried into the next period, at most this; None = no rollover."""
     max_in_flight: int | None = None
+    """Most gateway requests a customer on this plan may have under way at once; None = no cap."""
     description: str
 
 

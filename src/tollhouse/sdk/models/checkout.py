@@ -15,6 +15,7 @@ class SessionPackItem(TypedDict):
 
     product: str
     sessions: int
+    """One of the product's pack sizes."""
 
 
 class Checkout(Model):
@@ -24,15 +25,20 @@ class Checkout(Model):
     customer_id: str
     provider: str
     kind: str
+    """`credit_pack`, `session_pack` or `plan`."""
     item: str
     sessions: int | None
     price_micros: int
+    """What the page charges (per period for a subscription), micros of `currency`."""
     credits_micros: int
     bonus_micros: int
     currency: str
     mode: str
+    """`payment` or `subscription`."""
     status: str
+    """`creating`, `open`, `completed` or `expired`."""
     url: str | None
+    """Send the customer here to pay."""
     provider_session_id: str | None
     created_at: datetime
     expires_at: datetime | None

@@ -16,5 +16,7 @@ class CreditAlert(Model):
     threshold_micros: int | None
     threshold_percent: int | None
     effective_threshold_micros: int
+    """The threshold in micros now (a percent of the latest grant, rounded down)."""
     state: str
+    """`armed` (above it), `low` (below it) or `depleted` (at zero)."""
     changed_at: datetime

@@ -27,7 +27,9 @@ class Balance(Model):
     customer_id: str
     currency: str
     available_micros: int
+    """Spendable now: the sum of live grants, net of holds."""
     held_micros: int
+    """Reserved by open holds."""
     overdraft_limit_micros: int
     grants: list[Grant]
 
@@ -39,8 +41,13 @@ class Transaction(Model):
     transfer_id: str
     kind: str
     amount_micros: int
+    """Signed: positive adds to the customer's side."""
     account_kind: str
     hold_id: str | None
     created_at: datetime
     description: str
     hold_metadata: dict[str, Any] | None = None
+    """What the entry's hold paid for, as its metadata: `{"model", "key_id", "request"}` for a
+    gateway call, `{"purpose": "session_fee", "session_id", "product"}` for a session's fee,
+    `{"purpose": "session_pack", ...}` for a pack.
+    """

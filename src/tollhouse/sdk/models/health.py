@@ -11,10 +11,13 @@ class Health(Model):
     """Answered by `GET /health`."""
 
     status: str
+    """Always `ok`."""
 
 
 class Ready(Model):
     """Answered by `GET /ready`."""
 
     status: str
+    """`ready`."""
     checks: dict[str, str]
+    """Each check (`database`, `migrations`, and `redis` when configured) and `ok`."""

@@ -38,7 +38,9 @@ class SessionUse(Model):
     id: str
     product: str
     tokens_left: int | None
+    """None without a token cap."""
     seconds_left: int | None
+    """None without a duration cap."""
 
 
 class Authorization(Model):
@@ -48,5 +50,10 @@ class Authorization(Model):
     customer_id: str
     model: str
     amount_micros: int
+    """Price of the estimate: held now, settled by capture (0 inside a session)."""
     hold: Hold | None
+    """None when the estimate costs nothing, or a session pays for the call."""
     session: SessionUse | None = None
+    """The session that covers the call: report its usage with `session_id` set on the usage events
+    (`POST /v1/usage/events`), so its tokens count toward the session's cap.
+    """

@@ -16,16 +16,20 @@ class IssuedKey(Model):
     customer_id: str | None
     name: str
     prefix: str
+    """The visible start of the key, to recognise it in lists."""
     scopes: list[str]
     allowed_models: list[str] | None
     rate_limit_rpm: int | None
     max_in_flight: int | None
+    """Gateway requests this key may have under way at once; null = only its plan's cap."""
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
     created_at: datetime
     successor_id: str | None
+    """The key that replaced this one by rotation; null = never rotated."""
     key: str
+    """The secret key. Shown only in this response: store it now."""
 
 
 class Key(Model):
@@ -35,15 +39,18 @@ class Key(Model):
     customer_id: str | None
     name: str
     prefix: str
+    """The visible start of the key, to recognise it in lists."""
     scopes: list[str]
     allowed_models: list[str] | None
     rate_limit_rpm: int | None
     max_in_flight: int | None
+    """Gateway requests this key may have under way at once; null = only its plan's cap."""
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
     created_at: datetime
     successor_id: str | None
+    """The key that replaced this one by rotation; null = never rotated."""
 
 
 class RotatedKey(Model):
@@ -53,18 +60,26 @@ class RotatedKey(Model):
     customer_id: str | None
     name: str
     prefix: str
+    """The visible start of the key, to recognise it in lists."""
     scopes: list[str]
     allowed_models: list[str] | None
     rate_limit_rpm: int | None
     max_in_flight: int | None
+    """Gateway requests this key may have under way at once; null = only its plan's cap."""
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
     created_at: datetime
     successor_id: str | None
+    """The key that replaced this one by rotation; null = never rotated."""
     key: str
+    """The secret key. Shown only in this response: store it now."""
     previous_key_id: str
+    """The rotated key."""
     previous_key_expires_at: datetime
+    """When the rotated key stops working: the end of the grace period, or its own expiry if that
+    comes first.
+    """
 
 
 class KeyUsage(Model):

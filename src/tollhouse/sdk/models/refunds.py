@@ -20,7 +20,11 @@ class Refund(Model):
     currency: str
     reason: str
     status: str
+    """`succeeded` once the credits are back in the wallet (`pending` only if that was interrupted;
+    the server finishes it).
+    """
     grant_id: str | None
+    """The ledger grant that gave the credits back (source `refund`)."""
     credit_note: Invoice
     created_at: datetime
     completed_at: datetime | None

@@ -17,6 +17,7 @@ class Subscription(Model):
     customer_id: str
     plan: str
     status: str
+    """trialing, active, past_due, canceled or expired."""
     timezone: str
     billing_anchor_day: int
     current_period_start: datetime
@@ -24,6 +25,7 @@ class Subscription(Model):
     trial_end: datetime | None
     cancel_at_period_end: bool
     scheduled_plan: str | None
+    """The plan that starts at the period end (a scheduled downgrade)."""
     canceled_at: datetime | None
     has_payment_method: bool
 
@@ -55,6 +57,7 @@ class PlanChange(Model):
 
     subscription: Subscription
     kind: str
+    """upgraded (now), downgrade_scheduled (at the period end) or resubscribed."""
     from_plan: str
     to_plan: str
     effective_at: datetime

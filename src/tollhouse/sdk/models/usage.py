@@ -34,12 +34,18 @@ class EventIn(TypedDict):
     """Answered by `POST /v1/usage/events`."""
 
     id: str
+    """Idempotency: the same id for the same customer counts once."""
     customer_id: NotRequired[str | None]
+    """Operator keys must name the customer; customer keys may omit it."""
     meter: str
     value: int
     occurred_at: NotRequired[datetime | None]
+    """Default: when tollhouse receives it."""
     model: NotRequired[str | None]
     session_id: NotRequired[str | None]
+    """The customer's session the usage happened in (from `POST /v1/authorize`'s answer): its
+    `input_tokens` and `output_tokens` count toward the session's token cap.
+    """
     properties: NotRequired[dict[str, Any]]
 
 
@@ -47,4 +53,6 @@ class RecordedEvents(Model):
     """Answered by `POST /v1/usage/events`."""
 
     accepted: int
+    """New events stored."""
     duplicates: int
+    """Events whose id was already recorded (counted once)."""

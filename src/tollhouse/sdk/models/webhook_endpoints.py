@@ -13,14 +13,18 @@ class WebhookEndpoint(Model):
     """Answered by `GET /v1/webhook-endpoints`."""
 
     id: str
+    """`whe_...`."""
     url: str
     description: str
     event_types: list[str]
     enabled: bool
     enabled_at: datetime
+    """Registered or last enabled: the events created from then on are delivered."""
     disabled_reason: str | None
+    """Why it is disabled: `disabled by the operator`, or `every attempt failed for 5 days`."""
     disabled_at: datetime | None
     failing_since: datetime | None
+    """Its first failed attempt since its last successful one; null while it succeeds."""
     created_at: datetime
     updated_at: datetime
 
@@ -29,14 +33,21 @@ class CreatedWebhookEndpoint(Model):
     """Answered by `POST /v1/webhook-endpoints`."""
 
     id: str
+    """`whe_...`."""
     url: str
     description: str
     event_types: list[str]
     enabled: bool
     enabled_at: datetime
+    """Registered or last enabled: the events created from then on are delivered."""
     disabled_reason: str | None
+    """Why it is disabled: `disabled by the operator`, or `every attempt failed for 5 days`."""
     disabled_at: datetime | None
     failing_since: datetime | None
+    """Its first failed attempt since its last successful one; null while it succeeds."""
     created_at: datetime
     updated_at: datetime
     secret: str
+    """`whsec_...`, the Standard Webhooks signing secret. Shown only in this response: store it
+    now.
+    """

@@ -34,6 +34,10 @@ class AutoTopUpResource:
         `payment-method-required`: complete a checkout first).
 
         `PUT /v1/customers/{customer_id}/auto-top-up`
+
+        `threshold_micros`: Buy the pack when a debit takes the available balance below this.
+
+        `pack`: The credit pack bought, charged off-session on the card saved with Stripe.
         """
         return self._requester._request(
             Call[AutoTopUp](
@@ -74,6 +78,10 @@ class AsyncAutoTopUpResource:
         `payment-method-required`: complete a checkout first).
 
         `PUT /v1/customers/{customer_id}/auto-top-up`
+
+        `threshold_micros`: Buy the pack when a debit takes the available balance below this.
+
+        `pack`: The credit pack bought, charged off-session on the card saved with Stripe.
         """
         return await self._requester._request(
             Call[AutoTopUp](

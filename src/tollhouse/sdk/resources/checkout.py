@@ -29,6 +29,20 @@ class CheckoutResource:
 
         `POST /v1/checkout`
 
+        `credit_pack`: A credit pack of the catalog.
+
+        `session_pack`: Or a session product's pack.
+
+        `plan`: Or a paid plan: a Stripe subscription (a one-off plan is paid once).
+
+        `success_url`: Where Stripe sends the customer after paying (default
+        `TOLLHOUSE_CHECKOUT_SUCCESS_URL`).
+
+        `cancel_url`: Where Stripe sends the customer who goes back (default
+        `TOLLHOUSE_CHECKOUT_CANCEL_URL`).
+
+        `customer_id`: Operator keys name the customer.
+
         `idempotency_key`: the same key again applies nothing more; default: one generated for
         this call (every retry sends it).
         """
@@ -85,6 +99,20 @@ class AsyncCheckoutResource:
         or subscribes the customer; a card saved with it is a payment method on file.
 
         `POST /v1/checkout`
+
+        `credit_pack`: A credit pack of the catalog.
+
+        `session_pack`: Or a session product's pack.
+
+        `plan`: Or a paid plan: a Stripe subscription (a one-off plan is paid once).
+
+        `success_url`: Where Stripe sends the customer after paying (default
+        `TOLLHOUSE_CHECKOUT_SUCCESS_URL`).
+
+        `cancel_url`: Where Stripe sends the customer who goes back (default
+        `TOLLHOUSE_CHECKOUT_CANCEL_URL`).
+
+        `customer_id`: Operator keys name the customer.
 
         `idempotency_key`: the same key again applies nothing more; default: one generated for
         this call (every retry sends it).

@@ -38,6 +38,11 @@ class CreditAlertsResource:
         process applies it within 2 s.
 
         `PUT /v1/customers/{customer_id}/credit-alerts`
+
+        `threshold_micros`: Warn below this available balance, in micros.
+
+        `threshold_percent`: Or: warn below this share of the customer's latest grant (exactly
+        one of the two).
         """
         return self._requester._request(
             Call[CreditAlert](
@@ -96,6 +101,11 @@ class AsyncCreditAlertsResource:
         process applies it within 2 s.
 
         `PUT /v1/customers/{customer_id}/credit-alerts`
+
+        `threshold_micros`: Warn below this available balance, in micros.
+
+        `threshold_percent`: Or: warn below this share of the customer's latest grant (exactly
+        one of the two).
         """
         return await self._requester._request(
             Call[CreditAlert](

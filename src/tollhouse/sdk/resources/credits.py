@@ -35,6 +35,10 @@ class CreditsResource:
 
         `POST /v1/customers/{customer_id}/credits/grants`
 
+        `amount_micros`: Credits to add, in micros of the catalog currency (1 USD = 1,000,000).
+
+        `priority`: Among grants expiring together, lower priority is spent first.
+
         `idempotency_key`: the same key again applies nothing more; default: one generated for
         this call (every retry sends it).
         """
@@ -141,6 +145,10 @@ class AsyncCreditsResource:
         naming the `fields` that differ.
 
         `POST /v1/customers/{customer_id}/credits/grants`
+
+        `amount_micros`: Credits to add, in micros of the catalog currency (1 USD = 1,000,000).
+
+        `priority`: Among grants expiring together, lower priority is spent first.
 
         `idempotency_key`: the same key again applies nothing more; default: one generated for
         this call (every retry sends it).

@@ -29,6 +29,15 @@ class CustomersResource:
         catalog's default plan) in `timezone`; the plan's included credits are granted.
 
         `POST /v1/customers`
+
+        `external_id`: Your own id for this customer (unique).
+
+        `plan`: Catalog plan name; default: the catalog's default plan.
+
+        `timezone`: IANA time zone of the customer: billing periods start at its local midnight.
+
+        `country`: ISO 3166-1 alpha-2 code (`DE`): its invoices' tax rate
+        (`TOLLHOUSE_TAX_RATES`).
         """
         return self._requester._request(
             Call[Customer](
@@ -83,6 +92,9 @@ class CustomersResource:
         """Change a customer's country (operator keys only).
 
         `PATCH /v1/customers/{customer_id}`
+
+        `country`: ISO 3166-1 alpha-2 code (`DE`), or null: the tax rate of invoices built from
+        now on.
         """
         return self._requester._request(
             Call[Customer](
@@ -113,6 +125,15 @@ class AsyncCustomersResource:
         catalog's default plan) in `timezone`; the plan's included credits are granted.
 
         `POST /v1/customers`
+
+        `external_id`: Your own id for this customer (unique).
+
+        `plan`: Catalog plan name; default: the catalog's default plan.
+
+        `timezone`: IANA time zone of the customer: billing periods start at its local midnight.
+
+        `country`: ISO 3166-1 alpha-2 code (`DE`): its invoices' tax rate
+        (`TOLLHOUSE_TAX_RATES`).
         """
         return await self._requester._request(
             Call[Customer](
@@ -167,6 +188,9 @@ class AsyncCustomersResource:
         """Change a customer's country (operator keys only).
 
         `PATCH /v1/customers/{customer_id}`
+
+        `country`: ISO 3166-1 alpha-2 code (`DE`), or null: the tax rate of invoices built from
+        now on.
         """
         return await self._requester._request(
             Call[Customer](

@@ -34,6 +34,18 @@ class HoldsResource:
 
         `POST /v1/authorize`
 
+        `model`: A catalog model id: decides the rate-limit category, plan access and price.
+
+        `usage`: The most the call will use; its price is held.
+
+        `customer_id`: Operator keys name the customer; customer keys act for themselves.
+
+        `features`: Plan features the call needs (e.g. `batch_generation`): 403 when the plan
+        lacks one.
+
+        `resource_tier`: Resource tier the call runs on (small, medium, large, xlarge): 403 when
+        not in the plan.
+
         `idempotency_key`: the same key again applies nothing more; default: one generated for
         this call (every retry sends it).
         """
@@ -66,6 +78,8 @@ class HoldsResource:
         """Settle at `amount_micros` (<= held); capturing again with the same amount is a no-op.
 
         `POST /v1/holds/{hold_id}/capture`
+
+        `amount_micros`: The real cost, at most the held amount; the rest is released.
         """
         return self._requester._request(
             Call[Hold](
@@ -115,6 +129,18 @@ class AsyncHoldsResource:
 
         `POST /v1/authorize`
 
+        `model`: A catalog model id: decides the rate-limit category, plan access and price.
+
+        `usage`: The most the call will use; its price is held.
+
+        `customer_id`: Operator keys name the customer; customer keys act for themselves.
+
+        `features`: Plan features the call needs (e.g. `batch_generation`): 403 when the plan
+        lacks one.
+
+        `resource_tier`: Resource tier the call runs on (small, medium, large, xlarge): 403 when
+        not in the plan.
+
         `idempotency_key`: the same key again applies nothing more; default: one generated for
         this call (every retry sends it).
         """
@@ -147,6 +173,8 @@ class AsyncHoldsResource:
         """Settle at `amount_micros` (<= held); capturing again with the same amount is a no-op.
 
         `POST /v1/holds/{hold_id}/capture`
+
+        `amount_micros`: The real cost, at most the held amount; the rest is released.
         """
         return await self._requester._request(
             Call[Hold](

@@ -108,6 +108,8 @@ class InvoicesResource:
         draft, a void invoice or a credit note.
 
         `POST /v1/invoices/{invoice_id}/pay`
+
+        `payment_reference`: What paid it: a payment's id, a bank transfer's reference.
         """
         return self._requester._request(
             Call[Invoice](
@@ -239,6 +241,8 @@ class AsyncInvoicesResource:
         draft, a void invoice or a credit note.
 
         `POST /v1/invoices/{invoice_id}/pay`
+
+        `payment_reference`: What paid it: a payment's id, a bank transfer's reference.
         """
         return await self._requester._request(
             Call[Invoice](

@@ -31,6 +31,17 @@ class KeysResource:
         calling key's scopes, allowed models, per-key rpm and expiry.
 
         `POST /v1/customers/{customer_id}/keys`
+
+        `expires_at`: Expiry; the key stops working at this instant. Null: the calling key's.
+
+        `allowed_models`: Model ids this key may call; null = the calling key's (every model the
+        plan allows for an unrestricted calling key).
+
+        `rate_limit_rpm`: This key's own requests-per-minute cap, on top of the plan's limits;
+        null = the calling key's.
+
+        `max_in_flight`: This key's own cap on gateway requests under way at once, beside its
+        plan's `max_in_flight`; null = the calling key's.
         """
         return self._requester._request(
             Call[IssuedKey](
@@ -90,6 +101,9 @@ class KeysResource:
         expiry.
 
         `POST /v1/keys/{key_id}/rotate`
+
+        `grace_seconds`: Seconds the old key keeps working (never beyond its own expiry); 0 = it
+        stops now.
         """
         return self._requester._request(
             Call[RotatedKey](
@@ -141,6 +155,17 @@ class AsyncKeysResource:
         calling key's scopes, allowed models, per-key rpm and expiry.
 
         `POST /v1/customers/{customer_id}/keys`
+
+        `expires_at`: Expiry; the key stops working at this instant. Null: the calling key's.
+
+        `allowed_models`: Model ids this key may call; null = the calling key's (every model the
+        plan allows for an unrestricted calling key).
+
+        `rate_limit_rpm`: This key's own requests-per-minute cap, on top of the plan's limits;
+        null = the calling key's.
+
+        `max_in_flight`: This key's own cap on gateway requests under way at once, beside its
+        plan's `max_in_flight`; null = the calling key's.
         """
         return await self._requester._request(
             Call[IssuedKey](
@@ -200,6 +225,9 @@ class AsyncKeysResource:
         expiry.
 
         `POST /v1/keys/{key_id}/rotate`
+
+        `grace_seconds`: Seconds the old key keeps working (never beyond its own expiry); 0 = it
+        stops now.
         """
         return await self._requester._request(
             Call[RotatedKey](

@@ -62,6 +62,12 @@ class PaymentsResource:
 
         `POST /v1/payments`
 
+        `pack`: A credit pack of the catalog: its credits and its bonus are posted.
+
+        `amount_micros`: Or an amount paid: that many credits, no bonus.
+
+        `description`: The operator's note: the bank transfer's reference, the invoice number.
+
         `idempotency_key`: the same key again applies nothing more; default: one generated for
         this call (every retry sends it).
         """
@@ -111,6 +117,8 @@ class PaymentsResource:
         written before this answers.
 
         `POST /v1/payments/{payment_id}/refund`
+
+        `amount_micros`: Money refunded; default: all that is not refunded yet.
 
         `idempotency_key`: the same key again applies nothing more; default: one generated for
         this call (every retry sends it).
@@ -179,6 +187,12 @@ class AsyncPaymentsResource:
 
         `POST /v1/payments`
 
+        `pack`: A credit pack of the catalog: its credits and its bonus are posted.
+
+        `amount_micros`: Or an amount paid: that many credits, no bonus.
+
+        `description`: The operator's note: the bank transfer's reference, the invoice number.
+
         `idempotency_key`: the same key again applies nothing more; default: one generated for
         this call (every retry sends it).
         """
@@ -228,6 +242,8 @@ class AsyncPaymentsResource:
         written before this answers.
 
         `POST /v1/payments/{payment_id}/refund`
+
+        `amount_micros`: Money refunded; default: all that is not refunded yet.
 
         `idempotency_key`: the same key again applies nothing more; default: one generated for
         this call (every retry sends it).

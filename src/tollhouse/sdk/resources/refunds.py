@@ -27,6 +27,14 @@ class RefundsResource:
 
         `POST /v1/refunds`
 
+        `hold_id`: The captured hold to give back: a session's fee (`hold_id` of the session), a
+        pack, a call (`hold_id` in the customer's transactions).
+
+        `amount_micros`: Micros to give back; default: all the capture took that is not refunded
+        yet.
+
+        `reason`: Printed on the credit note.
+
         `idempotency_key`: the same key again applies nothing more; default: one generated for
         this call (every retry sends it).
         """
@@ -66,6 +74,14 @@ class AsyncRefundsResource:
         charge` beyond what is left to refund; the same key again answers 200.
 
         `POST /v1/refunds`
+
+        `hold_id`: The captured hold to give back: a session's fee (`hold_id` of the session), a
+        pack, a call (`hold_id` in the customer's transactions).
+
+        `amount_micros`: Micros to give back; default: all the capture took that is not refunded
+        yet.
+
+        `reason`: Printed on the credit note.
 
         `idempotency_key`: the same key again applies nothing more; default: one generated for
         this call (every retry sends it).

@@ -36,6 +36,16 @@ class SessionsResource:
 
         `POST /v1/sessions`
 
+        `product`: A session product of the catalog (`session_products`): a flat session.
+
+        `resource_tier`: A resource tier of the customer's plan: a metered (compute) session,
+        billed by the second at the plan's `session_rates` for it.
+
+        `customer_id`: Operator keys name the customer; customer keys start their own sessions.
+
+        `auto_renew`: When a cap (tokens or duration) ends the session, the next call it would
+        have covered starts a new one, paid like this one (a pack first, else the wallet).
+
         `idempotency_key`: the same key again applies nothing more; default: one generated for
         this call (every retry sends it).
         """
@@ -91,6 +101,10 @@ class SessionsResource:
         tier-not-in-plan` when the plan does not offer the tier.
 
         `POST /v1/sessions/estimate`
+
+        `duration_seconds`: How long the session would run, in seconds.
+
+        `customer_id`: Operator keys name the customer (whose plan prices the tier).
         """
         return self._requester._request(
             Call[Estimate](
@@ -151,6 +165,8 @@ class SessionsResource:
         wallet cannot cover its price); a replay of the key answers 200 with the same pack.
 
         `POST /v1/sessions/quota/add`
+
+        `sessions`: The pack's size: one of the product's `packs`.
 
         `idempotency_key`: the same key again applies nothing more; default: one generated for
         this call (every retry sends it).
@@ -243,6 +259,16 @@ class AsyncSessionsResource:
 
         `POST /v1/sessions`
 
+        `product`: A session product of the catalog (`session_products`): a flat session.
+
+        `resource_tier`: A resource tier of the customer's plan: a metered (compute) session,
+        billed by the second at the plan's `session_rates` for it.
+
+        `customer_id`: Operator keys name the customer; customer keys start their own sessions.
+
+        `auto_renew`: When a cap (tokens or duration) ends the session, the next call it would
+        have covered starts a new one, paid like this one (a pack first, else the wallet).
+
         `idempotency_key`: the same key again applies nothing more; default: one generated for
         this call (every retry sends it).
         """
@@ -298,6 +324,10 @@ class AsyncSessionsResource:
         tier-not-in-plan` when the plan does not offer the tier.
 
         `POST /v1/sessions/estimate`
+
+        `duration_seconds`: How long the session would run, in seconds.
+
+        `customer_id`: Operator keys name the customer (whose plan prices the tier).
         """
         return await self._requester._request(
             Call[Estimate](
@@ -358,6 +388,8 @@ class AsyncSessionsResource:
         wallet cannot cover its price); a replay of the key answers 200 with the same pack.
 
         `POST /v1/sessions/quota/add`
+
+        `sessions`: The pack's size: one of the product's `packs`.
 
         `idempotency_key`: the same key again applies nothing more; default: one generated for
         this call (every retry sends it).

@@ -91,6 +91,9 @@ class SubscriptionsResource:
         """Cancel at the period end (default) or now.
 
         `POST /v1/subscription/cancel`
+
+        `at_period_end`: False cancels now (no refund); the customer falls back to the default
+        plan.
         """
         return self._requester._request(
             Call[Subscription](
@@ -242,6 +245,9 @@ class AsyncSubscriptionsResource:
         """Cancel at the period end (default) or now.
 
         `POST /v1/subscription/cancel`
+
+        `at_period_end`: False cancels now (no refund); the customer falls back to the default
+        plan.
         """
         return await self._requester._request(
             Call[Subscription](

@@ -37,6 +37,11 @@ class WebhookEndpointsResource:
         (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
 
         `POST /v1/webhook-endpoints`
+
+        `url`: Absolute `http://` or `https://` URL deliveries are POSTed to.
+
+        `event_types`: What it takes: exact types (`session.ended`), prefixes (`session.*`) or
+        `*` (every event, the default).
         """
         return self._requester._request(
             Call[CreatedWebhookEndpoint](
@@ -73,6 +78,9 @@ class WebhookEndpointsResource:
         """Change an endpoint's URL, filters or description; disable it, or enable it again.
 
         `PATCH /v1/webhook-endpoints/{endpoint_id}`
+
+        `enabled`: `false` holds its deliveries; `true` enables it again (also after tollhouse
+        disabled it for failing), clearing the reason.
         """
         return self._requester._request(
             Call[WebhookEndpoint](
@@ -128,6 +136,11 @@ class AsyncWebhookEndpointsResource:
         (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
 
         `POST /v1/webhook-endpoints`
+
+        `url`: Absolute `http://` or `https://` URL deliveries are POSTed to.
+
+        `event_types`: What it takes: exact types (`session.ended`), prefixes (`session.*`) or
+        `*` (every event, the default).
         """
         return await self._requester._request(
             Call[CreatedWebhookEndpoint](
@@ -164,6 +177,9 @@ class AsyncWebhookEndpointsResource:
         """Change an endpoint's URL, filters or description; disable it, or enable it again.
 
         `PATCH /v1/webhook-endpoints/{endpoint_id}`
+
+        `enabled`: `false` holds its deliveries; `true` enables it again (also after tollhouse
+        disabled it for failing), clearing the reason.
         """
         return await self._requester._request(
             Call[WebhookEndpoint](
