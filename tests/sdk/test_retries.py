@@ -20,9 +20,10 @@ from tests.sdk.conftest import (
     LossyTransport,
     Server,
 )
-from tests.support.catalog import IMAGE_MICROS
+from tests.support.catalog import IMAGE_MICROS, SESSION_PRICE_MICROS
 
 from tollhouse import APIConnectionError, AsyncClient, Client, InternalServerError
+from tollhouse.sdk.models import EventIn
 
 
 def lossy_client(server: Server, loses: LosesAnswers, **options: int) -> Client:
@@ -79,6 +80,40 @@ class TestSync:
         )
         debits = [e for e in operator.credits.transactions(funded_customer) if e.amount_micros < 0]
         assert sum(e.amount_micros for e in debits if e.kind == "capture") == -IMAGE_MICROS
+
+    def test_session_start_whose_answer_was_lost_charges_its_fee_once(
+        self, server: Server, operator: Client, funded_customer: str
+    ) -> None:
+        loses = LosesAnswers("/v1/sessions")
+
+        with lossy_client(server, loses) as client:
+            started = client.sessions.start(product="analysis", customer_id=funded_customer)
+
+        assert len(loses.bodies) == 2 and len(set(keys_sent(loses))) == 1
+        assert [s.id for s in operator.sessions.current(customer_id=funded_customer)] == [
+            started.id
+        ]
+        balance = operator.credits.balance(funded_customer)
+        assert balance.available_micros == GRANT_MICROS - SESSION_PRICE_MICROS
+
+    def test_usage_events_whose_answer_was_lost_count_once(
+        self, server: Server, operator: Client, funded_customer: str
+    ) -> None:
+        loses = LosesAnswers("/v1/usage/events")
+        event: EventIn = {
+            "id": "job-1",
+            "customer_id": funded_customer,
+            "meter": "input_tokens",
+            "value": 300,
+        }
+
+        with lossy_client(server, loses) as client:
+            recorded = client.usage.record(events=[event])
+
+        assert len(loses.bodies) == 2
+        assert (recorded.accepted, recorded.duplicates) == (0, 1)  # the lost answer said 1, 0
+        usage = operator.usage.query(customer_id=funded_customer, meter=["input_tokens"])
+        assert [bucket.value for bucket in usage.buckets] == [300]  # summed once
 
     def test_call_without_a_key_is_not_sent_again(self, server: Server, operator: Client) -> None:
         loses = LosesAnswers("/v1/customers")

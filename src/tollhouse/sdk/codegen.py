@@ -140,7 +140,10 @@ class Generator:
             if member_schema.get("description"):
                 lines.append(docstring(member_schema["description"], 4))
         base = "TypedDict" if request else "Model"
-        doc = schema.get("description") or f"Answered by `{self.route}`."
+        usage = (
+            f"Part of the body of `{self.route}`." if request else f"Answered by `{self.route}`."
+        )
+        doc = schema.get("description") or usage
         module.classes.append(
             f"class {class_name(name)}({base}):\n{docstring(doc, 4)}\n" + "\n".join(lines)
         )

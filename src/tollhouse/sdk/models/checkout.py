@@ -11,7 +11,7 @@ from tollhouse.sdk.models._model import Model
 
 
 class SessionPackItem(TypedDict):
-    """Answered by `POST /v1/checkout`."""
+    """Part of the body of `POST /v1/checkout`."""
 
     product: str
     sessions: int

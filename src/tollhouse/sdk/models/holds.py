@@ -11,7 +11,7 @@ from tollhouse.sdk.models._model import Model
 
 
 class UsageEstimate(TypedDict):
-    """Answered by `POST /v1/authorize`."""
+    """Part of the body of `POST /v1/authorize`."""
 
     requests: NotRequired[int]
     input_tokens: NotRequired[int]

@@ -31,7 +31,7 @@ class Usage(Model):
 
 
 class EventIn(TypedDict):
-    """Answered by `POST /v1/usage/events`."""
+    """Part of the body of `POST /v1/usage/events`."""
 
     id: str
     """Idempotency: the same id for the same customer counts once."""
