@@ -6,8 +6,10 @@ from tollhouse import Client
 client = Client(base_url="http://127.0.0.1:8080", api_key="th_live_...")  # an operator key
 customer = client.customers.create(name="Ada")
 client.credits.grant(customer.id, amount_micros=5_000_000)  # $5.00, once however retried
-hold = client.holds.authorize(model="flux-dev", customer_id=customer.id)
-client.holds.capture(hold.hold.id, amount_micros=40_000)
+authorized = client.holds.authorize(
+    model="flux.1-schnell", customer_id=customer.id, usage={"images": 4}
+)  # holds the estimate: 4 images
+client.holds.capture(authorized.hold.id, amount_micros=3 * 2_700)  # 3 made; the rest released
 for entry in client.credits.transactions(customer.id):  # every page
     print(entry.kind, entry.amount_micros)
 ```

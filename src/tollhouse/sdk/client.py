@@ -105,8 +105,12 @@ class AsyncClient(BaseClient, AsyncResources):
     from tollhouse import AsyncClient
 
     async with AsyncClient() as client:  # TOLLHOUSE_URL, TOLLHOUSE_API_KEY
-        hold = await client.holds.authorize(model="flux-dev", customer_id="cus_...")
-        await client.holds.capture(hold.hold.id, amount_micros=40_000)
+        authorized = await client.holds.authorize(
+            model="flux.1-schnell", customer_id="cus_...", usage={"images": 4}
+        )
+        await client.holds.capture(authorized.hold.id, amount_micros=3 * 2_700)
+        async for entry in client.credits.transactions("cus_..."):
+            print(entry.kind, entry.amount_micros)
     ```
 
     Args and errors as `Client`; `transport` is an `httpx.AsyncBaseTransport`.
