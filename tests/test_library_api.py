@@ -17,6 +17,21 @@ import pytest
 import tollhouse
 
 LIBRARY_API = {
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ConflictError",
+    "InternalServerError",
+    "NotFoundError",
+    "PaymentRequiredError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "TollhouseAPIError",
+    "UnprocessableEntityError",
     "Catalog",
     "Database",
     "FrozenClock",
@@ -114,3 +129,9 @@ class TestImportCost:
         loaded = loaded_modules("from tollhouse import create_app")
 
         assert {"tollhouse.api.app", "fastapi"} <= loaded
+
+    def test_the_sdk_loads_nothing_of_the_server(self) -> None:
+        loaded = loaded_modules("from tollhouse import AsyncClient, Client, TollhouseAPIError")
+
+        assert {m for m in loaded if m.split(".")[0] in HEAVY_DEPENDENCIES} == set()
+        assert {m.split(".")[1] for m in loaded if m.startswith("tollhouse.")} == {"sdk"}

@@ -26,9 +26,17 @@ by it."""
 
 
 class RequestBody(BaseModel):
-    """Strict (no coercion between JSON types) and closed (`extra="forbid"`)."""
+    """Strict (no coercion between JSON types) and closed (`extra="forbid"`). Attribute
+    docstrings are the members' descriptions in the OpenAPI document (and the SDK's)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
+
+
+class ResponseBody(BaseModel):
+    """The base of every control-API answer model: attribute docstrings are the members'
+    descriptions in the OpenAPI document, and so in the SDK's models written from it."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
 
 def _in_range(moment: datetime) -> datetime:

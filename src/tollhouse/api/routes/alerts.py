@@ -10,13 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tollhouse.alerts import AlertView
 from tollhouse.alerts import service as alerts
 from tollhouse.api import problems
 from tollhouse.api.deps import Reader, RuntimeDep, SessionDep, Writer, customer_of
-from tollhouse.api.schemas import RequestBody
+from tollhouse.api.schemas import RequestBody, ResponseBody
 from tollhouse.customers import service as customers
 from tollhouse.errors import InvalidInput, NotFound
 from tollhouse.ledger import service as ledger
@@ -34,7 +34,7 @@ class CreditAlertSet(RequestBody):
     """Or: warn below this share of the customer's latest grant (exactly one of the two)."""
 
 
-class CreditAlertOut(BaseModel):
+class CreditAlertOut(ResponseBody):
     customer_id: str
     threshold_micros: int | None
     threshold_percent: int | None

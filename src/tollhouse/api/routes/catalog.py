@@ -5,16 +5,16 @@ from __future__ import annotations
 from decimal import Decimal
 
 from fastapi import APIRouter
-from pydantic import BaseModel
 
 from tollhouse.api import problems
 from tollhouse.api.deps import Reader, RuntimeDep
+from tollhouse.api.schemas import ResponseBody
 from tollhouse.catalog import Model, Plan
 
 router = APIRouter(prefix="/v1/catalog", tags=["catalog"], responses=problems.responses(401, 403))
 
 
-class PriceOut(BaseModel):
+class PriceOut(ResponseBody):
     per_request_micros: int | None
     input_per_1m_tokens_micros: Decimal | None
     output_per_1m_tokens_micros: Decimal | None
@@ -23,7 +23,7 @@ class PriceOut(BaseModel):
     per_1m_characters_micros: Decimal | None
 
 
-class ModelOut(BaseModel):
+class ModelOut(ResponseBody):
     id: str
     category: str
     min_plan: str
@@ -51,7 +51,7 @@ class ModelOut(BaseModel):
         )
 
 
-class PlanOut(BaseModel):
+class PlanOut(ResponseBody):
     name: str
     rank: int
     price_micros: int
@@ -91,13 +91,13 @@ class PlanOut(BaseModel):
         )
 
 
-class CategoryOut(BaseModel):
+class CategoryOut(ResponseBody):
     name: str
     requests_per_minute: int
     tokens_per_minute: int | None
 
 
-class CatalogOut(BaseModel):
+class CatalogOut(ResponseBody):
     version: str
     currency: str
     default_plan: str

@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from tollhouse.api import problems
 from tollhouse.api.deps import ME, Reader, RuntimeDep, SessionDep, Writer, customer_of
-from tollhouse.api.schemas import RequestBody
+from tollhouse.api.schemas import RequestBody, ResponseBody
 from tollhouse.customers import service as customers
 from tollhouse.errors import InvalidInput
 from tollhouse.keys import Principal
@@ -65,7 +65,7 @@ class CheckoutIn(RequestBody):
         return payments.Item("plan", self.plan)
 
 
-class CheckoutOut(BaseModel):
+class CheckoutOut(ResponseBody):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
@@ -100,7 +100,7 @@ class AutoTopUpIn(RequestBody):
     """The credit pack bought, charged off-session on the card saved with Stripe."""
 
 
-class AutoTopUpOut(BaseModel):
+class AutoTopUpOut(ResponseBody):
     model_config = ConfigDict(from_attributes=True)
 
     customer_id: str

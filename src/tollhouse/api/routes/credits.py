@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tollhouse.api import problems
 from tollhouse.api.deps import Reader, RuntimeDep, SessionDep, customer_of, require_operator
-from tollhouse.api.schemas import MAX_ROW_ID, RequestBody, Timestamp
+from tollhouse.api.schemas import MAX_ROW_ID, RequestBody, ResponseBody, Timestamp
 from tollhouse.catalog import service as catalogs
 from tollhouse.customers import service as customers
 from tollhouse.errors import InvalidInput
@@ -35,7 +35,7 @@ class GrantCreate(RequestBody):
     description: str = Field(default="", max_length=500)
 
 
-class GrantOut(BaseModel):
+class GrantOut(ResponseBody):
     id: str
     amount_micros: int
     remaining_micros: int
@@ -44,7 +44,7 @@ class GrantOut(BaseModel):
     source: str
 
 
-class BalanceOut(BaseModel):
+class BalanceOut(ResponseBody):
     customer_id: str
     currency: str
     available_micros: int
@@ -55,7 +55,7 @@ class BalanceOut(BaseModel):
     grants: list[GrantOut]
 
 
-class TransactionOut(BaseModel):
+class TransactionOut(ResponseBody):
     id: int
     transfer_id: str
     kind: str

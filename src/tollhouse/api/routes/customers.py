@@ -7,11 +7,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from tollhouse.api import problems
 from tollhouse.api.deps import Reader, RuntimeDep, SessionDep, customer_of, require_operator
-from tollhouse.api.schemas import RequestBody
+from tollhouse.api.schemas import RequestBody, ResponseBody
 from tollhouse.customers import Customer
 from tollhouse.customers import service as customers
 from tollhouse.subscriptions import service as subscriptions
@@ -48,7 +48,7 @@ class CustomerUpdate(RequestBody):
     """ISO 3166-1 alpha-2 code (`DE`), or null: the tax rate of invoices built from now on."""
 
 
-class CustomerOut(BaseModel):
+class CustomerOut(ResponseBody):
     id: str
     name: str
     email: str | None

@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tollhouse.api import problems
 from tollhouse.api.deps import ME, Reader, SessionDep, customer_of
+from tollhouse.api.schemas import ResponseBody
 from tollhouse.events import EventView
 from tollhouse.events import service as events
 
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/v1/events", tags=["events"], responses=problems.resp
 EventType = Annotated[str, Field(pattern=events.TYPE_PATTERN, max_length=events.MAX_TYPE_LENGTH)]
 
 
-class EventOut(BaseModel):
+class EventOut(ResponseBody):
     id: str
     """`evt_...`: unique, and the cursor (`after`) of the next page."""
     type: str
@@ -40,7 +41,7 @@ class EventOut(BaseModel):
         )
 
 
-class EventList(BaseModel):
+class EventList(ResponseBody):
     data: list[EventOut]
     """Events ascending by id."""
     has_more: bool

@@ -6,22 +6,22 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel
 
 from tollhouse.api import problems
 from tollhouse.api.deps import RuntimeDep
+from tollhouse.api.schemas import ResponseBody
 from tollhouse.server.errors import NotReady
 from tollhouse.server.health import OK, readiness
 
 router = APIRouter(tags=["health"])
 
 
-class HealthOut(BaseModel):
+class HealthOut(ResponseBody):
     status: str
     """Always `ok`."""
 
 
-class ReadyOut(BaseModel):
+class ReadyOut(ResponseBody):
     status: str
     """`ready`."""
     checks: dict[str, str]

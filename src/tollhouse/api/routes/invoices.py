@@ -14,11 +14,11 @@ from typing import Literal
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from tollhouse.api import problems
 from tollhouse.api.deps import Reader, RuntimeDep, SessionDep, require_operator
-from tollhouse.api.schemas import RequestBody
+from tollhouse.api.schemas import RequestBody, ResponseBody
 from tollhouse.billing import (
     PAGE_POLICY,
     DocumentKind,
@@ -38,7 +38,7 @@ MAX_MICROS = 10**17
 IdQuery = Query(default=None, max_length=32)
 
 
-class LineOut(BaseModel):
+class LineOut(ResponseBody):
     model_config = ConfigDict(from_attributes=True)
 
     kind: str
@@ -54,7 +54,7 @@ class LineOut(BaseModel):
     period_end: datetime | None
 
 
-class InvoiceOut(BaseModel):
+class InvoiceOut(ResponseBody):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
@@ -91,7 +91,7 @@ class InvoiceOut(BaseModel):
     lines: list[LineOut]
 
 
-class CloseOut(BaseModel):
+class CloseOut(ResponseBody):
     customers: int
     """Customers with a period closed now."""
     invoices_created: list[str]
@@ -117,7 +117,7 @@ class RefundIn(RequestBody):
     hold or amount it is refused (409)."""
 
 
-class RefundOut(BaseModel):
+class RefundOut(ResponseBody):
     model_config = ConfigDict(from_attributes=True)
 
     id: str

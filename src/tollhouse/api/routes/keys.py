@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tollhouse.api import problems
 from tollhouse.api.deps import Admin, Reader, RuntimeDep, SessionDep, customer_of
-from tollhouse.api.schemas import RequestBody, Timestamp
+from tollhouse.api.schemas import RequestBody, ResponseBody, Timestamp
 from tollhouse.catalog import service as catalogs
 from tollhouse.errors import InvalidInput, NotFound
 from tollhouse.keys import ApiKey, Principal
@@ -51,7 +51,7 @@ class KeyRotate(RequestBody):
     """Seconds the old key keeps working (never beyond its own expiry); 0 = it stops now."""
 
 
-class KeyOut(BaseModel):
+class KeyOut(ResponseBody):
     id: str
     customer_id: str | None
     name: str
@@ -101,7 +101,7 @@ class RotatedKeyOut(IssuedKeyOut):
     if that comes first."""
 
 
-class KeyUsageOut(BaseModel):
+class KeyUsageOut(ResponseBody):
     key_id: str
     start: datetime
     end: datetime

@@ -13,11 +13,11 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from tollhouse.api import problems
 from tollhouse.api.deps import Reader, RuntimeDep, SessionDep, customer_of, require_operator
-from tollhouse.api.schemas import RequestBody
+from tollhouse.api.schemas import RequestBody, ResponseBody
 from tollhouse.payments import PaymentView
 from tollhouse.payments import service as payments
 
@@ -27,7 +27,7 @@ MAX_MICROS = 10**17
 Key = Field(min_length=1, max_length=128)
 
 
-class RefundOut(BaseModel):
+class RefundOut(ResponseBody):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
@@ -45,7 +45,7 @@ class RefundOut(BaseModel):
     created_at: datetime
 
 
-class PaymentOut(BaseModel):
+class PaymentOut(ResponseBody):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
@@ -105,7 +105,7 @@ class RefundIn(RequestBody):
     idempotency_key: str = Key
 
 
-class WebhookOut(BaseModel):
+class WebhookOut(ResponseBody):
     received: bool = True
     event_id: str
     type: str

@@ -18,12 +18,12 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from starlette.convertors import Convertor, register_url_convertor
 
 from tollhouse.api import problems
 from tollhouse.api.deps import Reader, RuntimeDep, SessionDep, Writer
-from tollhouse.api.schemas import RequestBody
+from tollhouse.api.schemas import RequestBody, ResponseBody
 from tollhouse.catalog import ResourceTier
 from tollhouse.errors import InvalidInput, NotFound
 from tollhouse.keys import Principal
@@ -89,7 +89,7 @@ class PackBuy(RequestBody):
     customer_id: str | None = Field(default=None, max_length=32)
 
 
-class SessionOut(BaseModel):
+class SessionOut(ResponseBody):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
@@ -138,7 +138,7 @@ class SessionOut(BaseModel):
     """Metered: when its holds were captured and released, after it ended."""
 
 
-class EstimateOut(BaseModel):
+class EstimateOut(ResponseBody):
     model_config = ConfigDict(from_attributes=True)
 
     resource_tier: str
@@ -157,7 +157,7 @@ class EstimateOut(BaseModel):
     currency: str
 
 
-class PackOut(BaseModel):
+class PackOut(ResponseBody):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
@@ -171,13 +171,13 @@ class PackOut(BaseModel):
     created_at: datetime
 
 
-class QuotaOut(BaseModel):
+class QuotaOut(ResponseBody):
     product: str
     sessions_left: int
     """Prepaid sessions of the product not yet started."""
 
 
-class QuotaList(BaseModel):
+class QuotaList(ResponseBody):
     customer_id: str
     products: list[QuotaOut]
 

@@ -11,11 +11,11 @@ import dataclasses
 from datetime import datetime
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tollhouse.api import problems
 from tollhouse.api.deps import Reader, RuntimeDep, Writer
-from tollhouse.api.schemas import RequestBody
+from tollhouse.api.schemas import RequestBody, ResponseBody
 from tollhouse.catalog import Model, Usage
 from tollhouse.customers import service as customers
 from tollhouse.errors import IdempotencyKeyReused, InvalidInput, TollhouseError
@@ -53,7 +53,7 @@ class AuthorizeIn(RequestBody):
     """Resource tier the call runs on (small, medium, large, xlarge): 403 when not in the plan."""
 
 
-class HoldOut(BaseModel):
+class HoldOut(ResponseBody):
     id: str
     customer_id: str
     amount_micros: int
@@ -75,7 +75,7 @@ class HoldOut(BaseModel):
         )
 
 
-class SessionUse(BaseModel):
+class SessionUse(ResponseBody):
     """The flat session a call runs in (and is paid by)."""
 
     id: str
@@ -86,7 +86,7 @@ class SessionUse(BaseModel):
     """None without a duration cap."""
 
 
-class AuthorizeOut(BaseModel):
+class AuthorizeOut(ResponseBody):
     allowed: bool
     customer_id: str
     model: str

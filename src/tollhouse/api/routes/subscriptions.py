@@ -12,12 +12,12 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tollhouse.api import problems
 from tollhouse.api.deps import ME, Admin, Reader, RuntimeDep, customer_of, require_operator
 from tollhouse.api.routes.catalog import PlanOut
-from tollhouse.api.schemas import MAX_ROW_ID, RequestBody
+from tollhouse.api.schemas import MAX_ROW_ID, RequestBody, ResponseBody
 from tollhouse.keys import Principal
 from tollhouse.payments import service as payments
 from tollhouse.server.runtime import Runtime
@@ -27,7 +27,7 @@ from tollhouse.subscriptions import service as subscriptions
 router = APIRouter(prefix="/v1", tags=["subscriptions"], responses=problems.responses(401, 403))
 
 
-class SubscriptionOut(BaseModel):
+class SubscriptionOut(ResponseBody):
     id: str
     customer_id: str
     plan: str
@@ -63,7 +63,7 @@ class SubscriptionOut(BaseModel):
         )
 
 
-class QuotaOut(BaseModel):
+class QuotaOut(ResponseBody):
     meter: str
     used: int
     limit: int | None
@@ -85,7 +85,7 @@ class PaymentMethodIn(RequestBody):
     has_payment_method: bool
 
 
-class ChangeOut(BaseModel):
+class ChangeOut(ResponseBody):
     subscription: SubscriptionOut
     kind: str
     """upgraded (now), downgrade_scheduled (at the period end) or resubscribed."""
@@ -97,7 +97,7 @@ class ChangeOut(BaseModel):
     credits_granted_micros: int
 
 
-class HistoryOut(BaseModel):
+class HistoryOut(ResponseBody):
     id: int
     at: datetime
     event: str

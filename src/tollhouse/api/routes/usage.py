@@ -6,11 +6,11 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tollhouse.api import problems
 from tollhouse.api.deps import ME, Reader, RuntimeDep, SessionDep, Writer, customer_of
-from tollhouse.api.schemas import RequestBody, Timestamp
+from tollhouse.api.schemas import RequestBody, ResponseBody, Timestamp
 from tollhouse.customers import service as customers
 from tollhouse.errors import IdempotencyKeyReused, InvalidInput
 from tollhouse.metering import UsageEventIn
@@ -23,14 +23,14 @@ router = APIRouter(prefix="/v1/usage", tags=["usage"], responses=problems.respon
 MAX_EVENTS_PER_BATCH = 1000
 
 
-class BucketOut(BaseModel):
+class BucketOut(ResponseBody):
     meter: str
     window_start: datetime | None
     group: str | None
     value: int
 
 
-class UsageOut(BaseModel):
+class UsageOut(ResponseBody):
     customer_id: str | None
     start: datetime
     end: datetime
@@ -59,7 +59,7 @@ class EventBatch(RequestBody):
     events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS_PER_BATCH)
 
 
-class RecordOut(BaseModel):
+class RecordOut(ResponseBody):
     accepted: int
     """New events stored."""
     duplicates: int

@@ -8,11 +8,11 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from tollhouse.api import problems
 from tollhouse.api.deps import Reader, RuntimeDep, SessionDep, Writer, require_operator
-from tollhouse.api.schemas import RequestBody
+from tollhouse.api.schemas import RequestBody, ResponseBody
 from tollhouse.events import service as events
 from tollhouse.webhooks import DeliveryStatus, DeliveryView, EndpointView
 from tollhouse.webhooks import filters as webhook_filters
@@ -51,7 +51,7 @@ class EndpointUpdate(RequestBody):
     it for failing), clearing the reason."""
 
 
-class EndpointOut(BaseModel):
+class EndpointOut(ResponseBody):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
@@ -77,7 +77,7 @@ class CreatedEndpointOut(EndpointOut):
     it now."""
 
 
-class AttemptOut(BaseModel):
+class AttemptOut(ResponseBody):
     model_config = ConfigDict(from_attributes=True)
 
     attempted_at: datetime
@@ -94,7 +94,7 @@ class AttemptOut(BaseModel):
     """The first 1000 bytes of the answer's body."""
 
 
-class DeliveryOut(BaseModel):
+class DeliveryOut(ResponseBody):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
@@ -117,7 +117,7 @@ class DeliveryOut(BaseModel):
     """Every attempt, oldest first."""
 
 
-class DeliveryList(BaseModel):
+class DeliveryList(ResponseBody):
     data: list[DeliveryOut]
     """Deliveries, newest first."""
     has_more: bool
