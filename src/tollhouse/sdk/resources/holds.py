@@ -24,6 +24,10 @@ class HoldsResource:
     ) -> Authorization:
         """Decide and reserve: 200 with a hold, or 402/403/429 problem+json (nothing reserved).
 
+        Headers: the rate limits (as on gateway calls), `x-tollhouse-balance-micros` (available
+        after this hold), `x-tollhouse-credits-low`, and inside a session its `x-tollhouse-
+        session-*`.
+
         Checks scope, model access, `features` and `resource_tier` against the plan, the session
         a model may require (402 `session-required` or `session-ended`; inside a session nothing
         is held and the answer names it, with the `x-tollhouse-session-*` headers), the plan's
@@ -118,6 +122,10 @@ class AsyncHoldsResource:
         idempotency_key: str | None = None,
     ) -> Authorization:
         """Decide and reserve: 200 with a hold, or 402/403/429 problem+json (nothing reserved).
+
+        Headers: the rate limits (as on gateway calls), `x-tollhouse-balance-micros` (available
+        after this hold), `x-tollhouse-credits-low`, and inside a session its `x-tollhouse-
+        session-*`.
 
         Checks scope, model access, `features` and `resource_tier` against the plan, the session
         a model may require (402 `session-required` or `session-ended`; inside a session nothing
