@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
     upstream_timeout_seconds: float = Field(default=300.0, gt=0)
     """Total seconds one upstream call may take before the gateway answers 504."""
+    keep_alive_seconds: int = Field(default=75, ge=1, le=3600)
+    """How long `serve` keeps an idle HTTP/1.1 connection open. Longer than the idle timeout
+    of the clients and load balancers in front of it (60 s is common), so the server never
+    closes a connection just as a client sends on it (the client would see the connection
+    reset, and not know whether its request was served)."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     """Largest accepted request body in bytes; larger gets 413."""
     in_flight_lease_seconds: float = Field(default=30.0, gt=0, le=3600)

@@ -30,6 +30,7 @@ import pytest
 from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.support.catalog import catalog_text
 from tests.support.ports import free_port
+from tests.support.raw_http import Connection
 from tests.support.upstream import FakeUpstream
 
 import tollhouse
@@ -392,3 +393,21 @@ async def test_the_analysis_sessions_preset_serves_a_dollar_day_as_written(tmp_p
     assert inside.json()["session"]["id"] == started.json()["id"]
     assert inside.json()["session"]["tokens_left"] == 100_000
     assert balance.json()["available_micros"] == 1_000_000
+
+
+async def test_an_idle_connection_is_kept_for_the_configured_keep_alive(tmp_path: Path) -> None:
+    """`TOLLHOUSE_KEEP_ALIVE_SECONDS` reaches uvicorn: with 2 s, a connection idle for 1 s
+    serves its next request, one idle for 3.5 s has been closed (the default, 75 s, outlives
+    the 60 s idle timeout common to load balancers and clients)."""
+    env = environment(
+        TOLLHOUSE_DATABASE_URL=sqlite_url(tmp_path / "th.db"), TOLLHOUSE_KEEP_ALIVE_SECONDS="2"
+    )
+    with serving(tmp_path, env) as served:
+        async with Connection(served.base_url) as kept:
+            first = await kept.request("GET", "/health")
+            await asyncio.sleep(1)
+            second = await kept.request("GET", "/health")
+            await asyncio.sleep(3.5)
+            with pytest.raises(ConnectionError):
+                await kept.request("GET", "/health")
+    assert (first.status, second.status) == (200, 200)

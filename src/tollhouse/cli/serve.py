@@ -82,6 +82,7 @@ def serve(
             http="httptools",
             log_level="warning",
             access_log=False,
+            timeout_keep_alive=settings.keep_alive_seconds,
         )
 
 
