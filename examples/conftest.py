@@ -96,10 +96,11 @@ class Servers:
         *,
         app: str | None = "app:app",
         replace: dict[str, str] | None = None,
+        **settings: str,
     ) -> Example:
         """The example at `directory` served by uvicorn (`app`), or `tollhouse serve` when
         `app` is None, on a fresh SQLite file and the catalog of `preset` (its text with
-        `replace`'s substitutions)."""
+        `replace`'s substitutions), with the `TOLLHOUSE_*` `settings` given."""
         text = preset_text(preset)
         for old, new in (replace or {}).items():
             text = text.replace(old, new)
@@ -108,6 +109,7 @@ class Servers:
         env = environment(
             TOLLHOUSE_DATABASE_URL=f"sqlite:///{self.tmp_path / 'example.db'}",
             TOLLHOUSE_CATALOG=str(catalog),
+            **settings,
         )
         upgrade = subprocess.run(
             [sys.executable, "-m", "tollhouse.cli.main", "db", "upgrade"], env=env,

@@ -15,6 +15,7 @@ import openai
 import pytest
 from tests.conftest import IN_CI
 from tests.e2e.conftest import Stack
+from tests.support.upstream import COMPLETION_TOKENS, PROMPT_TOKENS
 
 from tollhouse.money import format_amount
 from tollhouse.users import Role
@@ -65,6 +66,7 @@ async def test_a_member_signs_in_sees_the_chart_switches_theme_and_makes_a_key(
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_url("**/dashboard/portal")
     await page.wait_for_selector("#usage-chart canvas")
+    drawn = await page.evaluate("document.getElementById('usage-chart').chart.data")
     balance = await page.locator("#balance").inner_text()
     rows = await page.locator("table tbody tr").count()
 
@@ -81,6 +83,9 @@ async def test_a_member_signs_in_sees_the_chart_switches_theme_and_makes_a_key(
     await page.screenshot(path=str(artifacts / "keys.png"))
 
     assert balance.endswith(" USD") and balance != "2.00 USD"  # the call was charged
+    today = stack.runtime.clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    # one call today: 1 request, the upstream's 12 prompt and 7 completion tokens
+    assert drawn == [[int(today.timestamp())], [1], [PROMPT_TOKENS + COMPLETION_TOKENS]]
     assert rows >= 1
     assert before is None and after in ("light", "dark") and kept == after
     assert secret.startswith("th_")

@@ -2,7 +2,8 @@
 Starlette app on the running stack's in-process runtime, called through HTTP (httpx's ASGI
 transport). A unit of work is held before the endpoint runs, captured at the price of what
 it used when the response succeeds, voided on an error status or an exception; denials are
-tollhouse's problem+json and the endpoint never runs.
+tollhouse's problem+json and the endpoint never runs. `RemoteToll` does the same against
+the stack's server through the SDK.
 
 `test-chat` costs 1 micro per input token and 2 per output token."""
 
@@ -19,8 +20,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from tests.e2e.conftest import Stack
 
+from tollhouse import AsyncClient
 from tollhouse.integrations import (
     LocalToll,
+    RemoteToll,
     Requirement,
     TollMiddleware,
     Work,
@@ -208,3 +211,46 @@ async def test_a_kept_work_is_left_held_until_the_application_settles_it(stack: 
     assert answer.status_code == 202
     assert held == 10_000 - 2_000  # still held after the response
     assert await stack.available(customer_id) == 10_000 - 600
+
+
+async def test_a_remote_tollhouse_through_the_sdk_settles_the_same_and_passes_denials_on(
+    stack: Stack,
+) -> None:
+    customer_id, key = await stack.customer(credits_micros=10_000)
+    _, broke_key = await stack.customer(credits_micros=1_000)
+    async with AsyncClient(
+        base_url=stack.base_url, api_key=stack.operator_key, max_retries=0
+    ) as client:
+        toll = RemoteToll(client)
+        app = FastAPI()
+        install(app, toll)
+        charge = requires(toll, model="test-chat", usage=ESTIMATE)
+
+        @app.post("/analyze")
+        async def analyze(work: Work = charge) -> dict[str, object]:
+            work.use(input_tokens=100, output_tokens=40)  # costs 180 micros
+            return {"customer": work.customer_id}
+
+        @app.post("/crash")
+        async def crash(work: Work = charge) -> None:
+            raise RuntimeError("the model server fell over")
+
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+            served = await http.post("/analyze", headers={"Authorization": f"Bearer {key}"})
+            crashed = await http.post("/crash", headers={"Authorization": f"Bearer {key}"})
+            broke = await http.post("/analyze", headers={"Authorization": f"Bearer {broke_key}"})
+            anonymous = await http.post("/analyze", headers={"Authorization": "Bearer th_x"})
+
+    assert served.status_code == 200 and served.json() == {"customer": customer_id}
+    assert served.headers["x-tollhouse-balance-micros"] == "8000"
+    assert crashed.status_code == 500
+    assert await stack.available(customer_id) == 10_000 - 180
+    assert await usage_of(stack, customer_id) == {
+        "api_calls": 1, "input_tokens": 100, "output_tokens": 40,
+    }  # fmt: skip
+    assert broke.status_code == 402
+    assert broke.headers["content-type"] == "application/problem+json"
+    assert broke.json()["type"].endswith("/insufficient-credit")
+    assert broke.json()["instance"] == "/analyze"
+    assert anonymous.status_code == 401

@@ -14,15 +14,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tollhouse.api.deps import bearer_token
 from tollhouse.api.problems import problem_response
 from tollhouse.errors import TollhouseError
 from tollhouse.integrations.toll import Requirement, Toll, Work
+from tollhouse.sdk.errors import APIStatusError
 
 WORKS = "tollhouse.works"
 """The scope key of a request's authorized works."""
+
+
+PASSED_HEADERS = ("retry-after", "ratelimit", "ratelimit-policy", "ratelimit-limit",
+                  "ratelimit-remaining", "ratelimit-reset")  # fmt: skip
+"""A remote denial's header fields the caller gets as they came."""
+
+
+def denial_response(error: TollhouseError | APIStatusError, instance: str) -> Response:
+    """The answer to a refused unit of work: tollhouse's problem+json (with `Retry-After`
+    and the rate-limit fields), the local error rendered, a remote one passed on as it came."""
+    if isinstance(error, TollhouseError):
+        return problem_response(error, instance=instance)
+    body = {"type": error.type, "title": error.title, "status": error.status,
+            "detail": error.detail, **error.extra, "instance": instance}  # fmt: skip
+    headers = {name: value for name, value in error.headers.items() if name in PASSED_HEADERS}
+    return JSONResponse(body, error.status, headers, media_type="application/problem+json")
 
 
 def caller_key(scope: Scope) -> str:
@@ -81,8 +99,8 @@ class TollMiddleware:
                         key, requirement, idempotency_key=idempotency_key(scope)
                     )
                 )
-            except TollhouseError as error:
-                await problem_response(error, instance=scope["path"])(scope, receive, send)
+            except (TollhouseError, APIStatusError) as error:
+                await denial_response(error, scope["path"])(scope, receive, send)
                 return
         status = 500
 

@@ -22,22 +22,29 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from starlette.responses import Response
 
-from tollhouse.api.problems import problem_response
 from tollhouse.errors import TollhouseError
-from tollhouse.integrations.asgi import WORKS, TollMiddleware, caller_key, idempotency_key
+from tollhouse.integrations.asgi import (
+    WORKS,
+    TollMiddleware,
+    caller_key,
+    denial_response,
+    idempotency_key,
+)
 from tollhouse.integrations.toll import Requirement, Toll, Work
+from tollhouse.sdk.errors import APIStatusError
 
 
 def install(app: FastAPI, toll: Toll) -> None:
-    """Add `TollMiddleware` (settles works) and answer `TollhouseError`s as problem+json,
-    as tollhouse's own routes do."""
+    """Add `TollMiddleware` (settles works) and answer denials (`TollhouseError` here,
+    the SDK's `APIStatusError` from a remote tollhouse) as tollhouse's problem+json."""
 
     async def problem(request: Request, error: Exception) -> Response:
-        assert isinstance(error, TollhouseError)
-        return problem_response(error, instance=request.url.path)
+        assert isinstance(error, TollhouseError | APIStatusError)
+        return denial_response(error, request.url.path)
 
     app.add_middleware(TollMiddleware, toll=toll)
     app.add_exception_handler(TollhouseError, problem)
+    app.add_exception_handler(APIStatusError, problem)
 
 
 async def authorize(request: Request, toll: Toll, requirement: Requirement) -> Work:

@@ -40,6 +40,26 @@ class Requirement:
     resource_tier: str | None = None
 
 
+def usage_of(quantities: Mapping[str, int]) -> Usage:
+    """A requirement's `usage` as a `Usage` (absent quantities 0, `requests` 1).
+
+    Raises:
+        ValueError: a quantity tollhouse does not hold for (`requests`, `input_tokens`,
+            `output_tokens`, `images`, `characters`), or a negative one.
+    """
+    unknown = set(quantities) - {"requests", "input_tokens", "output_tokens", "images",
+                                 "characters"}  # fmt: skip
+    if unknown:
+        raise ValueError(f"usage has no {sorted(unknown)}")
+    return Usage(
+        requests=quantities.get("requests", 1),
+        input_tokens=quantities.get("input_tokens", 0),
+        output_tokens=quantities.get("output_tokens", 0),
+        images=quantities.get("images", 0),
+        characters=quantities.get("characters", 0),
+    )
+
+
 @dataclass(slots=True)
 class Work:
     """An authorized unit of work: `id` is its hold's (a request retried with its
@@ -52,7 +72,8 @@ class Work:
 
     id: str
     customer_id: str
-    key_id: str
+    key_id: str | None
+    """The caller's key (None when a remote tollhouse authorized it)."""
     model: str
     estimate: Usage
     held_micros: int

@@ -172,12 +172,7 @@ class LedgerEntry(Base):
     """One side of a transfer. Append-only: never updated, never deleted."""
 
     __tablename__ = "ledger_entries"
-    __table_args__ = (
-        Index(None, "customer_id", "id"),
-        # ix_ledger_entries_kind = (kind, created_at, account_id, customer_id, amount): the
-        # movements of a kind over a range (revenue per day, top spenders) from the index alone.
-        Index(None, "kind", "created_at", "account_id", "customer_id", "amount"),
-    )
+    __table_args__ = (Index(None, "customer_id", "id"),)
 
     id: Mapped[int] = mapped_column(ENTRY_ID_TYPE, primary_key=True, autoincrement=True)
     """Increasing sequence number; the cursor of transaction history."""

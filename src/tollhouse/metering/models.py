@@ -34,9 +34,6 @@ class UsageEvent(Base):
         Index(None, "key_id", "occurred_at"),
         # ix_usage_events_session_id = (session_id, customer_id), for a session's tokens.
         Index(None, "session_id", "customer_id"),
-        # ix_usage_events_meter = (meter, occurred_at, model, value): every customer's usage
-        # over a range (the console's analytics) read from the index alone.
-        Index(None, "meter", "occurred_at", "model", "value"),
     )
 
     id: Mapped[int] = mapped_column(

@@ -17,6 +17,7 @@ same body, so the server applies the call at most once.
 
 from __future__ import annotations
 
+import copy
 import email.utils
 import os
 import random
@@ -24,7 +25,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -137,11 +138,22 @@ class BaseClient:
             **(headers or {}),
         }
 
+    def with_api_key(self, api_key: str) -> Self:
+        """This client acting with another key (an application's end customer's, as
+        `tollhouse.integrations.RemoteToll` uses it): the same connection pool, base URL,
+        timeout and retries. Close the original client, not the copies."""
+        other = copy.copy(self)
+        other.api_key = api_key
+        other.headers = {**self.headers, "Authorization": f"Bearer {api_key}"}
+        other._attach_resources(other)  # type: ignore[attr-defined]
+        return other
+
     def _request_options(self, call: Call[Any]) -> dict[str, Any]:
         """The keyword arguments of `httpx.Client.request` for `call`."""
         return {
             "method": call.method,
             "url": call.path,
+            "headers": {"Authorization": self.headers["Authorization"]},
             "params": {
                 name: _query_value(value)
                 for name, value in call.params.items()

@@ -20,9 +20,9 @@ class TestSchemaLag:
         assert schema_lag(heads()) is None
 
     def test_a_branch_behind_is_named(self) -> None:
-        behind = (heads() - {"ledger_0003"}) | {"ledger_0002"}
+        behind = (heads() - {"ledger_0002"}) | {"ledger_0001"}
 
-        assert schema_lag(behind) == "lacks ledger_0003 (run `tollhouse db upgrade`)"
+        assert schema_lag(behind) == "lacks ledger_0002 (run `tollhouse db upgrade`)"
 
     def test_an_empty_database_lacks_everything(self) -> None:
         lag = schema_lag(frozenset())

@@ -97,6 +97,9 @@ class AuthorizeOut(ResponseBody):
     session: SessionUse | None = None
     """The session that covers the call: report its usage with `session_id` set on the
     usage events (`POST /v1/usage/events`), so its tokens count toward the session's cap."""
+    balance_micros: int | None = None
+    """The wallet's available credit after this hold (`x-tollhouse-balance-micros`); None
+    when nothing was held, or for a replay."""
 
 
 class CaptureIn(RequestBody):
@@ -163,8 +166,9 @@ async def authorize_for(runtime: Runtime, principal: Principal, body: AuthorizeI
     runtime.quotas.settle(admission.quota, None)
     headers = rate_headers(admission.rate.stats)
     hold = admission.hold
-    if hold is not None and hold.available_after_micros is not None:
-        headers["x-tollhouse-balance-micros"] = str(hold.available_after_micros)
+    balance = hold.available_after_micros if hold is not None else None
+    if balance is not None:
+        headers["x-tollhouse-balance-micros"] = str(balance)
     if admission.credits_low:
         headers["x-tollhouse-credits-low"] = "true"
     live = admission.session
@@ -185,6 +189,7 @@ async def authorize_for(runtime: Runtime, principal: Principal, body: AuthorizeI
             tokens_left=live.tokens_left(),
             seconds_left=live.seconds_left(now),
         ),
+        balance_micros=balance,
     )
     return Authorized(answer, headers)
 

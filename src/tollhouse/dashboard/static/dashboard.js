@@ -52,7 +52,8 @@
     schedule();
   }
 
-  // The overview's usage chart (uPlot, vendored): requests and tokens per day.
+  // The overview's usage chart (uPlot, vendored): requests and tokens per day; the chart is
+  // kept as `box.chart` (its drawn data is `box.chart.data`).
   function drawUsage() {
     var data = document.getElementById("usage-data");
     var box = document.getElementById("usage-chart");
@@ -63,7 +64,7 @@
     var accent = css.getPropertyValue("--accent").trim();
     var muted = css.getPropertyValue("--muted").trim();
     var axis = { stroke: fg, grid: { stroke: css.getPropertyValue("--line").trim() } };
-    new window.uPlot({
+    box.chart = new window.uPlot({
       width: Math.max(280, box.clientWidth),
       height: 240,
       series: [

@@ -57,3 +57,7 @@ class Authorization(Model):
     """The session that covers the call: report its usage with `session_id` set on the usage events
     (`POST /v1/usage/events`), so its tokens count toward the session's cap.
     """
+    balance_micros: int | None = None
+    """The wallet's available credit after this hold (`x-tollhouse-balance-micros`); None when
+    nothing was held, or for a replay.
+    """
