@@ -244,6 +244,7 @@ async def test_a_remote_tollhouse_through_the_sdk_settles_the_same_and_passes_de
 
     assert served.status_code == 200 and served.json() == {"customer": customer_id}
     assert served.headers["x-tollhouse-balance-micros"] == "8000"
+    assert "ratelimit-remaining" in served.headers
     assert crashed.status_code == 500
     assert await stack.available(customer_id) == 10_000 - 180
     assert await usage_of(stack, customer_id) == {

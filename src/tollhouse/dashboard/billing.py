@@ -9,7 +9,7 @@ twice buys once. The same services as the API sell, in the same way:
   file: a Stripe Checkout page (`Payments.checkout`, as `POST /v1/checkout`), 303 to its URL;
   without Stripe the page says that an operator grants credits, and offers no button;
 - a session pack paid from the wallet: `sessions.buy_pack` (as `POST /v1/sessions/quota/add`);
-- any other plan change: `subscriptions.change_plan` after `payments.require_payment_method`
+- any other plan change: `Runtime.change_plan` (a payment method required)
   (as `POST /v1/subscription/change`), then the owed credits are delivered.
 """
 
@@ -221,20 +221,13 @@ async def change_plan(request: Request) -> Response:
             and runtime.payments.has_stripe
         ):
             return await _checkout(request, buyer, payments.Item("plan", name))
-        async with runtime.db.transaction() as session:
-            await payments.require_payment_method(session, customer_id, name,
-                                                  catalog=runtime.catalog)  # fmt: skip
-            await subscriptions.change_plan(session, customer_id, name, catalog=runtime.catalog,
-                                            clock=runtime.clock)  # fmt: skip
+        await runtime.change_plan(customer_id, name, require_payment_method=True)
     except PaymentMethodRequired:
         return await _billing_page(request, buyer.signed, customer_id, status=402,
                                    error=NO_PROVIDER)  # fmt: skip
     except TollhouseError as error:
         return await _billing_page(request, buyer.signed, customer_id, status=error.status,
                                    error=error.detail)  # fmt: skip
-    await subscriptions.deliver_grants(runtime.db, ledger=runtime.ledger, clock=runtime.clock,
-                                       customer_id=customer_id)  # fmt: skip
-    await runtime.invalidate_customer(customer_id)
     return RedirectResponse(f"{BILLING}?done=plan", status_code=303)
 
 

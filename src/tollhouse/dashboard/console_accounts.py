@@ -11,7 +11,6 @@ from fastapi.responses import Response
 from tollhouse.dashboard.console import back_to, customer_view, failure_detail, operator_form
 from tollhouse.dashboard.web import router, runtime_of
 from tollhouse.errors import InvalidInput, TollhouseError
-from tollhouse.subscriptions import service as subscriptions
 from tollhouse.users import Role
 from tollhouse.users import service as users
 
@@ -29,18 +28,10 @@ async def change_plan(request: Request, customer_id: str) -> Response:
     signed, form = posted
     runtime = runtime_of(request)
     try:
-        async with runtime.db.transaction() as session:
-            await subscriptions.change_plan(
-                session, customer_id, form.get("plan", ""), catalog=runtime.catalog,
-                clock=runtime.clock,
-            )  # fmt: skip
+        await runtime.change_plan(customer_id, form.get("plan", ""), require_payment_method=False)
     except TollhouseError as failure:
         return await customer_view(request, signed, customer_id, status=failure.status,
                                    error=failure.detail)  # fmt: skip
-    await subscriptions.deliver_grants(
-        runtime.db, ledger=runtime.ledger, clock=runtime.clock, customer_id=customer_id
-    )
-    await runtime.invalidate_customer(customer_id)
     return back_to(customer_id)
 
 

@@ -66,15 +66,6 @@ class RemoteToll:
             idempotency_key=idempotency_key,
         )
         hold, session = answer.hold, answer.session
-        headers: dict[str, str] = {}
-        if session is not None:
-            headers["x-tollhouse-session-id"] = session.id
-            if session.tokens_left is not None:
-                headers["x-tollhouse-session-tokens-left"] = str(session.tokens_left)
-            if session.seconds_left is not None:
-                headers["x-tollhouse-session-seconds-left"] = str(session.seconds_left)
-        if answer.balance_micros is not None:
-            headers["x-tollhouse-balance-micros"] = str(answer.balance_micros)
         return Work(
             id=hold.id if hold is not None else new_id("work"),
             customer_id=answer.customer_id,
@@ -84,7 +75,7 @@ class RemoteToll:
             held_micros=answer.amount_micros,
             hold_id=hold.id if hold is not None else None,
             session_id=session.id if session is not None else None,
-            headers=headers,
+            headers=dict(answer.headers),
         )
 
     async def settle(self, work: Work, *, succeeded: bool) -> None:

@@ -167,7 +167,7 @@ class LocalToll:
             held_micros=answer.amount_micros,
             hold_id=hold.id if hold is not None else None,
             session_id=answer.session.id if answer.session is not None else None,
-            headers=authorized.headers,
+            headers=dict(answer.headers),
         )
 
     async def customer_of(self, key: str) -> str:

@@ -34,6 +34,7 @@ from tollhouse.ledger import Ledger
 from tollhouse.metering import UsageRecorder
 from tollhouse.metering.denials import DENIED_STATUSES, DenialLog
 from tollhouse.payments import Payments
+from tollhouse.payments import service as payments_service
 from tollhouse.ratelimit import InFlightLimiter, RateLimiter, storage_from_url
 from tollhouse.server.invalidation import (
     Invalidations,
@@ -44,6 +45,7 @@ from tollhouse.server.invalidation import (
 from tollhouse.sessions import ReapReport
 from tollhouse.sessions import service as session_service
 from tollhouse.storage import Database
+from tollhouse.subscriptions import PlanChange
 from tollhouse.subscriptions import service as subscriptions
 from tollhouse.webhooks import WebhookWorker
 
@@ -171,6 +173,35 @@ class Runtime:
         await self.in_flight.close()
         await self.limiter.close()
         await self.db.dispose()
+
+    async def change_plan(
+        self, customer_id: str, plan: str, *, require_payment_method: bool
+    ) -> PlanChange:
+        """Move a customer to `plan` (`subscriptions.change_plan`: an upgrade now, prorated;
+        a downgrade at the period end), then deliver the credits the change owes and drop
+        every cache of the customer's plan. The API, the portal and the console all change
+        plans here.
+
+        `require_payment_method`: a customer's own move to a paid plan needs a payment
+        method on file (an operator's is manual billing).
+
+        Raises:
+            PaymentMethodRequired: (402) none on file for a paid plan, when required.
+            PlanNotFound, SubscriptionNotFound, and the change's own refusals (409, 422).
+        """
+        async with self.db.transaction() as session:
+            if require_payment_method:
+                await payments_service.require_payment_method(
+                    session, customer_id, plan, catalog=self.catalog
+                )
+            change = await subscriptions.change_plan(
+                session, customer_id, plan, catalog=self.catalog, clock=self.clock
+            )
+        await subscriptions.deliver_grants(
+            self.db, ledger=self.ledger, clock=self.clock, customer_id=customer_id
+        )
+        await self.invalidate_customer(customer_id)
+        return change
 
     async def invalidate_key(self, key_id: str) -> None:
         """After a key's change commits: drop it from this process's cache at once, and from

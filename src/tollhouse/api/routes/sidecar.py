@@ -100,6 +100,9 @@ class AuthorizeOut(ResponseBody):
     balance_micros: int | None = None
     """The wallet's available credit after this hold (`x-tollhouse-balance-micros`); None
     when nothing was held, or for a replay."""
+    headers: dict[str, str]
+    """This answer's rate-limit, balance, low-credit and session header fields, for the
+    application to add to its own response to the caller (`tollhouse.integrations` does)."""
 
 
 class CaptureIn(RequestBody):
@@ -130,11 +133,10 @@ async def _acting_principal(
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Authorized:
-    """The answer of an authorization, its response headers (rate limits, low credit,
-    session), and whether it replays an earlier one."""
+    """The answer of an authorization (its `headers` are the response's too), and whether it
+    replays an earlier one."""
 
     answer: AuthorizeOut
-    headers: dict[str, str]
     replayed: bool = False
 
 
@@ -147,7 +149,7 @@ async def authorize_for(runtime: Runtime, principal: Principal, body: AuthorizeI
     if body.idempotency_key is not None:
         replayed = await _replayed(runtime, acting, model, usage, body.idempotency_key)
         if replayed is not None:
-            return Authorized(replayed, {}, replayed=True)
+            return Authorized(replayed, replayed=True)
     try:
         admission = await admit(
             runtime,
@@ -190,8 +192,9 @@ async def authorize_for(runtime: Runtime, principal: Principal, body: AuthorizeI
             seconds_left=live.seconds_left(now),
         ),
         balance_micros=balance,
+        headers=headers,
     )
-    return Authorized(answer, headers)
+    return Authorized(answer)
 
 
 @router.post("/authorize", responses=problems.responses(400, 402, 404, 409, 413, 422, 429, 503))
@@ -214,7 +217,7 @@ async def authorize(
     the same key for another model or estimate is 409 `idempotency-key-reused`.
     """
     authorized = await authorize_for(runtime, principal, body)
-    response.headers.update(authorized.headers)
+    response.headers.update(authorized.answer.headers)
     if authorized.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return authorized.answer
@@ -253,6 +256,7 @@ async def _replayed(
         model=model.id,
         amount_micros=hold.amount,
         hold=HoldOut.of(hold),
+        headers={},
     )
 
 

@@ -19,7 +19,6 @@ from tollhouse.api.deps import ME, Admin, Reader, RuntimeDep, customer_of, requi
 from tollhouse.api.routes.catalog import PlanOut
 from tollhouse.api.schemas import MAX_ROW_ID, RequestBody, ResponseBody
 from tollhouse.keys import Principal
-from tollhouse.payments import service as payments
 from tollhouse.server.runtime import Runtime
 from tollhouse.subscriptions import Subscription, SubscriptionHistory
 from tollhouse.subscriptions import service as subscriptions
@@ -195,15 +194,9 @@ async def change_plan(
     choosing a paid plan needs a payment method on file (402 `payment-method-required`:
     pay it through `POST /v1/checkout`); an operator's change is manual billing."""
     owner = _target(principal, customer_id)
-    async with runtime.db.transaction() as session:
-        if not principal.is_operator:
-            await payments.require_payment_method(
-                session, owner, body.plan, catalog=runtime.catalog
-            )
-        change = await subscriptions.change_plan(
-            session, owner, body.plan, catalog=runtime.catalog, clock=runtime.clock
-        )
-    await _after_change(runtime, owner)
+    change = await runtime.change_plan(
+        owner, body.plan, require_payment_method=not principal.is_operator
+    )
     proration = change.proration
     return ChangeOut(
         subscription=SubscriptionOut.of(change.subscription),

@@ -61,3 +61,7 @@ class Authorization(Model):
     """The wallet's available credit after this hold (`x-tollhouse-balance-micros`); None when
     nothing was held, or for a replay.
     """
+    headers: dict[str, str]
+    """This answer's rate-limit, balance, low-credit and session header fields, for the application
+    to add to its own response to the caller (`tollhouse.integrations` does).
+    """
