@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -41,6 +42,30 @@ async def browser() -> AsyncIterator[object]:
         await launched.close()
 
 
+async def signed_in(
+    stack: Stack, browser: object, email: str, role: Role, customer_id: str | None = None
+) -> tuple[Any, list[str]]:
+    """A new page of `browser` signed in as a new user `email` (the page it lands on
+    loaded), and the list the page's console errors and uncaught exceptions go to."""
+    async with stack.runtime.db.transaction() as session:
+        await users.create_user(
+            session, email=email, role=role, customer_id=customer_id, password=PASSWORD,
+            clock=stack.runtime.clock,
+        )  # fmt: skip
+    page = await browser.new_page()  # type: ignore[attr-defined]
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    await page.goto(stack.base_url + "/dashboard/login")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(
+        "**/dashboard/console" if role == Role.OPERATOR else "**/dashboard/portal"
+    )
+    return page, problems
+
+
 async def test_a_member_signs_in_sees_the_chart_switches_theme_and_makes_a_key(
     stack: Stack, browser: object, artifacts: Path
 ) -> None:
@@ -50,21 +75,7 @@ async def test_a_member_signs_in_sees_the_chart_switches_theme_and_makes_a_key(
         model="test-chat", messages=[{"role": "user", "content": "hi"}]
     )
     await stack.runtime.drain()
-    async with stack.runtime.db.transaction() as session:
-        await users.create_user(
-            session, email="ada@example.com", role=Role.MEMBER, customer_id=customer_id,
-            password=PASSWORD, clock=stack.runtime.clock,
-        )  # fmt: skip
-    page = await browser.new_page()  # type: ignore[attr-defined]
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-
-    await page.goto(stack.base_url + "/dashboard/login")
-    await page.get_by_label("Email").fill("ada@example.com")
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url("**/dashboard/portal")
+    page, problems = await signed_in(stack, browser, "ada@example.com", Role.MEMBER, customer_id)
     await page.wait_for_selector("#usage-chart canvas")
     drawn = await page.evaluate("document.getElementById('usage-chart').chart.data")
     balance = await page.locator("#balance").inner_text()
@@ -96,21 +107,7 @@ async def test_a_member_starts_and_stops_a_flat_session(
     stack: Stack, browser: object, artifacts: Path
 ) -> None:
     customer_id, _ = await stack.customer(credits_micros=2_000_000)
-    async with stack.runtime.db.transaction() as session:
-        await users.create_user(
-            session, email="ada@example.com", role=Role.MEMBER, customer_id=customer_id,
-            password=PASSWORD, clock=stack.runtime.clock,
-        )  # fmt: skip
-    page = await browser.new_page()  # type: ignore[attr-defined]
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-
-    await page.goto(stack.base_url + "/dashboard/login")
-    await page.get_by_label("Email").fill("ada@example.com")
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url("**/dashboard/portal")
+    page, problems = await signed_in(stack, browser, "ada@example.com", Role.MEMBER, customer_id)
     await page.get_by_role("link", name="Sessions").click()
     await page.get_by_role("button", name="Start a session: analysis").click()
     card = page.locator("#live-sessions article")
@@ -143,22 +140,8 @@ async def test_an_operator_grants_credits_and_reads_the_analytics_chart(
             model="test-chat", messages=[{"role": "user", "content": "hi"}]
         )
     await stack.runtime.drain()
-    async with stack.runtime.db.transaction() as session:
-        await users.create_user(
-            session, email="op@example.com", role=Role.OPERATOR, password=PASSWORD,
-            clock=stack.runtime.clock,
-        )  # fmt: skip
     before = await stack.available(customer_id)
-    page = await browser.new_page()  # type: ignore[attr-defined]
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-
-    await page.goto(stack.base_url + "/dashboard/login")
-    await page.get_by_label("Email").fill("op@example.com")
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url("**/dashboard/console")
+    page, problems = await signed_in(stack, browser, "op@example.com", Role.OPERATOR)
     await page.locator(f'a[href="/dashboard/console/customers/{customer_id}"]').click()
     await page.wait_for_url(f"**/console/customers/{customer_id}")
     await page.get_by_label("Amount (USD)").fill("12.50")
