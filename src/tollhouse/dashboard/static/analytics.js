@@ -23,7 +23,10 @@
         }); }
         : undefined;
       var yAxis = { stroke: fg, grid: { stroke: line } };
-      if (values) yAxis.values = values;
+      if (values) {
+        yAxis.values = values;
+        yAxis.size = 80; // room for "0.000125"-wide labels of small amounts
+      }
       box.chart = new window.uPlot({
         width: Math.max(280, box.clientWidth),
         height: 220,
