@@ -255,3 +255,12 @@ async def test_a_remote_tollhouse_through_the_sdk_settles_the_same_and_passes_de
     assert broke.json()["type"].endswith("/insufficient-credit")
     assert broke.json()["instance"] == "/analyze"
     assert anonymous.status_code == 401
+
+
+def test_a_requirement_with_a_quantity_tollhouse_does_not_hold_for_fails_where_it_is_written() -> (
+    None
+):
+    with pytest.raises(ValueError, match="usage has no \\['gpu_hours'\\]"):
+        Requirement("test-chat", {"gpu_hours": 2})
+    with pytest.raises(ValueError):
+        Requirement("test-chat", {"images": -1})

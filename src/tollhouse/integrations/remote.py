@@ -15,10 +15,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tollhouse.catalog import Price
-from tollhouse.gateway.quotas import quantities
 from tollhouse.ids import new_id
-from tollhouse.integrations.toll import Requirement, Work, usage_of
-from tollhouse.sdk import AsyncClient
+from tollhouse.integrations.toll import Requirement, Work, settlement, usage_of
+from tollhouse.sdk import AsyncClient, ConflictError
 from tollhouse.sdk.models.usage import EventIn
 
 
@@ -85,18 +84,18 @@ class RemoteToll:
             if work.hold_id is not None:
                 await self.client.holds.void(work.hold_id)
             return
-        used = work.used or work.estimate
-        price = await self._price(work.model)
-        cost = 0 if work.session_id is not None else price.cost(used)
+        cost, moved = settlement(work, await self._price(work.model), self._meters)
         charged = min(cost, work.held_micros)
         if work.hold_id is not None:
-            await self.client.holds.capture(work.hold_id, amount_micros=charged)
+            try:
+                await self.client.holds.capture(work.hold_id, amount_micros=charged)
+            except ConflictError:  # it expired first: the sweeper released it
+                charged = 0
         events: list[EventIn] = [
             {"id": f"{work.id}:{meter}", "customer_id": work.customer_id, "meter": meter,
              "value": value, "model": work.model, "session_id": work.session_id,
              "properties": {"cost_micros": charged, "uncaptured_micros": cost - charged}}
-            for meter, value in {**quantities(used), "api_calls": 1}.items()
-            if meter in self._meters
+            for meter, value in moved.items()
         ]  # fmt: skip
         await self.client.usage.record(events=events)
 

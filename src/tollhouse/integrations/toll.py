@@ -11,13 +11,13 @@ hold when it failed. `LocalToll` runs this against an in-process tollhouse (`Run
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
 
 from tollhouse.api.routes.sidecar import AuthorizeIn, UsageEstimate, authorize_for
-from tollhouse.catalog import Usage
+from tollhouse.catalog import Price, Usage
 from tollhouse.errors import Unauthenticated
 from tollhouse.gateway.quotas import quantities
 from tollhouse.gateway.settle import until_written
@@ -38,6 +38,9 @@ class Requirement:
     usage: Mapping[str, int] = field(default_factory=lambda: {"requests": 1})
     features: Sequence[str] = ()
     resource_tier: str | None = None
+
+    def __post_init__(self) -> None:
+        usage_of(self.usage)  # a wrong quantity fails where the requirement is written
 
 
 def usage_of(quantities: Mapping[str, int]) -> Usage:
@@ -108,6 +111,17 @@ class Work:
         )  # fmt: skip
 
 
+def settlement(work: Work, price: Price, meters: Collection[str]) -> tuple[int, dict[str, int]]:
+    """What settling `work` after success charges, in micros (the `price` of what it used,
+    or of its estimate; 0 when a session pays), and the meters it moved among `meters` (the
+    catalog's): `api_calls` 1 and each nonzero quantity. The capture is this charge up to the
+    amount held."""
+    used = work.used or work.estimate
+    cost = 0 if work.session_id is not None else price.cost(used)
+    moved = {**quantities(used), "api_calls": 1}
+    return cost, {meter: value for meter, value in moved.items() if meter in meters}
+
+
 class Toll(Protocol):
     """Authorizes and settles units of work (in-process: `LocalToll`)."""
 
@@ -163,7 +177,7 @@ class LocalToll:
             customer_id=answer.customer_id,
             key_id=principal.key_id,
             model=answer.model,
-            estimate=Usage(**body.usage.model_dump()),
+            estimate=usage_of(requirement.usage),
             held_micros=answer.amount_micros,
             hold_id=hold.id if hold is not None else None,
             session_id=answer.session.id if answer.session is not None else None,
@@ -188,9 +202,8 @@ class LocalToll:
                 with contextlib.suppress(HoldNotOpen):  # expired: the sweeper released it
                     await until_written(partial(runtime.ledger.void, hold_id), f"void {hold_id}")
             return
-        used = work.used or work.estimate
-        model = runtime.catalog.model(work.model)
-        cost = 0 if work.session_id is not None else model.price.cost(used)
+        catalog = runtime.catalog
+        cost, moved = settlement(work, catalog.model(work.model).price, catalog.meters)
         charged = min(cost, work.held_micros)
         if hold_id is not None:
             capture = partial(runtime.ledger.capture, hold_id, charged)
@@ -206,8 +219,7 @@ class LocalToll:
                 session_id=work.session_id,
                 properties={"cost_micros": charged, "uncaptured_micros": cost - charged},
             )
-            for meter, value in {**quantities(used), "api_calls": 1}.items()
-            if meter in runtime.catalog.meters
+            for meter, value in moved.items()
         ]  # fmt: skip
         await runtime.recorder.record(events)
         runtime.quotas.invalidate(work.customer_id)
