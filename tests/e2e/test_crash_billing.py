@@ -95,6 +95,10 @@ class CallRecord:
     complete: bool = False
     """The whole answer arrived (a stream: up to its cost comment)."""
     cost_micros: int | None = None
+    answered_at: float | None = None
+    """When the whole answer arrived (event loop time)."""
+    killed_at: float = 0.0
+    """When its server was killed (event loop time)."""
 
 
 @dataclass
@@ -133,6 +137,7 @@ async def gateway_call(http: httpx.AsyncClient, url: str, record: CallRecord) ->
     else:
         record.cost_micros = int(response.headers["x-tollhouse-cost-micros"])
     record.complete = True
+    record.answered_at = asyncio.get_running_loop().time()
 
 
 async def session_step(
@@ -210,8 +215,11 @@ async def one_run(
         tasks = [asyncio.create_task(w) for w in work]
         await asyncio.sleep(rng.uniform(0, KILL_WITHIN_SECONDS))
         server.process.send_signal(signal.SIGKILL)
+        killed_at = asyncio.get_running_loop().time()
         await asyncio.to_thread(server.process.wait)
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=SETTLE_SECONDS)
+    for record in records:
+        record.killed_at = killed_at
     return records
 
 
@@ -432,7 +440,7 @@ async def check_books(
 
     # calls: answered whole -> captured at the reported cost, or lost with the process before
     # its settlement and voided; cut -> captured once or voided (above)
-    lost = 0
+    lost: list[float] = []
     answered = [r for r in records if r.complete]
     for record in answered:
         assert record.hold_id is not None
@@ -441,7 +449,8 @@ async def check_books(
             assert hold.captured_amount == record.cost_micros, record
         else:
             assert hold.status == HoldStatus.EXPIRED, record
-            lost += 1
+            assert record.answered_at is not None
+            lost.append(record.killed_at - record.answered_at)
     assert len({r.hold_id for r in records if r.hold_id}) == len([r for r in records if r.hold_id])
 
     # sessions: every one ended and settled once; its bill = its run at its rate (never
@@ -477,7 +486,8 @@ async def check_books(
         assert (wallet.available_micros, wallet.held_micros) == (CREDITS_MICROS - taken, 0)
 
     return (
-        f"{len(holds)} holds; {len(answered)} calls answered whole, {lost} of them lost to a kill"
-        f" before settlement; {len(sessions)} sessions, ended {dict(ended)}; {unrecorded} slice"
+        f"{len(holds)} holds; {len(answered)} calls answered whole, {len(lost)} of them lost to"
+        f" a kill before settlement (answered at most {max(lost, default=0) * 1000:.0f} ms before"
+        f" it); {len(sessions)} sessions, ended {dict(ended)}; {unrecorded} slice"
         f" holds cut before they were recorded, released"
     )
