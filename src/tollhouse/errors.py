@@ -14,6 +14,7 @@ TollhouseError (500 internal)
 ├── Conflict (409 conflict)
 │   └── IdempotencyKeyReused (409 idempotency-key-reused)  same key, other arguments: `fields`
 ├── PayloadTooLarge (413 payload-too-large)
+├── DatabaseUnavailable (503 database-unavailable)  unreachable, restarting, timed out
 ├── CatalogError          catalog/errors.py        invalid catalog, unknown model/plan, not in plan
 ├── CustomersError        customers/errors.py      unknown or duplicate customer
 ├── KeysError             keys/errors.py           malformed/invalid key (401), scope (403)
@@ -116,3 +117,12 @@ class IdempotencyKeyReused(Conflict):
 
 class PayloadTooLarge(TollhouseError):
     status, code, title = 413, "payload-too-large", "Request body too large"
+
+
+class DatabaseUnavailable(TollhouseError):
+    """The database did not answer (unreachable, restarting, a connection cut, a connect or
+    statement timeout): nothing of the request was committed, unless `detail` says the
+    outcome is unknown (a connection cut during a write; see README "Faults"). Extra:
+    `retry_after_seconds`. Made by `storage.outage.unavailable` from the driver's error."""
+
+    status, code, title = 503, "database-unavailable", "Database unavailable"

@@ -4,7 +4,8 @@ Control API routes answer `application/problem+json`; gateway routes answer Open
 object with the problem members beside it (`gateway/errors.py`). Rate-limit denials carry
 `Retry-After` and the decision's `RateLimit-Policy`, `RateLimit` and `RateLimit-*` header fields
 (`tollhouse.ratelimit.fields`); 405 answers carry `Allow`. Unexpected exceptions answer 500
-with no internals in the body.
+with no internals in the body; an unreachable database answers 503 `database-unavailable` with
+`Retry-After` (`storage.outage`).
 
 Routes document the problems they answer with `responses=responses(401, 403, ...)`: each
 status with the `Problem` schema (`GatewayProblem` for gateway routes), which `api.docs` adds
@@ -35,6 +36,7 @@ from tollhouse.errors import (
 )
 from tollhouse.gateway.errors import anthropic_error_body, openai_error_body
 from tollhouse.ratelimit import RateLimited, retry_after_header_seconds
+from tollhouse.storage.outage import is_unreachable, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +184,12 @@ def allowed_methods(request: Request) -> str:
 
 
 def unexpected_response(method: str, path: str, exc: BaseException) -> Response:
-    """Log an unhandled error; the 500 answer, with no internals in it."""
+    """Log an unhandled error; the 500 answer, with no internals in it. An unreachable
+    database (`storage.outage.is_unreachable`) is no bug: one warning line, and 503
+    `database-unavailable` with `Retry-After`."""
+    if is_unreachable(exc):
+        log.warning("database unavailable on %s %s: %r", method, path, exc)
+        return problem_response_at(unavailable(exc), path)
     log.exception("unhandled error on %s %s", method, path, exc_info=exc)
     error = Internal("an internal error occurred; it has been logged")
     return problem_response_at(error, path)

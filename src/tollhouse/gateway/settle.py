@@ -116,7 +116,7 @@ async def settle(
     else:
         # A capped meter's counter (and a session's pending count) takes the usage once it
         # is stored, so a reload in between counts it twice (refusing early), never not at all.
-        await deps.recorder.record(events)
+        await until_written(partial(deps.recorder.record, events), f"usage of {call.request_id}")
     deps.quotas.settle(admission.quota, usage)
     if admission.session is not None:
         deps.sessions.stored(admission.session, usage)

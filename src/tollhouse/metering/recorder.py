@@ -24,7 +24,10 @@ Correctness under concurrency:
   fails another caller;
 - a call whose write fails because of the database (an error it answered, or a lost
   connection) fails with `MeteringUnavailable` (503, retry later): nothing of it is
-  acknowledged, and a retry with the same ids is counted once.
+  acknowledged, and a retry with the same ids is counted once;
+- a database that does not answer (restarting, a connection cut) is retried for ~2 s on new
+  connections; then `record` fails (the API answers 503: nothing acknowledged is lost) and
+  `record_later`'s events wait in the queue until it answers again.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ from tollhouse.storage.driver import (
     run_transaction,
     sqlstate,
 )
+from tollhouse.storage.outage import is_unreachable
 
 log = logging.getLogger("tollhouse.metering")
 
@@ -72,6 +76,10 @@ DEFAULT_MAX_BATCH = 2000
 """Most events one transaction takes (a single larger call still goes in whole)."""
 
 MAX_ATTEMPTS = 3
+"""Tries of a batch that met a deadlock or serialization failure."""
+UNREACHABLE_BACKOFF_SECONDS = (0.05, 0.25, 0.5, 1.0)
+"""Waits before each new try of a batch the database did not answer (~2 s in all, within
+which a restarted server is back, and a `record` caller still answers promptly)."""
 
 RETRY_AFTER_SECONDS = 1
 """What `MeteringUnavailable` tells a caller to wait before retrying a failed write."""
@@ -201,8 +209,10 @@ class UsageRecorder:
         """Queue `events` without waiting (no future to answer: a gateway call records after
         its answer is sent, and nobody waits for it; `flush` waits for them all).
 
-        Validation errors (`UnknownMeter`, `RecorderClosed`) raise here, at once; a failure to
-        write is logged on the `tollhouse.metering` logger and counted in `stats.failed`.
+        Validation errors (`UnknownMeter`, `RecorderClosed`) raise here, at once. While the
+        database does not answer, the events stay queued and are written once it answers
+        again (before `stop`); any other failure to write is logged on the
+        `tollhouse.metering` logger and counted in `stats.failed`.
         """
         self._check(events)
         if events:
@@ -275,10 +285,15 @@ class UsageRecorder:
         return batch
 
     async def _write_isolated(self, batch: list[_Pending]) -> None:
-        """Write `batch`; if it fails and holds several calls, write each call alone."""
+        """Write `batch`; if it fails and holds several calls, write each call alone. While
+        the database does not answer, `record_later` calls go back in the queue (until
+        `stop`) and `record` calls fail (their callers answer 503)."""
         try:
             await self._write(batch)
         except Exception as exc:
+            if is_unreachable(exc):
+                self._requeue_later(batch, exc)
+                return
             if len(batch) == 1:
                 self._fail_all(batch, _as_unavailable(exc))
                 return
@@ -289,16 +304,43 @@ class UsageRecorder:
                 except Exception as item_exc:
                     self._fail_all([item], _as_unavailable(item_exc))
 
+    def _requeue_later(self, batch: list[_Pending], exc: Exception) -> None:
+        """The database did not answer `batch`: its `record_later` calls go back to the end
+        of the queue (their events are stored once whenever they are written again: the
+        insert skips ids already stored), unless the recorder is stopping; its `record`
+        calls fail with `MeteringUnavailable` (503, retry with the same ids)."""
+        requeued = 0
+        for item in batch:
+            if item.future is None and not self._closed:
+                self._queue.append(item)
+                requeued += len(item.events)
+            else:
+                self._fail_all([item], _as_unavailable(exc))
+        if requeued:
+            log.warning("database unavailable (%r): %d usage events kept to retry", exc, requeued)
+
     async def _write(self, batch: list[_Pending]) -> None:
-        """One transaction for `batch`; resolves its futures only after the commit."""
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        """One transaction for `batch`; resolves its futures only after the commit.
+
+        A deadlock or serialization failure is retried at once (`MAX_ATTEMPTS`); a database
+        that does not answer (`storage.outage`: a connection a restart cut, the server
+        starting) after `UNREACHABLE_BACKOFF_SECONDS` each, on a new connection. Retrying an
+        insert whose outcome was unknown is safe: ids already stored are skipped (they are
+        then counted as duplicates in the answer)."""
+        transient = unreachable = 0
+        while True:
             try:
                 results = await self._insert(batch)
                 break
-            except DBAPIError as exc:
-                if attempt == MAX_ATTEMPTS or sqlstate(exc) not in TRANSIENT_SQLSTATES:
+            except Exception as exc:
+                if sqlstate(exc) in TRANSIENT_SQLSTATES and transient < MAX_ATTEMPTS - 1:
+                    transient += 1
+                    log.info("metering batch retried after %s", sqlstate(exc))
+                elif is_unreachable(exc) and unreachable < len(UNREACHABLE_BACKOFF_SECONDS):
+                    await asyncio.sleep(UNREACHABLE_BACKOFF_SECONDS[unreachable])
+                    unreachable += 1
+                else:
                     raise
-                log.info("metering batch retried after %s", sqlstate(exc))
         self.stats.batches += 1
         for item, result in zip(batch, results, strict=True):
             self.stats.accepted += result.accepted

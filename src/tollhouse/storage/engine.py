@@ -5,6 +5,12 @@ single pooled connection: SQLite has one writer at a time, and serializing every
 through one connection removes `database is locked` errors instead of retrying them. The
 ledger and metering writers group many operations into one transaction, so one connection is
 not the bottleneck (see bench/).
+
+PostgreSQL connections open within `CONNECT_TIMEOUT_SECONDS` and run each statement within
+`COMMAND_TIMEOUT_SECONDS`. The pool does not ping a connection before lending it (a round trip
+per checkout): after a server restart, the first statement on a dead pooled connection fails
+(503 `database-unavailable`, `storage.outage`), and SQLAlchemy then discards every connection
+opened before it, so the next requests connect afresh.
 """
 
 from __future__ import annotations
@@ -29,6 +35,14 @@ MIN_SQLITE = (3, 33, 0)
 
 ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 """The async driver tollhouse uses for each database it supports."""
+CONNECT_TIMEOUT_SECONDS = 5.0
+"""PostgreSQL: how long opening a connection may take (asyncpg's `timeout`; its default is 60)."""
+COMMAND_TIMEOUT_SECONDS = 60.0
+"""PostgreSQL: how long one statement may run before asyncpg gives up on it (`command_timeout`;
+no default): a server that stopped answering (paused, a network cut with no reset) then
+fails requests in bounded time instead of holding them forever."""
+POOL_TIMEOUT_SECONDS = 10.0
+"""PostgreSQL: how long a request waits for a free pooled connection."""
 EXAMPLE_URLS = "sqlite:///tollhouse.db or postgresql://user@host/db"
 
 
@@ -91,7 +105,13 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 10)
-    return create_async_engine(url, pool_pre_ping=False, **kwargs)
+    kwargs.setdefault("pool_timeout", POOL_TIMEOUT_SECONDS)
+    connect_args = {
+        "timeout": CONNECT_TIMEOUT_SECONDS,
+        "command_timeout": COMMAND_TIMEOUT_SECONDS,
+        **kwargs.pop("connect_args", {}),
+    }
+    return create_async_engine(url, pool_pre_ping=False, connect_args=connect_args, **kwargs)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
