@@ -15,6 +15,7 @@ below are what the last one tried answered.
 | stream ends without a usage chunk | prompt estimate + delivered text counted locally, `usage_source = counted` |
 | client disconnects mid-stream | same: prompt + text received from upstream until the disconnect |
 | upstream breaks mid-stream | same, and the stream ends where it broke |
+| the server stops (SIGTERM) with the call under way | a stream or an answer already sent: settled as above; a call still waiting for its upstream when the shutdown grace ends: nothing, hold voided |
 | process dies before settling | the hold expires and is voided by the sweeper: nothing charged |
 | real price above the hold | the hold, then the rest on the wallet as far as it covers it; what it cannot is `uncaptured_micros` |
 | the database fails while settling | retried with backoff until written: a served call is always charged |
@@ -202,6 +203,10 @@ async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
                 )
             finally:
                 response.release()
+        except asyncio.CancelledError:
+            # The server's shutdown grace ended before the upstream answered: nothing served.
+            deps.spawn(_void(deps, call), name=f"void {call.request_id}")
+            raise
         except TimeoutError:
             failure = UpstreamTimeout(f"upstream '{upstream.name}' did not answer in time")
         except aiohttp.ClientError as exc:

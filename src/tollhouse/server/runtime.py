@@ -153,7 +153,9 @@ class Runtime:
             await self.webhooks.start()
 
     async def stop(self) -> None:
-        """Finish background work, then close everything. Safe to call twice."""
+        """Finish background work (settlements and the writes they queue: for at most
+        `shutdown_grace_seconds`), then close everything, the writers after writing what is
+        queued. Safe to call twice."""
         for task in (self._sweeper, self._meter):
             if task is not None:
                 task.cancel()
@@ -161,7 +163,16 @@ class Runtime:
                     await task
         self._sweeper = self._meter = None
         await self.webhooks.stop()
-        await self.drain()
+        try:
+            async with asyncio.timeout(self.settings.shutdown_grace_seconds):
+                await self.drain()
+        except TimeoutError:
+            log.error(
+                "shutdown grace (%d s) over with %d settlements or writes unfinished (their "
+                "holds expire and are voided by the sweeper)",
+                self.settings.shutdown_grace_seconds,
+                len(self._tasks),
+            )
         await self.payments.stop()
         await self.invalidations.stop()
         await self.authenticator.stop()
