@@ -14,6 +14,16 @@ integrity or deadlock errors, e.g. two processes racing on one idempotency key),
 cannot fail its neighbours. If COMMIT itself fails the outcome is unknown and the ops fail with
 that error (no blind retry of a possibly committed batch).
 
+What a caller sees when the database fails (README "Faults"): a hold is answered only after
+its commit, so an op that failed was never answered. The API turns the error into 503
+`database-unavailable` (`storage.outage`): nothing held, the call not forwarded. Only when the
+connection broke during the statement or the COMMIT is the outcome unknown: the hold may
+have been written without being answered. It is then found again by its idempotency key (a
+retried `/v1/authorize` with the same key answers that hold), or expires after
+`TOLLHOUSE_HOLD_TIMEOUT_SECONDS` and is voided by the sweeper: credits are reserved for a
+while, never charged. A capture or void that met such a failure is retried by the gateway
+until written (`gateway.settle.until_written`; both are idempotent).
+
 An op whose caller is cancelled before its batch starts is dropped; once started it completes.
 Several processes may each run a `Ledger` on one PostgreSQL database (row locks, see `load`);
 on SQLite run one per database (one connection serialises everything). Batches of holds,
