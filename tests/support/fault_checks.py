@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from tollhouse.clock import SYSTEM_CLOCK
+from tollhouse.ledger import Ledger
 from tollhouse.ledger.models import LedgerHold
 from tollhouse.ledger.service import check_invariants
 from tollhouse.metering.models import UsageEvent
@@ -26,6 +29,8 @@ class Books:
     """Sum of the customer's captured amounts."""
     events: Counter[str]
     """Stored usage events of the customer: event id -> rows (1 each, by the unique key)."""
+    open_holds: set[str]
+    """Ids of the customer's holds still open."""
 
 
 async def read_books(database_url: str, customer_id: str) -> Books:
@@ -47,6 +52,26 @@ async def read_books(database_url: str, customer_id: str) -> Books:
                 select(UsageEvent.event_id).where(UsageEvent.customer_id == customer_id)
             )
             events = Counter(ids)
+            open_holds = set(
+                await session.scalars(
+                    select(LedgerHold.id).where(
+                        LedgerHold.customer_id == customer_id, LedgerHold.status == "open"
+                    )
+                )
+            )
     finally:
         await db.dispose()
-    return Books(problems, holds, captured, events)
+    return Books(problems, holds, captured, events, open_holds)
+
+
+async def sweep_later(database_url: str, hours: int) -> None:
+    """Run the ledger's sweep as the sweeper will `hours` from now: holds expired by then
+    are voided (`Ledger.sweep`)."""
+    db = Database(database_url)
+    ledger = Ledger(db, clock=SYSTEM_CLOCK)
+    try:
+        await ledger.start()
+        await ledger.sweep(SYSTEM_CLOCK.now() + timedelta(hours=hours))
+    finally:
+        await ledger.stop()
+        await db.dispose()

@@ -2,10 +2,11 @@
 
 Fault tests must never stop the shared PostgreSQL the other tests use: this runs `initdb`
 into a fresh directory, then `pg_ctl start` with its own port and socket directory, trust
-authentication on 127.0.0.1 only, and `fsync=off` (nothing here must survive a power loss,
-and a restart is only a restart of the server process). `restart(mode)` is
-`pg_ctl restart -m fast|immediate`: `fast` disconnects every client and shuts down cleanly,
-`immediate` kills the server processes (a crash; recovery replays the WAL at start).
+authentication on 127.0.0.1 only, and `fsync=off` (nothing here must survive a power loss of
+the machine; a commit is still written to the WAL before it is acknowledged, so it survives
+the server's crash, `synchronous_commit` being on). `stop(mode)` is `pg_ctl stop -m
+fast|immediate`: `fast` disconnects every client and shuts down cleanly, `immediate` kills the
+server processes (a crash; recovery replays the WAL at the next `start`).
 
 PostgreSQL refuses to run as root: under root, every command runs as the `postgres` OS user
 (`runuser`), which owns the directory. Tests skip when the binaries are not installed (fail
@@ -66,7 +67,7 @@ class PostgresServer:
         """The server's own options (`pg_ctl -o`)."""
         return (
             f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c fsync=off -c full_page_writes=off "
             "-c max_connections=200"
         )
 
@@ -108,13 +109,6 @@ class PostgresServer:
         await asyncio.to_thread(
             self._run, "pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t",
             str(STARTUP_SECONDS), "stop",
-        )  # fmt: skip
-
-    async def restart(self, mode: Mode = "fast") -> None:
-        """`pg_ctl restart -m mode`: stop (every client disconnected), then start again."""
-        await asyncio.to_thread(
-            self._run, "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", self.options,
-            "-m", mode, "-w", "-t", str(STARTUP_SECONDS), "restart",
         )  # fmt: skip
 
     def is_running(self) -> bool:
