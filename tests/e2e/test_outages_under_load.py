@@ -91,6 +91,8 @@ class Load:
     """(server URL, hold id) of holds authorized whose capture did not succeed."""
     answered_holds: set[str] = field(default_factory=set)
     """Ids of the holds the clients were told of (authorized, or a gateway call's)."""
+    served_calls: set[str] = field(default_factory=set)
+    """Request ids of the gateway calls answered 200: each must be recorded (`api_calls`)."""
 
 
 @asynccontextmanager
@@ -181,6 +183,7 @@ async def run_load(
                     answer = await call("chat", "POST", f"{base}/v1/chat/completions", json=body)
                     if answer is not None and answer.status_code == 200:
                         load.answered_holds.add(answer.headers["x-tollhouse-hold-id"])
+                        load.served_calls.add(answer.headers["x-tollhouse-request-id"])
                 elif kind == 1:
                     body = {
                         "model": "test-chat",
@@ -252,6 +255,7 @@ def check_answers(load: Load, fault_at: float, back_at: float) -> Counter[tuple[
     late = [o for o in recovered if o.status >= 300]
     assert late == [], late[:10]
     during = [o for o in load.outcomes if fault_at <= o.started < back_at]
+    print(f"{len(load.outcomes)} calls, slowest {max(o.seconds for o in load.outcomes):.2f} s")
     return Counter((o.op, o.status, (o.problem or "").rsplit("/", 1)[-1]) for o in during)
 
 
@@ -259,8 +263,9 @@ async def settle_and_read(load: Load, servers: list[Server], key: str, pg: Postg
     """Capture the holds whose capture failed and wait until every hold a client was told
     of is settled; then run the sweep as it will run once the holds expire, which voids the
     holds whose write was cut before it could be answered (their outcome was unknown: the
-    client got 503). Then nothing is held, the ledger's invariants hold, and every
-    acknowledged usage event is stored exactly once."""
+    client got 503). Then nothing is held, the ledger's invariants hold, every
+    acknowledged usage event is stored exactly once, and every served gateway call is
+    recorded."""
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(headers=headers, timeout=CALL_BOUND_SECONDS) as http:
         for base, hold_id in load.uncaptured:
@@ -283,6 +288,8 @@ async def settle_and_read(load: Load, servers: list[Server], key: str, pg: Postg
     assert books.holds["open"] == 0, books.holds
     missing = load.acknowledged - set(books.events)
     assert not missing, f"{len(missing)} acknowledged usage events not stored"
+    unrecorded = {call for call in load.served_calls if f"{call}:api_calls" not in books.events}
+    assert not unrecorded, f"{len(unrecorded)} served gateway calls not recorded"
     assert set(books.events.values()) == {1}
     return books
 
@@ -296,6 +303,7 @@ async def test_redis_stopped_then_started(
         async with two_processes(tmp_path, upstream, pg, redis, policy) as (servers, key):
             load, fault_at, back_at = await under_load(servers, key, redis.stop, redis.start)
             during = check_answers(load, fault_at, back_at)
+            print(f"during the outage: {dict(during)}")
             check_policy(during, policy)
             await settle_and_read(load, servers, key, pg)
 
@@ -321,6 +329,7 @@ async def test_redis_paused_then_resumed(
             finally:
                 process.send_signal(signal.SIGCONT)
             during = check_answers(load, fault_at, back_at)
+            print(f"during the outage: {dict(during)}")
             check_policy(during, policy)
             await settle_and_read(load, servers, key, pg)
 
@@ -350,6 +359,7 @@ async def test_postgres_restarted(tmp_path: Path, upstream: FakeUpstream, mode: 
 
             load, fault_at, back_at = await under_load(servers, key, down, pg.start)
             during = check_answers(load, fault_at, back_at)
+            print(f"during the outage: {dict(during)}")
             assert ("events", 503, "database-unavailable") in during, during
             assert ("authorize", 503, "database-unavailable") in during, during
             await settle_and_read(load, servers, key, pg)
