@@ -18,6 +18,7 @@ below are what the last one tried answered.
 | the server stops (SIGTERM) with the call under way | a stream or an answer already sent: settled as above; a call still waiting for its upstream when the shutdown grace ends: nothing, hold voided |
 | process dies before settling | the hold expires and is voided by the sweeper: nothing charged |
 | real price above the hold | the hold, then the rest on the wallet as far as it covers it; what it cannot is `uncaptured_micros` |
+| the database does not answer before the call is forwarded | nothing: 503 `database-unavailable` with `Retry-After`, the upstream not called (a hold whose write was cut unanswered expires and is voided by the sweeper) |
 | the database fails while settling | retried with backoff until written: a served call is always charged |
 """
 
