@@ -11,7 +11,7 @@
 | `TOLLHOUSE_KEY_ENV` | `live` | the `<env>` part of new keys: `th_<env>_...` |
 | `TOLLHOUSE_HOST`, `TOLLHOUSE_PORT` | `127.0.0.1`, `8080` | where `tollhouse serve` listens |
 | `TOLLHOUSE_UPSTREAM_TIMEOUT_SECONDS` | `300` | total time allowed for one upstream call |
-| `TOLLHOUSE_SHUTDOWN_GRACE_SECONDS` | `30` | after SIGTERM, how long `serve` lets requests and streams under way finish (then cuts them; each is still settled), and then the settlements and writes they left |
+| `TOLLHOUSE_SHUTDOWN_GRACE_SECONDS` | `30` | after SIGTERM, `serve` exits within this: requests and streams under way get it less a third (at most 5 s), then they are cut, and that rest is for the settlements and writes they left |
 | `TOLLHOUSE_MAX_BODY_BYTES` | `4194304` | larger request bodies are refused with 413 |
 | `TOLLHOUSE_IN_FLIGHT_LEASE_SECONDS` | `30` | lease of an in-flight slot (`max_in_flight`): renewed while its call runs, so a crashed process's slots free themselves within it |
 | `TOLLHOUSE_HOLD_TIMEOUT_SECONDS` | `3600` | life of a hold made without an expiry; the sweeper voids it after that. Gateway and `/v1/authorize` holds live `TOLLHOUSE_UPSTREAM_TIMEOUT_SECONDS` plus a minute |
@@ -86,11 +86,24 @@ class Settings(BaseSettings):
     closes a connection just as a client sends on it (the client would see the connection
     reset, and not know whether its request was served)."""
     shutdown_grace_seconds: int = Field(default=30, ge=1, le=3600)
-    """After SIGTERM, `serve` stops accepting connections and waits this long for the
-    requests and streams under way (uvicorn's `timeout_graceful_shutdown`); a stream still
-    running then is cut and settled for what it delivered, a call still waiting for its
-    upstream has its hold voided. Then it waits this long again, at most, for the
-    settlements, usage events and ledger writes they left (`Runtime.stop`)."""
+    """After SIGTERM, `serve` exits within this many seconds: it stops accepting
+    connections and waits for the requests and streams under way (`drain_seconds`, uvicorn's
+    `timeout_graceful_shutdown`); a stream still running then is cut and settled for what it
+    delivered, a call still waiting for its upstream has its hold voided. The rest of the
+    grace (`settle_seconds`) is for the settlements, usage events and ledger writes they
+    left (`Runtime.stop`)."""
+
+    @property
+    def settle_seconds(self) -> float:
+        """The part of `shutdown_grace_seconds` kept for settling after the requests drained:
+        a third of it, at most 5 s (a settlement is a commit or two)."""
+        return min(5.0, self.shutdown_grace_seconds / 3)
+
+    @property
+    def drain_seconds(self) -> float:
+        """The part of `shutdown_grace_seconds` the requests and streams under way get."""
+        return self.shutdown_grace_seconds - self.settle_seconds
+
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     """Largest accepted request body in bytes; larger gets 413."""
     in_flight_lease_seconds: float = Field(default=30.0, gt=0, le=3600)

@@ -83,7 +83,7 @@ def serve(
             log_level="warning",
             access_log=False,
             timeout_keep_alive=settings.keep_alive_seconds,
-            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+            timeout_graceful_shutdown=settings.drain_seconds,
         )
 
 

@@ -154,7 +154,7 @@ class Runtime:
 
     async def stop(self) -> None:
         """Finish background work (settlements and the writes they queue: for at most
-        `shutdown_grace_seconds`), then close everything, the writers after writing what is
+        `settings.settle_seconds`), then close everything, the writers after writing what is
         queued. Safe to call twice."""
         for task in (self._sweeper, self._meter):
             if task is not None:
@@ -164,13 +164,13 @@ class Runtime:
         self._sweeper = self._meter = None
         await self.webhooks.stop()
         try:
-            async with asyncio.timeout(self.settings.shutdown_grace_seconds):
+            async with asyncio.timeout(self.settings.settle_seconds):
                 await self.drain()
         except TimeoutError:
             log.error(
-                "shutdown grace (%d s) over with %d settlements or writes unfinished (their "
-                "holds expire and are voided by the sweeper)",
-                self.settings.shutdown_grace_seconds,
+                "shutdown grace over (%g s to settle) with %d settlements or writes "
+                "unfinished (their holds expire and are voided by the sweeper)",
+                self.settings.settle_seconds,
                 len(self._tasks),
             )
         await self.payments.stop()
