@@ -145,9 +145,7 @@ async def test_sigterm_drains_calls_and_streams_and_charges_each_once(
                     await fresh.get(f"{server.base_url}/healthz")
             answers = await asyncio.gather(*calls)
             streamed_answers = await asyncio.gather(*streams)
-        assert await exit_code(server, grace + EXIT_MARGIN_SECONDS) == TERMINATED, (
-            server.output()
-        )
+        assert await exit_code(server, grace + EXIT_MARGIN_SECONDS) == TERMINATED, server.output()
         took = time.monotonic() - signalled
         books = await read_books(database_url, customer_id)
 
@@ -170,8 +168,7 @@ async def test_at_the_end_of_the_grace_streams_are_cut_and_settled_and_waiting_c
     tmp_path: Path, upstream: FakeUpstream
 ) -> None:
     """A grace of 2 s, SIGTERM while 2 streams wait forever after their first chunk and 2
-    calls wait 10 s for their upstream: the process exits within the grace (plus the
-    settlements' time), each stream is captured once for what it delivered (counted
+    calls wait 10 s for their upstream: the process exits within the grace, each stream is captured once for what it delivered (counted
     locally, marked interrupted), each waiting call's hold is voided, and nothing is held."""
     upstream.slow_seconds = 10.0
     grace = 2
