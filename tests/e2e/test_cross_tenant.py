@@ -2,9 +2,9 @@
 and nothing of the other tenant changes.
 
 The story: a served tollhouse (frozen clock, Stripe on the local fake) has two customers on
-the pro plan, A and B, each with an `admin` key. B owns one of everything a path can name: a
-key, a grant, a hold, a session, an invoice, a payment, a checkout; the operator owns a
-webhook endpoint and a delivery. The test reads the served OpenAPI document and, for every
+the pro plan, A and B, each with an `admin` key and one of everything a path can name
+(`tests.support.tenants`: a key, a grant, a hold, a session, an invoice, a payment, a
+checkout); the operator owns a webhook endpoint and a delivery. The test reads the served OpenAPI document and, for every
 operation whose path has a `{...}` parameter, calls it with A's key and B's ids, with a valid
 body where the operation takes one. The answer must be 404 problem+json, the same answer as
 for an id that exists nowhere (no existence oracle), and B's state read by the operator
@@ -30,6 +30,7 @@ import pytest
 from tests.e2e.conftest import Stack, running_stack
 from tests.support.server import Api
 from tests.support.stripe import API_KEY, WEBHOOK_SECRET, FakeStripe
+from tests.support.tenants import SCOPES, populated_tenant
 from tests.support.upstream import FakeUpstream
 
 from tollhouse.clock import FrozenClock
@@ -37,7 +38,6 @@ from tollhouse.ids import new_id
 
 PROBLEM = "application/problem+json"
 METHODS = ("get", "post", "put", "patch", "delete")
-SCOPES = ["read", "write", "admin"]
 
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/v1/customers/{customer_id}"): {"country": "FR"},
@@ -95,15 +95,6 @@ class Tenants:
     """Path parameter name -> the id of B's object (the operator's for operator-only ones)."""
 
 
-async def _admin_customer(stack: Stack) -> tuple[str, str, str]:
-    """A pro customer with $10 and an `admin` key: (customer id, key, key id)."""
-    customer_id, _ = await stack.customer(plan="pro", credits_micros=10_000_000)
-    key = await stack.operator.ok(
-        "POST", f"/v1/customers/{customer_id}/keys", json={"name": "all", "scopes": SCOPES}
-    )
-    return customer_id, key["key"], key["id"]
-
-
 async def _delivery(stack: Stack, endpoint_id: str) -> str:
     """The id of the endpoint's first delivery (written once the dispatcher sees an event)."""
     for _ in range(200):
@@ -133,45 +124,14 @@ async def tenants(tmp_path: Path, upstream: FakeUpstream) -> AsyncIterator[Tenan
             endpoint = await operator.ok(
                 "POST", "/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/hook"}
             )
-            _, key_a, _ = await _admin_customer(stack)
-            b, key_b, key_b_id = await _admin_customer(stack)
-            grant = await operator.ok(
-                "POST", f"/v1/customers/{b}/credits/grants",
-                json={"amount_micros": 2_000_000, "idempotency_key": "b-grant"},
-            )  # fmt: skip
-            await operator.ok("POST", "/v1/billing/close")
-            (invoice,) = await operator.ok("GET", "/v1/invoices", params={"customer_id": b})
-            payment = await operator.ok(
-                "POST", "/v1/payments",
-                json={"customer_id": b, "pack": "pack-10", "idempotency_key": "b-wire"},
-            )  # fmt: skip
-            await operator.ok(
-                "PUT", f"/v1/customers/{b}/credit-alerts", json={"threshold_micros": 1_000_000}
-            )
-            async with Api(stack.base_url, key_b) as as_b:
-                decision = await as_b.ok(
-                    "POST", "/v1/authorize",
-                    json={"model": "test-chat", "usage": {"input_tokens": 1000}},
-                )  # fmt: skip
-                session = await as_b.ok(
-                    "POST", "/v1/sessions", json={"product": "analysis", "idempotency_key": "s"}
-                )
-                checkout = await as_b.ok(
-                    "POST", "/v1/checkout", json={"credit_pack": "pack-10", "idempotency_key": "c"}
-                )
+            a = await populated_tenant(stack, "a")
+            b = await populated_tenant(stack, "b")
             ids = {
-                "customer_id": b,
-                "key_id": key_b_id,
-                "grant_id": grant["id"],
-                "hold_id": decision["hold"]["id"],
-                "session_id": session["id"],
-                "invoice_id": invoice["id"],
-                "payment_id": payment["id"],
-                "checkout_id": checkout["id"],
+                **b.ids,
                 "endpoint_id": endpoint["id"],
                 "delivery_id": await _delivery(stack, endpoint["id"]),
             }
-            yield Tenants(stack, key_a, ids)
+            yield Tenants(stack, a.key, ids)
     finally:
         await stripe.stop()
 
