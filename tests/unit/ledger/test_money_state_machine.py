@@ -1,27 +1,31 @@
 """A Hypothesis state machine over the money domain, checked against a pure-Python model.
 
 The story: two customers on the `pro` plan get grants (with an expiry and a priority), holds
-(with an expiry), partial captures, voids, refunds (`reverse_grant`) and revokes, flat
-session starts and stops, metered (compute) sessions run for a few minutes and stopped, time
-moving forward and the expiry sweep, in any order Hypothesis picks, through the `Ledger`
-writer and the sessions service as the app calls them, on a SQLite file and on PostgreSQL.
-After every step the wallet (available, held), what each customer spent, the state of every
-hold, and `check_invariants` must match `Model`, a few dozen lines of arithmetic over lots
-and holds that knows nothing of accounts, batches or caches.
+(with an expiry), partial captures, voids, refunds of a grant (`reverse_grant`, what a
+payment's refund does) and of a charge (`billing.refund`: a credit note and a new lot),
+revokes, flat session starts and stops, metered (compute) sessions run for a few minutes and
+stopped, time moving forward and the expiry sweep, in any order Hypothesis picks, through the
+`Ledger` writer and the sessions and billing services as the app calls them, on a SQLite file
+and on PostgreSQL. After every step the wallet (available, held, each live lot's rest in
+spend order), what each customer spent, the state of every hold, and `check_invariants` must
+match `Model`, a few dozen lines of arithmetic over lots and holds that knows nothing of
+accounts, batches or caches.
 
 The model's rules are the ledger's documented ones: holds draw live lots in spend order
 (expiring first, soonest first, then lower priority, then older, then id); a capture consumes
 the hold's draws in order and gives the rest back to the lots it came from (a revoked lot
 sends it on to issuance); money given back to an expired lot is not available and the sweep
-takes it; a refund takes at most the lot's rest; a flat session's fee is a hold captured at
-the price; a metered session's bill is `ceil(seconds * rate / 3600)` micros of its run,
-captured from its start hold. Metered sessions here stop within their minimum run, so no
-extension slice is due and no tick runs.
+takes it; a grant's refund takes at most the lot's rest; a charge's refund gives back at most
+what its capture took less earlier refunds, as a new lot without expiry; a flat session's fee
+is a hold captured at the price; a metered session's bill is `ceil(seconds * rate / 3600)`
+micros of its run, captured from its start hold. Metered sessions here stop within their
+minimum run, so no extension slice is due and no tick runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager
@@ -48,6 +52,8 @@ from sqlalchemy import select
 from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.support.background import in_background
 
+from tollhouse.billing import BillingTerms, ChargeNotRefundable, RefundExceedsCharge
+from tollhouse.billing import service as billing
 from tollhouse.catalog import Catalog, load_catalog_text
 from tollhouse.clock import FrozenClock
 from tollhouse.customers import service as customers
@@ -93,6 +99,8 @@ EXAMPLES = 35
 STEPS = 30
 SEED_MICROS = 5_000_000
 """Each customer's first grant: enough for a few sessions and holds."""
+KEYS = itertools.count()
+"""Numbers idempotency keys: billing refunds' keys are unique in the whole database."""
 START = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 
 
@@ -120,6 +128,8 @@ class Hold:
     draws: list[tuple[str, int]]
     status: str = "open"
     captured: int = 0
+    refunded: int = 0
+    """Micros of the capture given back by refunds."""
 
 
 @dataclass
@@ -266,15 +276,14 @@ class MoneyMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.model = Model()
-        self.counter = 0
 
     @property
     def now(self) -> datetime:
         return self.system.clock.now()
 
     def key(self, prefix: str) -> str:
-        self.counter += 1
-        return f"{prefix}-{self.counter}"
+        """An idempotency key never used before in the database (shared by all examples)."""
+        return f"{prefix}-{next(KEYS)}"
 
     @initialize(target=customers)
     def two_customers(self) -> Any:
@@ -333,6 +342,36 @@ class MoneyMachine(RuleBasedStateMachine):
         assert view.revoked_at is not None
         lot = self.model.lots[customer][grant_id]
         lot.revoked, lot.remaining = True, 0
+
+    @precondition(lambda self: bool(self.model.holds))
+    @rule(pick=st.integers(0, 1000), share=st.integers(1, 1100))
+    def refund_charge(self, pick: int, share: int) -> None:
+        """Refund part of a charge (a hold's or a flat session's fee) through billing: a
+        credit note and a new lot of the refunded micros, without expiry."""
+        hold = self.model.holds[sorted(self.model.holds)[pick % len(self.model.holds)]]
+        amount = max(1, hold.amount * share // 1000)
+        try:
+            refunded = self.system.run(
+                billing.refund(
+                    self.system.db, self.system.ledger, terms=BillingTerms(),
+                    clock=self.system.clock, hold_id=hold.id, amount_micros=amount,
+                    idempotency_key=self.key("refund-charge"),
+                )
+            )  # fmt: skip
+        except ChargeNotRefundable:
+            assert hold.status != "captured" or hold.captured == 0, hold
+            return
+        except RefundExceedsCharge:
+            assert amount > hold.captured - hold.refunded, hold
+            return
+        assert hold.status == "captured" and amount <= hold.captured - hold.refunded, hold
+        assert refunded.grant_id is not None
+        hold.refunded += amount
+        now = self.now
+        key = (True, None, 0, now, refunded.grant_id)
+        self.model.lots[hold.customer][refunded.grant_id] = Lot(
+            refunded.grant_id, key, amount, None
+        )
 
     # holds
 
