@@ -15,6 +15,11 @@ Operations only an operator may call answer 403 (`required: operator`) to every 
 whatever the id: they are listed in `OPERATOR_ONLY`. A route added later with an id parameter
 is called without anyone listing it; it fails here until its parameter has an id in
 `ids_of_b` and, if it takes a body, `BODIES` has one.
+
+Ids also travel in queries and bodies (`GET /v1/invoices?customer_id=`, `POST /v1/refunds`
+with a `hold_id`): every query parameter and JSON body field named `*_id` is given B's id the
+same way, with the rest of the body from `BASE_BODIES`; names that are not ids of an object
+(`before_id`, a cursor) are listed in `NOT_OBJECT_IDS`.
 """
 
 from __future__ import annotations
@@ -85,6 +90,41 @@ OPERATOR_ONLY = {
 """Operations that answer 403 (`required: operator`) to every customer key, whatever the id:
 the operator's own objects (webhooks), and the operator's acts on a customer (grants,
 overdraft, plan changes, invoice and payment settlement)."""
+
+
+BASE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/v1/authorize"): {"model": "test-chat", "usage": {"input_tokens": 10}},
+    ("POST", "/v1/sessions"): {"product": "analysis", "idempotency_key": "cross-tenant"},
+    ("POST", "/v1/sessions/estimate"): {"resource_tier": "small", "duration_seconds": 60},
+    ("POST", "/v1/sessions/quota/add"): {
+        "product": "analysis",
+        "sessions": 5,
+        "idempotency_key": "cross-tenant",
+    },
+    ("POST", "/v1/subscription/change"): {"plan": "free"},
+    ("POST", "/v1/subscription/cancel"): {},
+    ("POST", "/v1/refunds"): {"idempotency_key": "cross-tenant"},
+    ("POST", "/v1/payments"): {"pack": "pack-10", "idempotency_key": "cross-tenant"},
+    ("POST", "/v1/checkout"): {"credit_pack": "pack-10", "idempotency_key": "cross-tenant"},
+}
+"""The rest of a valid body of each operation with an id in its body or query, keyed by
+(method, path)."""
+
+NOT_OBJECT_IDS = {"before_id", "external_id", "event_id"}
+"""Fields named `*_id` that name no tenant object to probe: a page cursor (an entry id), the
+operator's own reference for a customer, and an event id (events are read through
+`/v1/events`, filtered to the caller's)."""
+
+OPERATOR_ONLY_FIELDS = {
+    ("POST", "/v1/refunds", "hold_id"),
+    ("POST", "/v1/payments", "customer_id"),
+    ("GET", "/v1/webhook-deliveries", "endpoint_id"),
+}
+"""Operations (and the id field) that answer 403 to every customer key."""
+
+FILTERS = {("GET", "/v1/usage", "key_id")}
+"""Fields that filter the caller's own data: another tenant's id matches nothing, so the
+answer is 200 and exactly the answer for an id that exists nowhere."""
 
 
 @dataclass
@@ -225,3 +265,66 @@ async def test_another_tenants_ids_answer_404_and_change_nothing(tenants: Tenant
     assert not failures, "\n".join(failures)
     assert set(OPERATOR_ONLY) <= {(m, p) for m, p, _ in operations}, "OPERATOR_ONLY is stale"
     assert set(BODIES) <= {(m, p) for m, p, _ in operations}, "BODIES is stale"
+
+
+def _id_fields(document: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(METHOD, path, "query" or "body", name) of every `*_id` query parameter and JSON
+    body field of an operation without path parameters."""
+    schemas = document["components"]["schemas"]
+    found = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method not in METHODS or "{" in path:
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "query" and parameter["name"].endswith("_id"):
+                    found.append((method.upper(), path, "query", parameter["name"]))
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body is not None:
+                ref = body["schema"].get("$ref", "").rsplit("/", 1)[-1]
+                fields = schemas.get(ref, body["schema"]).get("properties", {})
+                found += [(method.upper(), path, "body", n) for n in fields if n.endswith("_id")]
+    return found
+
+
+async def test_another_tenants_ids_in_queries_and_bodies_answer_404(tenants: Tenants) -> None:
+    stack = tenants.stack
+    document = (await stack.operator.client.get("/openapi.json")).json()
+    fields = [f for f in _id_fields(document) if f[3] not in NOT_OBJECT_IDS]
+    assert len(fields) >= 20, "the document lists fewer id fields than it did"
+    failures: list[str] = []
+    before = await _state_of_b(tenants)
+    async with Api(stack.base_url, tenants.key_a) as as_a:
+        for method, path, where, field in fields:
+            name = f"{method} {path} ({where} {field})"
+            if field not in tenants.ids_of_b:
+                failures.append(f"{name}: no object of B's for it (add it to the fixture)")
+                continue
+            operation = document["paths"][path][method.lower()]
+            base = BASE_BODIES.get((method, path))
+            if "requestBody" in operation and base is None:
+                failures.append(f"{name}: takes a body and BASE_BODIES has none")
+                continue
+            answers = []
+            for value in (tenants.ids_of_b[field], _unknown(tenants.ids_of_b[field])):
+                body = {**base, field: value} if where == "body" and base is not None else base
+                params = {field: value} if where == "query" else None
+                answers.append(await as_a.client.request(method, path, params=params, json=body))
+            theirs, nobodys = answers
+            after = await _state_of_b(tenants)
+            expected = 403 if (method, path, field) in OPERATOR_ONLY_FIELDS else 404
+            if (method, path, field) in FILTERS:
+                if (theirs.status_code, theirs.json()) != (200, nobodys.json()):
+                    failures.append(f"{name}: {theirs.status_code}, not an unknown id's answer")
+            elif theirs.status_code != expected:
+                failures.append(f"{name}: {theirs.status_code} {theirs.text[:200]}")
+            elif (nobodys.status_code, nobodys.json().get("type")) != (
+                expected,
+                theirs.json().get("type"),
+            ):
+                failures.append(f"{name}: an unknown id answers {nobodys.status_code}")
+            if after != before:
+                changed = [url for url in before if before[url] != after[url]]
+                failures.append(f"{name}: changed B's {changed}")
+                before = after
+    assert not failures, "\n".join(failures)
