@@ -94,7 +94,7 @@ START_HOLD_MICROS = 18_750
 HOLD_TTL_SECONDS = 3600
 """The ledger's default hold life."""
 
-EXAMPLES = 35
+EXAMPLES = 30
 """Runs per store; with `STEPS` steps each this keeps a store under ~60 s on two cores."""
 STEPS = 30
 SEED_MICROS = 5_000_000
