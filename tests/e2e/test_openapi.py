@@ -120,6 +120,25 @@ class TestDocument:
                     }, (method, path, status)
         assert "HTTPValidationError" not in doc["components"]["schemas"]
 
+    async def test_a_replayed_create_documents_its_200(self, stack: Stack) -> None:
+        """A create (201) keyed by the body's `idempotency_key` answers a replay 200 with the
+        first result: the document says so, with the 201's schema (the contract test found
+        the grant's replay undocumented)."""
+        doc = await document(stack)
+        keyed = []
+        for method, path, operation in operations(doc):
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if "201" not in operation["responses"] or body is None:
+                continue
+            ref = body["schema"].get("$ref", "").rsplit("/", 1)[-1]
+            properties = doc["components"]["schemas"].get(ref, body["schema"]).get("properties")
+            if "idempotency_key" not in (properties or {}):
+                continue
+            keyed.append(path)
+            created, replayed = (operation["responses"][s]["content"] for s in ("201", "200"))
+            assert replayed == created, (method, path)
+        assert len(keyed) >= 6, keyed
+
     async def test_problem_schema_names_the_rfc_9457_members(self, stack: Stack) -> None:
         schemas = (await document(stack))["components"]["schemas"]
         assert set(schemas["Problem"]["required"]) == {"type", "title", "status", "detail"}

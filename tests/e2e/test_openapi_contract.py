@@ -3,7 +3,10 @@
 The story: Schemathesis reads the document the server serves at `/openapi.json` and, for every
 operation, sends a real server the document's examples, its coverage cases (edges, missing and
 wrong-typed fields, methods the path does not take) and a few random inputs, with an operator
-key and with a customer's key.
+key and with the `admin` keys of two tenants, A and B, each owning one object of every kind a
+path names (`tests.support.tenants`). An operation with path parameters is also called with
+real ids in them: each tenant's own, with its own key, and B's with the operator's key, so
+the answers about real objects (not only unknown ids) are checked too.
 Every answer must be no 5xx, a status the operation documents, with a documented content type
 and a body and headers matching the documented schema. Runs on SQLite and, when reachable,
 PostgreSQL. Stripe is configured, on the local Stripe server (the webhook answers unsigned
@@ -33,6 +36,7 @@ from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.e2e.conftest import running_stack
 from tests.support.background import in_background
 from tests.support.stripe import API_KEY, WEBHOOK_SECRET, FakeStripe
+from tests.support.tenants import Tenant, populated_tenant
 from tests.support.upstream import FakeUpstream
 
 from tollhouse.api.app import create_app
@@ -71,10 +75,27 @@ CONFIG = schemathesis.Config.from_dict(
 
 @dataclass(frozen=True)
 class Live:
-    """A served tollhouse: its URL, an operator key and a funded customer's `admin` key."""
+    """A served tollhouse: its URL, an operator key and two populated tenants."""
 
     base_url: str
-    keys: dict[str, str]
+    operator_key: str
+    tenants: dict[str, Tenant]
+
+    def callers(self, case: schemathesis.Case[Any]) -> list[tuple[str, str, dict[str, str]]]:
+        """(who, key, path parameters to put in) for every call of `case`: the operator and
+        each tenant with the generated path parameters; when the path names ids, each tenant
+        with its own ids too, and the operator with B's."""
+        calls: list[tuple[str, str, dict[str, str]]] = [("the operator", self.operator_key, {})]
+        a, b = self.tenants["a"], self.tenants["b"]
+        if not case.path_parameters:
+            return [*calls, ("tenant a", a.key, {}), ("tenant b", b.key, {})]
+        return [
+            *calls,
+            ("tenant a", a.key, {}),
+            ("tenant a with its own ids", a.key, a.ids),
+            ("tenant b with its own ids", b.key, b.ids),
+            ("the operator with tenant b's ids", self.operator_key, b.ids),
+        ]
 
 
 @asynccontextmanager
@@ -84,7 +105,7 @@ async def _live(directory: Path, database: str) -> AsyncIterator[Live]:
     await upstream.start()
     stripe = FakeStripe()
     await stripe.start()
-    settings = {
+    settings: dict[str, Any] = {
         "stripe_api_key": API_KEY,
         "stripe_webhook_secret": WEBHOOK_SECRET,
         "stripe_api_base": stripe.base_url,
@@ -94,8 +115,8 @@ async def _live(directory: Path, database: str) -> AsyncIterator[Live]:
         async with running_stack(
             directory, upstream, database_url=database_url, **settings
         ) as stack:
-            _, customer_key = await stack.customer(plan="pro", credits_micros=10_000_000)
-            yield Live(stack.base_url, {"operator": stack.operator_key, "customer": customer_key})
+            tenants = {name: await populated_tenant(stack, name) for name in ("a", "b")}
+            yield Live(stack.base_url, stack.operator_key, tenants)
     finally:
         await upstream.stop()
         await stripe.stop()
@@ -124,19 +145,25 @@ schema = schemathesis.openapi.from_dict(_document(), config=CONFIG)
 
 
 @schema.parametrize()
-def test_every_operation_keeps_its_contract(case: schemathesis.Case, live: Live) -> None:
+def test_every_operation_keeps_its_contract(case: schemathesis.Case[Any], live: Live) -> None:
     """No 5xx, and every status, content type, body and header is one the document names,
-    with the operator's key and with the customer's (the same inputs, generated once)."""
-    for role, key in live.keys.items():
+    with the operator's key and with each tenant's, with the generated path parameters and
+    with real ids (the same inputs, generated once)."""
+    for who, key, ids in live.callers(case):
+        call = case.derive()
+        if ids:
+            call.path_parameters = {
+                name: ids.get(name, value) for name, value in case.path_parameters.items()
+            }
         try:
-            case.call_and_validate(
+            call.call_and_validate(
                 base_url=live.base_url,
                 headers={"Authorization": f"Bearer {key}"},
                 checks=CHECKS,
                 timeout=30,
             )
         except Exception as failure:
-            failure.add_note(f"(called with the {role}'s key)")
+            failure.add_note(f"(called by {who}: {call.path_parameters})")
             raise
 
 
@@ -164,7 +191,7 @@ def test_gateway_answers_match_the_document(path: str, body: dict[str, Any], liv
     case = schema[path]["POST"].Case(body=body, media_type="application/json")
     response = case.call_and_validate(
         base_url=live.base_url,
-        headers={"Authorization": f"Bearer {live.keys['customer']}"},
+        headers={"Authorization": f"Bearer {live.tenants['a'].key}"},
         checks=CHECKS,
         timeout=30,
     )

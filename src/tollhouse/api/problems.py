@@ -324,3 +324,9 @@ def responses(
         if status in (429, 503):
             documented[status]["headers"] = _RETRY_HEADERS
     return documented
+
+
+def replay(model: type[Any]) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` entry of a create route (201) whose idempotency key, sent again,
+    answers 200 with the first result as `model`; merge it with `responses(...)`."""
+    return {200: {"model": model, "description": "A replay of the key: the first result"}}

@@ -127,7 +127,7 @@ def _owner(principal: Principal, customer_id: str | None) -> str:
 @router.post(
     "/checkout",
     status_code=status.HTTP_201_CREATED,
-    responses=problems.responses(400, 404, 409, 413, 422, 502, 503),
+    responses=problems.replay(CheckoutOut) | problems.responses(400, 404, 409, 413, 422, 502, 503),
 )
 async def create_checkout(
     body: CheckoutIn, principal: Writer, runtime: RuntimeDep, response: Response

@@ -100,7 +100,7 @@ def _grant_out(grant: ledger.GrantView) -> GrantOut:
 @router.post(
     "/customers/{customer_id}/credits/grants",
     status_code=status.HTTP_201_CREATED,
-    responses=problems.responses(400, 404, 409, 413, 422),
+    responses=problems.replay(GrantOut) | problems.responses(400, 404, 409, 413, 422),
 )
 async def grant_credits(
     customer_id: str,

@@ -282,7 +282,7 @@ async def mark_uncollectible(invoice_id: str, principal: Reader, runtime: Runtim
 @router.post(
     "/refunds",
     status_code=status.HTTP_201_CREATED,
-    responses=problems.responses(400, 404, 409, 413, 422),
+    responses=problems.replay(RefundOut) | problems.responses(400, 404, 409, 413, 422),
 )
 async def create_refund(
     body: RefundIn, principal: Reader, runtime: RuntimeDep, response: Response

@@ -16,8 +16,8 @@ from tollhouse.api import problems
 from tollhouse.api.deps import Admin, Reader, RuntimeDep, SessionDep, customer_of
 from tollhouse.api.schemas import RequestBody, ResponseBody, Timestamp
 from tollhouse.catalog import service as catalogs
-from tollhouse.errors import InvalidInput, NotFound
-from tollhouse.keys import ApiKey, Principal
+from tollhouse.errors import InvalidInput
+from tollhouse.keys import ApiKey, KeyNotFound, Principal
 from tollhouse.keys import service as keys
 from tollhouse.metering import service as metering
 
@@ -109,9 +109,15 @@ class KeyUsageOut(ResponseBody):
 
 
 async def _visible_key(session: Any, principal: Principal, key_id: str) -> ApiKey:
+    """The key, if the caller may see it.
+
+    Raises:
+        KeyNotFound: no such key, or another customer's: the same answer (type, detail and
+            fields) as for an id that exists nowhere, so ids cannot be probed.
+    """
     key = await keys.get_key(session, key_id)
     if not principal.is_operator and key.customer_id != principal.customer_id:
-        raise NotFound(f"key '{key_id}' not found")
+        raise KeyNotFound(f"no API key {key_id!r}", key_id=key_id)
     return key
 
 

@@ -143,7 +143,7 @@ async def list_payments(
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=problems.responses(400, 401, 403, 404, 409, 413, 422),
+    responses=problems.replay(PaymentOut) | problems.responses(400, 401, 403, 404, 409, 413, 422),
 )
 async def record_payment(
     body: ManualPayment, principal: Reader, runtime: RuntimeDep, response: Response

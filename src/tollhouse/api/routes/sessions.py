@@ -212,7 +212,7 @@ def _pack_out(view: PackView) -> PackOut:
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=problems.responses(400, 402, 404, 409, 413, 422),
+    responses=problems.replay(SessionOut) | problems.responses(400, 402, 404, 409, 413, 422),
 )
 async def start_session(
     body: SessionStart, principal: Writer, runtime: RuntimeDep, response: Response
@@ -315,7 +315,7 @@ async def session_quota(
 @router.post(
     "/quota/add",
     status_code=status.HTTP_201_CREATED,
-    responses=problems.responses(400, 402, 404, 409, 413, 422),
+    responses=problems.replay(PackOut) | problems.responses(400, 402, 404, 409, 413, 422),
 )
 async def buy_pack(
     body: PackBuy, principal: Writer, runtime: RuntimeDep, response: Response

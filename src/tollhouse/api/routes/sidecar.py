@@ -14,7 +14,7 @@ from fastapi import APIRouter, Response
 from pydantic import Field
 
 from tollhouse.api import problems
-from tollhouse.api.deps import Reader, RuntimeDep, Writer
+from tollhouse.api.deps import Reader, RuntimeDep, Writer, customer_of
 from tollhouse.api.schemas import RequestBody, ResponseBody
 from tollhouse.catalog import Model, Usage
 from tollhouse.customers import service as customers
@@ -44,7 +44,8 @@ class AuthorizeIn(RequestBody):
     usage: UsageEstimate = Field(default_factory=UsageEstimate)
     """The most the call will use; its price is held."""
     customer_id: str | None = None
-    """Operator keys name the customer; customer keys act for themselves."""
+    """Operator keys name the customer; customer keys act for themselves (their own id or
+    `me`; another customer's answers 404)."""
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=128)
     """The same key again returns the same hold instead of a second one."""
     features: list[str] = Field(default_factory=list, max_length=32)
@@ -113,13 +114,14 @@ class CaptureIn(RequestBody):
 async def _acting_principal(
     runtime: Runtime, principal: Principal, customer_id: str | None
 ) -> Principal:
-    """The principal to admit: the caller, or for an operator the named customer's view."""
+    """The principal to admit: the caller, or for an operator the named customer's view.
+
+    Raises:
+        NotFound: a customer key named another customer (`customer_of`: as if unknown).
+    """
     if principal.customer_id is not None:
-        if customer_id not in (None, "me", principal.customer_id):
-            raise InvalidInput(
-                "a customer key authorizes only its own calls",
-                errors=[{"loc": "customer_id", "msg": "not your customer"}],
-            )
+        if customer_id is not None:
+            customer_of(principal, customer_id)
         return principal
     if customer_id is None:
         raise InvalidInput(

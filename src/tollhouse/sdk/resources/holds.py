@@ -42,7 +42,8 @@ class HoldsResource:
 
         `usage`: The most the call will use; its price is held.
 
-        `customer_id`: Operator keys name the customer; customer keys act for themselves.
+        `customer_id`: Operator keys name the customer; customer keys act for themselves (their
+        own id or `me`; another customer's answers 404).
 
         `features`: Plan features the call needs (e.g. `batch_generation`): 403 when the plan
         lacks one.
@@ -141,7 +142,8 @@ class AsyncHoldsResource:
 
         `usage`: The most the call will use; its price is held.
 
-        `customer_id`: Operator keys name the customer; customer keys act for themselves.
+        `customer_id`: Operator keys name the customer; customer keys act for themselves (their
+        own id or `me`; another customer's answers 404).
 
         `features`: Plan features the call needs (e.g. `batch_generation`): 403 when the plan
         lacks one.
