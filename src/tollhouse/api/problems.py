@@ -34,6 +34,7 @@ from tollhouse.errors import (
     TollhouseError,
 )
 from tollhouse.gateway.errors import anthropic_error_body, openai_error_body
+from tollhouse.observability.context import note_problem
 from tollhouse.ratelimit import RateLimited, retry_after_header_seconds
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,8 @@ def problem_response(
     variant; `anthropic_shape` wins).
 
     Never fails on what the error echoes: a string no UTF-8 encodes (a lone surrogate) is
-    sent with U+FFFD in its place."""
+    sent with U+FFFD in its place. The request's metrics count its `code` (`note_problem`)."""
+    note_problem(error.code)
     if anthropic_shape:
         body: dict[str, Any] = anthropic_error_body(error, instance)
         media_type = "application/json"
