@@ -140,8 +140,8 @@ async def test_two_workers_report_the_sum_and_log_json_lines_with_request_ids(
         fresh = httpx.Limits(max_keepalive_connections=0)  # a new connection each request
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30, limits=fresh) as http:
             deadline = time.monotonic() + STARTUP_SECONDS  # until both workers serve
-            while not _both(_per_process(shared, route="/healthz")):
-                assert time.monotonic() < deadline, server.output()
+            while not _both(seen := _per_process(shared, route="/healthz")):
+                assert time.monotonic() < deadline, (seen, server.output())
                 await asyncio.gather(*(http.get("/healthz") for _ in range(4)))
             pay = {"Authorization": f"Bearer {payer_key['key']}"}
             answered = 0

@@ -11,6 +11,8 @@ unless the variable is already set, in which case the directory it names is used
 
 This module does not import `prometheus_client` itself but in `process_exited`: importing it
 before the variable is set would fix its mode in the importing process.
+`process_id` is the process identifier `observability.metrics` gives the client's
+multi-process values.
 """
 
 from __future__ import annotations
@@ -23,6 +25,24 @@ from contextlib import contextmanager
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 """The environment variable naming the multi-process directory (`prometheus_client`'s)."""
+
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def process_id() -> int:
+    """This process's id, kept (and renewed in a forked child): `prometheus_client` asks for
+    it on every value it writes in multi-process mode (`MultiProcessValue`'s
+    `process_identifier`, `os.getpid` by default), and a system call per value was most of a
+    value's cost here (about 8 of 12 microseconds on a busy 2-core machine)."""
+    return _pid
 
 
 def is_multiprocess() -> bool:
