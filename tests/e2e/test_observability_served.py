@@ -47,7 +47,8 @@ from tests.support.upstream import FakeUpstream
 
 from tollhouse.keys import generate_key
 
-STARTUP_SECONDS = 60.0
+STARTUP_SECONDS = 180.0
+"""Bound on both workers serving (each imports, migrates nothing, starts its runtime)."""
 DENIALS = 6
 HOLD_MICROS = 208
 """test-chat's hold for CALL: its prompt's estimate (8 tokens) and 100 output tokens at 2."""
