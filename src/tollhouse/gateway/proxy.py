@@ -154,10 +154,11 @@ async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
     The model's upstreams are tried in `catalog.attempt_order` (one upstream: just it). A
     connection error, a timeout, a 5xx or a 429 moves on to the next upstream while nothing
     has reached the client yet, under the call's one hold and one rate-limit take; any other
-    4xx is the answer. Each attempt's time (until its answer is read, or a stream's head) is
-    added to `call.upstream_seconds` and observed in `tollhouse_upstream_latency_seconds`. A stream is answered once its upstream sends a 200 with
+    4xx is the answer. A stream is answered once its upstream sends a 200 with
     `text/event-stream` headers, and is never retried after that. `call.upstream` names the
-    upstream that answered (or was tried last).
+    upstream that answered (or was tried last). Each attempt's time (until its answer is
+    read, or a stream's head) is added to `call.upstream_seconds` and observed in
+    `tollhouse_upstream_latency_seconds`.
 
     Raises (after voiding the hold), when the last upstream failed too:
         UpstreamTimeout: no answer within the upstream's `timeout_seconds`, else the

@@ -23,7 +23,8 @@ the hold is charged less (`uncaptured_micros` on its usage events).
 
 Response headers: `x-tollhouse-request-id`, the call's id (its hold's and usage events'): the
 request's `X-Request-Id` unless the client sent its own (an id a client chose never keys a
-charge); `x-tollhouse-balance-micros` (available after this call's hold); `x-tollhouse-hold-id`; `RateLimit-Policy` and `RateLimit` (IETF draft) and
+charge); `x-tollhouse-balance-micros` (available after this call's hold);
+`x-tollhouse-hold-id`; `RateLimit-Policy` and `RateLimit` (IETF draft) and
 `RateLimit-Limit`/`-Remaining`/`-Reset` (see `tollhouse.ratelimit.fields`); inside a session
 `x-tollhouse-session-id`, `x-tollhouse-session-tokens-left` and
 `x-tollhouse-session-seconds-left` (after this call for a whole answer, before it for a
