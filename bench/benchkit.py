@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -120,6 +121,44 @@ def group_cpu_seconds(pgid: int) -> float:
     return sum(_cpu_seconds(fields) for _, _, fields in _processes() if int(fields[2]) == pgid)
 
 
+def group_rss_bytes(pgid: int) -> int:
+    """Resident memory of the live processes of a group, summed (VmRSS from /proc)."""
+    total = 0
+    for pid in group_pids(pgid):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024  # kB
+    return total
+
+
+class PeakRss:
+    """Samples a process group's RSS every `interval` seconds in a thread while in a `with`
+    block; `peak_bytes` is the largest sum seen."""
+
+    def __init__(self, pgid: int | None, interval: float = 0.25) -> None:
+        self.pgid, self.interval, self.peak_bytes = pgid, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while self.pgid:
+            self.peak_bytes = max(self.peak_bytes, group_rss_bytes(self.pgid))
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 STORE_COMMANDS = ("postgres", "redis-server")
 """Process names of the stores a target may use (PostgreSQL's backends, Redis)."""
 
@@ -204,6 +243,8 @@ class WrkResult:
     """PostgreSQL and Redis, when the target uses them (`run_wrk(..., stores=True)`)."""
     machine_busy_s: float = 0.0
     wall_s: float = 0.0
+    server_peak_rss_bytes: int = 0
+    """The server's process group, all processes summed, sampled every 0.25 s."""
     raw: str = ""
 
     @property
@@ -243,6 +284,7 @@ class WrkResult:
             "wrk_cpu_s": round(self.wrk_cpu_s, 3),
             "foreign_cpu_percent": round(self.foreign_cpu_percent, 1),
             "wall_s": round(self.wall_s, 3),
+            "server_peak_rss_mib": round(self.server_peak_rss_bytes / 2**20, 1),
             "wrk_output": self.raw,
         }
 
@@ -343,7 +385,10 @@ def run_wrk(
     stores0 = store_cpu_seconds() if stores else 0.0
     busy0 = machine_busy_seconds()
     t0 = time.monotonic()
-    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+    with (
+        PeakRss(server_pgid) as rss,
+        subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc,
+    ):
         try:
             out, err = proc.communicate(timeout=duration + 60)
         except subprocess.TimeoutExpired:
@@ -365,6 +410,7 @@ def run_wrk(
     result.upstream_cpu_s = upstream_cpu
     result.store_cpu_s = store_cpu
     result.wrk_cpu_s = _last_child_cpu()
+    result.server_peak_rss_bytes = rss.peak_bytes
     return result
 
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/gateway_bench.py [--duration 15] [--connections 32]
         [--targets upstream,bare,litellm,tollhouse-sqlite,tollhouse-pg] [--stream [usage|plain]]
-        [--repeat 1] [--rate 500] [--pg-workers 1]
+        [--repeat 1] [--rate 500] [--one-connection-rate 100]
 
 It starts the fake upstream (bench/fake_upstream.py, port 9100), then for each target: starts
 the server, waits until it answers, sends one real request (preflight: must be 200), warms up
@@ -17,8 +17,9 @@ bench/results/<timestamp>.json (server logs in bench/results/<timestamp>-logs/).
 Targets (ports): upstream (9100, the fake upstream itself), bare (9201, bench/bare_proxy.py
 on uvicorn), bare-granian (9202, the same app on granian; not in the default set), litellm
 (9300, needs bench/setup_litellm.sh once), tollhouse-sqlite and tollhouse-pg (9200, the
-gateway via its CLI; -pg needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379, and
-runs `serve --workers N` with --pg-workers N: several processes sharing the one customer).
+gateway via its CLI; tollhouse-pg and tollhouse-pg-2 need PostgreSQL on 127.0.0.1:5432 and
+Redis on 127.0.0.1:6379, and run `serve --workers 1` and `--workers 2`: two processes share
+the one customer).
 tollhouse-sqlite-session (9200; not in the default set) is tollhouse-sqlite with the model
 requiring a flat session (`SESSION_YAML`): the customer starts one before the load, and every
 call passes the session check and is paid by it; compare it with tollhouse-sqlite in the same
@@ -71,8 +72,12 @@ ALL_TARGETS = (
     "tollhouse-sqlite",
     "tollhouse-sqlite-session",
     "tollhouse-pg",
+    "tollhouse-pg-2",
 )
-DEFAULT_TARGETS = "upstream,bare,litellm,tollhouse-sqlite,tollhouse-pg"
+DEFAULT_TARGETS = "upstream,bare,litellm,tollhouse-sqlite,tollhouse-pg,tollhouse-pg-2"
+PG_PROCESSES = {"tollhouse-pg": 1, "tollhouse-pg-2": 2}
+"""`serve --workers` of each PostgreSQL + Redis target; the processes share the one customer,
+so its wallet is written by all of them."""
 # Goals from the issue: tollhouse vs the bare proxy and vs LiteLLM, on SQLite and PG+Redis.
 GOAL_THROUGHPUT_VS_BARE_PCT = 50.0
 GOAL_VS_LITELLM_X = 20.0
@@ -361,7 +366,7 @@ def setup_tollhouse(h: Harness, target: str) -> Running:
         env = clean_env(
             **cli_env, TOLLHOUSE_CATALOG=str(catalog), TOLLHOUSE_KEY_SECRET="bench-secret"
         )
-        if target == "tollhouse-pg":
+        if target in PG_PROCESSES:
             args = h.args
             pg = ["-h", args.pg_host, "-p", str(args.pg_port), "-U", args.pg_user]
             dbname = f"tollhouse_bench_{os.getpid()}_{int(time.time())}"
@@ -417,8 +422,8 @@ def setup_tollhouse(h: Harness, target: str) -> Running:
             )
             running.info["session_id"] = _require(started, "id", "sessions start")
         serve = ["serve", "--host", HOST, "--port", str(TOLLHOUSE_PORT)]
-        if target == "tollhouse-pg":
-            serve += ["--workers", str(h.args.pg_workers)]
+        if target in PG_PROCESSES:
+            serve += ["--workers", str(PG_PROCESSES[target])]
         proc = h.start(target, cli + serve, env=env, cwd=tmp)
         running.proc, running.pgid = proc, proc.pgid
         wait_or_fail(proc, f"http://{HOST}:{TOLLHOUSE_PORT}/healthz", 90)
@@ -467,6 +472,7 @@ SETUP: dict[str, Callable[[Harness, str], Running]] = {
     "tollhouse-sqlite": setup_tollhouse,
     "tollhouse-sqlite-session": setup_tollhouse,
     "tollhouse-pg": setup_tollhouse,
+    "tollhouse-pg-2": setup_tollhouse,
 }
 
 
@@ -527,7 +533,7 @@ def measure(h: Harness, target: str) -> dict[str, Any]:
             env=env,
             server_pgid=running.pgid,
             upstream_pgid=upstream_pgid,
-            stores=target == "tollhouse-pg",  # PostgreSQL and Redis work for this target
+            stores=target in PG_PROCESSES,  # PostgreSQL and Redis work for this target
         )
         sent = 1  # the preflight
         if args.warmup > 0:
@@ -557,8 +563,13 @@ def measure(h: Harness, target: str) -> dict[str, Any]:
         record["requests_sent_total"] = sent
         record["ok"] = chosen.errors == 0
         if record["ok"] and args.rate > 0:
-            record["paced"] = paced(h, running, chosen.requests_per_s)
+            record["paced"] = paced(h, running, chosen.requests_per_s, args.rate, PACED_POOL)
             record["requests_sent_total"] += record["paced"].get("sent", 0)
+        if record["ok"] and args.one_connection_rate > 0:
+            record["one_connection"] = paced(
+                h, running, chosen.requests_per_s, args.one_connection_rate, 1
+            )
+            record["requests_sent_total"] += record["one_connection"].get("sent", 0)
         if chosen.errors:
             record["error"] = (
                 f"{chosen.non_2xx} non-2xx answers, socket errors {chosen.socket_errors}"
@@ -589,10 +600,13 @@ def measure(h: Harness, target: str) -> dict[str, Any]:
     return record
 
 
-def paced(h: Harness, running: Running, saturated_rps: float) -> dict[str, Any]:
-    """Latency at the fixed --rate (bench/paced.py), or why it was not measured."""
+def paced(
+    h: Harness, running: Running, saturated_rps: float, rate: float, connections: int
+) -> dict[str, Any]:
+    """Latency at the fixed `rate` over at most `connections` connections (bench/paced.py),
+    or why it was not measured."""
     args = h.args
-    if saturated_rps < 2 * args.rate:
+    if saturated_rps < 2 * rate:
         return {"skipped": f"saturates at {saturated_rps:,.0f} req/s, under 2x the rate"}
     body = h.log_dir / "paced-body.json"
     body.write_bytes(request_body(args.stream))
@@ -602,26 +616,31 @@ def paced(h: Harness, running: Running, saturated_rps: float) -> dict[str, Any]:
         "--url",
         running.url + CHAT_PATH,
         "--rate",
-        str(args.rate),
+        str(rate),
         "--duration",
         str(args.duration),
         "--body-file",
         str(body),
         "--key",
         running.key or "",
+        "--connections",
+        str(connections),
     ]
     res = subprocess.run(argv, capture_output=True, text=True, timeout=args.duration * 3 + 60)
     if res.returncode != 0:
         raise RuntimeError(f"paced load failed: {res.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(res.stdout)
     print(
-        f"   at {args.rate:g} req/s: p50 {fmt(result.get('p50_ms'))} ms  "
-        f"p99 {fmt(result.get('p99_ms'))} ms  errors {result['errors']}  "
+        f"   at {rate:g} req/s on {connections} connection(s): p50 {fmt(result.get('p50_ms'))} ms"
+        f"  p99 {fmt(result.get('p99_ms'))} ms  errors {result['errors']}  "
         f"late starts {result['late_starts']}",
         flush=True,
     )
     return result
 
+
+PACED_POOL = 64
+"""Connections of the fixed-rate run (bench/paced.py's default)."""
 
 GRANT_MICROS = 1_000_000 * 1_000_000  # the $1,000,000 granted to the bench customer
 
@@ -650,8 +669,9 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 def comparisons(records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     bare, litellm = records.get("bare"), records.get("litellm")
+    upstream_one = records.get("upstream", {}).get("one_connection", {})
     out = []
-    for name in ("tollhouse-sqlite", "tollhouse-sqlite-session", "tollhouse-pg"):
+    for name in ("tollhouse-sqlite", "tollhouse-sqlite-session", *PG_PROCESSES):
         th = records.get(name)
         if not th or not th.get("ok"):
             continue
@@ -676,9 +696,17 @@ def comparisons(records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                     th_paced["p50_ms"] - bare_paced["p50_ms"], 3
                 )
                 row["meets_paced_p50_goal"] = row["paced_p50_delta_vs_bare_ms"] <= GOAL_P50_DELTA_MS
+        th_one = th.get("one_connection", {})
+        if "p50_ms" in th_one and "p50_ms" in upstream_one:
+            for q in ("p50_ms", "p99_ms"):
+                row[f"one_connection_added_{q}"] = round(th_one[q] - upstream_one[q], 3)
         if litellm and litellm.get("ok"):
             row["vs_litellm_x"] = round(th["requests_per_s"] / litellm["requests_per_s"], 1)
             row["meets_litellm_goal"] = row["vs_litellm_x"] >= GOAL_VS_LITELLM_X
+            if litellm.get("server_peak_rss_mib"):
+                row["rss_vs_litellm_pct"] = round(
+                    th["server_peak_rss_mib"] / litellm["server_peak_rss_mib"] * 100, 1
+                )
         out.append(row)
     return out
 
@@ -714,12 +742,11 @@ def print_report(
     print(
         f"load: wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency, "
         f"{f'streaming ({args.stream})' if args.stream else 'non-streaming'} chat completion, "
-        f"warm-up {args.warmup:g} s, median of {args.repeat} run(s), "
-        f"tollhouse-pg {args.pg_workers} worker(s)"
+        f"warm-up {args.warmup:g} s, median of {args.repeat} run(s)"
     )
     head = (
         f"{'target':<18}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-        f"{'srv CPU ms/req':>16}{'foreign CPU':>13}  note"
+        f"{'srv CPU ms/req':>16}{'peak RSS MiB':>14}{'foreign CPU':>13}  note"
     )
     print("-" * 100 + "\n" + head + "\n" + "-" * 100)
     noisy = False
@@ -730,22 +757,28 @@ def print_report(
             print(
                 f"{r['target']:<18}{r['requests_per_s']:>10,.0f}{r['p50_ms']:>9.2f}"
                 f"{r['p99_ms']:>9.2f}{r['non_2xx'] + sum(r['socket_errors'].values()):>8}"
-                f"{fmt(r['server_cpu_ms_per_request'], 3):>16}{foreign:>12.0f}%  "
+                f"{fmt(r['server_cpu_ms_per_request'], 3):>16}"
+                f"{fmt(r['server_peak_rss_mib'], 1):>14}{foreign:>12.0f}%  "
                 f"{_note(r)}"
             )
         else:
             print(
-                f"{r['target']:<18}{'-':>10}{'-':>9}{'-':>9}{'-':>8}{'-':>16}{'-':>13}  "
+                f"{r['target']:<18}{'-':>10}{'-':>9}{'-':>9}{'-':>8}{'-':>16}{'-':>14}{'-':>13}  "
                 f"FAILED: {r.get('error', '')}"
             )
     print("-" * 100)
-    if any("paced" in r for r in records):
+    for field_name, rate, pool in (
+        ("paced", args.rate, f"{PACED_POOL} connections"),
+        ("one_connection", args.one_connection_rate, "one connection"),
+    ):
+        if not any(field_name in r for r in records):
+            continue
         print(
-            f"fixed rate {args.rate:g} req/s for {args.duration:g} s "
+            f"fixed rate {rate:g} req/s for {args.duration:g} s on {pool} "
             "(bench/paced.py, open loop, latency from each request's due time):"
         )
         for r in records:
-            pr = r.get("paced")
+            pr = r.get(field_name)
             if pr is None:
                 continue
             if "skipped" in pr:
@@ -781,6 +814,14 @@ def print_report(
                 f"(goal <= +{GOAL_P50_DELTA_MS:g} ms: "
                 f"{'met' if c['meets_paced_p50_goal'] else 'NOT met'}),"
             )
+        if "one_connection_added_p50_ms" in c:
+            parts.append(
+                f"adds {c['one_connection_added_p50_ms']:+.2f} ms at p50 and "
+                f"{c['one_connection_added_p99_ms']:+.2f} ms at p99 to the upstream called "
+                f"directly (one connection, {args.one_connection_rate:g} req/s),"
+            )
+        if "rss_vs_litellm_pct" in c:
+            parts.append(f"peak RSS {c['rss_vs_litellm_pct']:.0f}% of LiteLLM's,")
         if "vs_litellm_x" in c:
             parts.append(
                 f"{c['vs_litellm_x']:.1f}x LiteLLM (goal >= {GOAL_VS_LITELLM_X:.0f}x: "
@@ -851,15 +892,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="interpreter for the upstream, the bare proxy and tollhouse "
         "(default: the project's .venv)",
     )
+    p.add_argument(
+        "--one-connection-rate",
+        type=float,
+        default=100,
+        help="requests/s of the one-connection latency run (every target, the upstream too: "
+        "tollhouse's p50/p99 minus the upstream's is the latency it adds); 0 skips it (100)",
+    )
     p.add_argument("--pg-host", default=HOST)
     p.add_argument("--pg-port", type=int, default=5432)
     p.add_argument("--pg-user", default="postgres")
-    p.add_argument(
-        "--pg-workers",
-        type=int,
-        default=1,
-        help="processes of tollhouse-pg (`serve --workers`), all serving the one customer (1)",
-    )
     p.add_argument(
         "--redis-url",
         default=f"redis://{HOST}:6379/14",
@@ -876,10 +918,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = [t for t in targets if t not in ALL_TARGETS]
     if unknown:
         p.error(f"unknown targets {unknown}; choose from {', '.join(ALL_TARGETS)}")
-    if min(args.repeat, args.connections, args.threads, args.pg_workers) < 1 or args.duration <= 0:
-        p.error("--repeat, --duration, --connections, --threads and --pg-workers must be positive")
-    if args.rate < 0:
-        p.error("--rate must be 0 (skip) or positive")
+    if min(args.repeat, args.connections, args.threads) < 1 or args.duration <= 0:
+        p.error("--repeat, --duration, --connections and --threads must be positive")
+    if args.rate < 0 or args.one_connection_rate < 0:
+        p.error("--rate and --one-connection-rate must be 0 (skip) or positive")
     if urlsplit(args.redis_url).hostname not in ("127.0.0.1", "localhost", "::1"):
         p.error("--redis-url must point at this machine (127.0.0.1)")
     if args.pg_host not in ("127.0.0.1", "localhost", "::1"):
@@ -952,6 +994,7 @@ def main(argv: list[str] | None = None) -> int:
             "warmup_s": args.warmup,
             "repeat": args.repeat,
             "rate": args.rate,
+            "one_connection_rate": args.one_connection_rate,
             "stream": args.stream,
             "targets": args.target_list,
             "body": request_body(args.stream).decode(),

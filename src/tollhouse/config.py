@@ -13,6 +13,7 @@
 | `TOLLHOUSE_UPSTREAM_TIMEOUT_SECONDS` | `300` | total time allowed for one upstream call |
 | `TOLLHOUSE_MAX_BODY_BYTES` | `4194304` | larger request bodies are refused with 413 |
 | `TOLLHOUSE_IN_FLIGHT_LEASE_SECONDS` | `30` | lease of an in-flight slot (`max_in_flight`): renewed while its call runs, so a crashed process's slots free themselves within it |
+| `TOLLHOUSE_HOLD_TIMEOUT_SECONDS` | `3600` | life of a hold made without an expiry; the sweeper voids it after that. Gateway and `/v1/authorize` holds live `TOLLHOUSE_UPSTREAM_TIMEOUT_SECONDS` plus a minute |
 | `TOLLHOUSE_DELIVER_WEBHOOKS` | `true` | whether this process's `serve` sends webhooks (`false`: leave them to other processes) |
 | `TOLLHOUSE_INVOICE_NUMBER_PREFIX` | `TH-` | invoices are numbered `TH-000001`, `TH-000002`, ... |
 | `TOLLHOUSE_CREDIT_NOTE_NUMBER_PREFIX` | `CN-` | credit notes (refunds) are numbered `CN-000001`, ... |
@@ -93,7 +94,9 @@ class Settings(BaseSettings):
     """Lease of an in-flight slot: renewed while its call runs; a crashed process's slots
     free themselves this long after its last renewal at most."""
     hold_timeout_seconds: int = Field(default=3600, gt=0)
-    """An open hold older than this is voided by the sweeper (a crashed request's reservation)."""
+    """Life of a hold made without an expiry (the ledger's `hold_ttl_seconds`): the sweeper
+    voids it when it is still open this long after it was made (a crashed client's
+    reservation)."""
     deliver_webhooks: bool = True
     """Run the webhook worker in this process (`webhooks.worker`); any number of processes
     may, they share the work through leases."""

@@ -30,6 +30,7 @@ from tollhouse.metering.errors import (
     InvalidUsageQuery,
     InvalidUsageWindow,
     MeteringError,
+    MeteringUnavailable,
     RecorderClosed,
     UnknownMeter,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "InvalidUsageQuery",
     "InvalidUsageWindow",
     "MeteringError",
+    "MeteringUnavailable",
     "RecordResult",
     "RecordableEvent",
     "RecorderClosed",

@@ -7,7 +7,10 @@ TollhouseError
     ├── UnknownMeter (422 unknown-meter)               meter not in the catalog; `meter`
     ├── InvalidUsageQuery (422 invalid-usage-query)    bad aggregation or non-aware time
     │   └── InvalidUsageWindow (422 invalid-usage-window)   end <= start, or too many windows
-    └── RecorderClosed (503 metering-unavailable)      record() after UsageRecorder.stop()
+    └── MeteringUnavailable (503 metering-unavailable) the events' write failed (the database);
+        │                                              nothing of the call was recorded: retry
+        │                                              after `retry_after_seconds`
+        └── RecorderClosed (503 metering-unavailable)  record() after UsageRecorder.stop()
 ```
 """
 
@@ -46,7 +49,13 @@ class InvalidUsageWindow(InvalidUsageQuery):
     status, code, title = 422, "invalid-usage-window", "Invalid usage window"
 
 
-class RecorderClosed(MeteringError):
-    """The usage recorder was stopped; nothing more can be recorded through it."""
+class MeteringUnavailable(MeteringError):
+    """Usage events could not be written now (the database refused or could not be reached);
+    nothing of the call was recorded, so the caller retries it, same ids, after
+    `retry_after_seconds` (a retry of events that were stored after all counts them once)."""
 
     status, code, title = 503, "metering-unavailable", "Usage recording unavailable"
+
+
+class RecorderClosed(MeteringUnavailable):
+    """The usage recorder was stopped; nothing more can be recorded through it."""

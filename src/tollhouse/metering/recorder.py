@@ -21,7 +21,10 @@ Correctness under concurrency:
   in the same order and cannot deadlock; a deadlock or serialization failure is retried anyway;
 - one call's events always share one transaction; if a multi-call batch fails for a reason
   other than a transient conflict, each call is retried alone, so one caller's bad data never
-  fails another caller.
+  fails another caller;
+- a call whose write fails because of the database (an error it answered, or a lost
+  connection) fails with `MeteringUnavailable` (503, retry later): nothing of it is
+  acknowledged, and a retry with the same ids is counted once.
 """
 
 from __future__ import annotations
@@ -40,11 +43,11 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollhouse.clock import Clock
-from tollhouse.metering.errors import RecorderClosed, UnknownMeter
+from tollhouse.metering.errors import MeteringUnavailable, RecorderClosed, UnknownMeter
 from tollhouse.metering.models import UsageEvent
 from tollhouse.metering.schemas import (
     CheckedUsageEvent,
@@ -69,6 +72,9 @@ DEFAULT_MAX_BATCH = 2000
 """Most events one transaction takes (a single larger call still goes in whole)."""
 
 MAX_ATTEMPTS = 3
+
+RETRY_AFTER_SECONDS = 1
+"""What `MeteringUnavailable` tells a caller to wait before retrying a failed write."""
 
 RecordListener = Callable[[str, int], None]
 """Told how many events ended how, as they do (`UsageRecorder.watch`): `written`, `duplicate`
@@ -188,7 +194,8 @@ class UsageRecorder:
         Raises:
             UnknownMeter: an event's meter is not in `known_meters` (nothing is written).
             RecorderClosed: `stop()` was called.
-            sqlalchemy errors: the transaction failed (nothing of this call is written).
+            MeteringUnavailable: the database failed the write (nothing of this call is
+                written; retry with the same ids), its error as `__cause__`.
         """
         self._check(events)
         future: asyncio.Future[RecordResult] = asyncio.get_running_loop().create_future()
@@ -290,14 +297,14 @@ class UsageRecorder:
             await self._write(batch)
         except Exception as exc:
             if len(batch) == 1:
-                self._fail_all(batch, exc)
+                self._fail_all(batch, _as_unavailable(exc))
                 return
             log.warning("metering batch of %d calls failed (%r); retrying each", len(batch), exc)
             for item in batch:
                 try:
                     await self._write([item])
                 except Exception as item_exc:
-                    self._fail_all([item], item_exc)
+                    self._fail_all([item], _as_unavailable(item_exc))
 
     async def _write(self, batch: list[_Pending]) -> None:
         """One transaction for `batch`; resolves its futures only after the commit."""
@@ -472,6 +479,24 @@ _SQLITE_INSERT_ROWS = (
     "ON CONFLICT (customer_id, event_id) DO NOTHING"
 )
 _SQLITE_INSERT = _SQLITE_INSERT_ROWS.format(rows="VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _as_unavailable(exc: Exception) -> Exception:
+    """A failure of the database that a later try may not meet (an error it answered, such
+    as a lock or a trigger's, a lost connection, an unreachable server) as
+    `MeteringUnavailable`, which the API answers 503 with `Retry-After`. What no retry
+    changes is raised as it is: a constraint or data error (the events themselves), a
+    statement the database cannot run (`ProgrammingError`), anything but a database error."""
+    if isinstance(exc, (IntegrityError, DataError, ProgrammingError)) or not isinstance(
+        exc, (DBAPIError, OSError)
+    ):
+        return exc
+    error = MeteringUnavailable(
+        "usage events were not recorded: the database failed; retry them (same ids)",
+        retry_after_seconds=RETRY_AFTER_SECONDS,
+    )
+    error.__cause__ = exc
+    return error
 
 
 class _Duplicates(Exception):

@@ -225,8 +225,8 @@ async def conflicts(
     keys = {(event.customer_id, event.id) for event in events}
     for customer_id in {customer_id for customer_id, _ in keys}:
         ids = [event_id for cid, event_id in keys if cid == customer_id]
-        stored = await session.scalars(
-            select(UsageEvent).where(
+        stored = await session.execute(
+            select(UsageEvent.event_id, *(getattr(UsageEvent, name) for name in _COMPARED)).where(
                 UsageEvent.customer_id == customer_id, UsageEvent.event_id.in_(ids)
             )
         )

@@ -90,7 +90,7 @@ class Runtime:
             self.limiter.storage, lease_seconds=settings.in_flight_lease_seconds
         )
         """Caps on gateway calls under way (`api.in_flight`), on the rate limiter's storage."""
-        self.ledger = Ledger(self.db, clock=clock)
+        self.ledger = Ledger(self.db, clock=clock, hold_ttl_seconds=settings.hold_timeout_seconds)
         self.recorder = UsageRecorder(self.db, clock=clock, known_meters=set(self.catalog.meters))
         self.denials = DenialLog(
             self.db, clock=clock, spawn=lambda c: self.spawn(c, name="denials")

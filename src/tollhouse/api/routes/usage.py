@@ -106,14 +106,17 @@ async def query_usage(
     )
 
 
-@router.post("/events", responses=problems.responses(400, 404, 409, 413, 422))
+@router.post("/events", responses=problems.responses(400, 404, 409, 413, 422, 503))
 async def record_events(body: EventBatch, principal: Writer, runtime: RuntimeDep) -> RecordOut:
     """Record up to 1,000 usage events; ids already seen count once (idempotent retries).
 
     A replayed id must carry the same event: one with another meter, value, model,
     session, properties or (when given) `occurred_at` is 409 `idempotency-key-reused`,
     naming each such event and its `fields`, and nothing of the batch is recorded. A
-    `session_id` must name a session of the event's customer (422 otherwise)."""
+    `session_id` must name a session of the event's customer (422 otherwise).
+
+    503 `metering-unavailable` with `Retry-After` when the database failed the write:
+    nothing of the batch was recorded; send it again, same ids."""
     events = await _events(body, principal.customer_id, runtime)
     timed = {event.id for event in body.events if event.occurred_at is not None}
     async with runtime.db.transaction() as session:

@@ -65,6 +65,9 @@ class UsageResource:
         such event and its `fields`, and nothing of the batch is recorded. A `session_id` must
         name a session of the event's customer (422 otherwise).
 
+        503 `metering-unavailable` with `Retry-After` when the database failed the write:
+        nothing of the batch was recorded; send it again, same ids.
+
         `POST /v1/usage/events`
         """
         return self._requester._request(
@@ -131,6 +134,9 @@ class AsyncUsageResource:
         properties or (when given) `occurred_at` is 409 `idempotency-key-reused`, naming each
         such event and its `fields`, and nothing of the batch is recorded. A `session_id` must
         name a session of the event's customer (422 otherwise).
+
+        503 `metering-unavailable` with `Retry-After` when the database failed the write:
+        nothing of the batch was recorded; send it again, same ids.
 
         `POST /v1/usage/events`
         """
