@@ -201,13 +201,22 @@ async def test_two_workers_report_the_sum_and_log_json_lines_with_request_ids(
     assert server.process.returncode == 0, server.output()
     assert not shared.exists()  # `serve` removed its directory
     lines = [line for line in server.stderr.read_text().splitlines() if line.strip()]
-    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    records = [_json_line(line, server) for line in lines]  # every line is one JSON object
     assert all({"event", "level", "timestamp", "logger"} <= record.keys() for record in records)
     (warning,) = [r for r in records if FALLBACK_WARNING in r["event"]]
     assert warning["level"] == "warning"
     assert warning["logger"] == "tollhouse.gateway.proxy"
     assert warning["request_id"] == fallback.headers["x-request-id"]
     assert warning["request_id"] == fallback.headers["x-tollhouse-request-id"]
+
+
+def _json_line(line: str, server: Server) -> dict[str, object]:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        raise AssertionError(f"not a JSON line: {line!r}\n{server.output()}") from None
+    assert isinstance(record, dict), line
+    return record
 
 
 def _per_process(shared: Path, **labels: str) -> dict[str, float]:
