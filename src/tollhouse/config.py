@@ -28,6 +28,10 @@
 | `TOLLHOUSE_DASHBOARD` | `true` | serve the dashboard at `/dashboard` (`false`: switch it off) |
 | `TOLLHOUSE_PUBLIC_URL` | `http://<host>:<port>` | the address people reach tollhouse at (password-reset links) |
 | `TOLLHOUSE_SECURE_COOKIES` | `true` | mark the dashboard's cookies `Secure` (browsers keep them on `https://` and on `http://localhost`) |
+| `TOLLHOUSE_METRICS` | `true` | serve Prometheus metrics at `/metrics` (`false`: switch it off) |
+| `TOLLHOUSE_METRICS_TOKEN` | unset | when set, `/metrics` asks for `Authorization: Bearer <token>`; unset = open, as Prometheus scrapes by default |
+| `TOLLHOUSE_LOG_FORMAT` | `auto` | `json` (one JSON object a line), `console` (for people), `auto`: `console` when stderr is a terminal, else `json` |
+| `TOLLHOUSE_LOG_LEVEL` | `info` | the lowest level logged: `debug`, `info`, `warning`, `error` |
 """
 
 from __future__ import annotations
@@ -155,6 +159,19 @@ class Settings(BaseSettings):
     """Where people reach tollhouse (reset links); None = `http://<host>:<port>`."""
     secure_cookies: bool = True
     """The dashboard's cookies are `Secure`."""
+    metrics: bool = True
+    """Serve Prometheus metrics at `/metrics` (`observability.metrics`)."""
+    metrics_token: SecretStr | None = None
+    """A bearer token `/metrics` asks for; None = no credentials asked."""
+    log_format: Literal["auto", "json", "console"] = "auto"
+    """How `serve` writes log lines (`observability.logs`)."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """The lowest level `serve` logs."""
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @property
     def base_url(self) -> str:

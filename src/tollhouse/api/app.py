@@ -2,7 +2,12 @@
 
 `create_app()` builds everything from the environment (`tollhouse serve` uses it); tests pass
 their own `Runtime`. The runtime starts and stops with the app's lifespan; an app that built its
-own runtime then tunes the garbage collector (`server.heap`).
+own runtime (a served process) also sets up its logging (`observability.logs`), tunes the
+garbage collector (`server.heap`) and, on stopping, tells the metrics files it is gone
+(`observability.multiprocess`).
+
+Every request passes `api.observed.Observed` first (request id, request metrics); `/metrics`
+serves the Prometheus metrics (`api.routes.metrics`) unless `TOLLHOUSE_METRICS=false`.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from tollhouse import dashboard
 from tollhouse.api import docs, problems
 from tollhouse.api.in_flight import InFlightCaps
 from tollhouse.api.middleware import AnsweredErrors, BodyLimit, StringGuard
+from tollhouse.api.observed import Observed
 from tollhouse.api.routes import (
     alerts,
     catalog,
@@ -30,6 +36,7 @@ from tollhouse.api.routes import (
     health,
     invoices,
     keys,
+    metrics,
     payments,
     sessions,
     sidecar,
@@ -38,6 +45,7 @@ from tollhouse.api.routes import (
     webhooks,
 )
 from tollhouse.config import get_settings
+from tollhouse.observability import logs, multiprocess
 from tollhouse.server.heap import tune_collector
 from tollhouse.server.runtime import Runtime
 
@@ -62,7 +70,8 @@ class TollhouseApp(FastAPI):
     behind the in-flight caps (`api.in_flight`) and the same `BodyLimit` and `StringGuard`,
     answering the same bytes the route would.
     The rest goes through FastAPI behind `AnsweredErrors`, so that an answered 500 keeps the
-    connection. The OpenAPI document describes them all the same (`api.docs.document`)."""
+    connection. Both pass `Observed` first. The OpenAPI document describes them all the same
+    (`api.docs.document`)."""
 
     def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -72,8 +81,12 @@ class TollhouseApp(FastAPI):
             key_of=gateway.call_key,
         )
         self.routed = AnsweredErrors(super().__call__)
+        self.observed = Observed(self._dispatch, exact_paths=self.gateway_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.observed(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] == "http"
             and scope["method"] == "POST"
@@ -91,11 +104,17 @@ class TollhouseApp(FastAPI):
         return self.openapi_schema
 
 
+def _served_runtime() -> Runtime:
+    """The runtime of a served process, from the environment's settings, its logging set up."""
+    settings = get_settings()
+    logs.configure(settings.log_format, settings.log_level)
+    return Runtime(settings)
+
+
 def create_app(runtime: Runtime | None = None) -> FastAPI:
-    """The app over `runtime` (default: one built from the environment's settings, and the
-    garbage collector tuned once it runs, see `server.heap`)."""
+    """The app over `runtime` (default: a served process's, see the module docstring)."""
     serving = runtime is None
-    runtime = runtime or Runtime(get_settings())
+    runtime = runtime or _served_runtime()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,6 +125,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             yield
         finally:
             await runtime.stop()
+            if serving:
+                multiprocess.process_exited()
 
     app = TollhouseApp(
         max_body_bytes=runtime.settings.max_body_bytes,
@@ -137,6 +158,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         health,
     ):
         app.include_router(module.router)
+    if runtime.settings.metrics:
+        app.include_router(metrics.router)
     app.router.routes.extend(gateway.routes)
     if runtime.settings.dashboard:
         app.include_router(dashboard.router)

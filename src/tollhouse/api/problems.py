@@ -35,6 +35,7 @@ from tollhouse.errors import (
     TollhouseError,
 )
 from tollhouse.gateway.errors import anthropic_error_body, openai_error_body
+from tollhouse.observability.context import note_problem
 from tollhouse.ratelimit import RateLimited, retry_after_header_seconds
 from tollhouse.storage.outage import is_unreachable, unavailable
 
@@ -77,7 +78,8 @@ def problem_response(
     variant; `anthropic_shape` wins).
 
     Never fails on what the error echoes: a string no UTF-8 encodes (a lone surrogate) is
-    sent with U+FFFD in its place."""
+    sent with U+FFFD in its place. The request's metrics count its `code` (`note_problem`)."""
+    note_problem(error.code)
     if anthropic_shape:
         body: dict[str, Any] = anthropic_error_body(error, instance)
         media_type = "application/json"

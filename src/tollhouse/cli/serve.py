@@ -4,7 +4,10 @@ Order: settings (a malformed URL), catalog, the port (bound and listening here, 
 port is found before anything else runs), the database (migrate, record the catalog in
 force, operator key: `server.bootstrap`), warnings about upstream keys, then "listening" and
 uvicorn, which serves the already bound socket (`fd=`, also with `--workers`; Nagle off, see
-`listen`).
+`listen`). With `--workers N` the processes share a Prometheus multi-process directory
+(`observability.multiprocess`), made before uvicorn starts them. Log lines (`TOLLHOUSE_LOG_*`)
+go through `observability.logs`, uvicorn's too (warnings and errors: the start-up lines it
+would print at `info` are the "listening" line's).
 
 Each start-up failure is one line on stderr and exit code 2, never a traceback.
 """
@@ -27,6 +30,7 @@ from tollhouse.catalog import Catalog, CatalogInvalid, load_catalog
 from tollhouse.cli.common import console, errors, settings_or_exit
 from tollhouse.config import Settings
 from tollhouse.errors import TollhouseError
+from tollhouse.observability import logs, multiprocess
 from tollhouse.server.bootstrap import bootstrap
 
 T = TypeVar("T")
@@ -73,18 +77,21 @@ def serve(
                 f"[yellow]warning[/yellow]: {escape(line)}", highlight=False, soft_wrap=True
             )
         console.print(f"tollhouse listening on http://{host}:{port} (API docs at /docs)")
-        uvicorn.run(
-            "tollhouse.api.app:create_app",
-            factory=True,
-            fd=sock.fileno(),
-            workers=workers,
-            loop="uvloop",
-            http="httptools",
-            log_level="warning",
-            access_log=False,
-            timeout_keep_alive=settings.keep_alive_seconds,
-            timeout_graceful_shutdown=settings.drain_seconds,
-        )
+        logs.configure(settings.log_format, settings.log_level)
+        with multiprocess.directory(workers):
+            uvicorn.run(
+                "tollhouse.api.app:create_app",
+                factory=True,
+                fd=sock.fileno(),
+                workers=workers,
+                loop="uvloop",
+                http="httptools",
+                log_config=None,
+                log_level="warning",
+                access_log=False,
+                timeout_keep_alive=settings.keep_alive_seconds,
+                timeout_graceful_shutdown=settings.drain_seconds,
+            )
 
 
 def _catalog(settings: Settings) -> Catalog:

@@ -31,7 +31,14 @@ from tollhouse.gateway.quotas import Reservation
 from tollhouse.gateway.session_guard import LiveSession
 from tollhouse.keys import Principal
 from tollhouse.ledger import HoldView
-from tollhouse.ratelimit import Decision, Limit, RateLimitCostTooLarge, Request
+from tollhouse.observability import metrics
+from tollhouse.ratelimit import (
+    Decision,
+    Limit,
+    RateLimitCostTooLarge,
+    RateLimitStorageError,
+    Request,
+)
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +195,7 @@ async def admit(
     requests: list[Request] = []
     try:
         requests, tokens = rate_requests(deps.catalog, principal, customer_id, model, usage)
-        decision = await deps.limiter.hit_all(requests) if requests else Decision(True, [])
+        decision = await _decide(deps, requests) if requests else Decision(True, [])
         decision.raise_if_denied(f"rate limit reached for '{model.category}' models")
         price = 0 if session is not None else model.price.cost(usage)
         hold = None
@@ -213,6 +220,19 @@ async def admit(
     if hold is not None and hold.available_after_micros is not None:
         low = await deps.credits.below(customer_id, hold.available_after_micros)
     return Admission(customer_id, model, usage, price, hold, decision, tokens, quota, session, low)
+
+
+async def _decide(deps: GatewayDeps, requests: list[Request]) -> Decision:
+    """The rate limiter's decision on `requests`, counted in
+    `tollhouse_ratelimit_decisions_total` (`backend-unavailable`: the shared store is down
+    and the policy is fail-closed, `RateLimitStorageError`)."""
+    try:
+        decision = await deps.limiter.hit_all(requests)
+    except RateLimitStorageError:
+        metrics.RATE_BACKEND_UNAVAILABLE.inc()
+        raise
+    (metrics.RATE_ALLOWED if decision.allowed else metrics.RATE_LIMITED).inc()
+    return decision
 
 
 async def _refund(deps: GatewayDeps, requests: list[Request]) -> None:

@@ -92,3 +92,5 @@ class Call:
     `anthropic-beta`)."""
     upload: AudioUpload | None = None
     """The parsed form of an audio upload (`gateway.audio`); None for JSON calls."""
+    upstream_seconds: float = 0.0
+    """Time spent waiting on upstreams for the answer (every attempt's; a stream's head)."""

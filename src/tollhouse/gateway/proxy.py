@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -47,6 +48,7 @@ from tollhouse.gateway.usage import (
     UsageSource,
     usage_from_body,
 )
+from tollhouse.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +158,9 @@ async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
     has reached the client yet, under the call's one hold and one rate-limit take; any other
     4xx is the answer. A stream is answered once its upstream sends a 200 with
     `text/event-stream` headers, and is never retried after that. `call.upstream` names the
-    upstream that answered (or was tried last).
+    upstream that answered (or was tried last). Each attempt's time (until its answer is
+    read, or a stream's head) is added to `call.upstream_seconds` and observed in
+    `tollhouse_upstream_latency_seconds`.
 
     Raises (after voiding the hold), when the last upstream failed too:
         UpstreamTimeout: no answer within the upstream's `timeout_seconds`, else the
@@ -180,6 +184,7 @@ async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
         timeout = upstream_timeout(seconds, stream=call.stream)
         request = deps.http.post(url, data=payload, headers=headers, timeout=timeout)
         failure: UpstreamError
+        began = time.perf_counter()
         try:
             # aiohttp's `total` bounds a whole call (headers and body); a stream has none, so
             # the wait for its headers is bounded here.
@@ -188,6 +193,7 @@ async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
             status = response.status
             if status >= 400:
                 content = await _read_quietly(response)
+                _waited(call, began)
                 if status >= 500 or (status == 429 and target is not last):
                     raise UpstreamError(
                         f"upstream '{upstream.name}' answered {status}", upstream_status=status
@@ -195,6 +201,7 @@ async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
                 await _void(deps, call)
                 return Forwarded(status, content_type, content)
             if call.stream and content_type.startswith("text/event-stream"):
+                _waited(call, began)
                 return Forwarded(200, content_type, stream=_stream_through(deps, call, response))
             try:
                 content = await (
@@ -204,13 +211,16 @@ async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
                 )
             finally:
                 response.release()
+            _waited(call, began)
         except asyncio.CancelledError:
             # The server's shutdown grace ended before the upstream answered: nothing served.
             deps.spawn(_void(deps, call), name=f"void {call.request_id}")
             raise
         except TimeoutError:
+            _waited(call, began)
             failure = UpstreamTimeout(f"upstream '{upstream.name}' did not answer in time")
         except aiohttp.ClientError as exc:
+            _waited(call, began)
             failure = UpstreamError(f"upstream '{upstream.name}' failed: {type(exc).__name__}")
         except UpstreamError as error:
             failure = error
@@ -232,6 +242,13 @@ async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
             "%s; %s tries its next upstream (%s)", failure.detail, model.id, call.request_id
         )
     raise AssertionError("a model has at least one upstream")  # pragma: no cover
+
+
+def _waited(call: Call, began: float) -> None:
+    """An upstream attempt of `call` that began at `began` (`time.perf_counter()`) is over."""
+    seconds = time.perf_counter() - began
+    call.upstream_seconds += seconds
+    metrics.observe_upstream(call.admission.model.id, seconds)
 
 
 async def _stream_through(

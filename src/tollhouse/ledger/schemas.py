@@ -90,8 +90,9 @@ class HoldView:
     """Set on the answer to a new hold: the wallet's live lots after this hold, in micros
     (negative when the hold drew on the overdraft). None on every other read."""
     replayed: bool = False
-    """True on the answer to a hold whose idempotency key was used before: this is the first
-    hold, and nothing more was reserved."""
+    """True on the answer to a hold whose idempotency key was used before (this is the first
+    hold, and nothing more was reserved), and to a capture or void of a hold already settled
+    so (nothing moved)."""
 
     @classmethod
     def from_row(cls, row: Any, available_after_micros: int | None = None) -> HoldView:

@@ -57,7 +57,8 @@ class DenialLog:
     `drain` waits for the writes).
 
     `capacity` bounds the denials waiting to be written; beyond it a denial is dropped and
-    counted in `dropped`."""
+    counted in `dropped` (and told to the `watch_drops` listeners, as are the denials of a
+    write that failed)."""
 
     def __init__(
         self,
@@ -74,6 +75,16 @@ class DenialLog:
         self._waiting: deque[dict[str, Any]] = deque()
         self._writing = False
         self.dropped = 0
+        self._drop_listeners: tuple[Callable[[int], None], ...] = ()
+
+    def watch_drops(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(denials)` whenever denials are dropped (quick, never raising)."""
+        self._drop_listeners = (*self._drop_listeners, listener)
+
+    def _drop(self, denials: int) -> None:
+        self.dropped += denials
+        for listener in self._drop_listeners:
+            listener(denials)
 
     def note(
         self,
@@ -87,7 +98,7 @@ class DenialLog:
     ) -> None:
         """Keep one refused call (no I/O here); the write follows in the background."""
         if len(self._waiting) >= self._capacity:
-            self.dropped += 1
+            self._drop(1)
             return
         self._waiting.append(
             {"customer_id": customer_id, "key_id": key_id, "plan": plan, "reason": reason,
@@ -106,7 +117,7 @@ class DenialLog:
                     async with self._db.transaction() as session:
                         await session.execute(insert(Denial), rows)
                 except Exception:
-                    self.dropped += len(rows)
+                    self._drop(len(rows))
                     log.exception("writing %d denials failed: dropped", len(rows))
                 await asyncio.sleep(0)
         finally:

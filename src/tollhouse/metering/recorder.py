@@ -37,7 +37,7 @@ import json
 import logging
 import sqlite3
 from collections import deque
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -83,6 +83,11 @@ which a restarted server is back, and a `record` caller still answers promptly).
 
 RETRY_AFTER_SECONDS = 1
 """What `MeteringUnavailable` tells a caller to wait before retrying a failed write."""
+
+RecordListener = Callable[[str, int], None]
+"""Told how many events ended how, as they do (`UsageRecorder.watch`): `written`, `duplicate`
+(already recorded), `failed` (a `record` call's: its caller got the error) or `dropped` (a
+`record_later` call's: logged, and lost)."""
 
 
 @dataclass(eq=False, slots=True)
@@ -145,6 +150,17 @@ class UsageRecorder:
         """`flush` callers: how many calls must be finished, and the future to resolve then."""
         self._held = HeldConnection(db.engine)
         """PostgreSQL: the writer's own connection (`storage.driver`)."""
+        self._listeners: tuple[RecordListener, ...] = ()
+
+    def watch(self, listener: RecordListener) -> None:
+        """Call `listener(outcome, events)` as events end (`RecordListener`): after each
+        commit, or failure. Runs on the writer's task: quick, never raising."""
+        self._listeners = (*self._listeners, listener)
+
+    def _tell(self, outcome: str, events: int) -> None:
+        if events:
+            for listener in self._listeners:
+                listener(outcome, events)
 
     @property
     def pending(self) -> int:
@@ -242,6 +258,7 @@ class UsageRecorder:
         future = item.future
         if isinstance(result, BaseException):
             self.stats.failed += len(item.events)
+            self._tell("failed" if future is not None else "dropped", len(item.events))
             if future is None:
                 log.error("usage events were not recorded", exc_info=result)
             elif not future.done():
@@ -345,6 +362,8 @@ class UsageRecorder:
         for item, result in zip(batch, results, strict=True):
             self.stats.accepted += result.accepted
             self.stats.duplicates += result.duplicates
+            self._tell("written", result.accepted)
+            self._tell("duplicate", result.duplicates)
             self._finish(item, result)
 
     async def _insert(self, batch: list[_Pending]) -> list[RecordResult]:

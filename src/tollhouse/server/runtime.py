@@ -6,7 +6,8 @@ costs ~0.05-0.1 ms of CPU a request where httpx's costs ~2 ms, see bench/), paym
 when configured; auto top-up watches the ledger's holds), and the background jobs (hold and
 grant expiry sweeps, subscription rollover, the billing period close, last-used flushes, the
 webhook worker with its own HTTP client, and the metered sessions' extender and reaper, every
-slice / 5 seconds).
+slice / 5 seconds). It hands the Prometheus metrics' listeners to the ledger, the usage
+recorder, the denial log and the webhook worker (`observability.metrics`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from tollhouse.keys import KeyAuthenticator, Principal
 from tollhouse.ledger import Ledger
 from tollhouse.metering import UsageRecorder
 from tollhouse.metering.denials import DENIED_STATUSES, DenialLog
+from tollhouse.observability import metrics
 from tollhouse.payments import Payments
 from tollhouse.payments import service as payments_service
 from tollhouse.ratelimit import InFlightLimiter, RateLimiter, storage_from_url
@@ -120,6 +122,12 @@ class Runtime:
         )
         self.ledger.watch_holds(self.payments.observe)
         self.ledger.watch_holds(self.credits.observe_hold)
+        self.ledger.watch_holds(metrics.hold_placed)
+        self.ledger.watch_settlements(metrics.hold_settled)
+        self.ledger.watch_commits(metrics.ledger_committed)
+        self.recorder.watch(metrics.usage_events)
+        self.denials.watch_drops(metrics.denials_dropped)
+        self.webhooks.watch(metrics.webhook_attempt)
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None

@@ -215,10 +215,11 @@ async def record(
     *,
     clock: Clock,
     rng: random.Random,
-) -> None:
+) -> list[DeliveryStatus | None]:
     """Log each attempt and, while the lease is still its claim's, move its delivery and
-    endpoint on (see the module's docstring), all in one transaction. A delivery deleted
-    meanwhile (its endpoint removed) logs nothing.
+    endpoint on (see the module's docstring), all in one transaction. Returns, in order, the
+    status each attempt gave its delivery: `succeeded`, `pending` (due again) or `failed`
+    (given up); None for a delivery deleted meanwhile (its endpoint removed: nothing logged).
 
     Raises:
         SQLAlchemyError: the database failed (nothing recorded; the leases run out and the
@@ -230,10 +231,13 @@ async def record(
         existing = set(
             await session.scalars(select(WebhookDelivery.id).where(WebhookDelivery.id.in_(ids)))
         )
+        statuses: list[DeliveryStatus | None] = []
         for claimed, outcome in results:
             if claimed.delivery_id not in existing:
+                statuses.append(None)
                 continue
             status, next_at = _next_state(claimed, outcome, now, rng)
+            statuses.append(status)
             session.add(
                 WebhookAttempt(
                     delivery_id=claimed.delivery_id,
@@ -264,6 +268,7 @@ async def record(
                 )
             )
             await _track_endpoint(session, claimed.endpoint_id, outcome.succeeded, now)
+    return statuses
 
 
 class Recorder:
@@ -276,20 +281,20 @@ class Recorder:
         self.db = db
         self.clock = clock
         self.rng = rng
-        self._waiting: list[tuple[Claimed, Outcome, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[Claimed, Outcome, asyncio.Future[DeliveryStatus | None]]] = []
         self._writing: asyncio.Task[None] | None = None
 
-    async def record(self, claimed: Claimed, outcome: Outcome) -> None:
-        """Record one outcome (see `record`).
+    async def record(self, claimed: Claimed, outcome: Outcome) -> DeliveryStatus | None:
+        """Record one outcome; returns the status it gave its delivery (see `record`).
 
         Raises:
             SQLAlchemyError: the write failed (the lease runs out; sent again).
         """
-        done = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[DeliveryStatus | None] = asyncio.get_running_loop().create_future()
         self._waiting.append((claimed, outcome, done))
         if self._writing is None or self._writing.done():
             self._writing = asyncio.create_task(self._write(), name="webhooks.record")
-        await done
+        return await done
 
     async def flush(self) -> None:
         """Wait until every outcome handed in so far is written (or failed to be)."""
@@ -300,7 +305,7 @@ class Recorder:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
-                await record(
+                statuses = await record(
                     self.db,
                     [(claimed, outcome) for claimed, outcome, _ in batch],
                     clock=self.clock,
@@ -311,9 +316,9 @@ class Recorder:
                     if not done.done():
                         done.set_exception(error)
             else:
-                for *_, done in batch:
+                for (*_, done), status in zip(batch, statuses, strict=True):
                     if not done.done():
-                        done.set_result(None)
+                        done.set_result(status)
 
 
 async def _track_endpoint(

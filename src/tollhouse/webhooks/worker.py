@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -29,6 +30,7 @@ from tollhouse.clock import Clock
 from tollhouse.storage import Database
 from tollhouse.webhooks.delivery import DEFAULT_BATCH, Claimed, Recorder, claim_due, send
 from tollhouse.webhooks.dispatch import PAGE, Dispatcher
+from tollhouse.webhooks.models import DeliveryStatus
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,13 @@ class WebhookWorker:
         self._attempts: set[asyncio.Task[Any]] = set()
         self._freed = asyncio.Event()
         """Set when an attempt ends (a slot is free)."""
+        self._listeners: tuple[Callable[[DeliveryStatus], None], ...] = ()
+
+    def watch(self, listener: Callable[[DeliveryStatus], None]) -> None:
+        """Call `listener(status)` once each attempt is recorded, with the status it gave its
+        delivery: `succeeded`, `pending` (due again) or `failed` (given up). Quick, never
+        raising."""
+        self._listeners = (*self._listeners, listener)
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -109,7 +118,10 @@ class WebhookWorker:
 
     async def _attempt(self, claimed: Claimed) -> None:
         outcome = await send(self.http, claimed, clock=self.clock)
-        await self._recorder.record(claimed, outcome)
+        status = await self._recorder.record(claimed, outcome)
+        if status is not None:
+            for listener in self._listeners:
+                listener(status)
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._attempts.discard(task)

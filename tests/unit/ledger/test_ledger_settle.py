@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -63,7 +64,8 @@ class TestCapture:
 
         again = await ledger.capture(hold.id, 400)
 
-        assert again == first
+        assert again == replace(first, replayed=True)
+        assert not first.replayed
         assert await row_counts() == before
         assert (await wallet("cus_a")).available_micros == ONE_DOLLAR - 400
         await consistent()
@@ -159,7 +161,8 @@ class TestVoid:
         again = await ledger.void(hold.id)
 
         assert voided.status == "voided"
-        assert again == voided
+        assert again == replace(voided, replayed=True)
+        assert not voided.replayed
         assert await row_counts() == before
         balance = await wallet("cus_a")
         assert (balance.available_micros, balance.held_micros) == (ONE_DOLLAR, 0)

@@ -394,3 +394,38 @@ class TestLifecycle:
 
         assert caller.cancelled()
         assert [r.event_id for r in await stored(db)] == ["e1"]
+
+
+class TestWatch:
+    """`watch`: listeners hear how many events ended how (the metrics' source)."""
+
+    async def test_written_duplicate_and_failed_are_told(
+        self, db: Database, recorders: RecorderFactory, make_event: EventFactory
+    ) -> None:
+        recorder = recorders(db)
+        heard: list[tuple[str, int]] = []
+        recorder.watch(lambda outcome, events: heard.append((outcome, events)))
+        bad = UsageEventIn.model_construct(**{**make_event("bad").model_dump(), "value": -1})
+
+        await recorder.record([make_event("e1"), make_event("e2")])
+        await recorder.record([make_event("e2"), make_event("e3")])
+        with pytest.raises(IntegrityError):
+            await recorder.record([make_event("e4"), bad])
+
+        assert heard == [("written", 2), ("written", 1), ("duplicate", 1), ("failed", 2)]
+
+    async def test_a_lost_background_write_is_told_as_dropped(
+        self, tmp_path: Path, clock: FrozenClock, make_event: EventFactory
+    ) -> None:
+        unmigrated = Database(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+        recorder = UsageRecorder(unmigrated, clock=clock)
+        heard: list[tuple[str, int]] = []
+        recorder.watch(lambda outcome, events: heard.append((outcome, events)))
+        try:
+            recorder.record_later([make_event("e1"), make_event("e2")])
+            await asyncio.wait_for(recorder.flush(), timeout=10)
+            await recorder.stop()
+        finally:
+            await unmigrated.dispose()
+
+        assert heard == [("dropped", 2)]

@@ -21,8 +21,10 @@ charges it, before the charge is written); a stream ends with the SSE comment
 A call a session pays reports 0. A wallet too short to pay what the real usage costs beyond
 the hold is charged less (`uncaptured_micros` on its usage events).
 
-Response headers: `x-tollhouse-request-id`; `x-tollhouse-balance-micros` (available after this
-call's hold); `x-tollhouse-hold-id`; `RateLimit-Policy` and `RateLimit` (IETF draft) and
+Response headers: `x-tollhouse-request-id`, the call's id (its hold's and usage events'): the
+request's `X-Request-Id` unless the client sent its own (an id a client chose never keys a
+charge); `x-tollhouse-balance-micros` (available after this call's hold);
+`x-tollhouse-hold-id`; `RateLimit-Policy` and `RateLimit` (IETF draft) and
 `RateLimit-Limit`/`-Remaining`/`-Reset` (see `tollhouse.ratelimit.fields`); inside a session
 `x-tollhouse-session-id`, `x-tollhouse-session-tokens-left` and
 `x-tollhouse-session-seconds-left` (after this call for a whole answer, before it for a
@@ -33,6 +35,7 @@ the balance this call's hold left is below the customer's low-credit threshold;
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -63,6 +66,8 @@ from tollhouse.gateway.proxy import forward
 from tollhouse.gateway.settle import cost_of, settle
 from tollhouse.ids import new_id
 from tollhouse.keys import Principal
+from tollhouse.observability import metrics
+from tollhouse.observability.context import CURRENT, RequestContext
 from tollhouse.ratelimit import headers as rate_headers
 from tollhouse.server.runtime import Runtime
 
@@ -158,7 +163,9 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
     `create_app`'s app dispatches these POSTs here, behind `api.middleware.BodyLimit` and
     `StringGuard` only, before FastAPI's middleware and routing (the hot path: they cost more
     than the rest of the call). An unexpected error is logged and answered 500, and not
-    raised on: the server keeps the connection for the client's next request.
+    raised on: the server keeps the connection for the client's next request. A forwarded
+    call's time in tollhouse, from its arrival to its answer's head less its upstream time,
+    is observed in `tollhouse_gateway_added_latency_seconds`.
     """
     runtime: Runtime = scope["app"].state.runtime
     path: str = scope["path"]
@@ -170,7 +177,10 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
             content_type = value.decode("latin-1")
         elif name in ANTHROPIC_PASSED_HEADERS and route.protocol == "anthropic":
             passed.append((name.decode(), value.decode("latin-1")))
-    request_id = new_id("req")
+    context = CURRENT.get() or RequestContext(
+        new_id("req"), generated=True, started=time.perf_counter()
+    )
+    request_id = context.request_id if context.generated else new_id("req")
     started_at = runtime.clock.now()
     principal: Principal | None = scope.get(PRINCIPAL)  # `api.in_flight.InFlightCaps`
     body: dict[str, Any] = {}
@@ -221,6 +231,9 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
         runtime.sessions.count(admission.session, forwarded.usage[0])  # before the answer
     headers = _headers(request_id, admission, runtime.clock.now())
     headers.append(upstream_header(call.upstream))
+    metrics.observe_added_latency(
+        path, time.perf_counter() - context.started - call.upstream_seconds
+    )
     if forwarded.stream is not None:
         stream = StreamingResponse(forwarded.stream, media_type=forwarded.content_type)
         stream.raw_headers[:0] = [*headers, (b"cache-control", b"no-cache")]

@@ -192,7 +192,7 @@ def apply_capture(state: BatchState, op: CaptureOp) -> HoldView:
     """Capture `op.amount` to revenue (allocations in draw order) and release the rest."""
     hold = _find_hold(state, op.hold_id, op.customer_id)
     if hold.status == HoldStatus.CAPTURED and hold.captured_amount == op.amount:
-        return hold.view()
+        return replace(hold.view(), replayed=True)
     if hold.status != HoldStatus.OPEN:
         raise HoldNotOpen(
             f"hold {hold.id} is {hold.status}", hold_id=hold.id, hold_status=hold.status
@@ -237,7 +237,7 @@ def apply_void(state: BatchState, op: VoidOp) -> HoldView:
     """Release the whole hold back to its lots; a voided or expired hold is returned as is."""
     hold = _find_hold(state, op.hold_id, op.customer_id)
     if hold.status in (HoldStatus.VOIDED, HoldStatus.EXPIRED):
-        return hold.view()
+        return replace(hold.view(), replayed=True)
     if hold.status != HoldStatus.OPEN:
         raise HoldNotOpen(
             f"hold {hold.id} is {hold.status}", hold_id=hold.id, hold_status=hold.status

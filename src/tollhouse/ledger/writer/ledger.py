@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -93,7 +94,11 @@ DEFAULT_HOLD_TTL_SECONDS = 3600.0
 _SINGLE_OP_ATTEMPTS = 3
 
 HoldListener = Callable[[HoldView], None]
-"""Told of every new hold's answer (`Ledger.watch_holds`)."""
+"""Told of every new hold's answer (`Ledger.watch_holds`), and of every capture's and void's
+that settled a hold (`Ledger.watch_settlements`)."""
+CommitListener = Callable[[int, float], None]
+"""Told of every transaction the writer commits: its operations, and the seconds it took
+(`Ledger.watch_commits`)."""
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -154,6 +159,7 @@ class Ledger:
                 known_accounts=self._known_accounts,
                 hold_ttl=self._hold_ttl,
                 on_failure=self._wakeup.set,
+                on_commit=self._committed,
             )
         if db.is_sqlite:
             self._accounts = AccountCache(max_cached_customers)
@@ -165,10 +171,13 @@ class Ledger:
                 hold_ttl=self._hold_ttl,
                 to_db=datetime_to_db(db.engine.dialect),
                 on_failure=self._wakeup.set,
+                on_commit=self._committed,
             )
         self._batches = 0
         self._ops = 0
         self._hold_listeners: tuple[HoldListener, ...] = ()
+        self._settlement_listeners: tuple[HoldListener, ...] = ()
+        self._commit_listeners: tuple[CommitListener, ...] = ()
 
     @property
     def batches(self) -> int:
@@ -216,6 +225,18 @@ class Ledger:
     def unwatch_holds(self, listener: HoldListener) -> None:
         """Stop calling `listener` (added by `watch_holds`)."""
         self._hold_listeners = tuple(x for x in self._hold_listeners if x != listener)
+
+    def watch_settlements(self, listener: HoldListener) -> None:
+        """Call `listener(view)` with the answer to every capture and void that settled a
+        hold (not replays: `view.status` says which), before the caller gets it; quick and
+        never raising, as `watch_holds`' listeners. Holds the sweep expires are not told."""
+        self._settlement_listeners = (*self._settlement_listeners, listener)
+
+    def watch_commits(self, listener: CommitListener) -> None:
+        """Call `listener(ops, seconds)` after every transaction this writer commits (a
+        pipeline's statement included): the operations it carried, and the seconds from its
+        first write to its commit. Runs on the writer's task: quick, never raising."""
+        self._commit_listeners = (*self._commit_listeners, listener)
 
     # -- operations ----------------------------------------------------------------------
 
@@ -318,7 +339,7 @@ class Ledger:
             amount=validate.amount(amount, allow_zero=True),
             customer_id=validate.optional_identifier(customer_id, "customer_id"),
         )
-        return cast(HoldView, await self._submit(op))
+        return self._settled(cast(HoldView, await self._submit(op)))
 
     async def void(self, hold_id: str, *, customer_id: str | None = None) -> HoldView:
         """Release a whole hold back to its lots. Voided or expired holds are returned as is.
@@ -332,7 +353,13 @@ class Ledger:
             hold_id=validate.identifier(hold_id, "hold_id"),
             customer_id=validate.optional_identifier(customer_id, "customer_id"),
         )
-        return cast(HoldView, await self._submit(op))
+        return self._settled(cast(HoldView, await self._submit(op)))
+
+    def _settled(self, view: HoldView) -> HoldView:
+        if not view.replayed:
+            for listener in self._settlement_listeners:
+                listener(view)
+        return view
 
     async def revoke_grant(self, grant_id: str, *, customer_id: str | None = None) -> GrantView:
         """Send the lot's unheld rest back to issuance; it is never spent again (idempotent).
@@ -505,6 +532,7 @@ class Ledger:
         )
 
     async def _execute(self, batch: list[Op]) -> None:
+        began = time.perf_counter()
         try:
             outcomes = await self._run_batch(batch)
         except CommitError as failed:
@@ -519,20 +547,22 @@ class Ledger:
             else:
                 await self._execute_alone(batch[0], first_error=exc)
             return
-        self._resolve_batch(batch, outcomes)
-
-    def _resolve_batch(self, ops: list[Op], outcomes: list[Outcome]) -> None:
-        """Count a written batch and answer its ops."""
         self._batches += 1
-        self._ops += len(ops)
-        for op, (ok, value) in zip(ops, outcomes, strict=True):
+        self._ops += len(batch)
+        self._committed(len(batch), time.perf_counter() - began)
+        for op, (ok, value) in zip(batch, outcomes, strict=True):
             resolve(op, ok, value)
+
+    def _committed(self, ops: int, seconds: float) -> None:
+        for listener in self._commit_listeners:
+            listener(ops, seconds)
 
     async def _execute_alone(self, op: Op, first_error: BaseException | None = None) -> None:
         attempts = 0 if first_error is None else 1
         error = first_error
         while attempts < _SINGLE_OP_ATTEMPTS and (error is None or _is_retryable(error)):
             attempts += 1
+            began = time.perf_counter()
             try:
                 outcomes = await self._run_batch([op])
             except CommitError as failed:
@@ -543,6 +573,7 @@ class Ledger:
                 continue
             self._batches += 1
             self._ops += 1
+            self._committed(1, time.perf_counter() - began)
             ok, value = outcomes[0]
             resolve(op, ok, value)
             return

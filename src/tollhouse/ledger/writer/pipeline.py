@@ -3,12 +3,14 @@
 A pipeline applies the batches the caches can serve on the event loop (`take`) and writes them
 in order on its own task, so the writer decides the next batch while earlier ones are being
 written. When a write fails, the batches to redo are handed back in order (`take_failed`),
-after the writer `drain`s the pipeline; `on_failure` wakes the writer for that.
+after the writer `drain`s the pipeline; `on_failure` wakes the writer for that. `on_commit`
+is told of each transaction written: its ops, and the seconds its write took.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,11 +45,13 @@ class Pipeline(ABC):
         known_accounts: set[str],
         hold_ttl: timedelta,
         on_failure: Callable[[], None],
+        on_commit: Callable[[int, float], None],
     ) -> None:
         self._hold_cache = hold_cache
         self._known_accounts = known_accounts
         self._hold_ttl = hold_ttl
         self._on_failure = on_failure
+        self._on_commit = on_commit
         self._failed: list[list[Op]] = []
         self._task: asyncio.Task[None] | None = None
         self.transactions = 0
@@ -74,6 +78,12 @@ class Pipeline(ABC):
         """The ops of the batches to redo the general way, in order (call after `drain`)."""
         failed, self._failed = self._failed, []
         return failed
+
+    def _committed(self, ops: int, began: float) -> None:
+        """Count a transaction of `ops` written since `began` (`time.perf_counter()`)."""
+        self.transactions += 1
+        self.ops += ops
+        self._on_commit(ops, time.perf_counter() - began)
 
     def _start(self) -> None:
         """Start the writing task unless it runs."""

@@ -24,6 +24,7 @@ released credit since.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -70,12 +71,14 @@ class PostgresPipeline(Pipeline):
         known_accounts: set[str],
         hold_ttl: timedelta,
         on_failure: Callable[[], None],
+        on_commit: Callable[[int, float], None],
     ) -> None:
         super().__init__(
             hold_cache=hold_cache,
             known_accounts=known_accounts,
             hold_ttl=hold_ttl,
             on_failure=on_failure,
+            on_commit=on_commit,
         )
         self._engine = engine
         self._connection = connection
@@ -137,6 +140,7 @@ class PostgresPipeline(Pipeline):
         for account in state.accounts.values():
             committed(account)  # the next batch's deltas start here
         self._hold_cache.remember(state.holds.values())
+        began = time.perf_counter()
         try:
             balances = await cached_postgres.send(
                 self._engine, self._connection, changes, state.now
@@ -147,8 +151,7 @@ class PostgresPipeline(Pipeline):
                 raise
             return
         self._cache.remember(state, balances)
-        self.transactions += 1
-        self.ops += len(batch.ops)
+        self._committed(len(batch.ops), began)
         batch.resolve()
 
     def _fail(self, batch: _Batch, exc: BaseException) -> None:

@@ -17,6 +17,7 @@ are redone. PostgreSQL's writer has the same shape (`writer/pipeline_postgres.py
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,12 +50,14 @@ class SqlitePipeline(Pipeline):
         hold_ttl: timedelta,
         to_db: Callable[[datetime | None], Any],
         on_failure: Callable[[], None],
+        on_commit: Callable[[int, float], None],
     ) -> None:
         super().__init__(
             hold_cache=hold_cache,
             known_accounts=known_accounts,
             hold_ttl=hold_ttl,
             on_failure=on_failure,
+            on_commit=on_commit,
         )
         self._engine = engine
         self._accounts = accounts
@@ -98,14 +101,14 @@ class SqlitePipeline(Pipeline):
             await self._commit(applied, rows)
 
     async def _commit(self, applied: list[Applied], rows: SqliteRows) -> None:
+        began = time.perf_counter()
         try:
             await write_cached(self._engine, rows, self._accounts)
         except Exception as exc:
             self._fail(applied, exc)
             return
-        self.transactions += 1
+        self._committed(sum(len(batch.ops) for batch in applied), began)
         for batch in applied:
-            self.ops += len(batch.ops)
             batch.resolve()
 
     def _fail(self, applied: list[Applied], exc: Exception) -> None:
