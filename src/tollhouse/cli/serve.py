@@ -90,7 +90,8 @@ def serve(
                 log_level="warning",
                 access_log=False,
                 timeout_keep_alive=settings.keep_alive_seconds,
-                timeout_graceful_shutdown=settings.drain_seconds,
+                # uvicorn passes it to asyncio.timeout, which takes any number of seconds.
+                timeout_graceful_shutdown=settings.drain_seconds,  # type: ignore[arg-type]
             )
 
 
