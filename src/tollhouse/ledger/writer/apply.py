@@ -79,7 +79,7 @@ def _same_arguments(kind: str, key: str, pairs: dict[str, tuple[Any, Any]], **ex
     arguments is a conflict, as Stripe answers it, naming the `fields` that differ.
 
     Raises:
-        IdempotencyKeyReused: 409, with `fields`.
+        IdempotencyKeyReused: 422, with `fields`.
     """
     differ = [name for name, (first, again) in pairs.items() if first != again]
     if differ:
