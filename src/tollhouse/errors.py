@@ -115,8 +115,9 @@ class IdempotencyKeyReused(BadRequest):
     422, as the IETF draft "The Idempotency-Key HTTP Header Field"
     (draft-ietf-httpapi-idempotency-key-header, section 2.7 "Error Scenarios") answers a key
     reused with a different request payload. (Its 409, for a key whose first request is still
-    being processed, never arises here: concurrent requests with one key wait for the first
-    and are answered with its result.)"""
+    being processed, is not used: a concurrent duplicate of a grant, hold or usage event waits
+    for the first and is answered with its result, as `tests/e2e/test_load_idempotency.py`
+    checks across processes.)"""
 
     status, code, title = 422, "idempotency-key-reused", "Idempotency key reused"
 
