@@ -100,7 +100,7 @@ def _grant_out(grant: ledger.GrantView) -> GrantOut:
 @router.post(
     "/customers/{customer_id}/credits/grants",
     status_code=status.HTTP_201_CREATED,
-    responses=problems.responses(400, 404, 413, 422),
+    responses=problems.replay(GrantOut) | problems.responses(400, 404, 413, 422),
 )
 async def grant_credits(
     customer_id: str,
@@ -111,10 +111,9 @@ async def grant_credits(
 ) -> GrantOut:
     """Add credits to a customer's wallet (operator keys only): 201 with the new grant.
 
-    Idempotent by key, as Stripe's API is: the same key with the same arguments answers the
-    first reply again, 201 and the same body, with the header `Idempotent-Replayed: true`
-    (nothing added); with other arguments, 422 `idempotency-key-reused` naming the `fields`
-    that differ."""
+    Idempotent by key, as Stripe's API is: the same key with the same arguments answers 200
+    with the first grant (nothing added); with other arguments, 422 `idempotency-key-reused`
+    naming the `fields` that differ."""
     require_operator(principal)
     await _existing_customer(runtime, customer_id)
     if body.expires_at is not None and body.expires_at <= runtime.clock.now():
@@ -132,7 +131,7 @@ async def grant_credits(
         currency=runtime.catalog.currency,
     )
     if grant.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+        response.status_code = status.HTTP_200_OK
     return _grant_out(grant)
 
 

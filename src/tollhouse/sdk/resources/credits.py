@@ -29,10 +29,9 @@ class CreditsResource:
     ) -> Grant:
         """Add credits to a customer's wallet (operator keys only): 201 with the new grant.
 
-        Idempotent by key, as Stripe's API is: the same key with the same arguments answers the
-        first reply again, 201 and the same body, with the header `Idempotent-Replayed: true`
-        (nothing added); with other arguments, 422 `idempotency-key-reused` naming the `fields`
-        that differ.
+        Idempotent by key, as Stripe's API is: the same key with the same arguments answers 200
+        with the first grant (nothing added); with other arguments, 422 `idempotency-key-reused`
+        naming the `fields` that differ.
 
         `POST /v1/customers/{customer_id}/credits/grants`
 
@@ -141,10 +140,9 @@ class AsyncCreditsResource:
     ) -> Grant:
         """Add credits to a customer's wallet (operator keys only): 201 with the new grant.
 
-        Idempotent by key, as Stripe's API is: the same key with the same arguments answers the
-        first reply again, 201 and the same body, with the header `Idempotent-Replayed: true`
-        (nothing added); with other arguments, 422 `idempotency-key-reused` naming the `fields`
-        that differ.
+        Idempotent by key, as Stripe's API is: the same key with the same arguments answers 200
+        with the first grant (nothing added); with other arguments, 422 `idempotency-key-reused`
+        naming the `fields` that differ.
 
         `POST /v1/customers/{customer_id}/credits/grants`
 
