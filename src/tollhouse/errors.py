@@ -7,12 +7,12 @@ problem+json with `type = https://tollhouse.dev/problems/<code>`.
 ```
 TollhouseError (500 internal)
 ├── BadRequest (400 bad-request)
-│   └── InvalidInput (422 invalid-input)
+│   ├── InvalidInput (422 invalid-input)
+│   └── IdempotencyKeyReused (422 idempotency-key-reused)  same key, other arguments: `fields`
 ├── Unauthenticated (401 unauthenticated)
 ├── Forbidden (403 forbidden)
 ├── NotFound (404 not-found)
 ├── Conflict (409 conflict)
-│   └── IdempotencyKeyReused (409 idempotency-key-reused)  same key, other arguments: `fields`
 ├── PayloadTooLarge (413 payload-too-large)
 ├── DatabaseUnavailable (503 database-unavailable)  unreachable, restarting, timed out
 ├── CatalogError          catalog/errors.py        invalid catalog, unknown model/plan, not in plan
@@ -107,12 +107,19 @@ class Conflict(TollhouseError):
     status, code, title = 409, "conflict", "Conflict with the current state"
 
 
-class IdempotencyKeyReused(Conflict):
-    """An idempotency key came back with other arguments than its first use (as Stripe
-    answers it); `fields` names the arguments that differ. A replay with the same arguments
-    is answered with the first result instead."""
+class IdempotencyKeyReused(BadRequest):
+    """An idempotency key came back with other arguments than its first use; `fields` names
+    the arguments that differ. A replay with the same arguments is answered with the first
+    result instead.
 
-    status, code, title = 409, "idempotency-key-reused", "Idempotency key reused"
+    422, as the IETF draft "The Idempotency-Key HTTP Header Field"
+    (draft-ietf-httpapi-idempotency-key-header, section 2.7 "Error Scenarios") answers a key
+    reused with a different request payload. (Its 409, for a key whose first request is still
+    being processed, is not used: a concurrent duplicate of a grant, hold or usage event waits
+    for the first and is answered with its result, as `tests/e2e/test_load_idempotency.py`
+    checks across processes.)"""
+
+    status, code, title = 422, "idempotency-key-reused", "Idempotency key reused"
 
 
 class PayloadTooLarge(TollhouseError):

@@ -172,18 +172,22 @@ async def cluster(
     redis_url: str,
     *,
     processes: int = 2,
+    catalog: Path | None = None,
     **settings: str,
 ) -> AsyncIterator[Cluster]:
     """`processes` `serve` processes on a fresh PostgreSQL database and `redis_url`; always
     stopped, the database always dropped, and their output printed if the block fails.
-    `settings` are more environment variables of the processes (`TOLLHOUSE_...`)."""
+    `catalog` is the catalog file (default: the test catalog with `TEXT_RPM`); `settings` are
+    more environment variables of the processes (`TOLLHOUSE_...`)."""
     database_url = await create_postgres_database()
     operator_key = generate_key()
     env = {name: value for name, value in os.environ.items() if not name.startswith("TOLLHOUSE_")}
     env.update(
         TOLLHOUSE_DATABASE_URL=database_url,
         TOLLHOUSE_REDIS_URL=redis_url,
-        TOLLHOUSE_CATALOG=str(write_catalog(directory, upstream.base_url, text_rpm=TEXT_RPM)),
+        TOLLHOUSE_CATALOG=str(
+            catalog or write_catalog(directory, upstream.base_url, text_rpm=TEXT_RPM)
+        ),
         TOLLHOUSE_BOOTSTRAP_KEY=operator_key,
         TOLLHOUSE_TEST_UPSTREAM_KEY="upstream-secret",
         PYTHONPATH=os.pathsep.join(filter(None, [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")])),

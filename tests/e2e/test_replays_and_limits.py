@@ -3,8 +3,8 @@
 Story: an operator's script grants credits and retries the call; a customer's app reports
 usage events and authorizes its own model calls, retrying too. A replay with the same
 arguments gets the first answer again and counts against nothing; the same idempotency key
-with other arguments is refused with 409 `idempotency-key-reused`, naming what differs, as
-Stripe answers it. Token limits count the output a call asks for, and a call refused for
+with other arguments is refused with 422 `idempotency-key-reused`, naming what differs, as
+the IETF draft "The Idempotency-Key HTTP Header Field" answers it. Token limits count the output a call asks for, and a call refused for
 want of credit takes nothing from the rate limits.
 """
 
@@ -57,7 +57,7 @@ class TestGrantReplays:
         assert again.json() == first.json()
         assert await stack.available(customer_id) == before + 5_000
 
-    async def test_the_same_key_with_other_fields_is_409_naming_them(self, stack: Stack) -> None:
+    async def test_the_same_key_with_other_fields_is_422_naming_them(self, stack: Stack) -> None:
         customer_id, _ = await stack.customer(credits_micros=0)
         url = f"/v1/customers/{customer_id}/credits/grants"
         await stack.operator.ok("POST", url, json=grant("g1", description="welcome"))
@@ -74,16 +74,16 @@ class TestGrantReplays:
             response = await raw(
                 stack, stack.operator_key, "POST", url, json={**grant("g1"), **changed}
             )
-            assert response.status_code == 409, response.text
+            assert response.status_code == 422, response.text
             assert response.headers["content-type"] == PROBLEM_JSON
             problem = response.json()
             assert problem["type"].endswith("/idempotency-key-reused")
-            assert (problem["status"], problem["fields"]) == (409, fields)
+            assert (problem["status"], problem["fields"]) == (422, fields)
         assert await stack.available(customer_id) == before
 
 
 class TestUsageEventReplays:
-    async def test_a_replayed_id_with_another_value_is_409_and_nothing_is_recorded(
+    async def test_a_replayed_id_with_another_value_is_422_and_nothing_is_recorded(
         self, stack: Stack
     ) -> None:
         customer_id, key = await stack.customer()
@@ -99,7 +99,7 @@ class TestUsageEventReplays:
                 stack, key, "POST", "/v1/usage/events", json={"events": [fresh, changed]}
             )
 
-        assert response.status_code == 409, response.text
+        assert response.status_code == 422, response.text
         problem = response.json()
         assert problem["type"].endswith("/idempotency-key-reused")
         assert problem["fields"] == ["value"]
@@ -129,7 +129,7 @@ class TestAuthorizeReplays:
             "held_micros"
         ] == 10 * TEXT_RPM_FREE
 
-    async def test_the_same_key_for_another_estimate_is_409(self, stack: Stack) -> None:
+    async def test_the_same_key_for_another_estimate_is_422(self, stack: Stack) -> None:
         _, key = await stack.customer()
         body = {"model": "test-chat", "usage": {"input_tokens": 10}, "idempotency_key": "call-1"}
         async with Api(stack.base_url, key) as app:
@@ -137,7 +137,7 @@ class TestAuthorizeReplays:
         response = await raw(
             stack, key, "POST", "/v1/authorize", json={**body, "usage": {"input_tokens": 11}}
         )
-        assert response.status_code == 409
+        assert response.status_code == 422
         assert response.json()["fields"] == ["usage"]
 
 

@@ -97,7 +97,7 @@ async def test_the_wallet_pays_and_the_transactions_show_the_fee(stack: Stack) -
     } == {("session_fee", session["id"])}
     assert (hold["status"], hold["captured_micros"]) == ("captured", SESSION_PRICE_MICROS)
     assert (reused.status_code, reused.json()["type"].rsplit("/", 1)[-1]) == (
-        409,
+        422,
         "idempotency-key-reused",
     )
     assert busy.status_code == 409 and busy.headers["content-type"].startswith(PROBLEM)

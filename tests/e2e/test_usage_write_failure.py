@@ -87,7 +87,7 @@ async def test_a_failed_usage_write_is_503_with_retry_after_and_stores_nothing(
 
 async def test_the_same_id_twice_in_one_batch_counts_once_or_conflicts(pg_stack: Stack) -> None:
     """Within one batch, a repeated id with the same fields is a duplicate of the first;
-    with another value the whole batch is 409 `idempotency-key-reused` and nothing is
+    with another value the whole batch is 422 `idempotency-key-reused` and nothing is
     stored."""
     customer_id, _ = await pg_stack.customer()
 
@@ -102,7 +102,7 @@ async def test_the_same_id_twice_in_one_batch_counts_once_or_conflicts(pg_stack:
     )
 
     assert (same["accepted"], same["duplicates"]) == (2, 1)
-    assert conflict.status_code == 409, conflict.text
+    assert conflict.status_code == 422, conflict.text
     assert conflict.json()["type"].endswith("/idempotency-key-reused")
     assert conflict.json()["events"] == [{"id": "c", "fields": ["value"]}]
     assert await stored_count(pg_stack) == 2

@@ -9,7 +9,7 @@ import pytest
 from tests.sdk.conftest import GRANT_MICROS, Server
 from tests.support.catalog import IMAGE_MICROS, SESSION_PRICE_MICROS
 
-from tollhouse import AsyncClient, ConflictError, NotFoundError, PaymentRequiredError
+from tollhouse import AsyncClient, NotFoundError, PaymentRequiredError, UnprocessableEntityError
 from tollhouse.sdk import AsyncPage
 
 
@@ -61,9 +61,9 @@ async def test_errors_map_to_their_exceptions(client: AsyncClient) -> None:
     with pytest.raises(PaymentRequiredError) as unpaid:
         await client.sessions.start(product="analysis", customer_id=broke.id)
     await client.credits.grant(broke.id, amount_micros=1, idempotency_key="k")
-    with pytest.raises(ConflictError) as reused:
+    with pytest.raises(UnprocessableEntityError) as reused:
         await client.credits.grant(broke.id, amount_micros=3, idempotency_key="k")
 
     assert missing.value.code == "hold-not-found"
     assert unpaid.value.type == "https://tollhouse.dev/problems/insufficient-credit"
-    assert reused.value.status == 409 and reused.value.code == "idempotency-key-reused"
+    assert reused.value.status == 422 and reused.value.code == "idempotency-key-reused"

@@ -15,7 +15,6 @@ from tests.support.catalog import IMAGE_MICROS, SESSION_PRICE_MICROS, TEXT_RPM_F
 from tollhouse import (
     AuthenticationError,
     Client,
-    ConflictError,
     NotFoundError,
     PaymentRequiredError,
     PermissionDeniedError,
@@ -135,12 +134,12 @@ class TestErrors:
 
         assert raised.value.type == PROBLEMS + "insufficient-credit"
 
-    def test_key_reused_for_another_grant_is_a_conflict(
+    def test_key_reused_for_another_grant_is_unprocessable(
         self, operator: Client, funded_customer: str
     ) -> None:
         operator.credits.grant(funded_customer, amount_micros=1, idempotency_key="once")
 
-        with pytest.raises(ConflictError) as raised:
+        with pytest.raises(UnprocessableEntityError) as raised:
             operator.credits.grant(funded_customer, amount_micros=2, idempotency_key="once")
 
         assert raised.value.code == "idempotency-key-reused"

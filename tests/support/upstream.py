@@ -8,6 +8,7 @@ Behaviour is chosen by the upstream model name the gateway sends:
 | upstream model | behaviour |
 | --- | --- |
 | `echo` | answers normally; usage `prompt_tokens=PROMPT_TOKENS`, `completion_tokens=COMPLETION_TOKENS` |
+| `max-usage` | answers normally; usage `completion_tokens` = the request's `max_tokens` (so a call priced by output tokens costs exactly its hold) |
 | `no-usage` | answers without any usage (streams without the usage chunk, a Responses stream's last event with `usage: null`, a Messages stream without usage) |
 | `error-500` / `error-400` | answers that status with an OpenAI error body |
 | `slow` | waits `slow_seconds` before answering |
@@ -115,10 +116,13 @@ class FakeUpstream:
     def _usage(body: dict[str, Any]) -> dict[str, int] | None:
         if body.get("model") == "no-usage":
             return None
+        completion = COMPLETION_TOKENS
+        if body.get("model") == "max-usage":
+            completion = int(body["max_tokens"])
         return {
             "prompt_tokens": PROMPT_TOKENS,
-            "completion_tokens": COMPLETION_TOKENS,
-            "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
+            "completion_tokens": completion,
+            "total_tokens": PROMPT_TOKENS + completion,
         }
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:

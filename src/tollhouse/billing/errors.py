@@ -13,7 +13,7 @@ TollhouseError
                                                     amount_micros, refundable_micros
 ```
 An unknown hold is the ledger's `HoldNotFound` (404); a refund key reused for another hold
-or amount is `IdempotencyKeyReused` (409).
+or amount is `IdempotencyKeyReused` (422).
 """
 
 from __future__ import annotations

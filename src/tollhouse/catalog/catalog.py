@@ -59,21 +59,25 @@ class Meter:
 class Category:
     """A model category and its base limits, per minute, for a plan with multiplier 1.
 
-    `tokens_per_minute` is `None` when the category has no token limit.
+    `tokens_per_minute` is `None` when the category has no token limit; `burst` (requests
+    let through at once) is `None` for a minute's worth, `requests_per_minute`.
     """
 
     name: str
     requests_per_minute: int
     tokens_per_minute: int | None = None
     description: str = ""
+    burst: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CategoryLimits:
-    """A plan's limits in one category, per minute; `None` = unlimited."""
+    """A plan's limits in one category, per minute; `None` = unlimited. `burst` is the
+    requests let through at once (`None`: `requests_per_minute`)."""
 
     requests_per_minute: int | None
     tokens_per_minute: int | None
+    burst: int | None = None
 
     @property
     def is_unlimited(self) -> bool:
@@ -372,7 +376,8 @@ class Catalog:
     def limits_for(self, plan: str, category: str) -> CategoryLimits:
         """The per-minute limits of `plan` in `category`.
 
-        Each base limit times the plan's multiplier, rounded down, at least 1. A plan with
+        Each base limit (and the burst) times the plan's multiplier, rounded down, at least
+        1. A plan with
         multiplier `None` is unlimited (both `None`); a category without a token limit gives
         `tokens_per_minute=None`.
 
@@ -387,6 +392,7 @@ class Catalog:
         return CategoryLimits(
             requests_per_minute=_scaled(base.requests_per_minute, multiplier),
             tokens_per_minute=None if tokens is None else _scaled(tokens, multiplier),
+            burst=None if base.burst is None else _scaled(base.burst, multiplier),
         )
 
     def can_use(self, plan: str, model_id: str) -> bool:

@@ -346,7 +346,9 @@ def _build(spec: CatalogSpec, *, source: str, digest: str) -> Catalog:
         ),
         categories=_frozen(
             {
-                name: Category(name, c.requests_per_minute, c.tokens_per_minute, c.description)
+                name: Category(
+                    name, c.requests_per_minute, c.tokens_per_minute, c.description, c.burst
+                )
                 for name, c in spec.categories.items()
             }
         ),

@@ -139,6 +139,10 @@ class CategorySpec(_Spec):
     """`categories.<name>`: base limits of a model category for a multiplier-1 plan."""
 
     requests_per_minute: int = Field(ge=1)
+    burst: int | None = Field(default=None, ge=1)
+    """Most requests let through at once (the bucket's size); then `requests_per_minute`
+    refill it. Default: `requests_per_minute` (a minute's worth at once). `600` requests a
+    minute with `burst: 20` is 10 a second with bursts of 20."""
     tokens_per_minute: int | None = Field(default=None, ge=1)
     description: Text = ""
 

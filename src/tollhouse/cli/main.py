@@ -11,6 +11,7 @@ from tollhouse.catalog import PRESETS, preset_text
 from tollhouse.cli.admin import catalog_app, credits_app, customers_app, keys_app, usage
 from tollhouse.cli.alerts import alerts_app
 from tollhouse.cli.common import console, errors, settings_or_exit
+from tollhouse.cli.doctor import doctor
 from tollhouse.cli.events import events_app
 from tollhouse.cli.invoices import invoices_app, refunds_app
 from tollhouse.cli.payments import packs_app, payments_app
@@ -47,6 +48,7 @@ app.add_typer(payments_app, name="payments")
 app.add_typer(users_app, name="users")
 app.command("usage")(usage)
 app.command()(serve)
+app.command()(doctor)
 
 
 @app.command()

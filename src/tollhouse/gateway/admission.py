@@ -91,11 +91,17 @@ def check_model_access(catalog: Catalog, principal: Principal, model: Model) -> 
 
 
 @lru_cache(maxsize=1024)
-def per_minute(amount: int, scope: str, unit: str) -> Limit:
-    """`Limit(amount, 60 s)` named `<scope>-<unit>` (e.g. `text-rpm`), built (and validated)
-    once per amount and name: immutable, and made for every call otherwise (with its header
-    items, see `ratelimit.fields`)."""
-    return Limit(amount, MINUTE_SECONDS, f"{scope}-{unit}")
+def per_minute(amount: int, scope: str, unit: str, burst: int | None = None) -> Limit:
+    """`amount` a minute named `<scope>-<unit>` (e.g. `text-rpm`), built (and validated)
+    once per arguments: immutable, and made for every call otherwise (with its header
+    items, see `ratelimit.fields`).
+
+    GCRA lets `Limit.amount` through at once, then one every `period / amount`: so a burst
+    of `burst` at `amount` a minute is `Limit(burst, 60 * burst / amount)` (default burst:
+    `amount`, `Limit(amount, 60 s)`)."""
+    if burst is None or burst == amount:
+        return Limit(amount, MINUTE_SECONDS, f"{scope}-{unit}")
+    return Limit(burst, MINUTE_SECONDS * burst / amount, f"{scope}-{unit}")
 
 
 def rate_requests(
@@ -119,7 +125,11 @@ def rate_requests(
     subject = f"{customer_id}:{model.category}"
     if limits.requests_per_minute is not None:
         requests.append(
-            (per_minute(limits.requests_per_minute, model.category, "rpm"), subject + ":rpm", 1)
+            (
+                per_minute(limits.requests_per_minute, model.category, "rpm", limits.burst),
+                subject + ":rpm",
+                1,
+            )
         )
     if limits.tokens_per_minute is not None and (usage.input_tokens or usage.output_tokens):
         tokens = (

@@ -9,7 +9,7 @@ TollhouseError
     ├── GrantNotFound (404 grant-not-found)            unknown id, or another customer's grant
     ├── HoldNotOpen (409 hold-not-open)                extras: hold_id, hold_status
     ├── CaptureExceedsHold (409 capture-exceeds-hold)  extras: hold_id, hold_micros, capture_micros
-    ├── IdempotencyKeyReused (409 idempotency-key-reused)  also the ground one: same key,
+    ├── IdempotencyKeyReused (422 idempotency-key-reused)  also the ground one: same key,
     │                                                  other arguments (extras: fields, ...)
     └── LedgerClosed (503 ledger-closed)               the writer was stopped
 ```
@@ -53,9 +53,9 @@ class CaptureExceedsHold(LedgerError):
 
 class IdempotencyKeyReused(errors.IdempotencyKeyReused, LedgerError):
     """A grant's or hold's idempotency key came back with other arguments than its first use;
-    `fields` names them."""
+    `fields` names them (422: see the ground class)."""
 
-    status, code, title = 409, "idempotency-key-reused", "Idempotency key reused"
+    status, code, title = 422, "idempotency-key-reused", "Idempotency key reused"
 
 
 class LedgerClosed(LedgerError):

@@ -146,7 +146,8 @@ class LedgerAccount(Base):
     lower_bound: Mapped[int | None] = mapped_column(BigInteger)
     """Lowest allowed balance in micros: 0 (grant, escrow), -limit (overdraft); NULL = unbounded."""
     amount: Mapped[int | None] = mapped_column(BigInteger)
-    """Grant lots: the micros granted. NULL for other kinds."""
+    """Grant lots: the micros granted. Overdraft lines: the highest limit ever set, in micros
+    (the line never went below minus this). NULL for other kinds."""
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     """Grant lots: when the rest expires (NULL = never)."""
     priority: Mapped[int] = mapped_column(Integer, default=0)

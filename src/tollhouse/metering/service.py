@@ -328,3 +328,33 @@ def _aggregate(aggregation: str) -> ColumnElement[Any]:
     if aggregation == "count":
         return func.count()
     return func.max(UsageEvent.value)
+
+
+MAX_PROBLEMS = 100
+"""Most problems `check_invariants` reports per check."""
+
+
+async def check_invariants(session: AsyncSession) -> list[str]:
+    """Every broken usage invariant, as one line of text each; `[]` means consistent.
+
+    Checks: no `(customer_id, event_id)` stored more than once (each usage event id counts
+    once, whatever the unique constraint says), and no negative `value`. A full scan: run it
+    off the hot path (`tollhouse doctor`).
+    """
+    rows = await session.execute(
+        select(UsageEvent.customer_id, UsageEvent.event_id, func.count().label("n"))
+        .group_by(UsageEvent.customer_id, UsageEvent.event_id)
+        .having(func.count() > 1)
+        .limit(MAX_PROBLEMS)
+    )
+    problems = [
+        f"usage event {r.event_id} of {r.customer_id}: stored {r.n} times (counts once)"
+        for r in rows
+    ]
+    rows = await session.execute(
+        select(UsageEvent.id, UsageEvent.event_id, UsageEvent.value)
+        .where(UsageEvent.value < 0)
+        .limit(MAX_PROBLEMS)
+    )
+    problems += [f"usage event {r.event_id}: negative value {r.value}" for r in rows]
+    return problems

@@ -10,8 +10,9 @@ TollhouseAPIError                 every error the client raises
     ├── PaymentRequiredError      402 insufficient credits, no active session
     ├── PermissionDeniedError     403 scope, model, feature or plan not allowed
     ├── NotFoundError             404
-    ├── ConflictError             409 state conflicts, `idempotency-key-reused`
-    ├── UnprocessableEntityError  422 invalid input (`errors` lists `{loc, msg}`)
+    ├── ConflictError             409 state conflicts (`hold-not-open`, `session-active`)
+    ├── UnprocessableEntityError  422 invalid input (`errors` lists `{loc, msg}`), or
+    │                             `idempotency-key-reused` (`fields` names what differs)
     ├── RateLimitError            429 rate limit or quota (`retry_after_seconds`)
     └── InternalServerError       5xx
 ```

@@ -14,7 +14,7 @@ TollhouseError
 An unknown product is the catalog's `SessionProductNotFound` (404), a tier the plan does not
 offer its `ResourceTierNotInPlan` (403, naming the lowest plan that has it); a wallet that
 cannot pay is the ledger's `InsufficientCredit` (402); a start or purchase key used for
-something else is `IdempotencyKeyReused` (409).
+something else is `IdempotencyKeyReused` (422).
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ from tollhouse.catalog import (
     load_catalog_text,
 )
 from tollhouse.errors import TollhouseError
+from tollhouse.gateway.admission import per_minute
+from tollhouse.ratelimit import Limit
 
 
 class TestLookups:
@@ -83,6 +85,24 @@ class TestLimits:
         tiny = load_catalog_text(text)
         assert tiny.limits_for("free", "slow") == CategoryLimits(1, 1)
         assert tiny.limits_for("half", "slow") == CategoryLimits(1, 3)  # 1.65 -> 1, 3.85 -> 3
+
+    def test_a_burst_scales_with_the_plan_and_shapes_the_requests_limit(self) -> None:
+        text = (
+            'version: "1"\n'
+            "plans:\n"
+            "  free: {rank: 0, rate_limit_multiplier: 1}\n"
+            "  double: {rank: 1, rate_limit_multiplier: 2}\n"
+            "categories:\n"
+            "  fast: {requests_per_minute: 600, burst: 20}\n"
+            "  plain: {requests_per_minute: 60}\n"
+        )
+        catalog = load_catalog_text(text)
+        assert catalog.limits_for("free", "fast") == CategoryLimits(600, None, burst=20)
+        assert catalog.limits_for("double", "fast") == CategoryLimits(1200, None, burst=40)
+        assert catalog.limits_for("free", "plain") == CategoryLimits(60, None, burst=None)
+        # GCRA: a bucket of 20 refilled at 10 a second is 20 per 2 s; no burst, 60 per 60 s
+        assert per_minute(600, "fast", "rpm", 20) == Limit(20, 2.0, "fast-rpm")
+        assert per_minute(60, "plain", "rpm") == Limit(60, 60.0, "plain-rpm")
 
     def test_builtin_basic_doubles_free(self) -> None:
         assert load_catalog().limits_for("basic", "text") == CategoryLimits(80, 80000)

@@ -69,7 +69,7 @@ class TestGrant:
 
         with pytest.raises(IdempotencyKeyReused) as raised:
             await sqlite_ledger.grant("cus_a", 2 * ONE_DOLLAR, idempotency_key="k")
-        assert raised.value.status == 409
+        assert raised.value.status == 422
         assert raised.value.extra["fields"] == ["amount"]
 
     @pytest.mark.parametrize(

@@ -95,6 +95,8 @@ class CategoryOut(ResponseBody):
     name: str
     requests_per_minute: int
     tokens_per_minute: int | None
+    burst: int | None = None
+    """Requests let through at once for a multiplier-1 plan; None: `requests_per_minute`."""
 
 
 class CatalogOut(ResponseBody):
@@ -121,6 +123,7 @@ async def get_catalog(_: Reader, runtime: RuntimeDep) -> CatalogOut:
                 name=c.name,
                 requests_per_minute=c.requests_per_minute,
                 tokens_per_minute=c.tokens_per_minute,
+                burst=c.burst,
             )
             for c in catalog.categories.values()
         ],

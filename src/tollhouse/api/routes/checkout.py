@@ -44,7 +44,8 @@ class CheckoutIn(RequestBody):
     cancel_url: str | None = Url
     """Where Stripe sends the customer who goes back (default `TOLLHOUSE_CHECKOUT_CANCEL_URL`)."""
     idempotency_key: str = Field(min_length=1, max_length=128)
-    """The same key again answers the same checkout (200); for another item, 409."""
+    """The same key again answers the same checkout (200); for another item, 422
+    `idempotency-key-reused`."""
     customer_id: str | None = Field(default=None, max_length=32)
     """Operator keys name the customer."""
 

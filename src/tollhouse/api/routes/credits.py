@@ -26,8 +26,8 @@ class GrantCreate(RequestBody):
     amount_micros: int = Field(gt=0, le=MAX_MICROS)
     """Credits to add, in micros of the catalog currency (1 USD = 1,000,000)."""
     idempotency_key: str = Field(min_length=1, max_length=128)
-    """The same key again with the same fields returns the first grant and adds nothing; with
-    other fields it is refused (409)."""
+    """The same key again with the same fields answers the first grant and adds nothing; with
+    other fields it is refused (422 `idempotency-key-reused`)."""
     expires_at: Timestamp | None = None
     priority: int = Field(default=0, ge=-1000, le=1000)
     """Among grants expiring together, lower priority is spent first."""
@@ -100,7 +100,7 @@ def _grant_out(grant: ledger.GrantView) -> GrantOut:
 @router.post(
     "/customers/{customer_id}/credits/grants",
     status_code=status.HTTP_201_CREATED,
-    responses=problems.replay(GrantOut) | problems.responses(400, 404, 409, 413, 422),
+    responses=problems.replay(GrantOut) | problems.responses(400, 404, 413, 422),
 )
 async def grant_credits(
     customer_id: str,
@@ -112,7 +112,7 @@ async def grant_credits(
     """Add credits to a customer's wallet (operator keys only): 201 with the new grant.
 
     Idempotent by key, as Stripe's API is: the same key with the same arguments answers 200
-    with the first grant (nothing added); with other arguments, 409 `idempotency-key-reused`
+    with the first grant (nothing added); with other arguments, 422 `idempotency-key-reused`
     naming the `fields` that differ."""
     require_operator(principal)
     await _existing_customer(runtime, customer_id)

@@ -114,7 +114,7 @@ class RefundIn(RequestBody):
     """Printed on the credit note."""
     idempotency_key: str = Field(min_length=1, max_length=128)
     """The same key again answers the same refund (200) and gives nothing more; for another
-    hold or amount it is refused (409)."""
+    hold or amount it is refused (422 `idempotency-key-reused`)."""
 
 
 class RefundOut(ResponseBody):

@@ -64,7 +64,7 @@ class SessionStart(RequestBody):
     second at the plan's `session_rates` for it."""
     idempotency_key: str = Key
     """The same key again answers the same session (200) and charges nothing more; the key
-    for another product or tier is refused (409)."""
+    for another product or tier is refused (422 `idempotency-key-reused`)."""
     customer_id: str | None = Field(default=None, max_length=32)
     """Operator keys name the customer; customer keys start their own sessions."""
     auto_renew: bool = False

@@ -216,7 +216,7 @@ async def authorize(
     wallet.
     A retry with the same `idempotency_key` answers the first hold again (header
     `Idempotent-Replayed: true`) without counting against the rate limits or quotas again;
-    the same key for another model or estimate is 409 `idempotency-key-reused`.
+    the same key for another model or estimate is 422 `idempotency-key-reused`.
     """
     authorized = await authorize_for(runtime, principal, body)
     response.headers.update(authorized.answer.headers)

@@ -79,7 +79,7 @@ def _same_arguments(kind: str, key: str, pairs: dict[str, tuple[Any, Any]], **ex
     arguments is a conflict, as Stripe answers it, naming the `fields` that differ.
 
     Raises:
-        IdempotencyKeyReused: 409, with `fields`.
+        IdempotencyKeyReused: 422, with `fields`.
     """
     differ = [name for name, (first, again) in pairs.items() if first != again]
     if differ:
@@ -357,7 +357,10 @@ def apply_reverse(state: BatchState, op: ReverseOp) -> ReversalView:
 
 
 def apply_overdraft(state: BatchState, op: OverdraftOp) -> int:
-    """Set the credit line to `op.limit` micros. A lower limit never touches existing debt."""
+    """Set the credit line to `op.limit` micros. A lower limit never touches existing debt.
+
+    The line's `amount` keeps the highest limit ever set (what `check_invariants` bounds the
+    line by, since a lowered limit may leave the balance below the current bound)."""
     overdraft = _overdraft(state, op.customer_id, op.currency)
     if overdraft is None:
         state.create_account(
@@ -368,12 +371,17 @@ def apply_overdraft(state: BatchState, op: OverdraftOp) -> int:
                 kind=AccountKind.OVERDRAFT.value,
                 balance=0,
                 lower_bound=-op.limit,
+                amount=op.limit,
                 created_at=state.now,
                 held_from=0,
             )
         )
     elif overdraft.lower_bound != -op.limit:
         state.set(overdraft, "lower_bound", -op.limit)
+        highest = (
+            overdraft.amount if overdraft.amount is not None else -(overdraft.lower_bound or 0)
+        )
+        state.set(overdraft, "amount", max(highest, op.limit))
         state.set(overdraft, "meta_dirty", True)
     return op.limit
 

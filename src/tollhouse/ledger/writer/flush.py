@@ -47,7 +47,7 @@ class Changes:
     settled: list[Hold] = field(default_factory=list)
     """Existing holds that left `open` in this batch (guarded by `status = 'open'`)."""
     meta: list[Account] = field(default_factory=list)
-    """Existing accounts whose `lower_bound` or `revoked_at` changed."""
+    """Existing accounts whose `lower_bound`, `amount` or `revoked_at` changed."""
     versions: dict[str, int] = field(default_factory=dict)
     """PostgreSQL: escrow id -> the `version` it must still have (`BatchState.versions`)."""
     customers: list[str] = field(default_factory=list)

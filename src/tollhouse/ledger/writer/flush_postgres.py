@@ -90,6 +90,7 @@ _ACCOUNT_META = (
     .where(A.id == bindparam("b_id"))
     .values(
         lower_bound=bindparam("b_lower_bound"),
+        amount=bindparam("b_amount"),
         revoked_at=bindparam("b_revoked_at", type_=UTCDateTime()),
     )
 )
@@ -119,7 +120,12 @@ async def write(conn: AsyncConnection, changes: Changes, now: datetime) -> Balan
         await conn.execute(
             _ACCOUNT_META,
             [
-                {"b_id": a.id, "b_lower_bound": a.lower_bound, "b_revoked_at": a.revoked_at}
+                {
+                    "b_id": a.id,
+                    "b_lower_bound": a.lower_bound,
+                    "b_amount": a.amount,
+                    "b_revoked_at": a.revoked_at,
+                }
                 for a in changes.meta
             ],
         )

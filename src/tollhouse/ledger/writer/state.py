@@ -50,7 +50,7 @@ class Account:
     """Created by this batch: INSERTed with its final balance."""
     is_system: bool = False
     meta_dirty: bool = False
-    """`lower_bound` or `revoked_at` changed: needs an UPDATE of those columns."""
+    """`lower_bound`, `amount` or `revoked_at` changed: needs an UPDATE of those columns."""
     held_from: int | None = None
     """Overdraft only: micros under open holds drawn from it (None = not loaded)."""
 

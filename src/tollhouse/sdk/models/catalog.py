@@ -36,6 +36,8 @@ class Category(Model):
     name: str
     requests_per_minute: int
     tokens_per_minute: int | None
+    burst: int | None = None
+    """Requests let through at once for a multiplier-1 plan; None: `requests_per_minute`."""
 
 
 class Price(Model):

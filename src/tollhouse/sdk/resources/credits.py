@@ -30,7 +30,7 @@ class CreditsResource:
         """Add credits to a customer's wallet (operator keys only): 201 with the new grant.
 
         Idempotent by key, as Stripe's API is: the same key with the same arguments answers 200
-        with the first grant (nothing added); with other arguments, 409 `idempotency-key-reused`
+        with the first grant (nothing added); with other arguments, 422 `idempotency-key-reused`
         naming the `fields` that differ.
 
         `POST /v1/customers/{customer_id}/credits/grants`
@@ -141,7 +141,7 @@ class AsyncCreditsResource:
         """Add credits to a customer's wallet (operator keys only): 201 with the new grant.
 
         Idempotent by key, as Stripe's API is: the same key with the same arguments answers 200
-        with the first grant (nothing added); with other arguments, 409 `idempotency-key-reused`
+        with the first grant (nothing added); with other arguments, 422 `idempotency-key-reused`
         naming the `fields` that differ.
 
         `POST /v1/customers/{customer_id}/credits/grants`

@@ -34,7 +34,7 @@ class HoldsResource:
         quotas (usage recorded so far this period plus `usage`), the rate limit and the wallet.
         A retry with the same `idempotency_key` answers the first hold again (header
         `Idempotent-Replayed: true`) without counting against the rate limits or quotas again;
-        the same key for another model or estimate is 409 `idempotency-key-reused`.
+        the same key for another model or estimate is 422 `idempotency-key-reused`.
 
         `POST /v1/authorize`
 
@@ -134,7 +134,7 @@ class AsyncHoldsResource:
         quotas (usage recorded so far this period plus `usage`), the rate limit and the wallet.
         A retry with the same `idempotency_key` answers the first hold again (header
         `Idempotent-Replayed: true`) without counting against the rate limits or quotas again;
-        the same key for another model or estimate is 409 `idempotency-key-reused`.
+        the same key for another model or estimate is 422 `idempotency-key-reused`.
 
         `POST /v1/authorize`
 

@@ -61,7 +61,7 @@ class UsageResource:
         """Record up to 1,000 usage events; ids already seen count once (idempotent retries).
 
         A replayed id must carry the same event: one with another meter, value, model, session,
-        properties or (when given) `occurred_at` is 409 `idempotency-key-reused`, naming each
+        properties or (when given) `occurred_at` is 422 `idempotency-key-reused`, naming each
         such event and its `fields`, and nothing of the batch is recorded. A `session_id` must
         name a session of the event's customer (422 otherwise).
 
@@ -131,7 +131,7 @@ class AsyncUsageResource:
         """Record up to 1,000 usage events; ids already seen count once (idempotent retries).
 
         A replayed id must carry the same event: one with another meter, value, model, session,
-        properties or (when given) `occurred_at` is 409 `idempotency-key-reused`, naming each
+        properties or (when given) `occurred_at` is 422 `idempotency-key-reused`, naming each
         such event and its `fields`, and nothing of the batch is recorded. A `session_id` must
         name a session of the event's customer (422 otherwise).
 
