@@ -23,7 +23,7 @@ below are what the last one tried answered.
 | process dies mid-stream | the stream's client never saw its end: the hold expires and is voided, nothing charged |
 | real price above the hold | the hold, then the rest on the wallet as far as it covers it; what it cannot is `uncaptured_micros` |
 | the database does not answer before the call is forwarded | nothing: 503 `database-unavailable` with `Retry-After`, the upstream not called (a hold whose write was cut unanswered expires and is voided by the sweeper) |
-| the database fails while charging | retried with backoff until written, the answer (or a stream's end) waiting meanwhile: a served call is always charged; a client that gives up first is charged all the same, as one that leaves mid-stream |
+| the database fails while charging | retried with backoff until written; the answer (a stream's end) waits for it up to `CHARGE_WAIT_SECONDS` (10 s), then is withheld (503 `database-unavailable`; a stream ends without its end) while the charge goes on: the upstream did the work, charged as for a client that leaves mid-stream. A served call is always charged |
 | the charge fails for good (the ledger or recorder stopped, shutting down) | not served: a whole answer becomes the error (503), a stream ends without its end; the hold expires and is voided |
 """
 
@@ -45,7 +45,7 @@ from tollhouse.gateway.call import Call
 from tollhouse.gateway.deps import GatewayDeps
 from tollhouse.gateway.errors import UpstreamError, UpstreamTimeout
 from tollhouse.gateway.estimate import Kind
-from tollhouse.gateway.settle import settle
+from tollhouse.gateway.settle import CHARGE_WAIT_SECONDS, settle
 from tollhouse.gateway.usage import (
     MessagesMeter,
     ResponsesMeter,
@@ -264,8 +264,9 @@ async def _stream_through(
     over (or broke), settle the call and wait for its charge, then yield the stream's end,
     which the meter held back (`data: [DONE]`, Responses' last event, Messages'
     `message_stop`), and what was charged as an SSE comment (`cost_comment`). A client that
-    leaves first has it settled in the background for what was delivered. A charge that
-    fails for good (logged) ends the stream without its end."""
+    leaves first has it settled in the background for what was delivered. A charge not
+    written within `CHARGE_WAIT_SECONDS` (it goes on), or that fails for good (logged), ends
+    the stream without its end."""
     meter = _meter(call)
     interrupted = settled = False
     try:
@@ -280,7 +281,9 @@ async def _stream_through(
         settling = _settle_stream(deps, call, response, meter, interrupted)
         try:
             # Shielded: a server whose shutdown grace ends cancels the stream, not its charge.
-            cost = await asyncio.shield(settling)
+            cost = await asyncio.wait_for(asyncio.shield(settling), CHARGE_WAIT_SECONDS)
+        except TimeoutError:
+            return  # the database fails the charge: it goes on; the client never sees the end
         except Exception:
             return  # logged by `spawn`: nothing was charged, the client never sees the end
         rest = meter.rest()

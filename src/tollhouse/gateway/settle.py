@@ -43,6 +43,10 @@ RETRY_FIRST_SECONDS = 0.05
 """First wait before a failed capture or charge is tried again; it doubles each time."""
 RETRY_MAX_SECONDS = 5.0
 """Longest wait between two tries of a capture or charge."""
+CHARGE_WAIT_SECONDS = 10.0
+"""Longest a whole answer waits for its charge (`charge`, retried while the database fails
+it): then the client gets 503 `database-unavailable` instead of the answer, and the charge
+goes on until written (the upstream did the work: charged as a client that leaves is)."""
 HOLD_LIFE_MARGIN_SECONDS = 30.0
 """A hold that lives at least this much longer is captured while the usage events are
 written (`charge`); one closer to its expiry is captured first, as its capture may find it

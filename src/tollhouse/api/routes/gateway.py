@@ -14,9 +14,12 @@ access, rate limit, hold) -> forward -> charge -> answer -> finish (gateway/sett
 capture and the usage events are committed before a whole answer is sent, and before a
 stream's end is passed on; the session cap, token window and key's last use follow).
 Denials come before the upstream is called. Errors use OpenAI's error shape with
-problem+json members (Anthropic's on Anthropic's routes). A charge that fails for good (the
-ledger or the recorder stopped: the server is shutting down) answers its error instead of
-the upstream's answer: nothing is charged, nothing served.
+problem+json members (Anthropic's on Anthropic's routes). A whole answer whose charge is not
+written within `CHARGE_WAIT_SECONDS` (the database fails it) is withheld: 503
+`database-unavailable`, and the charge goes on until written (the upstream did the work; a
+client that gives up waiting is charged the same). A charge that fails for good (the ledger
+or the recorder stopped: the server is shutting down) answers its error instead: nothing is
+charged, nothing served.
 
 The cost of a call, in micros of the catalog currency, comes back with its answer: a whole
 answer carries `x-tollhouse-cost-micros` (what was charged, written before the answer); a
@@ -39,6 +42,7 @@ the balance this call's hold left is below the customer's low-credit threshold;
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from functools import lru_cache
@@ -53,7 +57,8 @@ from starlette.types import Receive, Scope, Send
 from tollhouse.api.deps import bearer_token
 from tollhouse.api.in_flight import PRINCIPAL
 from tollhouse.api.problems import problem_response, problem_response_at, unexpected_response
-from tollhouse.errors import TollhouseError, Unauthenticated
+from tollhouse.catalog import Usage
+from tollhouse.errors import DatabaseUnavailable, TollhouseError, Unauthenticated
 from tollhouse.gateway.admission import Admission, admit, check_model_access
 from tollhouse.gateway.audio import parse_upload
 from tollhouse.gateway.call import (
@@ -67,7 +72,8 @@ from tollhouse.gateway.call import (
 from tollhouse.gateway.errors import InvalidRequest
 from tollhouse.gateway.estimate import UPLOAD_KINDS, estimate
 from tollhouse.gateway.proxy import forward
-from tollhouse.gateway.settle import charge, finish
+from tollhouse.gateway.settle import CHARGE_WAIT_SECONDS, charge, finish
+from tollhouse.gateway.usage import UsageSource
 from tollhouse.ids import new_id
 from tollhouse.keys import Principal
 from tollhouse.observability import metrics
@@ -246,7 +252,7 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
     cost = 0
     if forwarded.usage is not None:
         try:
-            cost = await charge(runtime, call, *forwarded.usage)  # before the answer
+            cost = await _charged(runtime, call, *forwarded.usage)
         except TollhouseError as error:
             response = problem_response(
                 error,
@@ -279,6 +285,27 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
             await runtime.run_here(
                 finish(runtime, call, forwarded.usage[0]), name=f"finish {request_id}"
             )
+
+
+async def _charged(runtime: Runtime, call: Call, usage: Usage, source: UsageSource) -> int:
+    """Charge a whole answer before it is sent (`gateway.settle.charge`, in its own task: a
+    server whose shutdown grace ends cancels the request, not its charge); returns what was
+    charged, in micros.
+
+    Raises:
+        DatabaseUnavailable: the charge was not written within `CHARGE_WAIT_SECONDS` (the
+            database fails it): the answer is withheld, the charge goes on until written.
+        TollhouseError: the charge's final failure (`charge`): the call is not billed.
+    """
+    charging = runtime.spawn(charge(runtime, call, usage, source), name=f"charge {call.request_id}")
+    try:
+        return await asyncio.wait_for(asyncio.shield(charging), CHARGE_WAIT_SECONDS)
+    except TimeoutError:
+        raise DatabaseUnavailable(
+            "the answer is withheld: its charge could not be written in time (the database"
+            f" fails it); the call is charged once it is (request {call.request_id})",
+            retry_after_seconds=1,
+        ) from None
 
 
 async def list_models(request: Request) -> Response:
