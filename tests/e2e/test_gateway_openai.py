@@ -40,8 +40,8 @@ def client(stack: Stack, key: str) -> openai.AsyncOpenAI:
 
 
 async def settled_balance(stack: Stack, customer_id: str) -> dict[str, int]:
-    """The balance once the call has settled (nothing held); the server settles after the
-    client is gone, so poll briefly."""
+    """The balance once the call has settled (nothing held); a call cut short (the client
+    gone) settles in the background, so poll briefly."""
     for _ in range(100):
         await stack.runtime.drain()
         balance: dict[str, int] = await stack.operator.ok(
