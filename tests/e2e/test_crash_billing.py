@@ -16,11 +16,12 @@ stops every session still running (after checking that each is paid ahead: billa
 the hold sweeper runs, at an instant past every gateway hold's expiry (a gateway hold lives
 the upstream timeout plus a minute: the test does not wait that long; the sweep is the real
 code, on a later clock). The ledger must then be consistent (`check_invariants`), no hold open,
-no hold captured twice or both captured and voided; every call answered whole was captured at
-the cost it reported, or (the kill came between the answer and its settlement: the documented
-loss of a crash) voided with nothing taken; every session ended, settled once, its bill the sum
-of its captured slices, one `session.ended` each; and each wallet equals its grant minus what
-was captured from it, to the micro.
+no hold captured twice or both captured and voided; every call answered whole (a whole answer,
+or a stream up to its end and cost comment) was captured exactly once at the cost it reported,
+with its usage events stored (the gateway charges before it answers: a kill after the answer
+finds the charge committed); every session ended, settled once, its bill the sum of its
+captured slices, one `session.ended` each; and each wallet equals its grant minus what was
+captured from it, to the micro.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from tollhouse.ledger import HoldStatus, Ledger
 from tollhouse.ledger.models import EntryKind, LedgerEntry, LedgerHold
 from tollhouse.ledger.service import check_invariants
 from tollhouse.ledger.service.reads import balance
+from tollhouse.metering.models import UsageEvent
 from tollhouse.sessions.billing import run_cost
 from tollhouse.sessions.models import Session, SessionSlice
 from tollhouse.storage import Database
@@ -91,14 +93,11 @@ class CallRecord:
     model: str
     stream: bool
     status: int | None = None
+    request_id: str | None = None
     hold_id: str | None = None
     complete: bool = False
     """The whole answer arrived (a stream: up to its cost comment)."""
     cost_micros: int | None = None
-    answered_at: float | None = None
-    """When the whole answer arrived (event loop time)."""
-    killed_at: float = 0.0
-    """When its server was killed (event loop time)."""
 
 
 @dataclass
@@ -123,6 +122,7 @@ async def gateway_call(http: httpx.AsyncClient, url: str, record: CallRecord) ->
     try:
         async with http.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
             record.status = response.status_code
+            record.request_id = response.headers.get("x-tollhouse-request-id")
             record.hold_id = response.headers.get("x-tollhouse-hold-id")
             content = b"".join([chunk async for chunk in response.aiter_bytes()])
     except httpx.TransportError:
@@ -137,7 +137,6 @@ async def gateway_call(http: httpx.AsyncClient, url: str, record: CallRecord) ->
     else:
         record.cost_micros = int(response.headers["x-tollhouse-cost-micros"])
     record.complete = True
-    record.answered_at = asyncio.get_running_loop().time()
 
 
 async def session_step(
@@ -215,11 +214,8 @@ async def one_run(
         tasks = [asyncio.create_task(w) for w in work]
         await asyncio.sleep(rng.uniform(0, KILL_WITHIN_SECONDS))
         server.process.send_signal(signal.SIGKILL)
-        killed_at = asyncio.get_running_loop().time()
         await asyncio.to_thread(server.process.wait)
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=SETTLE_SECONDS)
-    for record in records:
-        record.killed_at = killed_at
     return records
 
 
@@ -416,6 +412,14 @@ async def check_books(
                     )
                 ).all()
             )
+            calls = {
+                row.event_id.removesuffix(":api_calls"): row
+                for row in await s.scalars(
+                    select(UsageEvent).where(
+                        UsageEvent.customer_id == gateway_customer, UsageEvent.meter == "api_calls"
+                    )
+                )
+            }
             sessions = {row.id: row for row in await s.scalars(select(Session))}
             slices = (await s.execute(select(SessionSlice.session_id, SessionSlice.hold_id))).all()
             ended_events = Counter(
@@ -438,20 +442,22 @@ async def check_books(
         else:
             assert captures[hold.id] == 0 and hold.captured_amount == 0, hold.id
 
-    # calls: answered whole -> captured at the reported cost, or lost with the process before
-    # its settlement and voided; cut -> captured once or voided (above)
-    lost: list[float] = []
+    # calls: answered whole -> captured once at the reported cost, its usage events stored
+    # (the charge is committed before the answer); cut -> captured once or voided (above)
     answered = [r for r in records if r.complete]
+    uncharged = [r for r in answered if holds[str(r.hold_id)].status != HoldStatus.CAPTURED]
+    assert uncharged == [], f"{len(uncharged)} of {len(answered)} calls answered, not charged"
     for record in answered:
-        assert record.hold_id is not None
+        assert record.hold_id is not None and record.request_id is not None, record
         hold = holds[record.hold_id]
-        if hold.status == HoldStatus.CAPTURED:
-            assert hold.captured_amount == record.cost_micros, record
-        else:
-            assert hold.status == HoldStatus.EXPIRED, record
-            assert record.answered_at is not None
-            lost.append(record.killed_at - record.answered_at)
+        assert captures[hold.id] == 1 and hold.captured_amount == record.cost_micros, record
+        event = calls.get(record.request_id)
+        assert event is not None, f"usage of an answered call not stored: {record}"
+        assert event.properties["hold_id"] == hold.id, record
+        assert event.properties["cost_micros"] == record.cost_micros, record
     assert len({r.hold_id for r in records if r.hold_id}) == len([r for r in records if r.hold_id])
+    cut = [r for r in records if r.hold_id and not r.complete]
+    cut_charged = sum(holds[str(r.hold_id)].status == HoldStatus.CAPTURED for r in cut)
 
     # sessions: every one ended and settled once; its bill = its run at its rate (never
     # more than its recorded slices held) = what its recorded slices captured; a slice held
@@ -486,8 +492,8 @@ async def check_books(
         assert (wallet.available_micros, wallet.held_micros) == (CREDITS_MICROS - taken, 0)
 
     return (
-        f"{len(holds)} holds; {len(answered)} calls answered whole, {len(lost)} of them lost to"
-        f" a kill before settlement (answered at most {max(lost, default=0) * 1000:.0f} ms before"
-        f" it); {len(sessions)} sessions, ended {dict(ended)}; {unrecorded} slice"
+        f"{len(holds)} holds; {len(answered)} calls answered whole, each charged once with its"
+        f" usage stored; {len(cut)} cut by a kill ({cut_charged} of them charged, the rest"
+        f" voided); {len(sessions)} sessions, ended {dict(ended)}; {unrecorded} slice"
         f" holds cut before they were recorded, released"
     )

@@ -131,7 +131,7 @@ def client(stack: Stack, key: str) -> openai.AsyncOpenAI:
 
 
 async def settled(stack: Stack, customer_id: str) -> dict[str, Any]:
-    """The wallet once nothing is held (settlement runs after the answer: poll)."""
+    """The wallet once nothing is held (a call cut short settles in the background: poll)."""
     for _ in range(200):
         await stack.runtime.drain()
         balance: dict[str, Any] = await stack.operator.ok(

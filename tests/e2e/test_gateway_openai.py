@@ -24,9 +24,11 @@ from tests.support.catalog import (
 )
 from tests.support.upstream import ANSWER, COMPLETION_TOKENS, PROMPT_TOKENS
 
+from tollhouse.api.routes import gateway as gateway_routes
 from tollhouse.gateway import settle as settle_module
 from tollhouse.gateway.tokens import count_tokens
 from tollhouse.ledger import HoldView
+from tollhouse.metering import MeteringUnavailable, RecordResult
 from tollhouse.metering.models import UsageEvent
 
 CHAT_COST_MICROS = (
@@ -40,8 +42,8 @@ def client(stack: Stack, key: str) -> openai.AsyncOpenAI:
 
 
 async def settled_balance(stack: Stack, customer_id: str) -> dict[str, int]:
-    """The balance once the call has settled (nothing held); the server settles after the
-    client is gone, so poll briefly."""
+    """The balance once the call has settled (nothing held); a call cut short (the client
+    gone) settles in the background, so poll briefly."""
     for _ in range(100):
         await stack.runtime.drain()
         balance: dict[str, int] = await stack.operator.ok(
@@ -345,6 +347,70 @@ class TestOtherRoutes:
         assert balance["available_micros"] == 1_000_000 - CHAT_COST_MICROS
         assert await call_properties(stack, customer_id) == [(CHAT_COST_MICROS, 0)]
         assert failures == [] and "retrying" in caplog.text
+
+    async def test_usage_events_the_database_fails_are_retried_before_the_answer(
+        self, stack: Stack, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The recorder answers `MeteringUnavailable` twice (the database failed the write):
+        the answer waits for the third try, and comes with its events stored."""
+        customer_id, key = await stack.customer()
+        recorder = stack.runtime.recorder
+        real_record = recorder.record
+        failures = [MeteringUnavailable("the database failed", retry_after_seconds=1)] * 2
+
+        async def flaky(*args: Any, **kwargs: Any) -> RecordResult:
+            if failures:
+                raise failures.pop()
+            return await real_record(*args, **kwargs)
+
+        monkeypatch.setattr(recorder, "record", flaky)
+        monkeypatch.setattr(settle_module, "RETRY_FIRST_SECONDS", 0.01)
+
+        raw = await client(stack, key).chat.completions.with_raw_response.create(
+            model="test-chat", messages=MESSAGES
+        )
+
+        assert failures == []
+        assert raw.headers["x-tollhouse-cost-micros"] == str(CHAT_COST_MICROS)
+        assert await call_properties(stack, customer_id) == [(CHAT_COST_MICROS, 0)]
+        balance = await stack.operator.ok("GET", f"/v1/customers/{customer_id}/balance")
+        assert (balance["available_micros"], balance["held_micros"]) == (
+            1_000_000 - CHAT_COST_MICROS,
+            0,
+        )
+
+    async def test_an_answer_whose_charge_outlasts_the_wait_is_withheld_and_charged_later(
+        self, stack: Stack, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The capture fails (a connection dropped) past `CHARGE_WAIT_SECONDS`: the client
+        gets 503 `database-unavailable`, not the answer; once the capture passes, the call
+        is charged once, its usage recorded."""
+        customer_id, key = await stack.customer()
+        ledger = stack.runtime.ledger
+        real_capture = ledger.capture
+        failing = asyncio.Event()
+        failing.set()
+
+        async def down(*args: Any, **kwargs: Any) -> HoldView:
+            if failing.is_set():
+                raise ConnectionResetError("server closed the connection")
+            return await real_capture(*args, **kwargs)
+
+        monkeypatch.setattr(ledger, "capture", down)
+        monkeypatch.setattr(settle_module, "RETRY_FIRST_SECONDS", 0.01)
+        monkeypatch.setattr(settle_module, "RETRY_MAX_SECONDS", 0.05)
+        monkeypatch.setattr(gateway_routes, "CHARGE_WAIT_SECONDS", 0.3)
+
+        with pytest.raises(openai.InternalServerError) as raised:
+            await client(stack, key).chat.completions.create(model="test-chat", messages=MESSAGES)
+        assert raised.value.status_code == 503
+        assert raised.value.body["code"] == "database-unavailable"  # type: ignore[index]
+        assert raised.value.response.headers["retry-after"] == "1"
+
+        failing.clear()
+        balance = await settled_balance(stack, customer_id)
+        assert balance["available_micros"] == 1_000_000 - CHAT_COST_MICROS
+        assert await call_properties(stack, customer_id) == [(CHAT_COST_MICROS, 0)]
 
     async def test_images_are_charged_per_image(self, stack: Stack) -> None:
         customer_id, key = await stack.customer()

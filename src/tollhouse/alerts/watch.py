@@ -30,7 +30,7 @@ from tollhouse.storage import Database
 REFRESH_SECONDS = 60.0
 """Longest a customer's threshold is used before it is read again."""
 
-Spawn = Callable[[Coroutine[Any, Any, Any]], None]
+Spawn = Callable[[Coroutine[Any, Any, Any]], object]
 
 
 @dataclass(slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
@@ -36,8 +37,8 @@ class GatewayDeps(Protocol):
         """The pooled upstream client."""
         ...
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> None:
-        """Run `coro` in the background; the server waits for it at shutdown."""
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """Run `coro` in the background (its task); the server waits for it at shutdown."""
         ...
 
     async def run_here(self, coro: Coroutine[Any, Any, Any], *, name: str) -> None:

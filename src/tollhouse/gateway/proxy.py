@@ -1,5 +1,7 @@
-"""Forward an admitted call upstream and pass the answer through; `gateway.settle` then charges
-what it really used (after the answer is sent, so the client never waits for it).
+"""Forward an admitted call upstream and pass the answer through, charged: `gateway.settle`
+charges what the call really used before the client gets a whole answer, or a stream's end
+(its last event and cost comment), so that a call served in full is a call charged, even if
+the process dies right after (a charge costs the answer one commit's wait; see `settle.charge`).
 
 What is charged when things go wrong:
 
@@ -15,11 +17,14 @@ below are what the last one tried answered.
 | stream ends without a usage chunk | prompt estimate + delivered text counted locally, `usage_source = counted` |
 | client disconnects mid-stream | same: prompt + text received from upstream until the disconnect |
 | upstream breaks mid-stream | same, and the stream ends where it broke |
-| the server stops (SIGTERM) with the call under way | a stream or an answer already sent: settled as above; a call still waiting for its upstream when the shutdown grace ends: nothing, hold voided |
-| process dies before settling | the hold expires and is voided by the sweeper: nothing charged |
+| the server stops (SIGTERM) with the call under way | a stream under way: settled as above; a call still waiting for its upstream when the shutdown grace ends: nothing, hold voided |
+| process dies before the charge is committed | nothing was served (no whole answer, no stream's end): the hold expires and is voided by the sweeper, nothing charged |
+| process dies after the charge, before or while the answer is sent | charged (the client may not have the answer: the upstream's work is paid, as for a client that leaves) |
+| process dies mid-stream | the stream's client never saw its end: the hold expires and is voided, nothing charged |
 | real price above the hold | the hold, then the rest on the wallet as far as it covers it; what it cannot is `uncaptured_micros` |
 | the database does not answer before the call is forwarded | nothing: 503 `database-unavailable` with `Retry-After`, the upstream not called (a hold whose write was cut unanswered expires and is voided by the sweeper) |
-| the database fails while settling | retried with backoff until written: a served call is always charged |
+| the database fails while charging | retried with backoff until written; the answer (a stream's end) waits for it up to `CHARGE_WAIT_SECONDS` (10 s), then is withheld (503 `database-unavailable`; a stream ends without its end) while the charge goes on: the upstream did the work, charged as for a client that leaves mid-stream. A served call is always charged |
+| the charge fails for good (the ledger or recorder stopped, shutting down) | not served: a whole answer becomes the error (503), a stream ends without its end; the hold expires and is voided |
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from tollhouse.gateway.call import Call
 from tollhouse.gateway.deps import GatewayDeps
 from tollhouse.gateway.errors import UpstreamError, UpstreamTimeout
 from tollhouse.gateway.estimate import Kind
-from tollhouse.gateway.settle import cost_of, settle
+from tollhouse.gateway.settle import CHARGE_WAIT_SECONDS, settle
 from tollhouse.gateway.usage import (
     MessagesMeter,
     ResponsesMeter,
@@ -61,8 +66,8 @@ class Forwarded:
     """The upstream's answer to pass to the client: whole `content`, or a `stream` of bytes.
 
     A whole answer carries its real `usage` (and where it came from): the caller counts it
-    into the call's session if any, sends the answer, then `settle`s it, in its own task. A
-    stream counts and settles itself when it ends."""
+    into the call's session if any, `charge`s it, sends the answer, then `finish`es it. A
+    stream counts and settles itself before it ends (`_stream_through`)."""
 
     status: int
     content_type: str
@@ -150,8 +155,8 @@ def upstream_timeout(seconds: float, *, stream: bool) -> aiohttp.ClientTimeout:
 
 
 async def forward(deps: GatewayDeps, call: Call) -> Forwarded:
-    """Send `call` upstream and return its answer (a whole answer with its usage to settle
-    once sent; a stream settles in the background when it ends).
+    """Send `call` upstream and return its answer (a whole answer with its usage to charge
+    before it is sent; a stream charges itself before its end).
 
     The model's upstreams are tried in `catalog.attempt_order` (one upstream: just it). A
     connection error, a timeout, a 5xx or a 429 moves on to the next upstream while nothing
@@ -255,8 +260,13 @@ async def _stream_through(
     deps: GatewayDeps, call: Call, response: aiohttp.ClientResponse
 ) -> AsyncIterator[bytes]:
     """Yield the upstream's bytes while metering them, unchanged but for the usage-only chunk
-    that only a client who asked for it gets (`StreamMeter`), then the stream's cost as an SSE
-    comment (`cost_comment`); settle when it ends, however."""
+    that only a client who asked for it gets (`StreamMeter`); once the upstream's stream is
+    over (or broke), settle the call and wait for its charge, then yield the stream's end,
+    which the meter held back (`data: [DONE]`, Responses' last event, Messages'
+    `message_stop`), and what was charged as an SSE comment (`cost_comment`). A client that
+    leaves first has it settled in the background for what was delivered. A charge not
+    written within `CHARGE_WAIT_SECONDS` (it goes on), or that fails for good (logged), ends
+    the stream without its end."""
     meter = _meter(call)
     interrupted = settled = False
     try:
@@ -265,13 +275,20 @@ async def _stream_through(
                 passed = meter.feed(chunk)
                 if passed:
                     yield passed
-            rest = meter.rest()
-            if rest:
-                yield rest
         except (TimeoutError, aiohttp.ClientError):
             interrupted = True
         settled = True
-        cost = _settle_stream(deps, call, response, meter, interrupted)
+        settling = _settle_stream(deps, call, response, meter, interrupted)
+        try:
+            # Shielded: a server whose shutdown grace ends cancels the stream, not its charge.
+            cost = await asyncio.wait_for(asyncio.shield(settling), CHARGE_WAIT_SECONDS)
+        except TimeoutError:
+            return  # the database fails the charge: it goes on; the client never sees the end
+        except Exception:
+            return  # logged by `spawn`: nothing was charged, the client never sees the end
+        rest = meter.rest()
+        if rest and (meter.done or not interrupted):
+            yield rest
         yield cost_comment(cost)
     finally:
         if not settled:  # the client left (interrupted unless the stream had ended)
@@ -284,18 +301,18 @@ def _settle_stream(
     response: aiohttp.ClientResponse,
     meter: StreamMeter,
     interrupted: bool,
-) -> int:
-    """Close the upstream's stream, count its usage into the call's session, settle it in the
-    background; returns its cost in micros."""
+) -> asyncio.Task[int]:
+    """Close the upstream's stream, count its usage into the call's session, settle it in
+    its own task (waited for at shutdown); returns that task, whose result is what was
+    charged, in micros."""
     response.close()
     usage, source = meter.result(call.admission.estimate)
     if call.admission.session is not None:
         deps.sessions.count(call.admission.session, usage)  # before the stream's end
-    deps.spawn(
+    return deps.spawn(
         settle(deps, call, usage, source, interrupted=interrupted or not meter.done),
         name=f"settle {call.request_id}",
     )
-    return cost_of(call.admission, usage)
 
 
 async def _read_quietly(response: aiohttp.ClientResponse) -> bytes:

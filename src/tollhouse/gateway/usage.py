@@ -156,31 +156,51 @@ class StreamMeter:
     With `pass_usage` (the client asked for the usage chunk) every byte is passed on as it
     comes. Without it, usage-only events are left out, so that every chunk the client gets has
     `choices[0]`: whole events are passed on once their blank line has arrived, unchanged,
-    chunks with choices and a `usage` included; the rest (comments, `data: [DONE]`) too.
+    chunks with choices and a `usage` included; the rest (comments) too.
+
+    The stream's end (`data: [DONE]`; a subclass's last event) is held back, with whatever
+    follows it, until `rest()`: the gateway charges the call before the client sees its end.
+    Of that last event only bytes that came before its chunk can have been passed on, never
+    its blank line, so a client's SSE parser cannot have read it.
     """
 
-    __slots__ = ("_buffer", "_pass_usage", "_text", "_tokenizer", "done", "usage")
+    __slots__ = ("_buffer", "_held", "_pass_usage", "_text", "_tokenizer", "done", "usage")
 
     def __init__(self, tokenizer: Tokenizer, *, pass_usage: bool = True) -> None:
         self._tokenizer = tokenizer
         self._pass_usage = pass_usage
         self._buffer = b""
+        self._held: list[bytes] = []
         self._text: list[str] = []
         self.usage: tuple[int, int] | None = None
         self.done = False
+        """The stream's end was read (its bytes from there on are held back)."""
 
     def feed(self, chunk: bytes) -> bytes:
         """Take the next bytes of the stream (any split); return the bytes to pass on now.
 
         Complete events are read. With `pass_usage`, the answer is `chunk` itself; without,
         the complete events not yet passed on, less the usage-only ones (b"" while an event
-        is incomplete)."""
+        is incomplete). Either way, from the stream's end on nothing is passed on (`rest`)."""
+        if self.done:
+            self._held.append(chunk)
+            return b""
         buffer = self._buffer + chunk if self._buffer else chunk
         passed: list[bytes] = []
         kept_from = end = 0
         for match in _EVENT_END.finditer(buffer):
             start, end = end, match.end()
-            if self._read(buffer[start : match.start()]) and not self._pass_usage:
+            usage_only = self._read(buffer[start : match.start()])
+            if self.done:
+                self._buffer = b""
+                if self._pass_usage:  # `buffer` starts with bytes already passed on
+                    cut = max(0, start - (len(buffer) - len(chunk)))
+                    self._held.append(chunk[cut:])
+                    return chunk[:cut]
+                self._held.append(buffer[start:])
+                passed.append(buffer[kept_from:start])
+                return b"".join(passed)
+            if usage_only and not self._pass_usage:
                 passed.append(buffer[kept_from:start])
                 kept_from = end
         self._buffer = buffer[end:]
@@ -190,8 +210,11 @@ class StreamMeter:
         return b"".join(passed)
 
     def rest(self) -> bytes:
-        """At the end of the stream: the bytes held back and still to pass on (an incomplete
-        last event, unread and unchanged; b"" with `pass_usage`, which holds nothing back)."""
+        """At the end of the stream, the bytes held back and still to pass on: its end and
+        what followed (`done`), else an incomplete last event, unread and unchanged (b"" with
+        `pass_usage`, which passed it on as it came)."""
+        if self.done:
+            return b"".join(self._held)
         return b"" if self._pass_usage else self._buffer
 
     def _read(self, event: bytes) -> bool:

@@ -65,7 +65,7 @@ class DenialLog:
         db: Database,
         *,
         clock: Clock,
-        spawn: Callable[[Coroutine[Any, Any, None]], None],
+        spawn: Callable[[Coroutine[Any, Any, None]], object],
         capacity: int = 10_000,
     ) -> None:
         self._db = db

@@ -222,8 +222,8 @@ class UsageRecorder:
             await done
 
     def record_later(self, events: Sequence[RecordableEvent]) -> None:
-        """Queue `events` without waiting (no future to answer: a gateway call records after
-        its answer is sent, and nobody waits for it; `flush` waits for them all).
+        """Queue `events` without waiting (no future to answer: for a caller that answers
+        before they are stored; `flush` waits for them all).
 
         Validation errors (`UnknownMeter`, `RecorderClosed`) raise here, at once. While the
         database does not answer, the events stay queued and are written once it answers

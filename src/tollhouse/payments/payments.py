@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Spawn = Callable[..., None]
+Spawn = Callable[..., object]
 """`spawn(coroutine, name=...)`: run it in the background (`Runtime.spawn`)."""
 CustomerChanged = Callable[[str], Awaitable[None]]
 """Called after a customer's plan or status changed (`Runtime.invalidate_customer`)."""

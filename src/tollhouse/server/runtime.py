@@ -285,11 +285,12 @@ class Runtime:
                 clock=self.clock,
             )
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> None:
-        """Run `coro` in the background, keep a reference, log its failure."""
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """Run `coro` in the background, keep a reference, log its failure; returns its task."""
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     async def run_here(self, coro: Coroutine[Any, Any, Any], *, name: str) -> None:
         """Await `coro` in the calling task (no new task: a measurable cost per gateway call),

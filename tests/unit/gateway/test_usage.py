@@ -78,8 +78,10 @@ class TestStreamFilter:
             expected = b"".join(part for i, part in enumerate(parts) if i != len(CONTENT))
             for pieces in splits(b"".join(parts)):
                 meter = StreamMeter("o200k_base", pass_usage=False)
+                passed = b"".join(meter.feed(piece) for piece in pieces)
 
-                assert run(meter, pieces) == expected, pieces
+                assert passed == expected[: -len(parts[-1])], pieces  # the end held back
+                assert passed + meter.rest() == expected, pieces
                 assert meter.usage == (12, 7)
                 assert meter.done
 
@@ -91,9 +93,9 @@ class TestStreamFilter:
 
         passed = meter.feed(stream)
 
-        assert passed == b"".join(events(*CONTENT))
-        assert passed.endswith(b"\n\ndata: [DONE]\n\n")
-        assert meter.rest() == b""
+        assert passed + meter.rest() == b"".join(events(*CONTENT))
+        assert passed.endswith(b": keep-alive\n\n")
+        assert meter.rest() == b"data: [DONE]\n\n"
 
     def test_usage_on_a_chunk_with_choices_is_passed_on_and_charged(self) -> None:
         last = {"choices": [{"index": 0, "delta": {"content": "!"}}], "usage": USAGE_ONLY["usage"]}
@@ -105,9 +107,19 @@ class TestStreamFilter:
 
     def test_an_unfinished_last_event_is_passed_on_at_the_end(self) -> None:
         meter = StreamMeter("o200k_base", pass_usage=False)
+        first = events(CONTENT[0])[0]
 
-        assert meter.feed(b"data: [DONE]\n\ndata: {") == b"data: [DONE]\n\n"
+        assert meter.feed(first + b"data: {") == first
         assert meter.rest() == b"data: {"
+        assert not meter.done
+
+    def test_the_end_and_what_follows_it_are_held_back_until_rest(self) -> None:
+        for pass_usage in (False, True):
+            meter = StreamMeter("o200k_base", pass_usage=pass_usage)
+
+            assert meter.feed(b"data: [DONE]\n\ndata: {") == b""
+            assert meter.feed(b"}\n\n") == b""
+            assert meter.rest() == b"data: [DONE]\n\ndata: {}\n\n"
 
     def test_a_client_that_asked_gets_every_chunk_as_it_came(self) -> None:
         stream = b"".join(events(*CONTENT, USAGE_ONLY, newline=b"\r\n"))
@@ -115,7 +127,17 @@ class TestStreamFilter:
 
         passed = [meter.feed(piece) for piece in splits(stream)[7]]
 
-        assert passed == splits(stream)[7]
-        assert meter.rest() == b""
+        assert passed == [stream[:7], stream[7 : stream.index(b"data: [DONE]")]]
+        assert meter.rest() == b"data: [DONE]\r\n\r\n"
         assert meter.usage == (12, 7)
         assert meter.done
+
+    def test_a_client_that_asked_never_gets_the_end_before_rest_however_split(self) -> None:
+        stream = b"".join(events(*CONTENT, USAGE_ONLY, newline=b"\r\n"))
+        done_at = stream.index(b"data: [DONE]")
+        for pieces in splits(stream):
+            meter = StreamMeter("o200k_base", pass_usage=True)
+            passed = b"".join(meter.feed(piece) for piece in pieces)
+
+            assert done_at <= len(passed) < len(stream), pieces
+            assert passed + meter.rest() == stream, pieces

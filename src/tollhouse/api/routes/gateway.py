@@ -10,16 +10,23 @@ Each call: authenticate (with the in-flight caps, `api.in_flight`) -> parse (JSO
 multipart audio form of transcriptions and translations, `gateway.audio`) -> model -> route
 check (the model is served on this route,
 `Model.routes`, else 400 `wrong-route` naming the right one) -> estimate -> admit (scope,
-access, rate limit, hold) -> forward -> answer; settlement runs after the answer
-(gateway/settle.py). Denials come before the upstream is called. Errors use OpenAI's error
-shape with problem+json members (Anthropic's on Anthropic's routes).
+access, rate limit, hold) -> forward -> charge -> answer -> finish (gateway/settle.py: the
+capture and the usage events are committed before a whole answer is sent, and before a
+stream's end is passed on; the session cap, token window and key's last use follow).
+Denials come before the upstream is called. Errors use OpenAI's error shape with
+problem+json members (Anthropic's on Anthropic's routes). A whole answer whose charge is not
+written within `CHARGE_WAIT_SECONDS` (the database fails it) is withheld: 503
+`database-unavailable`, and the charge goes on until written (the upstream did the work; a
+client that gives up waiting is charged the same). A charge that fails for good (the ledger
+or the recorder stopped: the server is shutting down) answers its error instead: nothing is
+charged, nothing served.
 
 The cost of a call, in micros of the catalog currency, comes back with its answer: a whole
-answer carries `x-tollhouse-cost-micros` (the price of its real usage, computed as `settle`
-charges it, before the charge is written); a stream ends with the SSE comment
-`: x-tollhouse-cost-micros=<n>` after the upstream's last event (SSE parsers skip comments).
-A call a session pays reports 0. A wallet too short to pay what the real usage costs beyond
-the hold is charged less (`uncaptured_micros` on its usage events).
+answer carries `x-tollhouse-cost-micros` (what was charged, written before the answer); a
+stream ends with the SSE comment `: x-tollhouse-cost-micros=<n>` after the upstream's last
+event (SSE parsers skip comments). A call a session pays reports 0. A wallet too short to
+pay what the real usage costs beyond the hold is charged less (`uncaptured_micros` on its
+usage events), and that lesser amount is reported.
 
 Response headers: `x-tollhouse-request-id`, the call's id (its hold's and usage events'): the
 request's `X-Request-Id` unless the client sent its own (an id a client chose never keys a
@@ -35,6 +42,7 @@ the balance this call's hold left is below the customer's low-credit threshold;
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from functools import lru_cache
@@ -49,7 +57,8 @@ from starlette.types import Receive, Scope, Send
 from tollhouse.api.deps import bearer_token
 from tollhouse.api.in_flight import PRINCIPAL
 from tollhouse.api.problems import problem_response, problem_response_at, unexpected_response
-from tollhouse.errors import TollhouseError, Unauthenticated
+from tollhouse.catalog import Usage
+from tollhouse.errors import DatabaseUnavailable, TollhouseError, Unauthenticated
 from tollhouse.gateway.admission import Admission, admit, check_model_access
 from tollhouse.gateway.audio import parse_upload
 from tollhouse.gateway.call import (
@@ -63,7 +72,8 @@ from tollhouse.gateway.call import (
 from tollhouse.gateway.errors import InvalidRequest
 from tollhouse.gateway.estimate import UPLOAD_KINDS, estimate
 from tollhouse.gateway.proxy import forward
-from tollhouse.gateway.settle import cost_of, settle
+from tollhouse.gateway.settle import CHARGE_WAIT_SECONDS, charge, finish
+from tollhouse.gateway.usage import UsageSource
 from tollhouse.ids import new_id
 from tollhouse.keys import Principal
 from tollhouse.observability import metrics
@@ -231,20 +241,39 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
         runtime.sessions.count(admission.session, forwarded.usage[0])  # before the answer
     headers = _headers(request_id, admission, runtime.clock.now())
     headers.append(upstream_header(call.upstream))
-    metrics.observe_added_latency(
-        path, time.perf_counter() - context.started - call.upstream_seconds
-    )
     if forwarded.stream is not None:
+        metrics.observe_added_latency(
+            path, time.perf_counter() - context.started - call.upstream_seconds
+        )
         stream = StreamingResponse(forwarded.stream, media_type=forwarded.content_type)
         stream.raw_headers[:0] = [*headers, (b"cache-control", b"no-cache")]
         await stream(scope, receive, send)
         return
+    cost = 0
+    if forwarded.usage is not None:
+        try:
+            cost = await _charged(runtime, call, *forwarded.usage)
+        except TollhouseError as error:
+            response = problem_response(
+                error,
+                instance=path,
+                openai_shape=True,
+                anthropic_shape=route.protocol == "anthropic",
+            )
+            response.headers["x-tollhouse-request-id"] = request_id
+            await response(scope, receive, send)
+            return
+        except Exception as exc:
+            await unexpected_response("POST", path, exc)(scope, receive, send)
+            return
+    metrics.observe_added_latency(
+        path, time.perf_counter() - context.started - call.upstream_seconds
+    )
     content_type = forwarded.content_type.encode("latin-1")
     if content_type.startswith(b"text/") and b"charset=" not in content_type.lower():
         content_type += b"; charset=utf-8"
     if forwarded.status >= 200 and forwarded.status not in (204, 304):
         headers.append((b"content-length", str(len(forwarded.content)).encode()))
-    cost = 0 if forwarded.usage is None else cost_of(admission, forwarded.usage[0])
     headers.append((b"x-tollhouse-cost-micros", str(cost).encode()))
     headers.append((b"content-type", content_type))  # the same headers as Starlette's Response
     try:
@@ -254,8 +283,29 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
         if forwarded.usage is not None:
             # The answer is out: the server reads the connection's next request meanwhile.
             await runtime.run_here(
-                settle(runtime, call, *forwarded.usage), name=f"settle {request_id}"
+                finish(runtime, call, forwarded.usage[0]), name=f"finish {request_id}"
             )
+
+
+async def _charged(runtime: Runtime, call: Call, usage: Usage, source: UsageSource) -> int:
+    """Charge a whole answer before it is sent (`gateway.settle.charge`, in its own task: a
+    server whose shutdown grace ends cancels the request, not its charge); returns what was
+    charged, in micros.
+
+    Raises:
+        DatabaseUnavailable: the charge was not written within `CHARGE_WAIT_SECONDS` (the
+            database fails it): the answer is withheld, the charge goes on until written.
+        TollhouseError: the charge's final failure (`charge`): the call is not billed.
+    """
+    charging = runtime.spawn(charge(runtime, call, usage, source), name=f"charge {call.request_id}")
+    try:
+        return await asyncio.wait_for(asyncio.shield(charging), CHARGE_WAIT_SECONDS)
+    except TimeoutError:
+        raise DatabaseUnavailable(
+            "the answer is withheld: its charge could not be written in time (the database"
+            f" fails it); the call is charged once it is (request {call.request_id})",
+            retry_after_seconds=1,
+        ) from None
 
 
 async def list_models(request: Request) -> Response:

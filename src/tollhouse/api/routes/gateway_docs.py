@@ -347,7 +347,8 @@ async def chat_completions(body: ChatCompletionRequest) -> None:
     """OpenAI's chat completions, through tollhouse: the key is checked, the estimate (prompt
     tokens + held output tokens, times `n`) is rate-limited and held on the wallet, the call
     is forwarded to the model's upstream (the next of its fallback upstreams when one fails
-    before answering), and the real usage is charged after the answer.
+    before answering), and the real usage is charged before the answer is sent (a stream:
+    before its last event).
     Headers: `x-tollhouse-request-id`, `x-tollhouse-hold-id`, `x-tollhouse-balance-micros`,
     `x-tollhouse-upstream` (the upstream that answered), `x-tollhouse-cost-micros` (what the
     call cost; a stream ends with the SSE comment `: x-tollhouse-cost-micros=<n>` instead),

@@ -263,8 +263,8 @@ class TopUpWatcher:
     def __init__(
         self,
         *,
-        on_crossing: Callable[[str], None],
-        on_recovery: Callable[[str], None],
+        on_crossing: Callable[[str], object],
+        on_recovery: Callable[[str], object],
     ) -> None:
         self._rules: dict[str, _Rule] = {}
         self._on_crossing = on_crossing
