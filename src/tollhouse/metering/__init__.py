@@ -9,7 +9,7 @@ Invariants:
 - Aggregates (sum, count, max per meter, window and group) are computed from the events on
   read; no counter is stored that could drift from them.
 - `record()` returns only after the events are committed (group commit: concurrent callers
-  share one transaction); `record_later()` is the fire-and-forget form for after a response.
+  share one transaction).
 - Every time is UTC-aware; windows are UTC calendar hours, days and months.
 
 ```python

@@ -1,6 +1,6 @@
 """Group-commit writer of usage events.
 
-Callers `await record(events)` (or fire-and-forget `record_later(events)`); one background task
+Callers `await record(events)`; one background task
 takes everything queued so far (whole calls, up to `max_batch` events), writes it in ONE
 transaction with `INSERT ... ON CONFLICT (customer_id, event_id) DO NOTHING RETURNING ...`,
 commits, and only then answers each `record` with its own accepted/duplicate counts.
@@ -26,8 +26,8 @@ Correctness under concurrency:
   connection) fails with `MeteringUnavailable` (503, retry later): nothing of it is
   acknowledged, and a retry with the same ids is counted once;
 - a database that does not answer (restarting, a connection cut) is retried for ~2 s on new
-  connections; then `record` fails (the API answers 503: nothing acknowledged is lost) and
-  `record_later`'s events wait in the queue until it answers again.
+  connections; then `record` fails with `MeteringUnavailable` too (the API answers 503, the
+  gateway retries: nothing acknowledged is lost).
 """
 
 from __future__ import annotations
@@ -86,17 +86,15 @@ RETRY_AFTER_SECONDS = 1
 
 RecordListener = Callable[[str, int], None]
 """Told how many events ended how, as they do (`UsageRecorder.watch`): `written`, `duplicate`
-(already recorded), `failed` (a `record` call's: its caller got the error) or `dropped` (a
-`record_later` call's: logged, and lost)."""
+(already recorded) or `failed` (its caller got the error, and may retry)."""
 
 
 @dataclass(eq=False, slots=True)
 class _Pending:
-    """One `record` (with the `future` it awaits) or `record_later` (None) call waiting for
-    its batch."""
+    """One `record` call waiting for its batch, with the `future` it awaits."""
 
     events: Sequence[RecordableEvent]
-    future: asyncio.Future[RecordResult] | None
+    future: asyncio.Future[RecordResult]
     finished: bool = False
 
 
@@ -214,25 +212,13 @@ class UsageRecorder:
         return await future
 
     async def flush(self) -> None:
-        """Wait until every event queued so far, by `record` or `record_later`, is written
-        (or failed). Events queued meanwhile are not waited for."""
+        """Wait until every event queued so far is written (or failed), whether or not its
+        caller still waits (a cancelled caller's events are written). Events queued meanwhile
+        are not waited for."""
         if self._finished < self._queued:
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._flushes.append((self._queued, done))
             await done
-
-    def record_later(self, events: Sequence[RecordableEvent]) -> None:
-        """Queue `events` without waiting (no future to answer: for a caller that answers
-        before they are stored; `flush` waits for them all).
-
-        Validation errors (`UnknownMeter`, `RecorderClosed`) raise here, at once. While the
-        database does not answer, the events stay queued and are written once it answers
-        again (before `stop`); any other failure to write is logged on the
-        `tollhouse.metering` logger and counted in `stats.failed`.
-        """
-        self._check(events)
-        if events:
-            self._enqueue(_Pending(tuple(events), None))
 
     def _check(self, events: Sequence[RecordableEvent]) -> None:
         if self._closed:
@@ -250,20 +236,17 @@ class UsageRecorder:
         self._wakeup.set()
 
     def _finish(self, item: _Pending, result: RecordResult | BaseException) -> None:
-        """Answer `item` (once): its caller's future, or the log for a `record_later` call
-        that failed; then any `flush` that waited for it."""
+        """Answer `item` (once), then any `flush` that waited for it."""
         if item.finished:
             return
         item.finished = True
         future = item.future
         if isinstance(result, BaseException):
             self.stats.failed += len(item.events)
-            self._tell("failed" if future is not None else "dropped", len(item.events))
-            if future is None:
-                log.error("usage events were not recorded", exc_info=result)
-            elif not future.done():
+            self._tell("failed", len(item.events))
+            if not future.done():
                 future.set_exception(result)
-        elif future is not None and not future.done():
+        elif not future.done():
             future.set_result(result)
         self._finished += 1
         if self._flushes:
@@ -303,15 +286,11 @@ class UsageRecorder:
 
     async def _write_isolated(self, batch: list[_Pending]) -> None:
         """Write `batch`; if it fails and holds several calls, write each call alone. While
-        the database does not answer, `record_later` calls go back in the queue (until
-        `stop`) and `record` calls fail (their callers answer 503)."""
+        the database does not answer, every call fails with `MeteringUnavailable`."""
         try:
             await self._write(batch)
         except Exception as exc:
-            if is_unreachable(exc):
-                self._requeue_later(batch, exc)
-                return
-            if len(batch) == 1:
+            if len(batch) == 1 or is_unreachable(exc):
                 self._fail_all(batch, _as_unavailable(exc))
                 return
             log.warning("metering batch of %d calls failed (%r); retrying each", len(batch), exc)
@@ -320,21 +299,6 @@ class UsageRecorder:
                     await self._write([item])
                 except Exception as item_exc:
                     self._fail_all([item], _as_unavailable(item_exc))
-
-    def _requeue_later(self, batch: list[_Pending], exc: Exception) -> None:
-        """The database did not answer `batch`: its `record_later` calls go back to the end
-        of the queue (their events are stored once whenever they are written again: the
-        insert skips ids already stored), unless the recorder is stopping; its `record`
-        calls fail with `MeteringUnavailable` (503, retry with the same ids)."""
-        requeued = 0
-        for item in batch:
-            if item.future is None and not self._closed:
-                self._queue.append(item)
-                requeued += len(item.events)
-            else:
-                self._fail_all([item], _as_unavailable(exc))
-        if requeued:
-            log.warning("database unavailable (%r): %d usage events kept to retry", exc, requeued)
 
     async def _write(self, batch: list[_Pending]) -> None:
         """One transaction for `batch`; resolves its futures only after the commit.
@@ -529,8 +493,9 @@ def _as_unavailable(exc: Exception) -> Exception:
     `MeteringUnavailable`, which the API answers 503 with `Retry-After`. What no retry
     changes is raised as it is: a constraint or data error (the events themselves), a
     statement the database cannot run (`ProgrammingError`), anything but a database error."""
-    if isinstance(exc, (IntegrityError, DataError, ProgrammingError)) or not isinstance(
-        exc, (DBAPIError, OSError)
+    if not is_unreachable(exc) and (
+        isinstance(exc, (IntegrityError, DataError, ProgrammingError))
+        or not isinstance(exc, (DBAPIError, OSError))
     ):
         return exc
     error = MeteringUnavailable(

@@ -11,7 +11,7 @@
 | `tollhouse_ledger_voids_total`, `tollhouse_ledger_void_micros_total` | counter | `currency` | voids, and the micros they released |
 | `tollhouse_ledger_batch_operations` | histogram | | operations per ledger transaction (group commit) |
 | `tollhouse_ledger_commit_duration_seconds` | histogram | | one ledger transaction, first write to commit |
-| `tollhouse_usage_events_total` | counter | `outcome` | usage events by outcome: `written`, `duplicate`, `failed` (the caller got the error), `dropped` (a gateway call's, not written: lost) |
+| `tollhouse_usage_events_total` | counter | `outcome` | usage events by outcome: `written`, `duplicate`, `failed` (the caller got the error: the API answered 503, the gateway retries) |
 | `tollhouse_denials_dropped_total` | counter | | denial-log rows dropped (a flood, or a failed write) |
 | `tollhouse_ratelimit_decisions_total` | counter | `outcome` | rate-limit decisions: `allowed`, `limited`, `backend-unavailable` (Redis down, fail-closed: 503) |
 | `tollhouse_webhook_attempts_total` | counter | `outcome` | webhook delivery attempts recorded: `succeeded`, `retrying` (failed, due again), `failed` (failed, given up) |

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -301,12 +299,13 @@ class TestLifecycle:
         stored: StoredEvents,
     ) -> None:
         recorder = UsageRecorder(db, clock=clock, max_batch=3)
-        for n in range(10):
-            recorder.record_later([make_event(f"e{n}")])
-        assert recorder.pending == 10
+        callers = [asyncio.create_task(recorder.record([make_event(f"e{n}")])) for n in range(10)]
+        while recorder.pending < 10:  # let every caller enqueue
+            await asyncio.sleep(0)
 
         await recorder.stop()
 
+        assert [(await c).accepted for c in callers] == [1] * 10
         assert recorder.stats.accepted == 10
         assert len(await stored(db)) == 10
         assert recorder.pending == 0
@@ -319,25 +318,7 @@ class TestLifecycle:
 
         with pytest.raises(RecorderClosed) as caught:
             await recorder.record([make_event("e1")])
-        with pytest.raises(RecorderClosed):
-            recorder.record_later([make_event("e1")])
         assert caught.value.status == 503
-
-    async def test_record_later_persists_without_being_awaited(
-        self,
-        db: Database,
-        recorders: RecorderFactory,
-        make_event: EventFactory,
-        stored: StoredEvents,
-    ) -> None:
-        recorder = recorders(db)
-
-        recorder.record_later([make_event("e1"), make_event("e1")])
-        assert recorder.pending == 2  # queued; the caller went on without waiting
-
-        await asyncio.wait_for(recorder.flush(), timeout=10)
-        assert (recorder.stats.accepted, recorder.stats.duplicates) == (1, 1)
-        assert [r.event_id for r in await stored(db)] == ["e1"]
 
     async def test_flush_waits_for_everything_queued_so_far(
         self,
@@ -347,35 +328,19 @@ class TestLifecycle:
         stored: StoredEvents,
     ) -> None:
         recorder = recorders(db, max_batch=2)
-        for n in range(5):  # three batches: one being written while the others queue
-            recorder.record_later([make_event(f"e{n}"), make_event(f"f{n}")])
+        callers = [  # three batches: one being written while the others queue
+            asyncio.create_task(recorder.record([make_event(f"e{n}"), make_event(f"f{n}")]))
+            for n in range(5)
+        ]
+        while recorder.pending + recorder.stats.accepted < 10:  # every caller enqueued
+            await asyncio.sleep(0)
 
         await asyncio.wait_for(recorder.flush(), timeout=10)
 
+        assert all(c.done() for c in callers)
         assert len(await stored(db)) == 10
         assert recorder.pending == 0
         await recorder.flush()  # nothing queued: returns at once
-
-    async def test_record_later_failure_is_logged(
-        self,
-        tmp_path: Path,
-        clock: FrozenClock,
-        make_event: EventFactory,
-        caplog: pytest.LogCaptureFixture,
-    ) -> None:
-        unmigrated = Database(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
-        recorder = UsageRecorder(unmigrated, clock=clock)
-        try:
-            with caplog.at_level(logging.ERROR, logger="tollhouse.metering"):
-                recorder.record_later([make_event("e1")])
-                await asyncio.wait_for(recorder.flush(), timeout=10)  # a failure ends it too
-                assert recorder.stats.failed == 1
-                await recorder.stop()
-        finally:
-            await unmigrated.dispose()
-
-        assert "usage events were not recorded" in caplog.text
-        assert recorder.stats.failed == 1
 
     async def test_a_cancelled_caller_still_gets_its_events_written(
         self,
@@ -413,19 +378,3 @@ class TestWatch:
             await recorder.record([make_event("e4"), bad])
 
         assert heard == [("written", 2), ("written", 1), ("duplicate", 1), ("failed", 2)]
-
-    async def test_a_lost_background_write_is_told_as_dropped(
-        self, tmp_path: Path, clock: FrozenClock, make_event: EventFactory
-    ) -> None:
-        unmigrated = Database(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
-        recorder = UsageRecorder(unmigrated, clock=clock)
-        heard: list[tuple[str, int]] = []
-        recorder.watch(lambda outcome, events: heard.append((outcome, events)))
-        try:
-            recorder.record_later([make_event("e1"), make_event("e2")])
-            await asyncio.wait_for(recorder.flush(), timeout=10)
-            await recorder.stop()
-        finally:
-            await unmigrated.dispose()
-
-        assert heard == [("dropped", 2)]
