@@ -228,11 +228,7 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
         forwarded = await forward(runtime, call)
     except TollhouseError as error:
         runtime.note_denial(principal, error, model=body.get("model"), route=path)
-        response = problem_response(
-            error, instance=path, openai_shape=True, anthropic_shape=route.protocol == "anthropic"
-        )
-        response.headers["x-tollhouse-request-id"] = request_id
-        await response(scope, receive, send)
+        await _problem(error, path, route.protocol, request_id)(scope, receive, send)
         return
     except Exception as exc:
         await unexpected_response("POST", path, exc)(scope, receive, send)
@@ -254,14 +250,7 @@ async def call_model(scope: Scope, receive: Receive, send: Send) -> None:
         try:
             cost = await _charged(runtime, call, *forwarded.usage)
         except TollhouseError as error:
-            response = problem_response(
-                error,
-                instance=path,
-                openai_shape=True,
-                anthropic_shape=route.protocol == "anthropic",
-            )
-            response.headers["x-tollhouse-request-id"] = request_id
-            await response(scope, receive, send)
+            await _problem(error, path, route.protocol, request_id)(scope, receive, send)
             return
         except Exception as exc:
             await unexpected_response("POST", path, exc)(scope, receive, send)
@@ -306,6 +295,16 @@ async def _charged(runtime: Runtime, call: Call, usage: Usage, source: UsageSour
             f" fails it); the call is charged once it is (request {call.request_id})",
             retry_after_seconds=1,
         ) from None
+
+
+def _problem(error: TollhouseError, path: str, protocol: str, request_id: str) -> Response:
+    """A refused or failed call's answer: the problem in OpenAI's error shape (Anthropic's
+    for the Messages route), naming the call's request id."""
+    response = problem_response(
+        error, instance=path, openai_shape=True, anthropic_shape=protocol == "anthropic"
+    )
+    response.headers["x-tollhouse-request-id"] = request_id
+    return response
 
 
 async def list_models(request: Request) -> Response:
